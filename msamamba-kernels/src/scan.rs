@@ -1,0 +1,125 @@
+use burn::tensor::{Tensor, backend::Backend};
+
+use crate::reference;
+
+/// Inputs of the selective scan, named as in mamba_ssm's `selective_scan_fn`.
+///
+/// # Shapes
+/// b batch (rows), d channels (E), n state size (N), l positions (L).
+#[derive(Debug, Clone)]
+pub struct SelectiveScanInput<B: Backend> {
+    /// Input sequence: [b, d, l].
+    pub u: Tensor<B, 3>,
+    /// Step size before bias and softplus: [b, d, l].
+    pub delta: Tensor<B, 3>,
+    /// State matrix, diagonal per channel (negative for a stable scan): [d, n].
+    pub a: Tensor<B, 2>,
+    /// Input-dependent input matrix: [b, n, l].
+    pub b: Tensor<B, 3>,
+    /// Input-dependent output matrix: [b, n, l].
+    pub c: Tensor<B, 3>,
+    /// Skip connection: [d].
+    pub d: Tensor<B, 1>,
+    /// Optional gate, the output is multiplied by silu(z): [b, d, l].
+    pub z: Option<Tensor<B, 3>>,
+    /// Added to delta before the softplus: [d].
+    pub delta_bias: Tensor<B, 1>,
+    /// Apply softplus to `delta + delta_bias`.
+    pub delta_softplus: bool,
+}
+
+/// Gradients of the selective scan with respect to every tensor input.
+#[derive(Debug, Clone)]
+pub struct ScanGrads<B: Backend> {
+    /// [b, d, l]
+    pub u: Tensor<B, 3>,
+    /// [b, d, l]
+    pub delta: Tensor<B, 3>,
+    /// [d, n]
+    pub a: Tensor<B, 2>,
+    /// [b, n, l]
+    pub b: Tensor<B, 3>,
+    /// [b, n, l]
+    pub c: Tensor<B, 3>,
+    /// [d]
+    pub d: Tensor<B, 1>,
+    /// [b, d, l], present when `z` was given.
+    pub z: Option<Tensor<B, 3>>,
+    /// [d]
+    pub delta_bias: Tensor<B, 1>,
+}
+
+/// A scan input whose shape disagrees with the others.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("selective_scan: `{parameter}` has shape {found:?}, expected {expected:?}")]
+pub struct ScanShapeError {
+    /// The offending parameter.
+    pub parameter: &'static str,
+    /// Its shape.
+    pub found: Vec<usize>,
+    /// The shape implied by `u` and `a`.
+    pub expected: Vec<usize>,
+}
+
+impl<B: Backend> SelectiveScanInput<B> {
+    /// Checks every shape against `u` [b, d, l] and `a` [d, n].
+    pub fn validate(&self) -> Result<(), ScanShapeError> {
+        let [batch, dim, len] = self.u.dims();
+        let [_, state] = self.a.dims();
+        let expect = |parameter, found: Vec<usize>, expected: Vec<usize>| {
+            if found == expected {
+                Ok(())
+            } else {
+                Err(ScanShapeError {
+                    parameter,
+                    found,
+                    expected,
+                })
+            }
+        };
+        expect("delta", self.delta.dims().to_vec(), vec![batch, dim, len])?;
+        expect("a", self.a.dims().to_vec(), vec![dim, state])?;
+        expect("b", self.b.dims().to_vec(), vec![batch, state, len])?;
+        expect("c", self.c.dims().to_vec(), vec![batch, state, len])?;
+        expect("d", self.d.dims().to_vec(), vec![dim])?;
+        expect("delta_bias", self.delta_bias.dims().to_vec(), vec![dim])?;
+        if let Some(z) = &self.z {
+            expect("z", z.dims().to_vec(), vec![batch, dim, len])?;
+        }
+        Ok(())
+    }
+}
+
+/// A backend that can run the selective scan.
+///
+/// The defaults are the tensor-op [`reference`]: correct on every backend, and the oracle the
+/// fused kernels are tested against. Kernel backends override both methods; autodiff calls
+/// `selective_scan_backward` of the inner backend, so the two must agree.
+pub trait SelectiveScanBackend: Backend {
+    /// y = scan(input): [b, d, l].
+    fn selective_scan(input: SelectiveScanInput<Self>) -> Tensor<Self, 3> {
+        reference::forward(input)
+    }
+
+    /// Gradients of `sum(y * dy)` for every input; `dy`: [b, d, l].
+    fn selective_scan_backward(input: SelectiveScanInput<Self>, dy: Tensor<Self, 3>) -> ScanGrads<Self> {
+        reference::backward(input, dy)
+    }
+}
+
+/// Runs the selective scan of DESIGN.md on backend `B`:
+/// delta' = softplus(delta + delta_bias), x_t = exp(delta'_t a) x_{t-1} + delta'_t b_t u_t,
+/// y_t = c_t . x_t + d u_t, then y * silu(z).
+///
+/// # Shapes
+/// u, delta, z: [b, d, l]; a: [d, n]; b, c: [b, n, l]; d, delta_bias: [d] -> y: [b, d, l]
+///
+/// # Panics
+/// When the shapes disagree (see [`SelectiveScanInput::validate`]): a programming error inside
+/// the model, never user data.
+pub fn selective_scan<B: SelectiveScanBackend>(input: SelectiveScanInput<B>) -> Tensor<B, 3> {
+    if let Err(err) = input.validate() {
+        panic!("{err}");
+    }
+    B::selective_scan(input)
+}

@@ -1,0 +1,228 @@
+//! The tensor-op scan against an independent float64 loop written here, values and gradients.
+
+use burn::backend::{Autodiff, NdArray};
+use burn::tensor::{Tensor, TensorData, backend::Backend};
+use msamamba_kernels::{SelectiveScanInput, selective_scan};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+
+/// Fresh inputs every run; the seed is printed so a failure can be replayed.
+fn rng() -> StdRng {
+    let seed = std::env::var("MSAMAMBA_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random::<u64>);
+    eprintln!("MSAMAMBA_TEST_SEED={seed}");
+    StdRng::seed_from_u64(seed)
+}
+
+/// One scan problem in float64, flat row-major buffers.
+#[derive(Clone, Debug)]
+struct Problem {
+    dims: [usize; 4], // b, d, n, l
+    u: Vec<f64>,
+    delta: Vec<f64>,
+    a: Vec<f64>,
+    b: Vec<f64>,
+    c: Vec<f64>,
+    d: Vec<f64>,
+    z: Option<Vec<f64>>,
+    delta_bias: Vec<f64>,
+    softplus: bool,
+}
+
+impl Problem {
+    fn random(rng: &mut StdRng, [bs, d, n, l]: [usize; 4], gated: bool, softplus: bool) -> Self {
+        let mut normal = |k: usize| (0..k).map(|_| rng.random_range(-2.0..2.0)).collect::<Vec<f64>>();
+        let (u, b, c, dskip, z) = (
+            normal(bs * d * l),
+            normal(bs * n * l),
+            normal(bs * n * l),
+            normal(d),
+            normal(bs * d * l),
+        );
+        let mut uniform = |k: usize, lo: f64, hi: f64| (0..k).map(|_| rng.random_range(lo..hi)).collect::<Vec<f64>>();
+        // Without softplus, delta must already be a positive step size.
+        let (delta, delta_bias) = if softplus {
+            (uniform(bs * d * l, -3.0, 1.0), uniform(d, -1.0, 1.0))
+        } else {
+            (uniform(bs * d * l, 0.01, 0.5), uniform(d, 0.0, 0.1))
+        };
+        let a = uniform(d * n, -4.0, -0.2);
+        Problem {
+            dims: [bs, d, n, l],
+            u,
+            delta,
+            a,
+            b,
+            c,
+            d: dskip,
+            z: gated.then_some(z),
+            delta_bias,
+            softplus,
+        }
+    }
+
+    /// The scan as a plain sequential loop, in float64.
+    fn scan(&self) -> Vec<f64> {
+        let [bs, dd, nn, ll] = self.dims;
+        let mut y = vec![0.0; bs * dd * ll];
+        for b in 0..bs {
+            for d in 0..dd {
+                let mut x = vec![0.0; nn];
+                for t in 0..ll {
+                    let i = (b * dd + d) * ll + t;
+                    let pre = self.delta[i] + self.delta_bias[d];
+                    let dt = if self.softplus { pre.exp().ln_1p() } else { pre };
+                    let mut acc = 0.0;
+                    for n in 0..nn {
+                        let bn = self.b[(b * nn + n) * ll + t];
+                        let cn = self.c[(b * nn + n) * ll + t];
+                        x[n] = (dt * self.a[d * nn + n]).exp() * x[n] + dt * bn * self.u[i];
+                        acc += cn * x[n];
+                    }
+                    let out = acc + self.d[d] * self.u[i];
+                    y[i] = match &self.z {
+                        Some(z) => out * z[i] / (1.0 + (-z[i]).exp()),
+                        None => out,
+                    };
+                }
+            }
+        }
+        y
+    }
+
+    fn input<B: Backend>(&self, device: &B::Device) -> SelectiveScanInput<B> {
+        let [bs, d, n, l] = self.dims;
+        let t3 = |v: &Vec<f64>, s: [usize; 3]| Tensor::<B, 3>::from_data(TensorData::new(v.clone(), s), device);
+        SelectiveScanInput {
+            u: t3(&self.u, [bs, d, l]),
+            delta: t3(&self.delta, [bs, d, l]),
+            a: Tensor::from_data(TensorData::new(self.a.clone(), [d, n]), device),
+            b: t3(&self.b, [bs, n, l]),
+            c: t3(&self.c, [bs, n, l]),
+            d: Tensor::from_data(TensorData::new(self.d.clone(), [d]), device),
+            z: self.z.as_ref().map(|z| t3(z, [bs, d, l])),
+            delta_bias: Tensor::from_data(TensorData::new(self.delta_bias.clone(), [d]), device),
+            delta_softplus: self.softplus,
+        }
+    }
+
+    /// Mutable views of every input, named, in a fixed order.
+    fn fields(&mut self) -> Vec<(&'static str, &mut Vec<f64>)> {
+        let mut f = vec![
+            ("u", &mut self.u),
+            ("delta", &mut self.delta),
+            ("a", &mut self.a),
+            ("b", &mut self.b),
+            ("c", &mut self.c),
+            ("d", &mut self.d),
+            ("delta_bias", &mut self.delta_bias),
+        ];
+        if let Some(z) = self.z.as_mut() {
+            f.push(("z", z));
+        }
+        f
+    }
+}
+
+fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
+    t.into_data().convert::<f64>().to_vec().expect("float data")
+}
+
+/// max |got - want| / max |want|
+fn relative_error(got: &[f64], want: &[f64]) -> f64 {
+    assert_eq!(got.len(), want.len());
+    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-12);
+    got.iter().zip(want).fold(0.0f64, |m, (g, w)| m.max((g - w).abs())) / scale
+}
+
+const SHAPES: [[usize; 4]; 5] = [[1, 1, 1, 1], [2, 3, 1, 5], [1, 4, 16, 1], [2, 5, 4, 17], [3, 7, 16, 33]];
+
+#[test]
+fn reference_forward_matches_float64_loop() {
+    let mut rng = rng();
+    let device = Default::default();
+    for dims in SHAPES {
+        for (gated, softplus) in [(false, true), (true, true), (true, false), (false, false)] {
+            let p = Problem::random(&mut rng, dims, gated, softplus);
+            let got = values(selective_scan::<NdArray>(p.input(&device)));
+            let err = relative_error(&got, &p.scan());
+            assert!(
+                err < 1e-5,
+                "{dims:?} gated={gated} softplus={softplus}: relative error {err:e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn reference_gradients_match_finite_differences() {
+    type B = Autodiff<NdArray<f64>>;
+    let mut rng = rng();
+    let device = Default::default();
+    for dims in SHAPES {
+        for (gated, softplus) in [(true, true), (false, true), (true, false)] {
+            let mut p = Problem::random(&mut rng, dims, gated, softplus);
+            let weights: Vec<f64> = (0..p.u.len()).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let loss = |p: &Problem| p.scan().iter().zip(&weights).map(|(y, w)| y * w).sum::<f64>();
+
+            let mut input = p.input::<B>(&device);
+            let tracked = [&mut input.u, &mut input.delta, &mut input.b, &mut input.c];
+            for t in tracked {
+                *t = t.clone().require_grad();
+            }
+            input.a = input.a.require_grad();
+            input.d = input.d.require_grad();
+            input.delta_bias = input.delta_bias.require_grad();
+            input.z = input.z.map(|z| z.require_grad());
+            let keep = input.clone();
+            let [bs, d, _, l] = dims;
+            let w = Tensor::<B, 3>::from_data(TensorData::new(weights.clone(), [bs, d, l]), &device);
+            let grads = (selective_scan(input) * w).sum().backward();
+            let mut analytic = vec![
+                values(keep.u.grad(&grads).expect("u grad")),
+                values(keep.delta.grad(&grads).expect("delta grad")),
+                values(keep.a.grad(&grads).expect("a grad")),
+                values(keep.b.grad(&grads).expect("b grad")),
+                values(keep.c.grad(&grads).expect("c grad")),
+                values(keep.d.grad(&grads).expect("d grad")),
+                values(keep.delta_bias.grad(&grads).expect("delta_bias grad")),
+            ];
+            if let Some(z) = &keep.z {
+                analytic.push(values(z.grad(&grads).expect("z grad")));
+            }
+
+            let h = 1e-6;
+            let base = p.clone();
+            let names: Vec<_> = p.fields().into_iter().map(|(n, v)| (n, v.len())).collect();
+            for (k, (name, len)) in names.into_iter().enumerate() {
+                let numeric: Vec<f64> = (0..len)
+                    .map(|i| {
+                        let mut plus = base.clone();
+                        plus.fields()[k].1[i] += h;
+                        let mut minus = base.clone();
+                        minus.fields()[k].1[i] -= h;
+                        (loss(&plus) - loss(&minus)) / (2.0 * h)
+                    })
+                    .collect();
+                let err = relative_error(&analytic[k], &numeric);
+                assert!(
+                    err < 1e-6,
+                    "{dims:?} gated={gated} softplus={softplus}: d{name} relative error {err:e}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn mismatched_shapes_name_the_parameter() {
+    let device = Default::default();
+    let mut rng = rng();
+    let p = Problem::random(&mut rng, [2, 3, 4, 5], true, true);
+    let mut input = p.input::<NdArray>(&device);
+    input.c = Tensor::zeros([2, 4, 6], &device);
+    let err = input.validate().expect_err("c has the wrong length");
+    assert_eq!(err.parameter, "c");
+    assert!(err.to_string().contains("[2, 4, 6]"), "{err}");
+}

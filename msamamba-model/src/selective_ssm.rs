@@ -1,0 +1,120 @@
+use burn::module::{Module, Param};
+use burn::nn::conv::{Conv1d, Conv1dConfig};
+use burn::nn::{Initializer, Linear, LinearConfig, PaddingConfig1d};
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use burn::tensor::activation::silu;
+use msamamba_kernels::{SelectiveScanBackend, SelectiveScanInput, selective_scan};
+
+/// One scan direction of a Mamba layer: causal depthwise conv, SiLU, then the selective SSM
+/// whose step size and B, C depend on the input.
+#[derive(Config, Debug)]
+pub struct SelectiveSsmConfig {
+    /// Channels E (d_inner).
+    pub d_inner: usize,
+    /// State size N.
+    #[config(default = 16)]
+    pub d_state: usize,
+    /// Width of the causal depthwise convolution.
+    #[config(default = 4)]
+    pub d_conv: usize,
+    /// Rank of the step-size projection (mamba_ssm: ceil(d_model / 16)).
+    pub dt_rank: usize,
+    /// Smallest initial step size.
+    #[config(default = 1e-3)]
+    pub dt_min: f64,
+    /// Largest initial step size.
+    #[config(default = 1e-1)]
+    pub dt_max: f64,
+    /// Floor of the initial step size.
+    #[config(default = 1e-4)]
+    pub dt_init_floor: f64,
+}
+
+/// See [`SelectiveSsmConfig`].
+#[derive(Module, Debug)]
+pub struct SelectiveSsm<B: Backend> {
+    /// Depthwise causal convolution, E groups.
+    pub conv: Conv1d<B>,
+    /// E -> dt_rank + 2N, no bias.
+    pub x_proj: Linear<B>,
+    /// dt_rank -> E, no bias: the bias is `dt_bias`, added inside the scan as mamba_ssm does.
+    pub dt_proj: Linear<B>,
+    /// Step-size bias [E], softplus^-1 of the initial step size.
+    pub dt_bias: Param<Tensor<B, 1>>,
+    /// log(-A) [E, N]; A = -exp(a_log) stays negative whatever the optimiser does.
+    pub a_log: Param<Tensor<B, 2>>,
+    /// Skip connection D [E].
+    pub d: Param<Tensor<B, 1>>,
+    /// Rank of the step-size projection.
+    pub dt_rank: usize,
+    /// State size N.
+    pub d_state: usize,
+}
+
+impl SelectiveSsmConfig {
+    /// Initialises as mamba_ssm's Mamba-1: A = -(1..N) per channel, D = 1, step sizes
+    /// log-uniform in [dt_min, dt_max].
+    pub fn init<B: Backend>(&self, device: &B::Device) -> SelectiveSsm<B> {
+        let (e, n) = (self.d_inner, self.d_state);
+        let conv = Conv1dConfig::new(e, e, self.d_conv)
+            .with_groups(e)
+            .with_padding(PaddingConfig1d::Explicit(self.d_conv - 1, 0))
+            .init(device);
+        let x_proj = LinearConfig::new(e, self.dt_rank + 2 * n).with_bias(false).init(device);
+        let std = (self.dt_rank as f64).powf(-0.5);
+        let dt_proj = LinearConfig::new(self.dt_rank, e)
+            .with_bias(false)
+            .with_initializer(Initializer::Uniform { min: -std, max: std })
+            .init(device);
+        let (lo, hi) = (self.dt_min.ln(), self.dt_max.ln());
+        let dt = Tensor::<B, 1>::random([e], Distribution::Uniform(lo, hi), device)
+            .exp()
+            .clamp_min(self.dt_init_floor);
+        // softplus^-1(dt) = dt + log(1 - exp(-dt))
+        let dt_bias = dt.clone() + (dt.neg().exp().neg() + 1.0).log();
+        let a_log = Tensor::<B, 1, Int>::arange(1..n as i64 + 1, device)
+            .float()
+            .log()
+            .unsqueeze_dim::<2>(0)
+            .repeat_dim(0, e);
+        SelectiveSsm {
+            conv,
+            x_proj,
+            dt_proj,
+            dt_bias: Param::from_tensor(dt_bias),
+            a_log: Param::from_tensor(a_log),
+            d: Param::from_tensor(Tensor::ones([e], device)),
+            dt_rank: self.dt_rank,
+            d_state: n,
+        }
+    }
+}
+
+impl<B: SelectiveScanBackend> SelectiveSsm<B> {
+    /// # Shapes
+    /// x: [R, L, E], z (gate): [R, L, E] -> [R, L, E], R the scanned rows.
+    pub fn forward(&self, x: Tensor<B, 3>, z: Tensor<B, 3>) -> Tensor<B, 3> {
+        let [_, len, _] = x.dims();
+        let n = self.d_state;
+        let u = silu(self.conv.forward(x.swap_dims(1, 2))); // [R, E, L]
+        let x_dbl = self.x_proj.forward(u.clone().swap_dims(1, 2)); // [R, L, dt_rank + 2N]
+        let dt = x_dbl.clone().narrow(2, 0, self.dt_rank); // [R, L, dt_rank]
+        let b = x_dbl.clone().narrow(2, self.dt_rank, n).swap_dims(1, 2); // [R, N, L]
+        let c = x_dbl.narrow(2, self.dt_rank + n, n).swap_dims(1, 2); // [R, N, L]
+        let delta = self.dt_proj.forward(dt).swap_dims(1, 2); // [R, E, L]
+        debug_assert_eq!(delta.dims()[2], len);
+        selective_scan(SelectiveScanInput {
+            u,
+            delta,
+            a: self.a_log.val().exp().neg(),
+            b,
+            c,
+            d: self.d.val(),
+            z: Some(z.swap_dims(1, 2)),
+            delta_bias: self.dt_bias.val(),
+            delta_softplus: true,
+        })
+        .swap_dims(1, 2) // [R, L, E]
+    }
+}
