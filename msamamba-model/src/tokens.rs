@@ -50,3 +50,9 @@ pub fn complement(token: u8) -> u8 {
         other => other,
     }
 }
+
+/// Reverse complement in place: the same window read on the other strand.
+pub fn reverse_complement(tokens: &mut [u8]) {
+    tokens.reverse();
+    tokens.iter_mut().for_each(|t| *t = complement(*t));
+}

@@ -1,1 +1,3 @@
+//! Data, batches and training for MSAMamba; the `msamamba` binary lives in `src/main.rs`.
 
+pub mod data;

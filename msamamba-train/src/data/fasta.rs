@@ -1,0 +1,118 @@
+//! Streaming extraction of one region from a (possibly gzipped) FASTA file.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use super::input;
+
+/// A FASTA file that cannot supply the requested region.
+#[derive(Debug, Error)]
+pub enum FastaError {
+    /// The file could not be opened, read or decompressed.
+    #[error("{}:{line}: cannot read: {source}", path.display())]
+    Io {
+        /// The FASTA file.
+        path: PathBuf,
+        /// 1-based line where reading failed (0: opening failed).
+        line: u64,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// Sequence text before the first `>` header.
+    #[error("{}:{line}: sequence before the first `>` header", path.display())]
+    NoHeader {
+        /// The FASTA file.
+        path: PathBuf,
+        /// 1-based line of the stray sequence.
+        line: u64,
+    },
+    /// No record carries any of the accepted names.
+    #[error("{}: no record named {}", path.display(), names.join(" or "))]
+    NotFound {
+        /// The FASTA file.
+        path: PathBuf,
+        /// The names that were accepted.
+        names: Vec<String>,
+    },
+    /// The record is shorter than the region's end.
+    #[error("{}: record `{name}` has {len} bases but the region ends at {end}", path.display())]
+    PastEnd {
+        /// The FASTA file.
+        path: PathBuf,
+        /// The record's name.
+        name: String,
+        /// The record's length.
+        len: u64,
+        /// The region's 0-based exclusive end.
+        end: u64,
+    },
+}
+
+/// Returns bases `start..end` (0-based, half-open) of the first record whose name (the first word
+/// of its header) is one of `names`, as written in the file. Reading stops at the region's end.
+pub fn read_region(path: &Path, names: &[&str], start: u64, end: u64) -> Result<Vec<u8>, FastaError> {
+    let mut line_no = 0;
+    let io_error = |line, source| FastaError::Io {
+        path: path.to_path_buf(),
+        line,
+        source,
+    };
+    let mut reader = input::open(path).map_err(|err| io_error(0, err))?;
+    let mut buf = Vec::new();
+    let mut out = Vec::new();
+    // Name and bases read so far of the wanted record, once its header has been seen.
+    let mut found: Option<(String, u64)> = None;
+    let mut seen_header = false;
+    loop {
+        line_no += 1;
+        if !input::read_line(&mut reader, &mut buf).map_err(|err| io_error(line_no, err))? {
+            break;
+        }
+        if let Some(header) = buf.strip_prefix(b">") {
+            if found.is_some() {
+                break;
+            }
+            seen_header = true;
+            let name = String::from_utf8_lossy(input::fields(header).next().unwrap_or_default());
+            if names.contains(&name.as_ref()) {
+                found = Some((name.into_owned(), 0));
+            }
+            continue;
+        }
+        let Some((_, offset)) = found.as_mut() else {
+            if !seen_header && input::fields(&buf).next().is_some() {
+                return Err(FastaError::NoHeader {
+                    path: path.to_path_buf(),
+                    line: line_no,
+                });
+            }
+            continue;
+        };
+        for bases in input::fields(&buf) {
+            let len = bases.len() as u64;
+            // Clip this run of bases to the region; the subtractions cannot underflow because
+            // each bound is clamped into [offset, offset + len].
+            let from = start.clamp(*offset, *offset + len) - *offset;
+            let to = end.clamp(*offset, *offset + len) - *offset;
+            out.extend(bases.iter().take(to as usize).skip(from as usize));
+            *offset += len;
+        }
+        if *offset >= end {
+            return Ok(out);
+        }
+    }
+    match found {
+        Some((name, len)) => Err(FastaError::PastEnd {
+            path: path.to_path_buf(),
+            name,
+            len,
+            end,
+        }),
+        None => Err(FastaError::NotFound {
+            path: path.to_path_buf(),
+            names: names.iter().map(|name| name.to_string()).collect(),
+        }),
+    }
+}

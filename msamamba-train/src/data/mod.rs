@@ -1,0 +1,8 @@
+//! Alignment data: MAF and FASTA readers and the projection of a MAF onto a target species'
+//! window (DESIGN.md, "MAF projection").
+
+pub mod fasta;
+pub mod input;
+pub mod maf;
+pub mod region;
+pub mod window;
