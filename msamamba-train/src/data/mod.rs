@@ -5,4 +5,5 @@ pub mod fasta;
 pub mod input;
 pub mod maf;
 pub mod region;
+pub mod span;
 pub mod window;

@@ -1,0 +1,106 @@
+//! Items -> MLM batches: random strand, row padding, target-row masking, row-sparse sampling.
+
+use burn::config::Config;
+use burn::data::dataloader::batcher::Batcher;
+use burn::prelude::*;
+use msamamba_model::mlm_mask::MlmMaskConfig;
+use msamamba_model::tokens::{GAP, reverse_complement};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+
+use crate::windows::MsaItem;
+
+/// A batch of MSAs for masked-language-model training.
+#[derive(Debug, Clone)]
+pub struct MsaBatch<B: Backend> {
+    /// Tokens, target row corrupted for MLM: [B, M, L] Int.
+    pub tokens: Tensor<B, 3, Int>,
+    /// Rows that take part (target always, others sampled, padding never): [B, M] Bool.
+    pub row_keep: Tensor<B, 2, Bool>,
+    /// Original target-row tokens at the masked positions, -100 elsewhere: [B, L] Int.
+    pub targets: Tensor<B, 2, Int>,
+}
+
+/// How items become batches.
+#[derive(Config, Debug)]
+pub struct MsaBatcherConfig {
+    /// Rows M of every MSA in a batch (target included): missing rows are padding, extra rows
+    /// are cut.
+    pub rows: usize,
+    /// Probability of keeping each non-target row (row-sparse training); 1 keeps all.
+    #[config(default = 0.5)]
+    pub row_keep: f64,
+    /// Read each window on a random strand (reverse complement of every row).
+    #[config(default = true)]
+    pub random_strand: bool,
+    /// Target-row corruption.
+    #[config(default = "MlmMaskConfig::new()")]
+    pub mlm: MlmMaskConfig,
+}
+
+/// Builds [`MsaBatch`]es; everything random comes from each item's seed.
+#[derive(Debug, Clone)]
+pub struct MsaBatcher {
+    config: MsaBatcherConfig,
+}
+
+impl MsaBatcher {
+    /// A batcher for `config`.
+    pub fn new(config: MsaBatcherConfig) -> Self {
+        Self { config }
+    }
+}
+
+/// One item, ready to stack: tokens [M * L], keep [M], targets [L].
+struct Prepared {
+    tokens: Vec<i64>,
+    keep: Vec<bool>,
+    targets: Vec<i64>,
+}
+
+impl MsaBatcher {
+    fn prepare(&self, item: MsaItem, len: usize) -> Prepared {
+        let m = self.config.rows;
+        let mut rng = StdRng::seed_from_u64(item.seed);
+        let mut rows = item.rows;
+        rows.truncate(m);
+        let real = rows.len();
+        if self.config.random_strand && rng.random_bool(0.5) {
+            rows.iter_mut().for_each(|r| reverse_complement(r));
+        }
+        let targets = match rows.first_mut() {
+            Some(target) => self.config.mlm.apply(target, &mut rng),
+            None => vec![msamamba_model::tokens::IGNORE_TARGET; len],
+        };
+        let keep = (0..m).map(|i| i == 0 || (i < real && rng.random_bool(self.config.row_keep))).collect();
+        let mut tokens = Vec::with_capacity(m * len);
+        for i in 0..m {
+            match rows.get(i) {
+                Some(row) => tokens.extend(row.iter().map(|&t| i64::from(t))),
+                None => tokens.extend(std::iter::repeat_n(i64::from(GAP), len)),
+            }
+        }
+        Prepared { tokens, keep, targets }
+    }
+}
+
+impl<B: Backend> Batcher<B, MsaItem, MsaBatch<B>> for MsaBatcher {
+    /// # Panics
+    /// When items differ in length: windows of one loader all have the same L.
+    fn batch(&self, items: Vec<MsaItem>, device: &B::Device) -> MsaBatch<B> {
+        let (batch, m) = (items.len(), self.config.rows);
+        let len = items.first().and_then(|i| i.rows.first()).map_or(0, Vec::len);
+        let (mut tokens, mut keep, mut targets) = (Vec::new(), Vec::new(), Vec::new());
+        for item in items {
+            assert!(item.rows.iter().all(|r| r.len() == len), "items of one batch must have the same length");
+            let p = self.prepare(item, len);
+            tokens.extend(p.tokens);
+            keep.extend(p.keep);
+            targets.extend(p.targets);
+        }
+        MsaBatch {
+            tokens: Tensor::from_data(TensorData::new(tokens, [batch, m, len]), device),
+            row_keep: Tensor::from_data(TensorData::new(keep, [batch, m]), device),
+            targets: Tensor::from_data(TensorData::new(targets, [batch, len]), device),
+        }
+    }
+}

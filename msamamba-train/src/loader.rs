@@ -1,0 +1,130 @@
+//! A training data loader whose epoch `e` is a fixed function of (seed, e): the windows are
+//! shuffled per epoch, so a run resumed at epoch `e` sees the data an uninterrupted run would.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use burn::data::dataloader::batcher::Batcher;
+use burn::data::dataloader::{DataLoader, DataLoaderIterator, Progress};
+use burn::prelude::*;
+use rand::seq::SliceRandom;
+use rand::{SeedableRng, rngs::StdRng};
+
+use crate::batcher::{MsaBatch, MsaBatcher};
+use crate::windows::{WindowDataset, mix};
+
+/// Yields `batches_per_epoch` batches of `batch_size` windows per epoch.
+pub struct EpochLoader<B: Backend> {
+    dataset: Arc<WindowDataset>,
+    batcher: MsaBatcher,
+    batch_size: usize,
+    /// Items of this loader's share of an epoch: `range` of the epoch's item list.
+    range: std::ops::Range<usize>,
+    seed: u64,
+    next_epoch: Arc<AtomicUsize>,
+    device: B::Device,
+}
+
+impl<B: Backend> EpochLoader<B> {
+    /// A loader whose first `iter()` is epoch `first_epoch` (0 for a fresh run).
+    pub fn new(
+        dataset: WindowDataset,
+        batcher: MsaBatcher,
+        batch_size: usize,
+        batches_per_epoch: usize,
+        seed: u64,
+        first_epoch: usize,
+        device: B::Device,
+    ) -> Self {
+        Self {
+            dataset: Arc::new(dataset),
+            batcher,
+            batch_size,
+            range: 0..batch_size * batches_per_epoch,
+            seed,
+            next_epoch: Arc::new(AtomicUsize::new(first_epoch)),
+            device,
+        }
+    }
+
+    /// The window indices of epoch `epoch`: a fresh permutation per pass over the windows.
+    fn epoch_items(&self, epoch: usize) -> Vec<(usize, u64)> {
+        let n = self.dataset.starts().len();
+        let wanted = self.range.end;
+        let mut items = Vec::with_capacity(wanted);
+        let mut pass = 0u64;
+        while items.len() < wanted && n > 0 {
+            let mut order: Vec<usize> = (0..n).collect();
+            let pass_seed = mix(mix(self.seed, epoch as u64), pass);
+            order.shuffle(&mut StdRng::seed_from_u64(pass_seed));
+            let base = items.len() as u64;
+            items.extend(order.into_iter().take(wanted - items.len()).enumerate().map(|(k, i)| (i, mix(pass_seed, base + k as u64))));
+            pass += 1;
+        }
+        items.drain(..self.range.start.min(items.len()));
+        items.truncate(self.range.len());
+        items
+    }
+}
+
+struct EpochIter<'a, B: Backend> {
+    loader: &'a EpochLoader<B>,
+    items: Vec<(usize, u64)>,
+    position: usize,
+}
+
+impl<B: Backend> Iterator for EpochIter<'_, B> {
+    type Item = MsaBatch<B>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.position >= self.items.len() {
+            return None;
+        }
+        let end = (self.position + self.loader.batch_size).min(self.items.len());
+        let dataset = &self.loader.dataset;
+        let batch = self.items[self.position..end].iter().map(|&(i, seed)| dataset.item(dataset.starts()[i], seed)).collect();
+        self.position = end;
+        Some(self.loader.batcher.batch(batch, &self.loader.device))
+    }
+}
+
+impl<B: Backend> DataLoaderIterator<MsaBatch<B>> for EpochIter<'_, B> {
+    fn progress(&self) -> Progress {
+        Progress { items_processed: self.position, items_total: self.items.len() }
+    }
+}
+
+impl<B: Backend> DataLoader<B, MsaBatch<B>> for EpochLoader<B> {
+    fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<MsaBatch<B>> + 'a> {
+        let epoch = self.next_epoch.fetch_add(1, Ordering::SeqCst);
+        Box::new(EpochIter { loader: self, items: self.epoch_items(epoch), position: 0 })
+    }
+
+    fn num_items(&self) -> usize {
+        self.range.len()
+    }
+
+    fn to_device(&self, device: &B::Device) -> Arc<dyn DataLoader<B, MsaBatch<B>>> {
+        Arc::new(Self { device: device.clone(), ..self.share() })
+    }
+
+    fn slice(&self, start: usize, end: usize) -> Arc<dyn DataLoader<B, MsaBatch<B>>> {
+        let (from, to) = (self.range.start + start, (self.range.start + end).min(self.range.end));
+        Arc::new(Self { range: from..to, ..self.share() })
+    }
+}
+
+impl<B: Backend> EpochLoader<B> {
+    /// A copy sharing the dataset and the epoch counter.
+    fn share(&self) -> Self {
+        Self {
+            dataset: self.dataset.clone(),
+            batcher: self.batcher.clone(),
+            batch_size: self.batch_size,
+            range: self.range.clone(),
+            seed: self.seed,
+            next_epoch: self.next_epoch.clone(),
+            device: self.device.clone(),
+        }
+    }
+}
