@@ -6,6 +6,8 @@
 
 mod autodiff;
 #[cfg(feature = "ndarray")]
+pub mod cpu;
+#[cfg(feature = "ndarray")]
 mod ndarray;
 pub mod reference;
 mod scan;

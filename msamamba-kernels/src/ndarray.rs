@@ -1,13 +1,21 @@
 use burn::backend::ndarray::{
     FloatNdArrayElement, IntNdArrayElement, NdArray, NdArrayTensor, QuantElement, SharedArray,
 };
+use burn::tensor::Tensor;
 
-use crate::SelectiveScanBackend;
+use crate::{ScanGrads, SelectiveScanBackend, SelectiveScanInput, cpu};
 
-/// The CPU backend runs the tensor-op reference.
+/// The CPU backend runs the scan as plain loops (see [`cpu`]).
 impl<E: FloatNdArrayElement, I: IntNdArrayElement, Q: QuantElement> SelectiveScanBackend for NdArray<E, I, Q>
 where
     NdArrayTensor: From<SharedArray<E>>,
     NdArrayTensor: From<SharedArray<I>>,
 {
+    fn selective_scan(input: SelectiveScanInput<Self>) -> Tensor<Self, 3> {
+        cpu::forward(input)
+    }
+
+    fn selective_scan_backward(input: SelectiveScanInput<Self>, dy: Tensor<Self, 3>) -> ScanGrads<Self> {
+        cpu::backward(input, dy)
+    }
 }

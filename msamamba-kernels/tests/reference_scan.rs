@@ -1,8 +1,9 @@
-//! The tensor-op scan against an independent float64 loop written here, values and gradients.
+//! Both CPU implementations of the scan, the tensor-op reference and the loop kernel that the
+//! ndarray backend runs, against an independent float64 loop written here: values and gradients.
 
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::{Tensor, TensorData, backend::Backend};
-use msamamba_kernels::{SelectiveScanInput, selective_scan};
+use msamamba_kernels::{ScanGrads, SelectiveScanInput, reference, selective_scan};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 /// Fresh inputs every run; the seed is printed so a failure can be replayed.
@@ -139,24 +140,43 @@ fn relative_error(got: &[f64], want: &[f64]) -> f64 {
 const SHAPES: [[usize; 4]; 5] = [[1, 1, 1, 1], [2, 3, 1, 5], [1, 4, 16, 1], [2, 5, 4, 17], [3, 7, 16, 33]];
 
 #[test]
-fn reference_forward_matches_float64_loop() {
+fn forward_matches_float64_loop() {
     let mut rng = rng();
     let device = Default::default();
     for dims in SHAPES {
         for (gated, softplus) in [(false, true), (true, true), (true, false), (false, false)] {
             let p = Problem::random(&mut rng, dims, gated, softplus);
-            let got = values(selective_scan::<NdArray>(p.input(&device)));
-            let err = relative_error(&got, &p.scan());
-            assert!(
-                err < 1e-5,
-                "{dims:?} gated={gated} softplus={softplus}: relative error {err:e}"
-            );
+            let want = p.scan();
+            let by_reference = values(reference::forward::<NdArray>(p.input(&device)));
+            let by_kernel = values(selective_scan::<NdArray>(p.input(&device)));
+            for (name, got) in [("reference", by_reference), ("cpu kernel", by_kernel)] {
+                let err = relative_error(&got, &want);
+                assert!(
+                    err < 1e-5,
+                    "{name} {dims:?} gated={gated} softplus={softplus}: relative error {err:e}"
+                );
+            }
         }
     }
 }
 
+/// Gradients in the order of `Problem::fields`.
+fn ordered(grads: ScanGrads<NdArray<f64>>) -> Vec<Vec<f64>> {
+    let mut all = vec![
+        values(grads.u),
+        values(grads.delta),
+        values(grads.a),
+        values(grads.b),
+        values(grads.c),
+        values(grads.d),
+        values(grads.delta_bias),
+    ];
+    all.extend(grads.z.map(values));
+    all
+}
+
 #[test]
-fn reference_gradients_match_finite_differences() {
+fn gradients_match_finite_differences() {
     type B = Autodiff<NdArray<f64>>;
     let mut rng = rng();
     let device = Default::default();
@@ -191,6 +211,8 @@ fn reference_gradients_match_finite_differences() {
             if let Some(z) = &keep.z {
                 analytic.push(values(z.grad(&grads).expect("z grad")));
             }
+            let w = Tensor::<NdArray<f64>, 3>::from_data(TensorData::new(weights.clone(), [bs, d, l]), &device);
+            let by_reference = ordered(reference::backward(p.input::<NdArray<f64>>(&device), w));
 
             let h = 1e-6;
             let base = p.clone();
@@ -205,11 +227,13 @@ fn reference_gradients_match_finite_differences() {
                         (loss(&plus) - loss(&minus)) / (2.0 * h)
                     })
                     .collect();
-                let err = relative_error(&analytic[k], &numeric);
-                assert!(
-                    err < 1e-6,
-                    "{dims:?} gated={gated} softplus={softplus}: d{name} relative error {err:e}"
-                );
+                for (implementation, grads) in [("cpu kernel", &analytic), ("reference", &by_reference)] {
+                    let err = relative_error(&grads[k], &numeric);
+                    assert!(
+                        err < 1e-6,
+                        "{implementation} {dims:?} gated={gated} softplus={softplus}: d{name} relative error {err:e}"
+                    );
+                }
             }
         }
     }

@@ -38,10 +38,18 @@ pub struct Alignment {
 impl Alignment {
     /// Projects every chromosome the MAF covers for `target`; the rows follow `species` (or the
     /// order of first appearance), so every chromosome has the same rows.
-    pub fn from_maf(maf: &Path, target: &str, species: Option<&[String]>, fasta: Option<&Path>) -> Result<Self, AlignmentError> {
+    pub fn from_maf(
+        maf: &Path,
+        target: &str,
+        species: Option<&[String]>,
+        fasta: Option<&Path>,
+    ) -> Result<Self, AlignmentError> {
         let spans = target_spans(maf, target)?;
         if spans.is_empty() {
-            return Err(AlignmentError::NoTarget { path: maf.to_path_buf(), target: target.to_string() });
+            return Err(AlignmentError::NoTarget {
+                path: maf.to_path_buf(),
+                target: target.to_string(),
+            });
         }
         let mut chromosomes = Vec::with_capacity(spans.len());
         let mut order: Option<Vec<String>> = species.map(<[String]>::to_vec);
@@ -73,7 +81,10 @@ impl Alignment {
         if region.start < chrom.start || region.end > chrom.end {
             return None;
         }
-        let (a, b) = ((region.start - chrom.start) as usize, (region.end - chrom.start) as usize);
+        let (a, b) = (
+            (region.start - chrom.start) as usize,
+            (region.end - chrom.start) as usize,
+        );
         Some(MsaWindow {
             species: chrom.species.clone(),
             rows: chrom.rows.iter().map(|r| r[a..b].to_vec()).collect(),

@@ -71,7 +71,9 @@ impl MsaBatcher {
             Some(target) => self.config.mlm.apply(target, &mut rng),
             None => vec![msamamba_model::tokens::IGNORE_TARGET; len],
         };
-        let keep = (0..m).map(|i| i == 0 || (i < real && rng.random_bool(self.config.row_keep))).collect();
+        let keep = (0..m)
+            .map(|i| i == 0 || (i < real && rng.random_bool(self.config.row_keep)))
+            .collect();
         let mut tokens = Vec::with_capacity(m * len);
         for i in 0..m {
             match rows.get(i) {
@@ -91,7 +93,10 @@ impl<B: Backend> Batcher<B, MsaItem, MsaBatch<B>> for MsaBatcher {
         let len = items.first().and_then(|i| i.rows.first()).map_or(0, Vec::len);
         let (mut tokens, mut keep, mut targets) = (Vec::new(), Vec::new(), Vec::new());
         for item in items {
-            assert!(item.rows.iter().all(|r| r.len() == len), "items of one batch must have the same length");
+            assert!(
+                item.rows.iter().all(|r| r.len() == len),
+                "items of one batch must have the same length"
+            );
             let p = self.prepare(item, len);
             tokens.extend(p.tokens);
             keep.extend(p.keep);

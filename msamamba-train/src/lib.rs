@@ -1,8 +1,13 @@
 //! Data, batches and training for MSAMamba; the `msamamba` binary lives in `src/main.rs`.
 
 pub mod alignment;
+pub mod baseline;
 pub mod batcher;
 pub mod data;
 pub mod loader;
+pub mod loss_curve;
+pub mod metrics_log;
+pub mod mlm_model;
+pub mod pretrain;
 pub mod schedule;
 pub mod windows;

@@ -58,7 +58,13 @@ impl<B: Backend> EpochLoader<B> {
             let pass_seed = mix(mix(self.seed, epoch as u64), pass);
             order.shuffle(&mut StdRng::seed_from_u64(pass_seed));
             let base = items.len() as u64;
-            items.extend(order.into_iter().take(wanted - items.len()).enumerate().map(|(k, i)| (i, mix(pass_seed, base + k as u64))));
+            items.extend(
+                order
+                    .into_iter()
+                    .take(wanted - items.len())
+                    .enumerate()
+                    .map(|(k, i)| (i, mix(pass_seed, base + k as u64))),
+            );
             pass += 1;
         }
         items.drain(..self.range.start.min(items.len()));
@@ -82,7 +88,10 @@ impl<B: Backend> Iterator for EpochIter<'_, B> {
         }
         let end = (self.position + self.loader.batch_size).min(self.items.len());
         let dataset = &self.loader.dataset;
-        let batch = self.items[self.position..end].iter().map(|&(i, seed)| dataset.item(dataset.starts()[i], seed)).collect();
+        let batch = self.items[self.position..end]
+            .iter()
+            .map(|&(i, seed)| dataset.item(dataset.starts()[i], seed))
+            .collect();
         self.position = end;
         Some(self.loader.batcher.batch(batch, &self.loader.device))
     }
@@ -90,14 +99,21 @@ impl<B: Backend> Iterator for EpochIter<'_, B> {
 
 impl<B: Backend> DataLoaderIterator<MsaBatch<B>> for EpochIter<'_, B> {
     fn progress(&self) -> Progress {
-        Progress { items_processed: self.position, items_total: self.items.len() }
+        Progress {
+            items_processed: self.position,
+            items_total: self.items.len(),
+        }
     }
 }
 
 impl<B: Backend> DataLoader<B, MsaBatch<B>> for EpochLoader<B> {
     fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<MsaBatch<B>> + 'a> {
         let epoch = self.next_epoch.fetch_add(1, Ordering::SeqCst);
-        Box::new(EpochIter { loader: self, items: self.epoch_items(epoch), position: 0 })
+        Box::new(EpochIter {
+            loader: self,
+            items: self.epoch_items(epoch),
+            position: 0,
+        })
     }
 
     fn num_items(&self) -> usize {
@@ -105,12 +121,18 @@ impl<B: Backend> DataLoader<B, MsaBatch<B>> for EpochLoader<B> {
     }
 
     fn to_device(&self, device: &B::Device) -> Arc<dyn DataLoader<B, MsaBatch<B>>> {
-        Arc::new(Self { device: device.clone(), ..self.share() })
+        Arc::new(Self {
+            device: device.clone(),
+            ..self.share()
+        })
     }
 
     fn slice(&self, start: usize, end: usize) -> Arc<dyn DataLoader<B, MsaBatch<B>>> {
         let (from, to) = (self.range.start + start, (self.range.start + end).min(self.range.end));
-        Arc::new(Self { range: from..to, ..self.share() })
+        Arc::new(Self {
+            range: from..to,
+            ..self.share()
+        })
     }
 }
 

@@ -1,7 +1,7 @@
 //! Linear warmup then cosine decay of the learning rate, per optimizer step.
 
-use burn::optim::LearningRate;
 use burn::config::Config;
+use burn::optim::LearningRate;
 use burn::optim::lr_scheduler::LrScheduler;
 use burn::tensor::backend::Backend;
 
@@ -15,6 +15,9 @@ pub struct WarmupCosineConfig {
     /// Fraction of the steps spent warming up.
     #[config(default = 0.1)]
     pub warmup_fraction: f64,
+    /// Micro-batches per optimizer step: burn-train steps the scheduler once per micro-batch.
+    #[config(default = 1)]
+    pub accumulate: usize,
 }
 
 /// See [`WarmupCosineConfig`]; its record is the number of steps taken.
@@ -27,7 +30,10 @@ pub struct WarmupCosine {
 impl WarmupCosineConfig {
     /// The scheduler, at step 0.
     pub fn init(&self) -> WarmupCosine {
-        WarmupCosine { config: self.clone(), step: 0 }
+        WarmupCosine {
+            config: self.clone(),
+            step: 0,
+        }
     }
 
     /// Learning rate of optimizer step `step` (1-based): `lr * step / warmup` during warmup,
@@ -48,7 +54,9 @@ impl LrScheduler for WarmupCosine {
 
     fn step(&mut self) -> LearningRate {
         self.step += 1;
-        self.config.lr_at(self.step)
+        // The rate set at the last micro-batch of a group is the one its optimizer step uses.
+        let accumulate = self.config.accumulate.max(1);
+        self.config.lr_at((self.step - 1) / accumulate + 1)
     }
 
     fn to_record<B: Backend>(&self) -> Self::Record<B> {

@@ -45,7 +45,12 @@ pub fn tile(alignment: &Alignment, len: usize, stride: usize, min_bases: usize) 
 
 /// Splits windows into (train, validation): the last `fraction` of each chromosome's span is
 /// held out, with a gap of one window so no position is in both.
-pub fn hold_out(starts: &[WindowStart], alignment: &Alignment, len: usize, fraction: f64) -> (Vec<WindowStart>, Vec<WindowStart>) {
+pub fn hold_out(
+    starts: &[WindowStart],
+    alignment: &Alignment,
+    len: usize,
+    fraction: f64,
+) -> (Vec<WindowStart>, Vec<WindowStart>) {
     let (mut train, mut valid) = (Vec::new(), Vec::new());
     for &start in starts {
         let span = alignment.chromosomes[start.chrom].rows[0].len();
@@ -79,13 +84,22 @@ pub struct WindowDataset {
 impl WindowDataset {
     /// Windows of `len` at `starts`; item `i` gets seed `mix(seed, i)`.
     pub fn new(alignment: Arc<Alignment>, starts: Vec<WindowStart>, len: usize, seed: u64) -> Self {
-        Self { alignment, starts, len, seed }
+        Self {
+            alignment,
+            starts,
+            len,
+            seed,
+        }
     }
 
     /// The item of window `start` with `seed`.
     pub fn item(&self, start: WindowStart, seed: u64) -> MsaItem {
         let window = &self.alignment.chromosomes[start.chrom];
-        let rows = window.rows.iter().map(|r| r[start.offset..start.offset + self.len].to_vec()).collect();
+        let rows = window
+            .rows
+            .iter()
+            .map(|r| r[start.offset..start.offset + self.len].to_vec())
+            .collect();
         MsaItem { rows, seed }
     }
 

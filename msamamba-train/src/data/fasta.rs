@@ -116,3 +116,108 @@ pub fn read_region(path: &Path, names: &[&str], start: u64, end: u64) -> Result<
         }),
     }
 }
+
+/// Reads one record's bases front to back, a piece at a time, so that a whole chromosome can be
+/// consumed in order without holding it (the import's target row).
+pub struct RecordCursor {
+    path: PathBuf,
+    reader: Box<dyn io::BufRead>,
+    line: u64,
+    name: String,
+    /// The current sequence line and how much of it has been handed out.
+    buf: Vec<u8>,
+    used: usize,
+    /// Bases handed out so far.
+    served: u64,
+    /// The record's end (next header or end of file) has been reached.
+    ended: bool,
+}
+
+impl RecordCursor {
+    /// Opens `path` at the first record whose name is one of `names`.
+    pub fn open(path: &Path, names: &[&str]) -> Result<Self, FastaError> {
+        let io_error = |line, source| FastaError::Io {
+            path: path.to_path_buf(),
+            line,
+            source,
+        };
+        let mut reader = input::open(path).map_err(|err| io_error(0, err))?;
+        let mut buf = Vec::new();
+        let mut line = 0;
+        let mut seen_header = false;
+        loop {
+            line += 1;
+            if !input::read_line(&mut reader, &mut buf).map_err(|err| io_error(line, err))? {
+                return Err(FastaError::NotFound {
+                    path: path.to_path_buf(),
+                    names: names.iter().map(|name| name.to_string()).collect(),
+                });
+            }
+            if let Some(header) = buf.strip_prefix(b">") {
+                seen_header = true;
+                let name = String::from_utf8_lossy(input::fields(header).next().unwrap_or_default());
+                if names.contains(&name.as_ref()) {
+                    return Ok(RecordCursor {
+                        path: path.to_path_buf(),
+                        reader,
+                        line,
+                        name: name.into_owned(),
+                        buf: Vec::new(),
+                        used: 0,
+                        served: 0,
+                        ended: false,
+                    });
+                }
+            } else if !seen_header && input::fields(&buf).next().is_some() {
+                return Err(FastaError::NoHeader {
+                    path: path.to_path_buf(),
+                    line,
+                });
+            }
+        }
+    }
+
+    /// Appends the next `n` bases of the record to `out`, as written in the file.
+    pub fn read(&mut self, n: u64, out: &mut Vec<u8>) -> Result<(), FastaError> {
+        let end = self.served + n;
+        while self.served < end {
+            if self.used == self.buf.len() && !self.next_line()? {
+                return Err(FastaError::PastEnd {
+                    path: self.path.clone(),
+                    name: self.name.clone(),
+                    len: self.served,
+                    end,
+                });
+            }
+            let take = (self.buf.len() - self.used).min((end - self.served) as usize);
+            out.extend_from_slice(&self.buf[self.used..self.used + take]);
+            self.used += take;
+            self.served += take as u64;
+        }
+        Ok(())
+    }
+
+    /// Loads the next sequence line's bases; false at the record's end.
+    fn next_line(&mut self) -> Result<bool, FastaError> {
+        let mut line = Vec::new();
+        while !self.ended {
+            self.line += 1;
+            let more = input::read_line(&mut self.reader, &mut line).map_err(|source| FastaError::Io {
+                path: self.path.clone(),
+                line: self.line,
+                source,
+            })?;
+            if !more || line.starts_with(b">") {
+                self.ended = true;
+                break;
+            }
+            self.buf.clear();
+            input::fields(&line).for_each(|bases| self.buf.extend_from_slice(bases));
+            self.used = 0;
+            if !self.buf.is_empty() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}

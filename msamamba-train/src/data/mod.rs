@@ -2,8 +2,10 @@
 //! window (DESIGN.md, "MAF projection").
 
 pub mod fasta;
+pub mod import;
 pub mod input;
 pub mod maf;
 pub mod region;
 pub mod span;
+pub mod store;
 pub mod window;

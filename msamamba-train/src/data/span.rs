@@ -25,5 +25,8 @@ pub fn target_spans(maf: &Path, target: &str) -> Result<Vec<Region>, MafError> {
             *span = (span.0.min(start), span.1.max(end));
         }
     }
-    Ok(spans.into_iter().map(|(chrom, (start, end))| Region { chrom, start, end }).collect())
+    Ok(spans
+        .into_iter()
+        .map(|(chrom, (start, end))| Region { chrom, start, end })
+        .collect())
 }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-/// Path of a bundled real-data file under `fixtures/maf/`.
+/// Path of a bundled real-data file under `data/maf/`.
 pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/maf").join(name)
 }

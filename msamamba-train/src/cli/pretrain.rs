@@ -1,0 +1,257 @@
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use burn::config::Config;
+use burn::tensor::backend::AutodiffBackend;
+use clap::Args;
+use msamamba_kernels::SelectiveScanBackend;
+use msamamba_train::baseline::compare_with_baseline;
+use msamamba_train::loss_curve::{read_losses, write_png};
+use msamamba_train::pretrain::{PretrainConfig, RunDir, pretrain};
+
+use super::backend::{BackendChoice, OnBackend, dispatch};
+
+/// The bundled 30-species UCSC mm9 alignment (see data/maf/README.md for its source).
+const BUNDLED_MAF: &[u8] = include_bytes!("../../../data/maf/ucsc_mm9_chr10_big.maf");
+
+#[derive(Args, Debug)]
+pub struct PretrainArgs {
+    /// Start from this JSON config (as saved next to a run's checkpoints); flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Output directory: checkpoints, config.json, metrics, loss curve, final model.
+    #[arg(long, default_value = "msamamba-run")]
+    out: PathBuf,
+    /// Continue from the last checkpoint in --out (same config, same data order).
+    #[arg(long)]
+    resume: bool,
+    /// Backend to train on.
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: BackendChoice,
+    /// MAF to train on (default: the bundled 30-species mm9 alignment, target mm9).
+    #[arg(long)]
+    maf: Option<PathBuf>,
+    /// Target species.
+    #[arg(long)]
+    target: Option<String>,
+    /// Rows after the target, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    species: Option<Vec<String>>,
+    /// Peak learning rate (default 3e-5; the bundled demo uses 2e-3).
+    #[arg(long)]
+    lr: Option<f64>,
+    /// AdamW weight decay.
+    #[arg(long)]
+    weight_decay: Option<f64>,
+    /// Fraction of the steps spent warming up.
+    #[arg(long)]
+    warmup_fraction: Option<f64>,
+    /// MSAs per micro-batch.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Micro-batches per optimizer step (gradient accumulation).
+    #[arg(long)]
+    accumulate: Option<usize>,
+    /// Window length.
+    #[arg(long)]
+    window: Option<usize>,
+    /// Distance between window starts.
+    #[arg(long)]
+    stride: Option<usize>,
+    /// Probability of keeping each non-target row.
+    #[arg(long)]
+    row_keep: Option<f64>,
+    /// Held-out fraction of each chromosome for validation.
+    #[arg(long)]
+    valid_fraction: Option<f64>,
+    /// Optimizer steps.
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Optimizer steps between checkpoints.
+    #[arg(long)]
+    checkpoint_every: Option<usize>,
+    /// Seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Model width D.
+    #[arg(long)]
+    d_model: Option<usize>,
+    /// Number of blocks.
+    #[arg(long)]
+    n_layers: Option<usize>,
+    /// SSM state size N.
+    #[arg(long)]
+    d_state: Option<usize>,
+    /// Row-attention heads.
+    #[arg(long)]
+    n_heads: Option<usize>,
+    /// Add the reverse-direction scan (BiMamba).
+    #[arg(long)]
+    bidirectional: bool,
+}
+
+/// Writes the bundled alignment to a file the readers can stream.
+fn bundled_maf() -> Result<PathBuf> {
+    let path = std::env::temp_dir().join(format!("msamamba-bundled-mm9-{}.maf", BUNDLED_MAF.len()));
+    if std::fs::metadata(&path).map(|m| m.len() as usize).ok() != Some(BUNDLED_MAF.len()) {
+        let partial = path.with_extension("partial");
+        std::fs::write(&partial, BUNDLED_MAF).with_context(|| format!("writing {}", partial.display()))?;
+        std::fs::rename(&partial, &path).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(path)
+}
+
+/// The small, fast configuration of the no-argument demo run.
+fn demo(maf: PathBuf) -> PretrainConfig {
+    let mut config = PretrainConfig::new(maf, "mm9".into())
+        .with_lr(2e-3)
+        .with_window(64)
+        .with_stride(16)
+        .with_batch_size(8)
+        .with_steps(600)
+        .with_checkpoint_every(100);
+    config.model = config.model.with_d_model(64).with_n_layers(2).with_max_rows(32);
+    config
+}
+
+impl PretrainArgs {
+    /// The config: --config or the demo or the defaults, then every flag given.
+    fn config(&self) -> Result<PretrainConfig> {
+        let mut config = match (&self.config, &self.maf, &self.target) {
+            (Some(path), _, _) => PretrainConfig::load(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+            (None, None, None) => demo(bundled_maf()?),
+            (None, Some(maf), Some(target)) => PretrainConfig::new(maf.clone(), target.clone()),
+            (None, None, Some(_)) => demo(bundled_maf()?),
+            (None, Some(_), None) => bail!("--maf needs --target (the species whose row is predicted)"),
+        };
+        if let Some(maf) = &self.maf {
+            config.maf = maf.clone();
+        }
+        if let Some(target) = &self.target {
+            config.target = target.clone();
+        }
+        if !config.maf.exists() {
+            bail!("{}: no such file", config.maf.display());
+        }
+        macro_rules! set {
+            ($($flag:ident),*) => { $(if let Some(v) = self.$flag.clone() { config.$flag = v; })* };
+        }
+        set!(
+            lr,
+            weight_decay,
+            warmup_fraction,
+            batch_size,
+            accumulate,
+            window,
+            stride,
+            row_keep,
+            valid_fraction,
+            steps,
+            checkpoint_every,
+            seed
+        );
+        if self.species.is_some() {
+            config.species = self.species.clone();
+        }
+        macro_rules! set_model {
+            ($($flag:ident),*) => { $(if let Some(v) = self.$flag { config.model.$flag = v; })* };
+        }
+        set_model!(d_model, n_layers, d_state, n_heads);
+        if self.bidirectional {
+            config.model.bidirectional = true;
+        }
+        Ok(config)
+    }
+}
+
+pub fn run(args: PretrainArgs) -> Result<()> {
+    let run = RunDir { dir: args.out.clone() };
+    let config = if args.resume && args.config.is_none() {
+        let saved = run.dir.join("config.json");
+        PretrainConfig::load(&saved).map_err(|e| anyhow::anyhow!("--resume: {}: {e}", saved.display()))?
+    } else {
+        args.config()?
+    };
+    dispatch(
+        args.backend,
+        Job {
+            config,
+            run,
+            resume: args.resume,
+        },
+    )
+}
+
+struct Job {
+    config: PretrainConfig,
+    run: RunDir,
+    resume: bool,
+}
+
+impl OnBackend for Job {
+    type Output = ();
+
+    fn run<B>(self, device: B::Device, name: &str) -> Result<()>
+    where
+        B: AutodiffBackend + SelectiveScanBackend,
+        B::InnerBackend: SelectiveScanBackend,
+    {
+        let Job { config, run, resume } = self;
+        println!(
+            "pretraining on {name}: {} (target {}), {} steps of {} x {} bp, lr {}",
+            config.maf.display(),
+            config.target,
+            config.steps,
+            config.batch_size * config.accumulate,
+            config.window,
+            config.lr
+        );
+        let started = std::time::Instant::now();
+        let outcome = pretrain::<B>(&config, &run, resume, device.clone())?;
+        let seconds = started.elapsed().as_secs_f64();
+        if let Some(step) = outcome.non_finite_at {
+            let kept = run
+                .last_checkpoint()
+                .map_or("none".to_string(), |e| format!("epoch {e}"));
+            bail!(
+                "the training loss became NaN or infinite at step {step}; stopped, last good checkpoint: {kept} in {}",
+                run.checkpoints().display()
+            );
+        }
+        let curve = run.dir.join("loss_curve.png");
+        write_png(
+            &read_losses(&run.dir.join("train.tsv"))?,
+            &read_losses(&run.dir.join("valid.tsv"))?,
+            &curve,
+        )?;
+        let comparison = compare_with_baseline(
+            &outcome.model.model,
+            &outcome.valid,
+            outcome.rows,
+            config.batch_size,
+            &device,
+        );
+        println!("trained {} steps in {seconds:.0} s", config.steps);
+        println!("checkpoints: {}", run.checkpoints().display());
+        println!("final model: {}", run.final_model().display());
+        println!("loss curve:  {}", curve.display());
+        println!(
+            "held-out masked-token accuracy over {} positions: model {:.1}%, per-column frequency baseline {:.1}% ({})",
+            comparison.positions,
+            100.0 * comparison.model,
+            100.0 * comparison.baseline,
+            if comparison.model > comparison.baseline {
+                "model beats the baseline"
+            } else {
+                "model does NOT beat the baseline"
+            }
+        );
+        let summary = format!(
+            "{{\"steps\": {}, \"seconds\": {seconds:.1}, \"backend\": \"{name}\", \"model_accuracy\": {:.6}, \"baseline_accuracy\": {:.6}, \"positions\": {}}}\n",
+            config.steps, comparison.model, comparison.baseline, comparison.positions
+        );
+        std::fs::write(run.dir.join("summary.json"), summary)
+            .with_context(|| format!("writing {}", run.dir.join("summary.json").display()))?;
+        Ok(())
+    }
+}

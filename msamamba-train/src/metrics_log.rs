@@ -1,0 +1,207 @@
+//! What training shows and keeps: a TUI in a terminal, plain lines otherwise, and always a
+//! per-step TSV of loss, accuracy, perplexity and learning rate (for the loss curve and tests).
+//! A non-finite loss stops the run.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use burn::train::Interrupter;
+use burn::train::metric::{MetricDefinition, MetricId, NumericEntry};
+use burn::train::renderer::tui::TuiMetricsRendererWrapper;
+use burn::train::renderer::{
+    EvaluationName, EvaluationProgress, MetricState, MetricsRenderer, MetricsRendererEvaluation,
+    MetricsRendererTraining, ProgressType, TrainingProgress,
+};
+
+/// Metrics of one training step, in TSV column order.
+const COLUMNS: [&str; 4] = ["loss", "accuracy", "perplexity", "lr"];
+
+/// Shared with the caller: the first step whose loss was not finite.
+#[derive(Debug, Clone, Default)]
+pub struct RunHealth {
+    inner: Arc<Mutex<Option<usize>>>,
+}
+
+impl RunHealth {
+    /// The global step at which the loss became NaN or infinite, if it did.
+    pub fn non_finite_at(&self) -> Option<usize> {
+        *self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Renders metrics and writes `train.tsv` / `valid.tsv` (step, loss, accuracy, perplexity, lr).
+pub struct MetricsLog {
+    names: HashMap<MetricId, usize>,
+    current: [Option<f64>; 4],
+    train: BufWriter<File>,
+    valid: BufWriter<File>,
+    tui: Option<TuiMetricsRendererWrapper>,
+    interrupter: Interrupter,
+    health: RunHealth,
+    every: usize,
+    steps_before: usize,
+}
+
+impl MetricsLog {
+    /// Logs into `dir` (appending, so a resumed run continues the files); prints a line every
+    /// `every` steps when stdout is not a terminal. `steps_before`: global steps already done.
+    pub fn new(
+        dir: &Path,
+        interrupter: Interrupter,
+        every: usize,
+        steps_before: usize,
+        checkpoint: Option<usize>,
+    ) -> std::io::Result<(Self, RunHealth)> {
+        let open = |name: &str| -> std::io::Result<BufWriter<File>> {
+            let path = dir.join(name);
+            let fresh = !path.exists();
+            let mut file = BufWriter::new(File::options().create(true).append(true).open(path)?);
+            if fresh {
+                writeln!(file, "step\t{}", COLUMNS.join("\t"))?;
+            }
+            Ok(file)
+        };
+        let health = RunHealth::default();
+        let tui = std::io::stdout()
+            .is_terminal()
+            .then(|| TuiMetricsRendererWrapper::new(interrupter.clone(), checkpoint));
+        let log = Self {
+            names: HashMap::new(),
+            current: [None; 4],
+            train: open("train.tsv")?,
+            valid: open("valid.tsv")?,
+            tui,
+            interrupter,
+            health: health.clone(),
+            every: every.max(1),
+            steps_before,
+        };
+        Ok((log, health))
+    }
+
+    fn record(&mut self, state: &MetricState) {
+        if let MetricState::Numeric(entry, value) = state
+            && let Some(&column) = self.names.get(&entry.metric_id)
+        {
+            self.current[column] = Some(match value {
+                NumericEntry::Value(v) => *v,
+                NumericEntry::Aggregated { aggregated_value, .. } => *aggregated_value,
+            });
+        }
+    }
+
+    fn flush_row(&mut self, train: bool, step: usize) -> std::io::Result<String> {
+        let values: Vec<String> = self
+            .current
+            .iter()
+            .map(|v| v.map_or("nan".into(), |v| format!("{v:.6}")))
+            .collect();
+        let file = if train { &mut self.train } else { &mut self.valid };
+        writeln!(file, "{step}\t{}", values.join("\t"))?;
+        file.flush()?;
+        let line = COLUMNS
+            .iter()
+            .zip(&values)
+            .map(|(c, v)| format!("{c} {v}"))
+            .collect::<Vec<_>>()
+            .join("  ");
+        Ok(line)
+    }
+}
+
+impl MetricsRendererTraining for MetricsLog {
+    fn update_train(&mut self, state: MetricState) {
+        self.record(&state);
+        if let Some(tui) = &mut self.tui {
+            tui.update_train(state);
+        }
+    }
+
+    fn update_valid(&mut self, state: MetricState) {
+        self.record(&state);
+        if let Some(tui) = &mut self.tui {
+            tui.update_valid(state);
+        }
+    }
+
+    fn render_train(&mut self, item: TrainingProgress, progress_indicators: Vec<ProgressType>) {
+        let step = self.steps_before
+            + item
+                .iteration
+                .unwrap_or(item.progress.as_ref().map_or(0, |p| p.items_processed));
+        let loss = self.current[0];
+        let line = self
+            .flush_row(true, step)
+            .unwrap_or_else(|e| format!("(metrics log not written: {e})"));
+        if loss.is_some_and(|l| !l.is_finite()) {
+            let mut first = self.health.inner.lock().unwrap_or_else(|e| e.into_inner());
+            first.get_or_insert(step);
+            self.interrupter.stop(Some("the training loss is not finite"));
+        }
+        match &mut self.tui {
+            Some(tui) => tui.render_train(item, progress_indicators),
+            None if step % self.every == 0 => println!("train step {step}  {line}"),
+            None => {}
+        }
+    }
+
+    fn render_valid(&mut self, item: TrainingProgress, progress_indicators: Vec<ProgressType>) {
+        let step = item.global_progress.items_processed;
+        let line = self
+            .flush_row(false, step)
+            .unwrap_or_else(|e| format!("(metrics log not written: {e})"));
+        match &mut self.tui {
+            Some(tui) => tui.render_valid(item, progress_indicators),
+            None if item
+                .progress
+                .as_ref()
+                .is_some_and(|p| p.items_processed >= p.items_total) =>
+            {
+                println!("valid after epoch {step}  {line}")
+            }
+            None => {}
+        }
+    }
+}
+
+impl MetricsRendererEvaluation for MetricsLog {
+    fn render_test(&mut self, item: EvaluationProgress, progress_indicators: Vec<ProgressType>) {
+        if let Some(tui) = &mut self.tui {
+            tui.render_test(item, progress_indicators);
+        }
+    }
+
+    fn update_test(&mut self, name: EvaluationName, state: MetricState) {
+        if let Some(tui) = &mut self.tui {
+            tui.update_test(name, state);
+        }
+    }
+}
+
+impl MetricsRenderer for MetricsLog {
+    fn manual_close(&mut self) {
+        if let Some(tui) = &mut self.tui {
+            tui.manual_close();
+        }
+    }
+
+    fn register_metric(&mut self, definition: MetricDefinition) {
+        let name = definition.name.to_lowercase();
+        let column = match name.as_str() {
+            n if n.contains("loss") => Some(0),
+            n if n.contains("accuracy") => Some(1),
+            n if n.contains("perplexity") => Some(2),
+            n if n.contains("learning rate") || n == "lr" => Some(3),
+            _ => None,
+        };
+        if let Some(column) = column {
+            self.names.insert(definition.metric_id.clone(), column);
+        }
+        if let Some(tui) = &mut self.tui {
+            tui.register_metric(definition);
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! MSAMamba as burn-train sees it in MLM pre-training: one train step and one validation step.
+
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use burn::train::{InferenceStep, SequenceOutput, TrainOutput, TrainStep};
+use msamamba_kernels::SelectiveScanBackend;
+use msamamba_model::MsaMamba;
+use msamamba_model::mlm_loss::mlm_loss;
+use msamamba_model::tokens::MASK;
+
+use crate::batcher::MsaBatch;
+
+/// The model plus how many micro-batches make one optimizer step.
+#[derive(Module, Debug)]
+pub struct MlmModel<B: Backend> {
+    /// The language model.
+    pub model: MsaMamba<B>,
+    /// Gradient accumulation: the loss is divided by this, so the accumulated gradient of N
+    /// micro-batches is the gradient of their mean.
+    pub accumulate: usize,
+}
+
+impl<B: SelectiveScanBackend> MlmModel<B> {
+    /// Logits and metric inputs; targets in the output use the mask token for "no target"
+    /// (burn's metrics skip one pad index, and the mask token is never a target).
+    fn forward(&self, batch: MsaBatch<B>, row_sparse: bool) -> (Tensor<B, 1>, SequenceOutput<B>) {
+        let logits = self.model.forward(batch.tokens, batch.row_keep, row_sparse);
+        let loss = mlm_loss(logits.clone(), batch.targets.clone()).loss;
+        let no_target = batch.targets.clone().lower_elem(0);
+        let metric_targets = batch.targets.mask_fill(no_target, i64::from(MASK));
+        (loss.clone(), SequenceOutput::new(loss, logits, None, metric_targets))
+    }
+}
+
+impl<B: AutodiffBackend + SelectiveScanBackend> TrainStep for MlmModel<B> {
+    type Input = MsaBatch<B>;
+    type Output = SequenceOutput<B>;
+
+    fn step(&self, batch: MsaBatch<B>) -> TrainOutput<SequenceOutput<B>> {
+        let (loss, output) = self.forward(batch, true);
+        let grads = (loss / self.accumulate.max(1) as f64).backward();
+        TrainOutput::new(self, grads, output)
+    }
+}
+
+impl<B: SelectiveScanBackend> InferenceStep for MlmModel<B> {
+    type Input = MsaBatch<B>;
+    type Output = SequenceOutput<B>;
+
+    fn step(&self, batch: MsaBatch<B>) -> SequenceOutput<B> {
+        self.forward(batch, false).1
+    }
+}

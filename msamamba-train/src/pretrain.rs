@@ -1,0 +1,299 @@
+//! `msamamba pretrain`: MLM pre-training through burn-train's Learner.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use burn::config::Config;
+use burn::data::dataloader::DataLoaderBuilder;
+use burn::module::Module;
+use burn::optim::AdamWConfig;
+use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
+use burn::tensor::backend::AutodiffBackend;
+use burn::train::checkpoint::KeepLastNCheckpoints;
+use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, PerplexityMetric};
+use burn::train::{Learner, SupervisedTraining};
+use msamamba_kernels::SelectiveScanBackend;
+use msamamba_model::MsaMambaConfig;
+use msamamba_model::mlm_mask::MlmMaskConfig;
+use msamamba_model::tokens::MASK;
+
+use crate::alignment::Alignment;
+use crate::batcher::{MsaBatcher, MsaBatcherConfig};
+use crate::loader::EpochLoader;
+use crate::metrics_log::MetricsLog;
+use crate::mlm_model::MlmModel;
+use crate::schedule::WarmupCosineConfig;
+use crate::windows::{WindowDataset, hold_out, tile};
+
+/// Everything a pre-training run depends on; saved as `config.json` next to the checkpoints.
+#[derive(Config, Debug)]
+pub struct PretrainConfig {
+    /// The model.
+    #[config(default = "MsaMambaConfig::new()")]
+    pub model: MsaMambaConfig,
+    /// MAF alignment to train on.
+    pub maf: PathBuf,
+    /// Target species (the predicted row).
+    pub target: String,
+    /// Rows after the target, in order (default: every species of the file).
+    #[config(default = "None")]
+    pub species: Option<Vec<String>>,
+    /// Peak learning rate.
+    #[config(default = 3e-5)]
+    pub lr: f64,
+    /// AdamW weight decay.
+    #[config(default = 1e-3)]
+    pub weight_decay: f64,
+    /// Fraction of the optimizer steps spent on linear warmup (cosine decay after).
+    #[config(default = 0.1)]
+    pub warmup_fraction: f64,
+    /// MSAs per micro-batch.
+    #[config(default = 8)]
+    pub batch_size: usize,
+    /// Micro-batches per optimizer step.
+    #[config(default = 1)]
+    pub accumulate: usize,
+    /// Window length L.
+    #[config(default = 128)]
+    pub window: usize,
+    /// Distance between window starts when tiling the alignment.
+    #[config(default = 32)]
+    pub stride: usize,
+    /// Probability of keeping each non-target row (row-sparse training).
+    #[config(default = 0.5)]
+    pub row_keep: f64,
+    /// Fraction of each chromosome's span held out for validation (its end).
+    #[config(default = 0.1)]
+    pub valid_fraction: f64,
+    /// Optimizer steps in the whole run.
+    #[config(default = 1000)]
+    pub steps: usize,
+    /// Optimizer steps between checkpoints (one Learner epoch).
+    #[config(default = 100)]
+    pub checkpoint_every: usize,
+    /// Seed of the model initialisation and of the data order.
+    #[config(default = 42)]
+    pub seed: u64,
+}
+
+impl PretrainConfig {
+    /// Checks what burn would otherwise reject with a panic.
+    pub fn validate(&self) -> Result<()> {
+        let positive = [
+            ("batch_size", self.batch_size),
+            ("accumulate", self.accumulate),
+            ("window", self.window),
+            ("stride", self.stride),
+            ("steps", self.steps),
+            ("checkpoint_every", self.checkpoint_every),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                bail!("--{} must be at least 1", name.replace('_', "-"));
+            }
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            bail!("--lr must be a positive number, got {}", self.lr);
+        }
+        if !(0.0..=1.0).contains(&self.row_keep) {
+            bail!("--row-keep must be between 0 and 1, got {}", self.row_keep);
+        }
+        if !(0.0..1.0).contains(&self.valid_fraction) {
+            bail!("--valid-fraction must be in [0, 1), got {}", self.valid_fraction);
+        }
+        Ok(())
+    }
+
+    /// Learner epochs: one per checkpoint interval.
+    pub fn epochs(&self) -> usize {
+        self.steps.div_ceil(self.checkpoint_every)
+    }
+}
+
+/// Where a run's files go.
+pub struct RunDir {
+    /// The output directory.
+    pub dir: PathBuf,
+}
+
+impl RunDir {
+    /// `dir/checkpoint`, where burn-train writes `model-E.mpk`, `optim-E.mpk`, `scheduler-E.mpk`.
+    pub fn checkpoints(&self) -> PathBuf {
+        self.dir.join("checkpoint")
+    }
+
+    /// The last epoch with a complete checkpoint (model, optimizer and scheduler).
+    pub fn last_checkpoint(&self) -> Option<usize> {
+        let entries = std::fs::read_dir(self.checkpoints()).ok()?;
+        let complete = |e: usize| {
+            ["model", "optim", "scheduler"]
+                .iter()
+                .all(|k| self.checkpoints().join(format!("{k}-{e}.mpk")).exists())
+        };
+        entries
+            .filter_map(|e| {
+                e.ok()?
+                    .file_name()
+                    .to_str()?
+                    .strip_prefix("model-")?
+                    .strip_suffix(".mpk")?
+                    .parse()
+                    .ok()
+            })
+            .filter(|&e| complete(e))
+            .max()
+    }
+
+    /// The final model weights.
+    pub fn final_model(&self) -> PathBuf {
+        self.dir.join("model.mpk")
+    }
+}
+
+/// What a run produced.
+pub struct PretrainOutcome<B: AutodiffBackend> {
+    /// The trained model (inner backend).
+    pub model: MlmModel<B::InnerBackend>,
+    /// The alignment it trained on.
+    pub alignment: Arc<Alignment>,
+    /// Validation windows.
+    pub valid: WindowDataset,
+    /// Rows per MSA.
+    pub rows: usize,
+    /// Global step whose loss was not finite, if any.
+    pub non_finite_at: Option<usize>,
+}
+
+/// Trains; with `resume`, continues from the last complete checkpoint in `run`.
+pub fn pretrain<B>(config: &PretrainConfig, run: &RunDir, resume: bool, device: B::Device) -> Result<PretrainOutcome<B>>
+where
+    B: AutodiffBackend + SelectiveScanBackend,
+    B::InnerBackend: SelectiveScanBackend,
+{
+    config.validate()?;
+    std::fs::create_dir_all(&run.dir).with_context(|| format!("creating {}", run.dir.display()))?;
+    let start_epoch = match resume {
+        true => Some(
+            run.last_checkpoint()
+                .with_context(|| format!("--resume: no complete checkpoint in {}", run.checkpoints().display()))?,
+        ),
+        false => None,
+    };
+    if start_epoch.is_none() && run.last_checkpoint().is_some() {
+        bail!(
+            "{} already holds checkpoints: pass --resume to continue, or choose another --out",
+            run.dir.display()
+        );
+    }
+    config
+        .save(run.dir.join("config.json"))
+        .with_context(|| format!("writing {}", run.dir.join("config.json").display()))?;
+    B::seed(&device, config.seed);
+
+    let alignment = Arc::new(Alignment::from_maf(
+        &config.maf,
+        &config.target,
+        config.species.as_deref(),
+        None,
+    )?);
+    let rows = alignment.species().len().min(config.model.max_rows);
+    let starts = tile(&alignment, config.window, config.stride, config.window / 2);
+    let (train, valid) = hold_out(&starts, &alignment, config.window, config.valid_fraction);
+    if train.is_empty() || valid.is_empty() {
+        bail!(
+            "{}: {} training and {} validation windows of {} bp: the alignment is too short for this --window",
+            config.maf.display(),
+            train.len(),
+            valid.len(),
+            config.window
+        );
+    }
+    let batcher = |row_keep| {
+        MsaBatcher::new(
+            MsaBatcherConfig::new(rows)
+                .with_row_keep(row_keep)
+                .with_mlm(MlmMaskConfig::new()),
+        )
+    };
+    let train_set = WindowDataset::new(alignment.clone(), train, config.window, config.seed);
+    let valid_set = WindowDataset::new(alignment.clone(), valid, config.window, config.seed ^ 0x5eed);
+    let batches_per_epoch = config.checkpoint_every * config.accumulate;
+    let loader_train = EpochLoader::<B>::new(
+        train_set,
+        batcher(config.row_keep),
+        config.batch_size,
+        batches_per_epoch,
+        config.seed,
+        start_epoch.unwrap_or(0),
+        device.clone(),
+    );
+    let loader_valid = DataLoaderBuilder::<B::InnerBackend, _, _>::new(batcher(1.0))
+        .batch_size(config.batch_size)
+        .set_device(device.clone())
+        .build(valid_set.clone());
+
+    let model = MlmModel {
+        model: config.model.init::<B>(&device),
+        accumulate: config.accumulate,
+    };
+    let optim = AdamWConfig::new()
+        .with_beta_1(0.9)
+        .with_beta_2(0.95)
+        .with_weight_decay(config.weight_decay as f32)
+        .init();
+    let scheduler = WarmupCosineConfig::new(config.lr, config.steps)
+        .with_warmup_fraction(config.warmup_fraction)
+        .with_accumulate(config.accumulate)
+        .init();
+    let steps_before = start_epoch.unwrap_or(0) * batches_per_epoch;
+    let (log, health) = MetricsLog::new(&run.dir, Default::default(), 10, steps_before, start_epoch)?;
+    let mut training = SupervisedTraining::new(&run.dir, Arc::new(loader_train), loader_valid)
+        .metric_train_numeric(LossMetric::new())
+        .metric_train_numeric(AccuracyMetric::new().with_pad_token(usize::from(MASK)))
+        .metric_train_numeric(PerplexityMetric::new().with_pad_token(usize::from(MASK)))
+        .metric_train_numeric(LearningRateMetric::new())
+        .metric_valid_numeric(LossMetric::new())
+        .metric_valid_numeric(AccuracyMetric::new().with_pad_token(usize::from(MASK)))
+        .metric_valid_numeric(PerplexityMetric::new().with_pad_token(usize::from(MASK)))
+        .with_file_checkpointer(NamedMpkFileRecorder::<FullPrecisionSettings>::new())
+        .with_checkpointing_strategy(KeepLastNCheckpoints::new(3))
+        .num_epochs(config.epochs())
+        .renderer(log)
+        .with_application_logger(None);
+    if config.accumulate > 1 {
+        training = training.grads_accumulation(config.accumulate);
+    }
+    if let Some(epoch) = start_epoch {
+        training = training.checkpoint(epoch);
+    }
+    let result = training.launch(Learner::new(model, optim, scheduler));
+    let non_finite_at = health.non_finite_at();
+    if non_finite_at.is_none() {
+        result
+            .model
+            .clone()
+            .save_file(run.final_model(), &NamedMpkFileRecorder::<FullPrecisionSettings>::new())
+            .with_context(|| format!("writing {}", run.final_model().display()))?;
+    }
+    Ok(PretrainOutcome {
+        model: result.model,
+        alignment,
+        valid: valid_set,
+        rows,
+        non_finite_at,
+    })
+}
+
+/// Path of the final model of a run directory, checked to exist.
+pub fn final_model_in(dir: &Path) -> Result<PathBuf> {
+    let path = RunDir { dir: dir.to_path_buf() }.final_model();
+    if !path.exists() {
+        bail!(
+            "{}: no trained model (run `msamamba pretrain --out {}` first)",
+            path.display(),
+            dir.display()
+        );
+    }
+    Ok(path)
+}
