@@ -1,8 +1,8 @@
-//! The CubeCL kernels (on WGPU) against the tensor-op reference (on NdArray): forward, every
-//! gradient, and the scan inside burn's autodiff.
-#![cfg(feature = "wgpu")]
+//! The CubeCL kernels against the tensor-op reference (on NdArray): forward, every gradient, and
+//! the scan inside burn's autodiff; on WGPU (the `wgpu` feature) and on CUDA (`cuda`).
+#![cfg(any(feature = "wgpu", feature = "cuda"))]
 
-use burn::backend::{Autodiff, NdArray, Wgpu};
+use burn::backend::{Autodiff, NdArray};
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 use msamamba_kernels::cube::{self, KernelConfig};
 use msamamba_kernels::{ScanGrads, SelectiveScanInput, reference, selective_scan};
@@ -116,7 +116,12 @@ const SHAPES: [([usize; 4], usize); 5] = [
     ([2, 64, 16, 64], 64),
 ];
 
-fn check_problem(problem: &Problem, chunk: usize) {
+fn check_problem<R, BT>(problem: &Problem, chunk: usize)
+where
+    R: burn_cubecl::CubeRuntime,
+    BT: burn_cubecl::BoolElement,
+{
+    type G<R, BT> = burn_cubecl::CubeBackend<R, f32, i32, BT>;
     let gpu = Default::default();
     let cpu = Default::default();
     let config = KernelConfig {
@@ -130,11 +135,11 @@ fn check_problem(problem: &Problem, chunk: usize) {
         problem.softplus
     );
 
-    let y = cube::forward::<_, f32, i32, u32>(problem.input::<Wgpu>(&gpu), &config);
+    let y = cube::forward(problem.input::<G<R, BT>>(&gpu), &config);
     let y_ref = reference::forward(problem.input::<NdArray>(&cpu));
     assert_close(&format!("y {label}"), &values(y), &values(y_ref));
 
-    let got = cube::backward(problem.input::<Wgpu>(&gpu), problem.dy::<Wgpu>(&gpu), &config);
+    let got = cube::backward(problem.input::<G<R, BT>>(&gpu), problem.dy::<G<R, BT>>(&gpu), &config);
     let want = reference::backward(problem.input::<NdArray>(&cpu), problem.dy::<NdArray>(&cpu));
     compare_grads(&label, got, want);
 }
@@ -155,31 +160,6 @@ fn compare_grads<G: Backend, C: Backend>(label: &str, got: ScanGrads<G>, want: S
         (Some(g), Some(w)) => assert_close(&format!("dz {label}"), &values(g), &values(w)),
         (None, None) => {}
         _ => panic!("dz {label}: present on one side only"),
-    }
-}
-
-#[test]
-fn kernel_matches_reference_with_gate_and_softplus() {
-    let mut rng = rng();
-    for (dims, chunk) in SHAPES {
-        check_problem(&Problem::random(&mut rng, dims, true, true), chunk);
-    }
-}
-
-#[test]
-fn kernel_matches_reference_without_gate() {
-    let mut rng = rng();
-    for (dims, chunk) in SHAPES {
-        check_problem(&Problem::random(&mut rng, dims, false, true), chunk);
-    }
-}
-
-#[test]
-fn kernel_matches_reference_without_softplus() {
-    let mut rng = rng();
-    for (dims, chunk) in SHAPES {
-        check_problem(&Problem::random(&mut rng, dims, true, false), chunk);
-        check_problem(&Problem::random(&mut rng, dims, false, false), chunk);
     }
 }
 
@@ -219,15 +199,57 @@ fn autodiff_grads<B: msamamba_kernels::SelectiveScanBackend>(
     out
 }
 
-#[test]
-fn autodiff_on_wgpu_matches_autodiff_on_ndarray() {
-    let mut rng = rng();
-    // L = 200 crosses the default chunk (128).
-    let problem = Problem::random(&mut rng, [2, 48, 16, 200], true, true);
-    let got = autodiff_grads::<Wgpu>(&problem, &Default::default());
-    let want = autodiff_grads::<NdArray>(&problem, &Default::default());
-    assert_eq!(got.len(), want.len());
-    for ((name, g), (_, w)) in got.iter().zip(&want) {
-        assert_close(&format!("autodiff d{name}"), g, w);
-    }
+/// The tests, instantiated per GPU backend.
+macro_rules! gpu_tests {
+    ($name:ident, $gpu:ty, $runtime:ty, $bool:ty) => {
+        mod $name {
+            use super::*;
+            type Gpu = $gpu;
+            type R = $runtime;
+            type BT = $bool;
+
+            #[test]
+            fn kernel_matches_reference_with_gate_and_softplus() {
+                let mut rng = rng();
+                for (dims, chunk) in SHAPES {
+                    check_problem::<R, BT>(&Problem::random(&mut rng, dims, true, true), chunk);
+                }
+            }
+
+            #[test]
+            fn kernel_matches_reference_without_gate() {
+                let mut rng = rng();
+                for (dims, chunk) in SHAPES {
+                    check_problem::<R, BT>(&Problem::random(&mut rng, dims, false, true), chunk);
+                }
+            }
+
+            #[test]
+            fn kernel_matches_reference_without_softplus() {
+                let mut rng = rng();
+                for (dims, chunk) in SHAPES {
+                    check_problem::<R, BT>(&Problem::random(&mut rng, dims, true, false), chunk);
+                    check_problem::<R, BT>(&Problem::random(&mut rng, dims, false, false), chunk);
+                }
+            }
+
+            #[test]
+            fn autodiff_on_gpu_matches_autodiff_on_ndarray() {
+                let mut rng = rng();
+                // L = 200 crosses the default chunk (128).
+                let problem = Problem::random(&mut rng, [2, 48, 16, 200], true, true);
+                let got = autodiff_grads::<Gpu>(&problem, &Default::default());
+                let want = autodiff_grads::<NdArray>(&problem, &Default::default());
+                assert_eq!(got.len(), want.len());
+                for ((name, g), (_, w)) in got.iter().zip(&want) {
+                    assert_close(&format!("autodiff d{name}"), g, w);
+                }
+            }
+        }
+    };
 }
+
+#[cfg(feature = "wgpu")]
+gpu_tests!(wgpu, burn::backend::Wgpu, cubecl::wgpu::WgpuRuntime, u32);
+#[cfg(feature = "cuda")]
+gpu_tests!(cuda, burn::backend::Cuda, cubecl::cuda::CudaRuntime, u8);

@@ -10,7 +10,9 @@ mod bench {
     use std::time::Instant;
 
     use burn::tensor::{Distribution, Tensor, backend::Backend};
-    use msamamba_kernels::{SelectiveScanBackend, SelectiveScanInput};
+    use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime};
+    use msamamba_kernels::SelectiveScanInput;
+    use msamamba_kernels::cube::{self, KernelConfig};
 
     /// The shapes: [batch, d_inner, d_state, L].
     pub const SHAPES: [[usize; 4]; 4] = [
@@ -67,8 +69,13 @@ mod bench {
         (2 * 4 * n) as f64 / ms / 1e6
     }
 
-    pub fn run<B: SelectiveScanBackend>(name: &str, device: &B::Device, runs: usize, shapes: &[[usize; 4]]) {
-        let copy = copy_bandwidth::<B>(device, runs);
+    /// Times the kernels of backend `CubeBackend<R, f32, i32, BT>` with `config` (the backend's
+    /// own default unless overridden on the command line).
+    pub fn run<R: CubeRuntime, BT: BoolElement>(name: &str, config: KernelConfig, runs: usize, shapes: &[[usize; 4]]) {
+        type B<R, BT> = CubeBackend<R, f32, i32, BT>;
+        let device = &Default::default();
+        println!("{config:?}");
+        let copy = copy_bandwidth::<B<R, BT>>(device, runs);
         println!("backend {name}; element-wise copy {copy:.0} GB/s; median of {runs} runs after warm-up");
         println!(
             "{:>22} | {:>9} {:>8} {:>7} | {:>9} {:>8} {:>7}",
@@ -76,10 +83,10 @@ mod bench {
         );
         for &shape in shapes {
             let [batch, dim, n, len] = shape;
-            let input = input::<B>(shape, device);
-            let dy = Tensor::<B, 3>::random([batch, dim, len], Distribution::Normal(0.0, 1.0), device);
-            let fwd = time::<B, _>(device, runs, || B::selective_scan(input.clone()));
-            let bwd = time::<B, _>(device, runs, || B::selective_scan_backward(input.clone(), dy.clone()));
+            let input = input::<B<R, BT>>(shape, device);
+            let dy = Tensor::<B<R, BT>, 3>::random([batch, dim, len], Distribution::Normal(0.0, 1.0), device);
+            let fwd = time::<B<R, BT>, _>(device, runs, || cube::forward(input.clone(), &config));
+            let bwd = time::<B<R, BT>, _>(device, runs, || cube::backward(input.clone(), dy.clone(), &config));
             let (bdl, bnl) = ((batch * dim * len) as f64, (batch * n * len) as f64);
             let fwd_gbs = 4.0 * (4.0 * bdl + 2.0 * bnl) / fwd / 1e6;
             let bwd_gbs = 4.0 * (7.0 * bdl + 4.0 * bnl) / bwd / 1e6;
@@ -101,6 +108,9 @@ fn main() {
     let mut backend = String::from(if cfg!(feature = "cuda") { "cuda" } else { "wgpu" });
     let mut runs = 10usize;
     let mut small = false;
+    let mut only: Vec<usize> = Vec::new();
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    let mut config = msamamba_kernels::cube::KernelConfig::default();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -108,6 +118,20 @@ fn main() {
             "--runs" => runs = args.next().and_then(|r| r.parse().ok()).unwrap_or(10).max(10),
             // A quick smoke run on small shapes (CI machines, software Vulkan).
             "--small" => small = true,
+            // Only the shape number K (0-based), repeatable.
+            "--only" => only.extend(args.next().and_then(|k| k.parse::<usize>().ok())),
+            // Tuning overrides: channels per cube, shared-memory budget of the backward (bytes).
+            #[cfg(any(feature = "wgpu", feature = "cuda"))]
+            "--block" => config.block = args.next().and_then(|r| r.parse().ok()).unwrap_or(config.block),
+            #[cfg(any(feature = "wgpu", feature = "cuda"))]
+            "--bwd-shared" => {
+                config.backward_shared_bytes = args
+                    .next()
+                    .and_then(|r| r.parse().ok())
+                    .unwrap_or(config.backward_shared_bytes)
+            }
+            #[cfg(any(feature = "wgpu", feature = "cuda"))]
+            "--chunk" => config.chunk = args.next().and_then(|r| r.parse().ok()).unwrap_or(config.chunk),
             other => {
                 eprintln!("scan_bench: unknown argument `{other}` (expected --backend cuda|wgpu, --runs N, --small)");
                 std::process::exit(2);
@@ -118,15 +142,20 @@ fn main() {
     let shapes: Vec<[usize; 4]> = if small {
         vec![[4, 256, 16, 256], [1, 256, 16, 1024]]
     } else {
-        bench::SHAPES.to_vec()
+        bench::SHAPES
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| only.is_empty() || only.contains(k))
+            .map(|(_, s)| *s)
+            .collect()
     };
     match backend.as_str() {
         #[cfg(feature = "cuda")]
-        "cuda" => bench::run::<burn::backend::Cuda>("cuda", &Default::default(), runs, &shapes),
+        "cuda" => bench::run::<cubecl::cuda::CudaRuntime, u8>("cuda", config, runs, &shapes),
         #[cfg(feature = "wgpu")]
-        "wgpu" => bench::run::<burn::backend::Wgpu>("wgpu", &Default::default(), runs, &shapes),
+        "wgpu" => bench::run::<cubecl::wgpu::WgpuRuntime, u32>("wgpu", config, runs, &shapes),
         other => {
-            let _ = small;
+            let _ = (small, &only);
             eprintln!("scan_bench: backend `{other}` was not compiled in (features: wgpu, cuda)");
             std::process::exit(2);
         }
