@@ -5,6 +5,8 @@
 //! the scan, and [`Autodiff`](burn::backend::Autodiff) wires the backward in as one graph node.
 
 mod autodiff;
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+pub mod cube;
 #[cfg(feature = "ndarray")]
 pub mod cpu;
 #[cfg(feature = "ndarray")]

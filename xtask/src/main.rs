@@ -1,9 +1,10 @@
 //! `cargo xtask ...`: the one entry point for CI and benchmarks.
 
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
 #[command(about = "msamamba developer tasks")]
@@ -14,23 +15,119 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// What CI runs: the whole test suite on CPU.
+    /// What CI runs: the whole test suite on CPU, the scan kernels' tests on WGPU (software
+    /// Vulkan where no GPU is present), and a build check of the CUDA backend.
     Ci,
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        bench: Bench,
+    },
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// The selective-scan kernels on the shapes: forward and backward times, GB/s.
+    Scan {
+        /// The GPU backend to time.
+        #[arg(long, value_enum, default_value_t = GpuBackend::Cuda)]
+        backend: GpuBackend,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum GpuBackend {
+    Cuda,
+    Wgpu,
+}
+
+impl GpuBackend {
+    fn name(self) -> &'static str {
+        match self {
+            GpuBackend::Cuda => "cuda",
+            GpuBackend::Wgpu => "wgpu",
+        }
+    }
+}
+
+/// Runs `program` with `args`, failing when it fails.
+fn run(program: &str, args: &[&str]) -> Result<()> {
+    eprintln!("+ {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .status()
+        .with_context(|| format!("running {program}"))?;
+    if !status.success() {
+        bail!("{program} {} failed ({status})", args.join(" "));
+    }
+    Ok(())
 }
 
 /// Runs cargo with `args`, failing when it fails.
 fn cargo(args: &[&str]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    eprintln!("+ cargo {}", args.join(" "));
-    let status = Command::new(cargo).args(args).status().context("running cargo")?;
-    if !status.success() {
-        bail!("cargo {} failed ({status})", args.join(" "));
+    run(&cargo, args)
+}
+
+/// Makes sure a Vulkan driver is installed for the WGPU tests: lavapipe (Mesa's software Vulkan)
+/// from mesa-vulkan-drivers when no driver manifest is present and we may install packages.
+fn ensure_vulkan() -> Result<()> {
+    let manifests = ["/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d"];
+    let present = manifests.iter().any(|dir| {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .any(|e| e.path().extension().is_some_and(|x| x == "json"))
+            })
+            .unwrap_or(false)
+    });
+    if present {
+        return Ok(());
     }
-    Ok(())
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    if !root || !Path::new("/usr/bin/apt-get").exists() {
+        bail!("no Vulkan driver found: install mesa-vulkan-drivers (lavapipe) to run the WGPU tests");
+    }
+    run("apt-get", &["update", "-q"])?;
+    run("apt-get", &["install", "-y", "-q", "mesa-vulkan-drivers"])
 }
 
 fn main() -> Result<()> {
     match Cli::parse().task {
-        Task::Ci => cargo(&["test", "--workspace"]),
+        Task::Ci => {
+            cargo(&["test", "--workspace"])?;
+            // The CUDA backend loads the driver at run time: CI can build it, not run it.
+            cargo(&[
+                "check",
+                "-p",
+                "msamamba-kernels",
+                "--features",
+                "cuda",
+                "--tests",
+                "--bins",
+            ])?;
+            ensure_vulkan()?;
+            cargo(&["test", "-p", "msamamba-kernels", "--features", "wgpu"])
+        }
+        Task::Bench {
+            bench: Bench::Scan { backend },
+        } => cargo(&[
+            "run",
+            "--release",
+            "-p",
+            "msamamba-kernels",
+            "--features",
+            backend.name(),
+            "--bin",
+            "scan_bench",
+            "--",
+            "--backend",
+            backend.name(),
+        ]),
     }
 }

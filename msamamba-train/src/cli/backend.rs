@@ -39,9 +39,9 @@ pub fn dispatch<J: OnBackend>(choice: BackendChoice, job: J) -> Result<J::Output
             job.run::<Autodiff<burn::backend::NdArray>>(Default::default(), "cpu (ndarray)")
         }
         #[cfg(feature = "wgpu")]
-        BackendChoice::Wgpu => job.run::<Autodiff<msamamba_kernels::Wgpu>>(Default::default(), "wgpu"),
+        BackendChoice::Wgpu => job.run::<Autodiff<burn::backend::Wgpu>>(Default::default(), "wgpu"),
         #[cfg(feature = "cuda")]
-        BackendChoice::Cuda => job.run::<Autodiff<msamamba_kernels::Cuda>>(Default::default(), "cuda"),
+        BackendChoice::Cuda => job.run::<Autodiff<burn::backend::Cuda>>(Default::default(), "cuda"),
         #[allow(unreachable_patterns)]
         other => anyhow::bail!(
             "--backend {}: this msamamba was built without it (rebuild with `--features {0}`)",

@@ -1,0 +1,163 @@
+//! `cargo xtask bench scan [--backend cuda|wgpu]`: times the scan kernels on the shapes.
+//!
+//! For each shape (batch x d_inner 256 x d_state 16 x L): forward and backward median time of
+//! `--runs` (>= 10) device-synchronised runs after warm-up, the achieved bandwidth counting the
+//! fewest bytes (forward: read u, delta, z, B, C, write y; backward: read those and dy, write du,
+//! ddelta, dz, dB, dC), and that as a percentage of an element-wise copy measured in the same run.
+
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+mod bench {
+    use std::time::Instant;
+
+    use burn::tensor::{Distribution, Tensor, backend::Backend};
+    use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime};
+    use msamamba_kernels::SelectiveScanInput;
+    use msamamba_kernels::cube::{self, KernelConfig};
+
+    /// The shapes: [batch, d_inner, d_state, L].
+    pub const SHAPES: [[usize; 4]; 4] = [
+        [256, 256, 16, 1024],
+        [64, 256, 16, 4096],
+        [16, 256, 16, 16384],
+        [2208, 256, 16, 1024],
+    ];
+
+    fn median(mut times: Vec<f64>) -> f64 {
+        times.sort_by(f64::total_cmp);
+        times[times.len() / 2]
+    }
+
+    /// Median milliseconds of `runs` synchronised calls of `f`, after two warm-up calls.
+    fn time<B: Backend, T>(device: &B::Device, runs: usize, mut f: impl FnMut() -> T) -> f64 {
+        for _ in 0..2 {
+            drop(f());
+        }
+        B::sync(device).expect("device sync");
+        let times = (0..runs)
+            .map(|_| {
+                let start = Instant::now();
+                let out = f();
+                B::sync(device).expect("device sync");
+                let ms = start.elapsed().as_secs_f64() * 1e3;
+                drop(out);
+                ms
+            })
+            .collect();
+        median(times)
+    }
+
+    fn input<B: Backend>([batch, dim, n, len]: [usize; 4], device: &B::Device) -> SelectiveScanInput<B> {
+        let normal = Distribution::Normal(0.0, 1.0);
+        SelectiveScanInput {
+            u: Tensor::random([batch, dim, len], normal, device),
+            delta: Tensor::random([batch, dim, len], Distribution::Uniform(-4.0, -1.0), device),
+            a: Tensor::random([dim, n], Distribution::Uniform(-8.0, -0.5), device),
+            b: Tensor::random([batch, n, len], normal, device),
+            c: Tensor::random([batch, n, len], normal, device),
+            d: Tensor::random([dim], normal, device),
+            z: Some(Tensor::random([batch, dim, len], normal, device)),
+            delta_bias: Tensor::random([dim], Distribution::Uniform(-1.0, 1.0), device),
+            delta_softplus: true,
+        }
+    }
+
+    /// Element-wise copy bandwidth in GB/s (bytes read + bytes written), on 1 GiB.
+    fn copy_bandwidth<B: Backend>(device: &B::Device, runs: usize) -> f64 {
+        let n: usize = 1 << 28;
+        let x = Tensor::<B, 1>::random([n], Distribution::Normal(0.0, 1.0), device);
+        let ms = time::<B, _>(device, runs, || x.clone().neg());
+        (2 * 4 * n) as f64 / ms / 1e6
+    }
+
+    /// Times the kernels of backend `CubeBackend<R, f32, i32, BT>` with `config` (the backend's
+    /// own default unless overridden on the command line).
+    pub fn run<R: CubeRuntime, BT: BoolElement>(name: &str, config: KernelConfig, runs: usize, shapes: &[[usize; 4]]) {
+        type B<R, BT> = CubeBackend<R, f32, i32, BT>;
+        let device = &Default::default();
+        println!("{config:?}");
+        let copy = copy_bandwidth::<B<R, BT>>(device, runs);
+        println!("backend {name}; element-wise copy {copy:.0} GB/s; median of {runs} runs after warm-up");
+        println!(
+            "{:>22} | {:>9} {:>8} {:>7} | {:>9} {:>8} {:>7}",
+            "b x d x n x L", "fwd ms", "GB/s", "% copy", "bwd ms", "GB/s", "% copy"
+        );
+        for &shape in shapes {
+            let [batch, dim, n, len] = shape;
+            let input = input::<B<R, BT>>(shape, device);
+            let dy = Tensor::<B<R, BT>, 3>::random([batch, dim, len], Distribution::Normal(0.0, 1.0), device);
+            let fwd = time::<B<R, BT>, _>(device, runs, || cube::forward(input.clone(), &config));
+            let bwd = time::<B<R, BT>, _>(device, runs, || cube::backward(input.clone(), dy.clone(), &config));
+            let (bdl, bnl) = ((batch * dim * len) as f64, (batch * n * len) as f64);
+            let fwd_gbs = 4.0 * (4.0 * bdl + 2.0 * bnl) / fwd / 1e6;
+            let bwd_gbs = 4.0 * (7.0 * bdl + 4.0 * bnl) / bwd / 1e6;
+            println!(
+                "{:>22} | {:>9.3} {:>8.0} {:>6.1}% | {:>9.3} {:>8.0} {:>6.1}%",
+                format!("{batch} x {dim} x {n} x {len}"),
+                fwd,
+                fwd_gbs,
+                100.0 * fwd_gbs / copy,
+                bwd,
+                bwd_gbs,
+                100.0 * bwd_gbs / copy
+            );
+        }
+    }
+}
+
+fn main() {
+    let mut backend = String::from(if cfg!(feature = "cuda") { "cuda" } else { "wgpu" });
+    let mut runs = 10usize;
+    let mut small = false;
+    let mut only: Vec<usize> = Vec::new();
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    let mut config = msamamba_kernels::cube::KernelConfig::default();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--backend" => backend = args.next().unwrap_or_default(),
+            "--runs" => runs = args.next().and_then(|r| r.parse().ok()).unwrap_or(10).max(10),
+            // A quick smoke run on small shapes (CI machines, software Vulkan).
+            "--small" => small = true,
+            // Only the shape number K (0-based), repeatable.
+            "--only" => only.extend(args.next().and_then(|k| k.parse::<usize>().ok())),
+            // Tuning overrides: channels per cube, shared-memory budget of the backward (bytes).
+            #[cfg(any(feature = "wgpu", feature = "cuda"))]
+            "--block" => config.block = args.next().and_then(|r| r.parse().ok()).unwrap_or(config.block),
+            #[cfg(any(feature = "wgpu", feature = "cuda"))]
+            "--bwd-shared" => {
+                config.backward_shared_bytes = args
+                    .next()
+                    .and_then(|r| r.parse().ok())
+                    .unwrap_or(config.backward_shared_bytes)
+            }
+            #[cfg(any(feature = "wgpu", feature = "cuda"))]
+            "--chunk" => config.chunk = args.next().and_then(|r| r.parse().ok()).unwrap_or(config.chunk),
+            other => {
+                eprintln!("scan_bench: unknown argument `{other}` (expected --backend cuda|wgpu, --runs N, --small)");
+                std::process::exit(2);
+            }
+        }
+    }
+    #[cfg(any(feature = "wgpu", feature = "cuda"))]
+    let shapes: Vec<[usize; 4]> = if small {
+        vec![[4, 256, 16, 256], [1, 256, 16, 1024]]
+    } else {
+        bench::SHAPES
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| only.is_empty() || only.contains(k))
+            .map(|(_, s)| *s)
+            .collect()
+    };
+    match backend.as_str() {
+        #[cfg(feature = "cuda")]
+        "cuda" => bench::run::<cubecl::cuda::CudaRuntime, u8>("cuda", config, runs, &shapes),
+        #[cfg(feature = "wgpu")]
+        "wgpu" => bench::run::<cubecl::wgpu::WgpuRuntime, u32>("wgpu", config, runs, &shapes),
+        other => {
+            let _ = (small, &only);
+            eprintln!("scan_bench: backend `{other}` was not compiled in (features: wgpu, cuda)");
+            std::process::exit(2);
+        }
+    }
+}

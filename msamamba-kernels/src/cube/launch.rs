@@ -1,0 +1,243 @@
+//! Launch glue: burn tensors in, kernel launches, burn tensors out.
+
+use burn::tensor::{DType, Shape, Tensor, TensorPrimitive};
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
+use burn_cubecl::tensor::CubeTensor;
+use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
+use cubecl::prelude::*;
+
+use super::backward::scan_backward_kernel;
+use super::forward::scan_forward_kernel;
+use crate::{ScanGrads, SelectiveScanInput};
+
+/// Kernel tuning knobs. The defaults are what the backend uses; tests shrink `chunk`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelConfig {
+    /// Positions between saved states for the backward (a multiple of 32). Extra memory of a
+    /// backward: b·d·N·(⌈l/chunk⌉ + chunk/tile) floats.
+    pub chunk: usize,
+    /// Channels per cube (one thread each).
+    pub block: usize,
+    /// Positions per shared-memory tile in the forward.
+    pub forward_tile: usize,
+    /// Upper bound on shared memory per cube in the backward, in bytes; the backward picks the
+    /// longest tile (8, 4, 2 or 1 positions) that fits.
+    pub backward_shared_bytes: usize,
+}
+
+impl Default for KernelConfig {
+    fn default() -> Self {
+        KernelConfig {
+            chunk: 128,
+            block: 32,
+            forward_tile: 32,
+            backward_shared_bytes: 24 * 1024,
+        }
+    }
+}
+
+impl KernelConfig {
+    /// Shared memory of the backward kernel, in bytes, for a tile length and state size.
+    fn backward_shared(&self, tile: usize, n_state: usize) -> usize {
+        let block = self.block;
+        4 * (4 * block * (tile + 1) + 2 * n_state * tile + (2 * tile + 1) * n_state * (block + 1))
+    }
+
+    /// The backward's tile: the longest that fits the shared-memory budget.
+    fn backward_tile(&self, n_state: usize) -> usize {
+        [8, 4, 2, 1]
+            .into_iter()
+            .find(|&tile| self.backward_shared(tile, n_state) <= self.backward_shared_bytes)
+            .unwrap_or(1)
+    }
+}
+
+type Cube<R, F, I, BT> = CubeBackend<R, F, I, BT>;
+
+fn prim<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement, const D: usize>(
+    t: Tensor<Cube<R, F, I, BT>, D>,
+) -> CubeTensor<R> {
+    into_contiguous(t.into_primitive().tensor())
+}
+
+fn tensor<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement, const D: usize>(
+    t: CubeTensor<R>,
+) -> Tensor<Cube<R, F, I, BT>, D> {
+    Tensor::from_primitive(TensorPrimitive::Float(t))
+}
+
+/// The inputs as contiguous cube tensors.
+struct Prepared<R: CubeRuntime> {
+    u: CubeTensor<R>,
+    delta: CubeTensor<R>,
+    z: Option<CubeTensor<R>>,
+    a: CubeTensor<R>,
+    b: CubeTensor<R>,
+    c: CubeTensor<R>,
+    d: CubeTensor<R>,
+    delta_bias: CubeTensor<R>,
+    softplus: bool,
+    /// batch, channels, states, positions
+    dims: [usize; 4],
+}
+
+impl<R: CubeRuntime> Prepared<R> {
+    fn new<F: FloatElement, I: IntElement, BT: BoolElement>(input: SelectiveScanInput<Cube<R, F, I, BT>>) -> Self {
+        let [batch, dim, len] = input.u.dims();
+        let [_, n_state] = input.a.dims();
+        Prepared {
+            u: prim(input.u),
+            delta: prim(input.delta),
+            z: input.z.map(prim),
+            a: prim(input.a),
+            b: prim(input.b),
+            c: prim(input.c),
+            d: prim(input.d),
+            delta_bias: prim(input.delta_bias),
+            softplus: input.delta_softplus,
+            dims: [batch, dim, n_state, len],
+        }
+    }
+
+    fn empty(&self, shape: Vec<usize>) -> CubeTensor<R> {
+        empty_device_contiguous_dtype(
+            self.u.client.clone(),
+            self.u.device.clone(),
+            Shape::from(shape),
+            DType::F32,
+        )
+    }
+
+    /// The z argument: the gate, or any tensor when there is none (never read).
+    fn z_arg(&self) -> TensorArg<R> {
+        self.z.clone().unwrap_or_else(|| self.u.clone()).into_tensor_arg()
+    }
+
+    /// Runs the forward kernel; returns y when `write_y`, the chunk-start states when `chunk`.
+    fn forward(&self, config: &KernelConfig, write_y: bool, chunk: Option<usize>) -> (CubeTensor<R>, CubeTensor<R>) {
+        let [batch, dim, n_state, len] = self.dims;
+        let block = config.block;
+        let chunk_len = chunk.unwrap_or(config.forward_tile);
+        let y = self.empty(if write_y { vec![batch, dim, len] } else { vec![1] });
+        let ckpt = self.empty(match chunk {
+            Some(chunk) => vec![batch, dim, len.div_ceil(chunk), n_state],
+            None => vec![1],
+        });
+        scan_forward_kernel::launch::<R>(
+            &self.u.client,
+            CubeCount::Static(dim.div_ceil(block) as u32, batch as u32, 1),
+            CubeDim::new_1d(block as u32),
+            self.u.clone().into_tensor_arg(),
+            self.delta.clone().into_tensor_arg(),
+            self.z_arg(),
+            self.a.clone().into_tensor_arg(),
+            self.b.clone().into_tensor_arg(),
+            self.c.clone().into_tensor_arg(),
+            self.d.clone().into_tensor_arg(),
+            self.delta_bias.clone().into_tensor_arg(),
+            y.clone().into_tensor_arg(),
+            ckpt.clone().into_tensor_arg(),
+            dim as u32,
+            len as u32,
+            n_state,
+            block,
+            config.forward_tile,
+            chunk_len,
+            self.z.is_some(),
+            self.softplus,
+            write_y,
+            chunk.is_some(),
+        );
+        (y, ckpt)
+    }
+}
+
+/// Whether the kernels handle this input: f32 tensors, a state size the shared memory can hold.
+pub fn supported<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
+    input: &SelectiveScanInput<Cube<R, F, I, BT>>,
+    config: &KernelConfig,
+) -> bool {
+    let [_, n_state] = input.a.dims();
+    input.u.dtype() == DType::F32 && n_state > 0 && config.backward_shared(1, n_state) <= config.backward_shared_bytes
+}
+
+/// Forward scan on the kernel: y [b, d, l].
+pub fn forward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
+    input: SelectiveScanInput<Cube<R, F, I, BT>>,
+    config: &KernelConfig,
+) -> Tensor<Cube<R, F, I, BT>, 3> {
+    let prepared = Prepared::new(input);
+    let (y, _) = prepared.forward(config, true, None);
+    tensor(y)
+}
+
+/// Backward scan on the kernel: gradients of `sum(y * dy)` for every input.
+pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
+    input: SelectiveScanInput<Cube<R, F, I, BT>>,
+    dy: Tensor<Cube<R, F, I, BT>, 3>,
+    config: &KernelConfig,
+) -> ScanGrads<Cube<R, F, I, BT>> {
+    let p = Prepared::new(input);
+    let dy = prim(dy);
+    let [batch, dim, n_state, len] = p.dims;
+    let block = config.block;
+    let blocks = dim.div_ceil(block);
+    let tile = config.backward_tile(n_state);
+    assert!(config.chunk % config.forward_tile == 0 && config.chunk % tile == 0);
+    let (_, ckpt) = p.forward(config, false, Some(config.chunk));
+
+    let scratch = p.empty(vec![batch * blocks * (config.chunk / tile) * n_state * block]);
+    let du = p.empty(vec![batch, dim, len]);
+    let ddelta = p.empty(vec![batch, dim, len]);
+    let dz = p.empty(if p.z.is_some() { vec![batch, dim, len] } else { vec![1] });
+    let db_part = p.empty(vec![batch, blocks, n_state, len]);
+    let dc_part = p.empty(vec![batch, blocks, n_state, len]);
+    let da_part = p.empty(vec![batch, dim, n_state]);
+    let dd_part = p.empty(vec![batch, dim]);
+    let dbias_part = p.empty(vec![batch, dim]);
+    scan_backward_kernel::launch::<R>(
+        &p.u.client,
+        CubeCount::Static(blocks as u32, batch as u32, 1),
+        CubeDim::new_1d(block as u32),
+        p.u.clone().into_tensor_arg(),
+        p.delta.clone().into_tensor_arg(),
+        p.z_arg(),
+        p.a.clone().into_tensor_arg(),
+        p.b.clone().into_tensor_arg(),
+        p.c.clone().into_tensor_arg(),
+        p.d.clone().into_tensor_arg(),
+        p.delta_bias.clone().into_tensor_arg(),
+        dy.into_tensor_arg(),
+        ckpt.into_tensor_arg(),
+        scratch.into_tensor_arg(),
+        du.clone().into_tensor_arg(),
+        ddelta.clone().into_tensor_arg(),
+        dz.clone().into_tensor_arg(),
+        db_part.clone().into_tensor_arg(),
+        dc_part.clone().into_tensor_arg(),
+        da_part.clone().into_tensor_arg(),
+        dd_part.clone().into_tensor_arg(),
+        dbias_part.clone().into_tensor_arg(),
+        dim as u32,
+        len as u32,
+        n_state,
+        block,
+        tile,
+        config.chunk,
+        p.z.is_some(),
+        p.softplus,
+    );
+    // Sums over channel blocks and batch rows: [b, blocks, N, l] -> [b, N, l]; [b, d, ..] -> [d, ..].
+    let over_blocks = |t: CubeTensor<R>| tensor::<R, F, I, BT, 4>(t).sum_dim(1).reshape([batch, n_state, len]);
+    ScanGrads {
+        u: tensor(du),
+        delta: tensor(ddelta),
+        a: tensor::<R, F, I, BT, 3>(da_part).sum_dim(0).reshape([dim, n_state]),
+        b: over_blocks(db_part),
+        c: over_blocks(dc_part),
+        d: tensor::<R, F, I, BT, 2>(dd_part).sum_dim(0).reshape([dim]),
+        z: p.z.is_some().then(|| tensor(dz)),
+        delta_bias: tensor::<R, F, I, BT, 2>(dbias_part).sum_dim(0).reshape([dim]),
+    }
+}

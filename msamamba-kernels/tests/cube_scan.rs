@@ -1,0 +1,255 @@
+//! The CubeCL kernels against the tensor-op reference (on NdArray): forward, every gradient, and
+//! the scan inside burn's autodiff; on WGPU (the `wgpu` feature) and on CUDA (`cuda`).
+#![cfg(any(feature = "wgpu", feature = "cuda"))]
+
+use burn::backend::{Autodiff, NdArray};
+use burn::tensor::{Tensor, TensorData, backend::Backend};
+use msamamba_kernels::cube::{self, KernelConfig};
+use msamamba_kernels::{ScanGrads, SelectiveScanInput, reference, selective_scan};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+
+/// Fresh inputs every run; the seed is printed so a failure can be replayed.
+fn rng() -> StdRng {
+    let seed = std::env::var("MSAMAMBA_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random::<u64>);
+    eprintln!("MSAMAMBA_TEST_SEED={seed}");
+    StdRng::seed_from_u64(seed)
+}
+
+/// One scan problem as flat f32 buffers, buildable on any backend.
+#[derive(Clone, Debug)]
+struct Problem {
+    dims: [usize; 4], // b, d, n, l
+    u: Vec<f32>,
+    delta: Vec<f32>,
+    a: Vec<f32>,
+    b: Vec<f32>,
+    c: Vec<f32>,
+    d: Vec<f32>,
+    z: Option<Vec<f32>>,
+    delta_bias: Vec<f32>,
+    softplus: bool,
+    dy: Vec<f32>,
+}
+
+impl Problem {
+    fn random(rng: &mut StdRng, [bs, d, n, l]: [usize; 4], gated: bool, softplus: bool) -> Self {
+        let mut uniform = |k: usize, lo: f32, hi: f32| (0..k).map(|_| rng.random_range(lo..hi)).collect::<Vec<f32>>();
+        let u = uniform(bs * d * l, -2.0, 2.0);
+        let b = uniform(bs * n * l, -2.0, 2.0);
+        let c = uniform(bs * n * l, -2.0, 2.0);
+        let dskip = uniform(d, -2.0, 2.0);
+        let z = uniform(bs * d * l, -2.0, 2.0);
+        let dy = uniform(bs * d * l, -1.0, 1.0);
+        // Without softplus, delta must already be a positive step size.
+        let (delta, delta_bias) = if softplus {
+            (uniform(bs * d * l, -3.0, 1.0), uniform(d, -1.0, 1.0))
+        } else {
+            (uniform(bs * d * l, 0.01, 0.5), uniform(d, 0.0, 0.1))
+        };
+        let a = uniform(d * n, -4.0, -0.2);
+        Problem {
+            dims: [bs, d, n, l],
+            u,
+            delta,
+            a,
+            b,
+            c,
+            d: dskip,
+            z: gated.then_some(z),
+            delta_bias,
+            softplus,
+            dy,
+        }
+    }
+
+    fn input<B: Backend>(&self, device: &B::Device) -> SelectiveScanInput<B> {
+        let [bs, d, n, l] = self.dims;
+        let t3 = |v: &Vec<f32>, s: [usize; 3]| Tensor::<B, 3>::from_data(TensorData::new(v.clone(), s), device);
+        SelectiveScanInput {
+            u: t3(&self.u, [bs, d, l]),
+            delta: t3(&self.delta, [bs, d, l]),
+            a: Tensor::from_data(TensorData::new(self.a.clone(), [d, n]), device),
+            b: t3(&self.b, [bs, n, l]),
+            c: t3(&self.c, [bs, n, l]),
+            d: Tensor::from_data(TensorData::new(self.d.clone(), [d]), device),
+            z: self.z.as_ref().map(|z| t3(z, [bs, d, l])),
+            delta_bias: Tensor::from_data(TensorData::new(self.delta_bias.clone(), [d]), device),
+            delta_softplus: self.softplus,
+        }
+    }
+
+    fn dy<B: Backend>(&self, device: &B::Device) -> Tensor<B, 3> {
+        let [bs, d, _, l] = self.dims;
+        Tensor::from_data(TensorData::new(self.dy.clone(), [bs, d, l]), device)
+    }
+}
+
+fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().to_vec().expect("f32 data")
+}
+
+/// Asserts ‖got − want‖ / ‖want‖ < 1e-4, and that every value is finite.
+fn assert_close(what: &str, got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    assert!(got.iter().all(|v| v.is_finite()), "{what}: non-finite value");
+    let err: f64 = got
+        .iter()
+        .zip(want)
+        .map(|(g, w)| (*g as f64 - *w as f64).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    let norm: f64 = want.iter().map(|w| (*w as f64).powi(2)).sum::<f64>().sqrt();
+    let rel = err / norm.max(1e-12);
+    assert!(rel < 1e-4, "{what}: relative error {rel:e}");
+}
+
+/// (b, d, n, l, chunk): L past one chunk and not a multiple of any tile, channels not a multiple of
+/// the block, d_state 1 and 16, L = 1.
+const SHAPES: [([usize; 4], usize); 5] = [
+    ([2, 5, 16, 100], 32),
+    ([1, 40, 1, 77], 32),
+    ([3, 33, 16, 300], 128),
+    ([1, 3, 4, 1], 32),
+    ([2, 64, 16, 64], 64),
+];
+
+fn check_problem<R, BT>(problem: &Problem, chunk: usize)
+where
+    R: burn_cubecl::CubeRuntime,
+    BT: burn_cubecl::BoolElement,
+{
+    type G<R, BT> = burn_cubecl::CubeBackend<R, f32, i32, BT>;
+    let gpu = Default::default();
+    let cpu = Default::default();
+    let config = KernelConfig {
+        chunk,
+        ..Default::default()
+    };
+    let label = format!(
+        "{:?} z={} softplus={} chunk={chunk}",
+        problem.dims,
+        problem.z.is_some(),
+        problem.softplus
+    );
+
+    let y = cube::forward(problem.input::<G<R, BT>>(&gpu), &config);
+    let y_ref = reference::forward(problem.input::<NdArray>(&cpu));
+    assert_close(&format!("y {label}"), &values(y), &values(y_ref));
+
+    let got = cube::backward(problem.input::<G<R, BT>>(&gpu), problem.dy::<G<R, BT>>(&gpu), &config);
+    let want = reference::backward(problem.input::<NdArray>(&cpu), problem.dy::<NdArray>(&cpu));
+    compare_grads(&label, got, want);
+}
+
+fn compare_grads<G: Backend, C: Backend>(label: &str, got: ScanGrads<G>, want: ScanGrads<C>) {
+    assert_close(&format!("du {label}"), &values(got.u), &values(want.u));
+    assert_close(&format!("ddelta {label}"), &values(got.delta), &values(want.delta));
+    assert_close(&format!("dA {label}"), &values(got.a), &values(want.a));
+    assert_close(&format!("dB {label}"), &values(got.b), &values(want.b));
+    assert_close(&format!("dC {label}"), &values(got.c), &values(want.c));
+    assert_close(&format!("dD {label}"), &values(got.d), &values(want.d));
+    assert_close(
+        &format!("d delta_bias {label}"),
+        &values(got.delta_bias),
+        &values(want.delta_bias),
+    );
+    match (got.z, want.z) {
+        (Some(g), Some(w)) => assert_close(&format!("dz {label}"), &values(g), &values(w)),
+        (None, None) => {}
+        _ => panic!("dz {label}: present on one side only"),
+    }
+}
+
+/// Gradients of a weighted sum of the scan, through burn's autodiff, for every input.
+fn autodiff_grads<B: msamamba_kernels::SelectiveScanBackend>(
+    problem: &Problem,
+    device: &B::Device,
+) -> Vec<(&'static str, Vec<f32>)> {
+    let input = problem.input::<Autodiff<B>>(device);
+    let input = SelectiveScanInput {
+        u: input.u.require_grad(),
+        delta: input.delta.require_grad(),
+        a: input.a.require_grad(),
+        b: input.b.require_grad(),
+        c: input.c.require_grad(),
+        d: input.d.require_grad(),
+        z: input.z.map(|z| z.require_grad()),
+        delta_bias: input.delta_bias.require_grad(),
+        delta_softplus: input.delta_softplus,
+    };
+    let keep = input.clone();
+    let loss = (selective_scan(input) * problem.dy::<Autodiff<B>>(device)).sum();
+    let grads = loss.backward();
+    let g3 = |t: &Tensor<Autodiff<B>, 3>| values(t.grad(&grads).expect("gradient"));
+    let mut out = vec![
+        ("u", g3(&keep.u)),
+        ("delta", g3(&keep.delta)),
+        ("a", values(keep.a.grad(&grads).expect("gradient"))),
+        ("b", g3(&keep.b)),
+        ("c", g3(&keep.c)),
+        ("d", values(keep.d.grad(&grads).expect("gradient"))),
+        ("delta_bias", values(keep.delta_bias.grad(&grads).expect("gradient"))),
+    ];
+    if let Some(z) = &keep.z {
+        out.push(("z", g3(z)));
+    }
+    out
+}
+
+/// The tests, instantiated per GPU backend.
+macro_rules! gpu_tests {
+    ($name:ident, $gpu:ty, $runtime:ty, $bool:ty) => {
+        mod $name {
+            use super::*;
+            type Gpu = $gpu;
+            type R = $runtime;
+            type BT = $bool;
+
+            #[test]
+            fn kernel_matches_reference_with_gate_and_softplus() {
+                let mut rng = rng();
+                for (dims, chunk) in SHAPES {
+                    check_problem::<R, BT>(&Problem::random(&mut rng, dims, true, true), chunk);
+                }
+            }
+
+            #[test]
+            fn kernel_matches_reference_without_gate() {
+                let mut rng = rng();
+                for (dims, chunk) in SHAPES {
+                    check_problem::<R, BT>(&Problem::random(&mut rng, dims, false, true), chunk);
+                }
+            }
+
+            #[test]
+            fn kernel_matches_reference_without_softplus() {
+                let mut rng = rng();
+                for (dims, chunk) in SHAPES {
+                    check_problem::<R, BT>(&Problem::random(&mut rng, dims, true, false), chunk);
+                    check_problem::<R, BT>(&Problem::random(&mut rng, dims, false, false), chunk);
+                }
+            }
+
+            #[test]
+            fn autodiff_on_gpu_matches_autodiff_on_ndarray() {
+                let mut rng = rng();
+                // L = 200 crosses the default chunk (128).
+                let problem = Problem::random(&mut rng, [2, 48, 16, 200], true, true);
+                let got = autodiff_grads::<Gpu>(&problem, &Default::default());
+                let want = autodiff_grads::<NdArray>(&problem, &Default::default());
+                assert_eq!(got.len(), want.len());
+                for ((name, g), (_, w)) in got.iter().zip(&want) {
+                    assert_close(&format!("autodiff d{name}"), g, w);
+                }
+            }
+        }
+    };
+}
+
+#[cfg(feature = "wgpu")]
+gpu_tests!(wgpu, burn::backend::Wgpu, cubecl::wgpu::WgpuRuntime, u32);
+#[cfg(feature = "cuda")]
+gpu_tests!(cuda, burn::backend::Cuda, cubecl::cuda::CudaRuntime, u8);
