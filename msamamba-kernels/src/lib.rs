@@ -5,10 +5,10 @@
 //! the scan, and [`Autodiff`](burn::backend::Autodiff) wires the backward in as one graph node.
 
 mod autodiff;
-#[cfg(any(feature = "wgpu", feature = "cuda"))]
-pub mod cube;
 #[cfg(feature = "ndarray")]
 pub mod cpu;
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+pub mod cube;
 #[cfg(feature = "ndarray")]
 mod ndarray;
 pub mod reference;

@@ -105,14 +105,22 @@ fn main() -> Result<()> {
             cargo(&[
                 "check",
                 "-p",
-                "msamamba-kernels",
+                "msamamba-train",
                 "--features",
                 "cuda",
                 "--tests",
                 "--bins",
             ])?;
             ensure_vulkan()?;
-            cargo(&["test", "-p", "msamamba-kernels", "--features", "wgpu"])
+            cargo(&[
+                "test",
+                "-p",
+                "msamamba-kernels",
+                "-p",
+                "msamamba-model",
+                "--features",
+                "msamamba-kernels/wgpu,msamamba-model/wgpu",
+            ])
         }
         Task::Bench {
             bench: Bench::Scan { backend },

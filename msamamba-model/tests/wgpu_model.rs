@@ -1,0 +1,100 @@
+//! The model on WGPU (CubeCL scan kernels) against the model on ndarray, same weights:
+//! logits and the gradient of every parameter.
+#![cfg(feature = "wgpu")]
+
+mod common;
+
+use burn::backend::{Autodiff, Wgpu};
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::prelude::*;
+use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
+use burn::tensor::backend::AutodiffBackend;
+use common::*;
+use msamamba_model::MsaMamba;
+use msamamba_model::mlm_loss::mlm_loss;
+use rand::Rng;
+
+/// Every float parameter's gradient, flattened, in visiting order.
+struct Grads<'a, B: AutodiffBackend> {
+    grads: &'a B::Gradients,
+    all: Vec<Vec<f32>>,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for Grads<'_, B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        self.all
+            .push(param.val().grad(self.grads).map(values).unwrap_or_default());
+    }
+}
+
+/// Logits and parameter gradients of one MLM step.
+fn step<B: AutodiffBackend + msamamba_kernels::SelectiveScanBackend>(
+    model: &MsaMamba<B>,
+    toks: &[i64],
+    keep_rows: &[bool],
+    targets: &[i64],
+    shape: [usize; 3],
+    device: &B::Device,
+) -> (Vec<f32>, Vec<Vec<f32>>) {
+    let logits = model.forward(
+        tokens(toks, shape, device),
+        keep(keep_rows, [shape[0], shape[1]], device),
+        true,
+    );
+    let targets = Tensor::<B, 2, Int>::from_data(TensorData::new(targets.to_vec(), [shape[0], shape[2]]), device);
+    let grads = mlm_loss(logits.clone(), targets).loss.backward();
+    let mut visitor = Grads::<B> {
+        grads: &grads,
+        all: vec![],
+    };
+    model.visit(&mut visitor);
+    (values(logits), visitor.all)
+}
+
+#[test]
+fn model_on_wgpu_matches_ndarray_forward_and_backward() {
+    let mut rng = rng();
+    let config = tiny_config().with_bidirectional(true);
+    let cpu_device = Default::default();
+    let gpu_device = Default::default();
+    let cpu_model = config.init::<Autodiff<Cpu>>(&cpu_device);
+    let shape = [2, 4, 37];
+    let toks = random_tokens(&mut rng, shape);
+    let keep_rows = [true, true, false, true, true, false, true, true];
+    let targets: Vec<i64> = (0..2 * 37)
+        .map(|_| {
+            if rng.random_bool(0.3) {
+                rng.random_range(1..5)
+            } else {
+                -100
+            }
+        })
+        .collect();
+    let (cpu_logits, cpu_grads) = step(&cpu_model, &toks, &keep_rows, &targets, shape, &cpu_device);
+    // Parameters are initialised lazily: record them only after the CPU model has used them.
+    let bytes = BinBytesRecorder::<FullPrecisionSettings>::default()
+        .record(cpu_model.clone().into_record(), ())
+        .expect("record the weights");
+    let gpu_record = BinBytesRecorder::<FullPrecisionSettings>::default()
+        .load(bytes, &gpu_device)
+        .expect("load the weights");
+    let gpu_model = config.init::<Autodiff<Wgpu>>(&gpu_device).load_record(gpu_record);
+
+    let (gpu_logits, gpu_grads) = step(&gpu_model, &toks, &keep_rows, &targets, shape, &gpu_device);
+
+    let scale = cpu_logits.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    assert!(
+        max_abs_diff(&cpu_logits, &gpu_logits) <= 1e-4 * scale,
+        "logits differ by {}",
+        max_abs_diff(&cpu_logits, &gpu_logits)
+    );
+    assert_eq!(cpu_grads.len(), gpu_grads.len());
+    for (k, (c, g)) in cpu_grads.iter().zip(&gpu_grads).enumerate() {
+        let scale = c.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+        let diff = max_abs_diff(c, g);
+        assert!(
+            diff <= 1e-3 * scale + 1e-6,
+            "parameter {k}: gradients differ by {diff} (scale {scale})"
+        );
+    }
+}
