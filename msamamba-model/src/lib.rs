@@ -16,5 +16,6 @@ pub mod row_scan;
 pub mod row_sparse;
 pub mod selective_ssm;
 pub mod tokens;
+pub mod variant_score;
 
 pub use msa_mamba::{MsaMamba, MsaMambaConfig};

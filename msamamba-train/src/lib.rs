@@ -3,6 +3,7 @@
 pub mod alignment;
 pub mod baseline;
 pub mod batcher;
+pub mod checkpoint;
 pub mod data;
 pub mod loader;
 pub mod loss_curve;
@@ -10,4 +11,6 @@ pub mod metrics_log;
 pub mod mlm_model;
 pub mod pretrain;
 pub mod schedule;
+pub mod source;
+pub mod vcf;
 pub mod windows;

@@ -42,17 +42,18 @@ pub struct MetricsLog {
     interrupter: Interrupter,
     health: RunHealth,
     every: usize,
-    steps_before: usize,
+    batches_per_epoch: usize,
 }
 
 impl MetricsLog {
     /// Logs into `dir` (appending, so a resumed run continues the files); prints a line every
-    /// `every` steps when stdout is not a terminal. `steps_before`: global steps already done.
+    /// `every` steps when stdout is not a terminal. burn-train counts iterations per epoch:
+    /// `batches_per_epoch` turns them into global steps.
     pub fn new(
         dir: &Path,
         interrupter: Interrupter,
         every: usize,
-        steps_before: usize,
+        batches_per_epoch: usize,
         checkpoint: Option<usize>,
     ) -> std::io::Result<(Self, RunHealth)> {
         let open = |name: &str| -> std::io::Result<BufWriter<File>> {
@@ -77,7 +78,7 @@ impl MetricsLog {
             interrupter,
             health: health.clone(),
             every: every.max(1),
-            steps_before,
+            batches_per_epoch,
         };
         Ok((log, health))
     }
@@ -94,17 +95,22 @@ impl MetricsLog {
     }
 
     fn flush_row(&mut self, train: bool, step: usize) -> std::io::Result<String> {
-        let values: Vec<String> = self
+        // The file keeps every digit (tests compare the learning rate with its formula).
+        let exact: Vec<String> = self
             .current
             .iter()
-            .map(|v| v.map_or("nan".into(), |v| format!("{v:.6}")))
+            .map(|v| v.map_or("nan".into(), |v| v.to_string()))
             .collect();
         let file = if train { &mut self.train } else { &mut self.valid };
-        writeln!(file, "{step}\t{}", values.join("\t"))?;
+        writeln!(file, "{step}\t{}", exact.join("\t"))?;
         file.flush()?;
+        let shown = self
+            .current
+            .iter()
+            .map(|v| v.map_or("nan".into(), |v| format!("{v:.4}")));
         let line = COLUMNS
             .iter()
-            .zip(&values)
+            .zip(shown)
             .map(|(c, v)| format!("{c} {v}"))
             .collect::<Vec<_>>()
             .join("  ");
@@ -128,10 +134,8 @@ impl MetricsRendererTraining for MetricsLog {
     }
 
     fn render_train(&mut self, item: TrainingProgress, progress_indicators: Vec<ProgressType>) {
-        let step = self.steps_before
-            + item
-                .iteration
-                .unwrap_or(item.progress.as_ref().map_or(0, |p| p.items_processed));
+        let epoch = item.global_progress.items_processed.max(1);
+        let step = (epoch - 1) * self.batches_per_epoch + item.iteration.unwrap_or(0);
         let loss = self.current[0];
         let line = self
             .flush_row(true, step)
@@ -149,7 +153,9 @@ impl MetricsRendererTraining for MetricsLog {
     }
 
     fn render_valid(&mut self, item: TrainingProgress, progress_indicators: Vec<ProgressType>) {
-        let step = item.global_progress.items_processed;
+        // Validation runs at the end of an epoch: log it at that epoch's last step.
+        let epoch = item.global_progress.items_processed;
+        let step = epoch * self.batches_per_epoch;
         let line = self
             .flush_row(false, step)
             .unwrap_or_else(|e| format!("(metrics log not written: {e})"));
@@ -160,7 +166,7 @@ impl MetricsRendererTraining for MetricsLog {
                 .as_ref()
                 .is_some_and(|p| p.items_processed >= p.items_total) =>
             {
-                println!("valid after epoch {step}  {line}")
+                println!("valid at step {step}  {line}")
             }
             None => {}
         }

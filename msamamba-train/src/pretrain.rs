@@ -12,7 +12,7 @@ use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, PerplexityMetric};
-use burn::train::{Learner, SupervisedTraining};
+use burn::train::{Interrupter, Learner, SupervisedTraining};
 use msamamba_kernels::SelectiveScanBackend;
 use msamamba_model::MsaMambaConfig;
 use msamamba_model::mlm_mask::MlmMaskConfig;
@@ -246,8 +246,8 @@ where
         .with_warmup_fraction(config.warmup_fraction)
         .with_accumulate(config.accumulate)
         .init();
-    let steps_before = start_epoch.unwrap_or(0) * batches_per_epoch;
-    let (log, health) = MetricsLog::new(&run.dir, Default::default(), 10, steps_before, start_epoch)?;
+    let interrupter = Interrupter::new();
+    let (log, health) = MetricsLog::new(&run.dir, interrupter.clone(), 10, batches_per_epoch, start_epoch)?;
     let mut training = SupervisedTraining::new(&run.dir, Arc::new(loader_train), loader_valid)
         .metric_train_numeric(LossMetric::new())
         .metric_train_numeric(AccuracyMetric::new().with_pad_token(usize::from(MASK)))
@@ -260,6 +260,7 @@ where
         .with_checkpointing_strategy(KeepLastNCheckpoints::new(3))
         .num_epochs(config.epochs())
         .renderer(log)
+        .with_interrupter(interrupter)
         .with_application_logger(None);
     if config.accumulate > 1 {
         training = training.grads_accumulation(config.accumulate);
@@ -269,7 +270,19 @@ where
     }
     let result = training.launch(Learner::new(model, optim, scheduler));
     let non_finite_at = health.non_finite_at();
-    if non_finite_at.is_none() {
+    if let Some(step) = non_finite_at {
+        // The metrics arrive asynchronously: an epoch that ended after the bad step may have
+        // been checkpointed before training stopped. Its weights are not finite: remove it.
+        let last_good = (step - 1) / batches_per_epoch;
+        for epoch in last_good + 1..=config.epochs() {
+            for kind in ["model", "optim", "scheduler"] {
+                let path = run.checkpoints().join(format!("{kind}-{epoch}.mpk"));
+                if path.exists() {
+                    std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+                }
+            }
+        }
+    } else {
         result
             .model
             .clone()

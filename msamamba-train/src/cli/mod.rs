@@ -1,7 +1,10 @@
 //! Subcommands, as users of samtools and bcftools expect them.
 
 mod backend;
+mod embed;
+mod import_maf;
 mod pretrain;
+mod score;
 mod window;
 
 use anyhow::Result;
@@ -19,15 +22,24 @@ pub struct Cli {
 enum Command {
     /// Print an alignment window as FASTA, one record per row (target first).
     Window(window::WindowArgs),
+    /// Import MAF alignments into a store (GPN-MSA's zarr layout) for fast random access.
+    ImportMaf(import_maf::ImportMafArgs),
     /// Masked-language-model pre-training; with no arguments, a short demo run on the bundled
     /// 30-species mouse alignment.
     Pretrain(Box<pretrain::PretrainArgs>),
+    /// Zero-shot variant effects: logit(alt) - logit(ref) at the masked site, both strands.
+    Score(score::ScoreArgs),
+    /// Per-position target-row embeddings of regions, to safetensors.
+    Embed(embed::EmbedArgs),
 }
 
 /// Runs the chosen subcommand.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Window(args) => window::run(args),
+        Command::ImportMaf(args) => import_maf::run(args),
         Command::Pretrain(args) => pretrain::run(*args),
+        Command::Score(args) => score::run(args),
+        Command::Embed(args) => embed::run(args),
     }
 }

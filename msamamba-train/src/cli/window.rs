@@ -5,16 +5,25 @@ use anyhow::{Context, Result};
 use clap::Args;
 use msamamba_train::data::maf::Strand;
 use msamamba_train::data::region::Region;
-use msamamba_train::data::window::{WindowRequest, project};
+use msamamba_train::data::store::AlignmentStore;
+use msamamba_train::data::window::{MsaWindow, WindowRequest, project};
 
 #[derive(Args, Debug)]
 pub struct WindowArgs {
     /// MAF alignment (plain, gzip or bgzip).
+    #[arg(
+        long,
+        required_unless_present = "store",
+        conflicts_with = "store",
+        requires = "target"
+    )]
+    maf: Option<PathBuf>,
+    /// Alignment store written by `msamamba import-maf` or GPN-MSA (directory or zip).
     #[arg(long)]
-    maf: PathBuf,
+    store: Option<PathBuf>,
     /// Target species (the part of a MAF src before the first `.`).
     #[arg(long)]
-    target: String,
+    target: Option<String>,
     /// Region on the target, samtools style: CHR:START-END, 1-based, inclusive.
     #[arg(long)]
     region: String,
@@ -39,9 +48,17 @@ pub fn run(args: WindowArgs) -> Result<()> {
     } else {
         Strand::Forward
     };
+    let (Some(maf), Some(target)) = (&args.maf, &args.target) else {
+        let store = args
+            .store
+            .as_deref()
+            .context("give --maf F --target SP or --store DIR")?;
+        let window = AlignmentStore::open(store)?.window(&region, args.species.as_deref(), strand)?;
+        return write(&window);
+    };
     let projection = project(&WindowRequest {
-        maf: &args.maf,
-        target: &args.target,
+        maf,
+        target,
         region: &region,
         species: args.species.as_deref(),
         fasta: args.fasta.as_deref(),
@@ -53,7 +70,11 @@ pub fn run(args: WindowArgs) -> Result<()> {
             projection.covered_twice
         );
     }
+    write(&projection.window)
+}
+
+fn write(window: &MsaWindow) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    projection.window.write_fasta(&mut out).context("writing to stdout")?;
+    window.write_fasta(&mut out).context("writing to stdout")?;
     out.flush().context("writing to stdout")
 }

@@ -1,0 +1,148 @@
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use clap::Args;
+use msamamba_kernels::SelectiveScanBackend;
+use msamamba_train::checkpoint::load_pretrained;
+use msamamba_train::data::maf::Strand;
+use msamamba_train::data::region::Region;
+use msamamba_train::source::AlignmentSource;
+use safetensors::{Dtype, tensor::TensorView};
+
+use super::backend::{BackendChoice, OnBackend, dispatch};
+
+#[derive(Args, Debug)]
+pub struct EmbedArgs {
+    /// A pre-training run directory (`msamamba pretrain --out`).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Region, samtools style (CHR:START-END, 1-based inclusive); repeat for several.
+    #[arg(long = "region")]
+    regions: Vec<String>,
+    /// BED file of regions (chrom, 0-based start, end, [name, score, strand]).
+    #[arg(long)]
+    bed: Option<PathBuf>,
+    /// MAF alignment.
+    #[arg(long, conflicts_with = "store")]
+    maf: Option<PathBuf>,
+    /// Target species of the MAF.
+    #[arg(long)]
+    target: Option<String>,
+    /// Alignment store (`msamamba import-maf` or GPN-MSA).
+    #[arg(long)]
+    store: Option<PathBuf>,
+    /// Output safetensors file: one float32 tensor [L, D] per region, named `chrom:start-end`
+    /// (1-based, inclusive) with `/-` appended for the minus strand.
+    #[arg(long)]
+    out: PathBuf,
+    /// Backend.
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: BackendChoice,
+}
+
+/// Regions from --region and --bed, with their strand.
+fn regions(args: &EmbedArgs) -> Result<Vec<(Region, Strand)>> {
+    let mut all = Vec::new();
+    for text in &args.regions {
+        all.push((
+            text.parse::<Region>().with_context(|| format!("--region {text}"))?,
+            Strand::Forward,
+        ));
+    }
+    if let Some(bed) = &args.bed {
+        let text = std::fs::read_to_string(bed).with_context(|| format!("reading {}", bed.display()))?;
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() || line.starts_with('#') || line.starts_with("track") {
+                continue;
+            }
+            let bad = |what: &str| anyhow::anyhow!("{}:{}: {what}", bed.display(), i + 1);
+            let fields: Vec<&str> = line.split('\t').collect();
+            if fields.len() < 3 {
+                return Err(bad("a BED line has at least 3 tab-separated fields"));
+            }
+            let start = fields[1].parse().map_err(|_| bad("start is not a number"))?;
+            let end = fields[2].parse().map_err(|_| bad("end is not a number"))?;
+            if end <= start {
+                return Err(bad("end must be after start"));
+            }
+            let strand = if fields.get(5) == Some(&"-") {
+                Strand::Reverse
+            } else {
+                Strand::Forward
+            };
+            all.push((
+                Region {
+                    chrom: fields[0].to_string(),
+                    start,
+                    end,
+                },
+                strand,
+            ));
+        }
+    }
+    if all.is_empty() {
+        bail!("no regions: give --region CHR:START-END or --bed FILE");
+    }
+    Ok(all)
+}
+
+pub fn run(args: EmbedArgs) -> Result<()> {
+    let backend = args.backend;
+    dispatch(backend, args)
+}
+
+impl OnBackend for EmbedArgs {
+    type Output = ();
+
+    fn run<B>(self, device: B::Device, _name: &str) -> Result<()>
+    where
+        B: AutodiffBackend + SelectiveScanBackend,
+        B::InnerBackend: SelectiveScanBackend,
+    {
+        let regions = regions(&self)?;
+        let (config, model) = load_pretrained::<B::InnerBackend>(&self.checkpoint, &device)?;
+        let source = AlignmentSource::open(self.maf.as_deref(), self.target.as_deref(), self.store.as_deref(), None)?;
+        let rows = source.species().len().min(config.model.max_rows);
+        let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+        for (region, strand) in &regions {
+            let window = source.window(region, *strand)?;
+            let len = window.len();
+            let tokens: Vec<i64> = window
+                .rows
+                .iter()
+                .take(rows)
+                .flat_map(|r| r.iter().map(|&t| i64::from(t)))
+                .collect();
+            let m = tokens.len() / len.max(1);
+            let hidden = model.forward_target(
+                Tensor::from_data(TensorData::new(tokens, [1, m, len]), &device),
+                Tensor::from_data(TensorData::new(vec![true; m], [1, m]), &device),
+                false,
+            ); // [1, L, D]
+            let values: Vec<f32> = hidden.into_data().convert::<f32>().to_vec().unwrap_or_default();
+            let name = match strand {
+                Strand::Forward => region.to_string(),
+                Strand::Reverse => format!("{region}/-"),
+            };
+            let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            tensors.push((name, vec![len, config.model.d_model], bytes));
+        }
+        let views = tensors
+            .iter()
+            .map(|(name, shape, bytes)| Ok((name.clone(), TensorView::new(Dtype::F32, shape.clone(), bytes)?)))
+            .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
+        let metadata = HashMap::from([("species".to_string(), source.species()[..rows].join(","))]);
+        safetensors::serialize_to_file(views, Some(metadata), &self.out)
+            .with_context(|| format!("writing {}", self.out.display()))?;
+        eprintln!(
+            "msamamba: wrote {} embedding(s) of width {} to {}",
+            tensors.len(),
+            config.model.d_model,
+            self.out.display()
+        );
+        Ok(())
+    }
+}

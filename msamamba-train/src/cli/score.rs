@@ -1,0 +1,232 @@
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use clap::Args;
+use msamamba_kernels::SelectiveScanBackend;
+use msamamba_model::tokens::{complement, token_of};
+use msamamba_model::variant_score::variant_scores;
+use msamamba_train::checkpoint::load_pretrained;
+use msamamba_train::data::maf::Strand;
+use msamamba_train::data::region::Region;
+use msamamba_train::source::AlignmentSource;
+use msamamba_train::vcf::{Snv, read_snvs};
+
+use super::backend::{BackendChoice, OnBackend, dispatch};
+
+#[derive(Args, Debug)]
+pub struct ScoreArgs {
+    /// Variants (VCF, plain or gzip); SNVs are scored, other records skipped.
+    #[arg(long)]
+    vcf: PathBuf,
+    /// A pre-training run directory (`msamamba pretrain --out`).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// MAF alignment.
+    #[arg(long, conflicts_with = "store")]
+    maf: Option<PathBuf>,
+    /// Target species of the MAF (the species the VCF describes).
+    #[arg(long)]
+    target: Option<String>,
+    /// Alignment store (`msamamba import-maf` or GPN-MSA).
+    #[arg(long)]
+    store: Option<PathBuf>,
+    /// Window length around each variant.
+    #[arg(long, default_value_t = 128)]
+    window: usize,
+    /// Variants per forward pass.
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    /// Output: `.vcf` writes the VCF with INFO/MSAMAMBA added, anything else a TSV
+    /// (chrom, pos, ref, alt, score); default: TSV on stdout.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Backend.
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: BackendChoice,
+}
+
+pub fn run(args: ScoreArgs) -> Result<()> {
+    if args.window < 2 {
+        bail!("--window must be at least 2, got {}", args.window);
+    }
+    let backend = args.backend;
+    dispatch(backend, args)
+}
+
+/// A variant ready to score: its window rows, target first, and where it sits.
+struct Prepared {
+    snv: Snv,
+    rows: Vec<Vec<u8>>,
+}
+
+impl OnBackend for ScoreArgs {
+    type Output = ();
+
+    fn run<B>(self, device: B::Device, _name: &str) -> Result<()>
+    where
+        B: AutodiffBackend + SelectiveScanBackend,
+        B::InnerBackend: SelectiveScanBackend,
+    {
+        let (config, model) = load_pretrained::<B::InnerBackend>(&self.checkpoint, &device)?;
+        let source = AlignmentSource::open(self.maf.as_deref(), self.target.as_deref(), self.store.as_deref(), None)?;
+        let variants = read_snvs(&self.vcf)?;
+        let rows = source.species().len().min(config.model.max_rows);
+        let centre = self.window / 2;
+        let (mut prepared, mut mismatched, mut outside) = (Vec::new(), 0usize, 0usize);
+        for snv in variants.snvs {
+            let position = snv.pos - 1;
+            let Some(start) = position.checked_sub(centre as u64) else {
+                outside += 1;
+                continue;
+            };
+            let region = Region {
+                chrom: snv.chrom.clone(),
+                start,
+                end: start + self.window as u64,
+            };
+            let window = match source.window(&region, Strand::Forward) {
+                Ok(window) => window,
+                Err(err) => {
+                    eprintln!(
+                        "msamamba: warning: {}:{} line {}: skipped: {err:#}",
+                        snv.chrom, snv.pos, snv.line
+                    );
+                    outside += 1;
+                    continue;
+                }
+            };
+            let found = window.rows[0][centre];
+            if found != token_of(snv.reference) {
+                eprintln!(
+                    "msamamba: warning: {}:{} line {}: REF {} but the alignment's target has {}; skipped",
+                    snv.chrom,
+                    snv.pos,
+                    snv.line,
+                    snv.reference as char,
+                    msamamba_model::tokens::char_of(found)
+                );
+                mismatched += 1;
+                continue;
+            }
+            prepared.push(Prepared {
+                snv,
+                rows: window.rows.into_iter().take(rows).collect(),
+            });
+        }
+        let mut scores = Vec::with_capacity(prepared.len());
+        for chunk in prepared.chunks(self.batch_size.max(1)) {
+            scores.extend(score_both_strands::<B::InnerBackend>(
+                &model, chunk, rows, centre, &device,
+            ));
+        }
+        write_scores(&self, &prepared, &scores)?;
+        eprintln!(
+            "msamamba: scored {} SNV(s); skipped {} with a REF the alignment disagrees with, {} outside the alignment, {} non-SNV record(s)",
+            scores.len(),
+            mismatched,
+            outside,
+            variants.skipped
+        );
+        Ok(())
+    }
+}
+
+/// Scores on both strands, averaged: the reverse strand sees the complemented bases at the
+/// mirrored position.
+fn score_both_strands<B: SelectiveScanBackend>(
+    model: &msamamba_model::MsaMamba<B>,
+    chunk: &[Prepared],
+    rows: usize,
+    centre: usize,
+    device: &B::Device,
+) -> Vec<f32> {
+    let len = chunk[0].rows[0].len();
+    let batch = chunk.len();
+    let strand = |reverse: bool| {
+        let (mut tokens, mut keep, mut refs, mut alts) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for p in chunk {
+            for r in 0..rows {
+                match p.rows.get(r) {
+                    Some(row) if reverse => tokens.extend(row.iter().rev().map(|&t| i64::from(complement(t)))),
+                    Some(row) => tokens.extend(row.iter().map(|&t| i64::from(t))),
+                    None => tokens.extend(std::iter::repeat_n(0i64, len)),
+                }
+                keep.push(r < p.rows.len());
+            }
+            let (r, a) = (token_of(p.snv.reference), token_of(p.snv.alternative));
+            let (r, a) = if reverse {
+                (complement(r), complement(a))
+            } else {
+                (r, a)
+            };
+            refs.push(i64::from(r));
+            alts.push(i64::from(a));
+        }
+        let position = if reverse { len - 1 - centre } else { centre };
+        let scores = variant_scores(
+            model,
+            Tensor::from_data(TensorData::new(tokens, [batch, rows, len]), device),
+            Tensor::from_data(TensorData::new(keep, [batch, rows]), device),
+            position,
+            Tensor::from_data(TensorData::new(refs, [batch]), device),
+            Tensor::from_data(TensorData::new(alts, [batch]), device),
+        );
+        scores.into_data().convert::<f32>().to_vec::<f32>().unwrap_or_default()
+    };
+    let (forward, reverse) = (strand(false), strand(true));
+    forward.iter().zip(&reverse).map(|(f, r)| 0.5 * (f + r)).collect()
+}
+
+fn write_scores(args: &ScoreArgs, prepared: &[Prepared], scores: &[f32]) -> Result<()> {
+    let (mut out, name): (Box<dyn Write>, String) = match &args.out {
+        Some(path) => (
+            Box::new(BufWriter::new(
+                std::fs::File::create(path).with_context(|| format!("writing {}", path.display()))?,
+            )),
+            path.display().to_string(),
+        ),
+        None => (Box::new(std::io::stdout().lock()), "stdout".into()),
+    };
+    let as_vcf = args
+        .out
+        .as_ref()
+        .is_some_and(|p| p.extension().is_some_and(|e| e == "vcf"));
+    let mut emit = || -> std::io::Result<()> {
+        if as_vcf {
+            writeln!(out, "##fileformat=VCFv4.2")?;
+            writeln!(
+                out,
+                "##INFO=<ID=MSAMAMBA,Number=A,Type=Float,Description=\"MSAMamba zero-shot score, logit(alt) - logit(ref), mean of both strands\">"
+            )?;
+            writeln!(out, "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO")?;
+        } else {
+            writeln!(out, "chrom\tpos\tref\talt\tscore")?;
+        }
+        for (p, score) in prepared.iter().zip(scores) {
+            let s = &p.snv;
+            if as_vcf {
+                let info = if s.info == "." || s.info.is_empty() {
+                    String::new()
+                } else {
+                    format!("{};", s.info)
+                };
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\t{}\t{}\t.\t.\t{info}MSAMAMBA={score:.4}",
+                    s.chrom, s.pos, s.id, s.reference as char, s.alternative as char
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\t{}\t{score:.4}",
+                    s.chrom, s.pos, s.reference as char, s.alternative as char
+                )?;
+            }
+        }
+        out.flush()
+    };
+    emit().with_context(|| format!("writing {name}"))
+}

@@ -1,0 +1,344 @@
+//! The `msamamba` binary end to end on the bundled real alignments (CPU).
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use msamamba_tests::*;
+
+const MM9: &str = "maf/ucsc_mm9_chr10_big.maf";
+
+/// Arguments of a tiny, fast pre-training run into `out`.
+fn tiny_pretrain<'a>(maf: &'a str, out: &'a str, steps: &'a str, every: &'a str) -> Vec<&'a str> {
+    vec![
+        "pretrain",
+        "--maf",
+        maf,
+        "--target",
+        "mm9",
+        "--out",
+        out,
+        "--steps",
+        steps,
+        "--checkpoint-every",
+        every,
+        "--batch-size",
+        "4",
+        "--window",
+        "32",
+        "--stride",
+        "16",
+        "--d-model",
+        "16",
+        "--n-layers",
+        "1",
+        "--n-heads",
+        "2",
+        "--lr",
+        "3e-3",
+        "--backend",
+        "cpu",
+    ]
+}
+
+#[test]
+fn window_prints_the_rows_read_by_hand_from_the_maf() {
+    let out = run(&[
+        "window",
+        "--maf",
+        &data(MM9),
+        "--target",
+        "mm9",
+        "--region",
+        "chr10:3134200-3134210",
+        "--species",
+        "rn4,hg18",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Read off the file: the block at mm9.chr10 3134196 (rn4 and hg18 rows of that block).
+    assert_eq!(
+        stdout(&out),
+        ">mm9\nCTGGCGTCCGG\n>rn4\nGGGGAGTCCCA\n>hg18\nGGGACGCTGCG\n"
+    );
+}
+
+#[test]
+fn bad_inputs_fail_with_one_line_naming_file_and_line() {
+    let out = run(&[
+        "window",
+        "--maf",
+        &data("maf/ucsc_mm9_chr10_bad.maf"),
+        "--target",
+        "mm9",
+        "--region",
+        "chr10:3134100-3134160",
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("ucsc_mm9_chr10_bad.maf:87:"), "{err}");
+
+    let out = run(&[
+        "window",
+        "--maf",
+        "/nonexistent.maf",
+        "--target",
+        "mm9",
+        "--region",
+        "chr10:1-5",
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("/nonexistent.maf"), "{}", stderr(&out));
+
+    let out = run(&[
+        "window",
+        "--maf",
+        &data(MM9),
+        "--target",
+        "mm9",
+        "--region",
+        "chr10:9-5",
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--region chr10:9-5"), "{}", stderr(&out));
+
+    let dir = scratch("bad-config");
+    let out = run(&[
+        "pretrain",
+        "--maf",
+        &data(MM9),
+        "--target",
+        "mm9",
+        "--out",
+        dir.to_str().unwrap(),
+        "--batch-size",
+        "0",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("--batch-size must be at least 1"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn imported_store_gives_the_same_windows_as_the_maf() {
+    let dir = scratch("import");
+    let store = dir.join("mm9.zarr");
+    let out = run(&[
+        "import-maf",
+        "--maf",
+        &data(MM9),
+        "--target",
+        "mm9",
+        "--out",
+        store.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for (region, strand) in [
+        ("chr10:3134200-3134330", "+"),
+        ("chr10:3170000-3170100", "-"),
+        ("chr10:3134001-3134100", "+"),
+    ] {
+        let args = ["--target", "mm9", "--region", region, "--strand", strand];
+        let from_maf = run(&[&["window", "--maf", &data(MM9)][..], &args].concat());
+        let from_store = run(&[
+            "window",
+            "--store",
+            store.to_str().unwrap(),
+            "--region",
+            region,
+            "--strand",
+            strand,
+        ]);
+        assert!(
+            from_maf.status.success() && from_store.status.success(),
+            "{}{}",
+            stderr(&from_maf),
+            stderr(&from_store)
+        );
+        assert_eq!(stdout(&from_maf), stdout(&from_store), "{region} {strand}");
+    }
+}
+
+#[test]
+fn short_pretraining_lowers_the_loss_and_follows_the_schedule() {
+    let dir = scratch("pretrain");
+    let out_dir = dir.join("run");
+    let out = run(&tiny_pretrain(&data(MM9), out_dir.to_str().unwrap(), "40", "20"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    for file in [
+        "config.json",
+        "model.mpk",
+        "loss_curve.png",
+        "train.tsv",
+        "valid.tsv",
+        "checkpoint/model-2.mpk",
+    ] {
+        assert!(out_dir.join(file).exists(), "{file} missing");
+    }
+    let loss = tsv_column(&out_dir.join("train.tsv"), "loss");
+    assert_eq!(loss.len(), 40);
+    let mean = |s: &[(usize, f64)]| s.iter().map(|p| p.1).sum::<f64>() / s.len() as f64;
+    let (first, last) = (mean(&loss[..8]), mean(&loss[32..]));
+    assert!(
+        last < first - 0.05,
+        "loss did not drop: first steps {first:.3}, last steps {last:.3}"
+    );
+    // lr = 3e-3 * step / 4 for the 4 warmup steps, then cosine to 0 over the other 36.
+    for (step, lr) in tsv_column(&out_dir.join("train.tsv"), "lr") {
+        let want = if step <= 4 {
+            3e-3 * step as f64 / 4.0
+        } else {
+            3e-3 * 0.5 * (1.0 + (std::f64::consts::PI * (step - 4) as f64 / 36.0).cos())
+        };
+        assert!(
+            (lr - want).abs() < 1e-9 + 1e-6 * want,
+            "step {step}: lr {lr}, formula {want}"
+        );
+    }
+    assert!(
+        stdout(&out).contains("per-column frequency baseline"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn killed_run_resumes_from_its_last_checkpoint_with_the_same_data() {
+    let dir = scratch("resume");
+    let out_dir = dir.join("run");
+    let out_str = out_dir.to_str().unwrap().to_string();
+    let maf = data(MM9);
+    // A reference run that is never interrupted.
+    let reference = dir.join("reference");
+    let out = run(&tiny_pretrain(&maf, reference.to_str().unwrap(), "12", "3"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let reference_loss = tsv_column(&reference.join("train.tsv"), "loss");
+
+    let mut child = Command::new(msamamba())
+        .args(tiny_pretrain(&maf, &out_str, "12", "3"))
+        .spawn()
+        .expect("start");
+    let started = Instant::now();
+    while !out_dir.join("checkpoint/scheduler-2.mpk").exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "no checkpoint after 300 s"
+        );
+        assert!(
+            child.try_wait().expect("poll").is_none(),
+            "run ended before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().expect("kill");
+    child.wait().expect("reap");
+    std::thread::sleep(Duration::from_millis(200));
+
+    let out = run(&["pretrain", "--resume", "--out", &out_str, "--backend", "cpu"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let loss = tsv_column(&out_dir.join("train.tsv"), "loss");
+    // The last rows are the resumed run's: steps continue up to 12 and match the
+    // uninterrupted run step for step (same weights, same data order).
+    let resumed: Vec<_> = loss.iter().rev().take_while(|(s, _)| *s > 6).collect();
+    assert!(!resumed.is_empty());
+    assert_eq!(resumed.first().map(|p| p.0), Some(12));
+    for (step, value) in resumed {
+        let want = reference_loss[step - 1].1;
+        assert!(
+            (value - want).abs() < 1e-4,
+            "step {step}: resumed loss {value}, uninterrupted {want}"
+        );
+    }
+}
+
+#[test]
+fn non_finite_loss_stops_training_and_keeps_no_bad_checkpoint() {
+    let dir = scratch("nan");
+    let out_dir = dir.join("run");
+    let maf = data(MM9);
+    let mut args = tiny_pretrain(&maf, out_dir.to_str().unwrap(), "6", "1");
+    let lr = args.iter().position(|a| *a == "3e-3").unwrap();
+    args[lr] = "1e30";
+    let out = run(&args);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("NaN or infinite"), "{err}");
+    assert!(!out_dir.join("model.mpk").exists(), "a final model was written");
+}
+
+#[test]
+fn score_and_embed_use_a_pretrained_run() {
+    let dir = scratch("score");
+    let run_dir = dir.join("run");
+    let out = run(&tiny_pretrain(&data(MM9), run_dir.to_str().unwrap(), "2", "2"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let vcf = dir.join("v.vcf");
+    // Bases read from the MAF at chr10:3134200-3134202 are C, T, G; the A at 3134202 is wrong.
+    std::fs::write(
+        &vcf,
+        "##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n\
+         chr10\t3134200\tv1\tC\tG\t.\t.\t.\nchr10\t3134201\tv2\tT\tC,G\t.\t.\t.\n\
+         chr10\t3134202\tv3\tA\tT\t.\t.\t.\nchr10\t3134203\tv4\tAT\tA\t.\t.\t.\n",
+    )
+    .unwrap();
+    let run_str = run_dir.to_str().unwrap();
+    let out = run(&[
+        "score",
+        "--vcf",
+        vcf.to_str().unwrap(),
+        "--checkpoint",
+        run_str,
+        "--maf",
+        &data(MM9),
+        "--target",
+        "mm9",
+        "--window",
+        "32",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: Vec<Vec<String>> = stdout(&out)
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').map(String::from).collect())
+        .collect();
+    let keys: Vec<_> = rows
+        .iter()
+        .map(|r| (r[1].as_str(), r[2].as_str(), r[3].as_str()))
+        .collect();
+    assert_eq!(
+        keys,
+        [("3134200", "C", "G"), ("3134201", "T", "C"), ("3134201", "T", "G")]
+    );
+    assert!(rows.iter().all(|r| r[4].parse::<f64>().is_ok_and(f64::is_finite)));
+    assert!(
+        stderr(&out).contains("chr10:3134202 line 5: REF A but the alignment's target has G"),
+        "{}",
+        stderr(&out)
+    );
+
+    let emb = dir.join("e.safetensors");
+    let out = run(&[
+        "embed",
+        "--checkpoint",
+        run_str,
+        "--maf",
+        &data(MM9),
+        "--target",
+        "mm9",
+        "--region",
+        "chr10:3134200-3134231",
+        "--region",
+        "chr10:3134300-3134309",
+        "--out",
+        emb.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let bytes = std::fs::read(&emb).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    assert_eq!(header["chr10:3134200-3134231"]["shape"], serde_json::json!([32, 16]));
+    assert_eq!(header["chr10:3134300-3134309"]["shape"], serde_json::json!([10, 16]));
+    assert_eq!(header["chr10:3134200-3134231"]["dtype"], "F32");
+}
