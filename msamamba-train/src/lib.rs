@@ -3,11 +3,16 @@
 pub mod alignment;
 pub mod baseline;
 pub mod batcher;
+pub mod classification_metrics;
+pub mod classifier_batch;
 pub mod data;
+pub mod finetune;
+pub mod labelled_regions;
 pub mod loader;
 pub mod loss_curve;
 pub mod metrics_log;
 pub mod mlm_model;
 pub mod pretrain;
+pub mod roc_plot;
 pub mod schedule;
 pub mod windows;

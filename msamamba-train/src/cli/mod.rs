@@ -1,6 +1,8 @@
 //! Subcommands, as users of samtools and bcftools expect them.
 
 mod backend;
+mod evaluate;
+mod finetune;
 mod pretrain;
 mod window;
 
@@ -22,6 +24,11 @@ enum Command {
     /// Masked-language-model pre-training; with no arguments, a short demo run on the bundled
     /// 30-species mouse alignment.
     Pretrain(Box<pretrain::PretrainArgs>),
+    /// Fine-tune a pre-trained model as a classifier of labelled regions; reports AUROC, AUPRC
+    /// and accuracy on a held-out test split.
+    Finetune(Box<finetune::FinetuneArgs>),
+    /// Evaluate a fine-tuned classifier on a table of labelled regions.
+    Evaluate(evaluate::EvaluateArgs),
 }
 
 /// Runs the chosen subcommand.
@@ -29,5 +36,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Window(args) => window::run(args),
         Command::Pretrain(args) => pretrain::run(*args),
+        Command::Finetune(args) => finetune::run(*args),
+        Command::Evaluate(args) => evaluate::run(args),
     }
 }
