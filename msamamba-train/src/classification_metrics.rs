@@ -104,7 +104,7 @@ pub struct ClassificationReport {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ReportError {
     /// AUROC and AUPRC need both classes.
-    #[error("the {split} has only label {label} ({examples} example(s)): AUROC and AUPRC need both classes")]
+    #[error("{split}: only label {label} in {examples} example(s); AUROC and AUPRC need both classes")]
     OneClass {
         /// Which examples.
         split: String,
@@ -114,7 +114,7 @@ pub enum ReportError {
         examples: usize,
     },
     /// There is nothing to evaluate.
-    #[error("the {split} is empty")]
+    #[error("{split}: no examples")]
     Empty {
         /// Which examples.
         split: String,
@@ -127,15 +127,9 @@ impl ClassificationReport {
     /// # Panics
     /// When `probabilities` and `labels` differ in length.
     pub fn new(split: &str, probabilities: &[f64], labels: &[bool]) -> Result<Self, ReportError> {
+        check_both_classes(split, labels)?;
         let (Some(auroc), Some(auprc)) = (auroc(probabilities, labels), average_precision(probabilities, labels)) else {
-            return Err(match labels.first() {
-                None => ReportError::Empty { split: split.into() },
-                Some(&label) => ReportError::OneClass {
-                    split: split.into(),
-                    label: u8::from(label),
-                    examples: labels.len(),
-                },
-            });
+            unreachable!("both classes are present");
         };
         Ok(Self {
             split: split.into(),
@@ -145,6 +139,19 @@ impl ClassificationReport {
             auprc,
             accuracy: accuracy(probabilities, labels, 0.5),
         })
+    }
+}
+
+/// Fails unless `labels` hold both classes: what AUROC and AUPRC need.
+pub fn check_both_classes(split: &str, labels: &[bool]) -> Result<(), ReportError> {
+    match labels.first() {
+        None => Err(ReportError::Empty { split: split.into() }),
+        Some(&first) if labels.iter().all(|&l| l == first) => Err(ReportError::OneClass {
+            split: split.into(),
+            label: u8::from(first),
+            examples: labels.len(),
+        }),
+        Some(_) => Ok(()),
     }
 }
 

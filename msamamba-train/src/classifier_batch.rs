@@ -141,7 +141,7 @@ impl LabelledWindows {
     pub fn window_of(&self, row: &LabelledRegion) -> Result<Region> {
         let outside = || {
             format!(
-                "{}:{}: the {}-bp window centred on {}:{}-{} is outside the alignment {}",
+                "{}:{}: the {}-bp window centred on {},{},{} is outside the alignment {}",
                 self.table.display(),
                 row.line,
                 self.len,

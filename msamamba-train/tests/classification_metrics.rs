@@ -88,7 +88,7 @@ fn one_class_has_no_auroc_and_the_report_says_which_label() {
             examples: 3
         }
     );
-    assert!(err.to_string().contains("test split has only label 1"), "{err}");
+    assert!(err.to_string().contains("test split: only label 1 in 3 example(s)"), "{err}");
     assert!(matches!(
         ClassificationReport::new("all rows", &[], &[]),
         Err(ReportError::Empty { .. })

@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use msamamba_kernels::SelectiveScanBackend;
-use msamamba_train::classification_metrics::{ClassificationReport, roc_curve};
+use msamamba_train::classification_metrics::{ClassificationReport, check_both_classes, roc_curve};
 use msamamba_train::classifier_batch::{LabelledWindows, WindowSource};
 use msamamba_train::finetune::{load_classifier, predict};
 use msamamba_train::labelled_regions::{LabelledRegion, read_labels};
@@ -42,6 +42,8 @@ pub struct EvaluateArgs {
 
 pub fn run(args: EvaluateArgs) -> Result<()> {
     let table = read_labels(&args.labels)?;
+    let labels: Vec<bool> = table.iter().map(|row| row.label).collect();
+    check_both_classes(&format!("{}", args.labels.display()), &labels)?;
     dispatch(args.backend, Job { args, table })
 }
 

@@ -8,7 +8,7 @@ use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use msamamba_kernels::SelectiveScanBackend;
 use msamamba_model::pooler::MsaMambaClassifierConfig;
-use msamamba_train::classification_metrics::ReportError;
+use msamamba_train::classification_metrics::{ReportError, check_both_classes};
 use msamamba_train::classifier_batch::{LabelledWindows, WindowSource};
 use msamamba_train::finetune::{FinetuneConfig, classifier_path, finetune, load_backbone, predict, split};
 use msamamba_train::labelled_regions::{LabelledRegion, read_labels};
@@ -138,19 +138,13 @@ impl OnBackend for Job {
         let labels: Vec<bool> = table.iter().map(|row| row.label).collect();
         let (train, test) = split(&labels, config.test_fraction, config.seed);
         let test_labels: Vec<bool> = test.iter().map(|&i| labels[i]).collect();
-        if let Some(&first) = test_labels.first()
-            && test_labels.iter().all(|&l| l == first)
-        {
-            let mut message = ReportError::OneClass {
-                split: "test split".into(),
-                label: u8::from(first),
-                examples: test_labels.len(),
+        if let Err(err) = check_both_classes("test split", &test_labels) {
+            match check_both_classes("table", &labels) {
+                Err(ReportError::OneClass { label, .. }) => {
+                    bail!("{}: every region is labelled {label}; {err}", args.labels.display())
+                }
+                _ => bail!("{err} (try a larger --test-fraction)"),
             }
-            .to_string();
-            if labels.iter().all(|&l| l == first) {
-                message = format!("{}: every region is labelled {}; {message}", args.labels.display(), u8::from(first));
-            }
-            bail!(message);
         }
         let positives = |rows: &[usize]| rows.iter().filter(|&&i| labels[i]).count();
         println!(
