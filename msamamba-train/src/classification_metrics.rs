@@ -128,7 +128,8 @@ impl ClassificationReport {
     /// When `probabilities` and `labels` differ in length.
     pub fn new(split: &str, probabilities: &[f64], labels: &[bool]) -> Result<Self, ReportError> {
         check_both_classes(split, labels)?;
-        let (Some(auroc), Some(auprc)) = (auroc(probabilities, labels), average_precision(probabilities, labels)) else {
+        let (Some(auroc), Some(auprc)) = (auroc(probabilities, labels), average_precision(probabilities, labels))
+        else {
             unreachable!("both classes are present");
         };
         Ok(Self {

@@ -98,9 +98,10 @@ impl WindowSource {
     /// Whether the source covers `region`.
     fn covers(&self, region: &Region) -> bool {
         match self {
-            Self::Maf { alignment, .. } => alignment.chromosomes.iter().any(|chrom| {
-                chrom.chrom == region.chrom && chrom.start <= region.start && region.end <= chrom.end
-            }),
+            Self::Maf { alignment, .. } => alignment
+                .chromosomes
+                .iter()
+                .any(|chrom| chrom.chrom == region.chrom && chrom.start <= region.start && region.end <= chrom.end),
             Self::Store { store, .. } => store
                 .chromosomes()
                 .any(|(name, len)| name == region.chrom && region.end <= len),

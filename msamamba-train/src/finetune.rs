@@ -179,7 +179,10 @@ pub fn load_classifier<B: Backend>(dir: &Path, device: &B::Device) -> Result<(Fi
     })?;
     let weights = classifier_path(dir);
     if !weights.exists() {
-        bail!("{}: no classifier.mpk (has the fine-tuning run finished?)", dir.display());
+        bail!(
+            "{}: no classifier.mpk (has the fine-tuning run finished?)",
+            dir.display()
+        );
     }
     let fresh = config.classifier.init::<B>(device);
     let record: <MsaMambaClassifier<B> as Module<B>>::Record = NamedMpkFileRecorder::<FullPrecisionSettings>::new()

@@ -7,7 +7,10 @@ use msamamba_train::classification_metrics::{
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 fn assert_close(got: f64, want: f64) {
-    assert!((got - want).abs() <= 1e-12 + 1e-12 * want.abs(), "got {got}, want {want}");
+    assert!(
+        (got - want).abs() <= 1e-12 + 1e-12 * want.abs(),
+        "got {got}, want {want}"
+    );
 }
 
 fn bools(labels: &[u8]) -> Vec<bool> {
@@ -88,7 +91,10 @@ fn one_class_has_no_auroc_and_the_report_says_which_label() {
             examples: 3
         }
     );
-    assert!(err.to_string().contains("test split: only label 1 in 3 example(s)"), "{err}");
+    assert!(
+        err.to_string().contains("test split: only label 1 in 3 example(s)"),
+        "{err}"
+    );
     assert!(matches!(
         ClassificationReport::new("all rows", &[], &[]),
         Err(ReportError::Empty { .. })
@@ -146,7 +152,10 @@ fn rank_auroc_and_roc_area_match_the_pairwise_count_on_random_scores_with_ties()
         assert!((got - want).abs() < 1e-12, "auroc {got} vs pairwise {want}");
         // The trapezoid area under the ROC curve is the same number.
         let curve = roc_curve(&scores, &labels).unwrap();
-        let area: f64 = curve.windows(2).map(|w| (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0).sum();
+        let area: f64 = curve
+            .windows(2)
+            .map(|w| (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0)
+            .sum();
         assert!((area - want).abs() < 1e-12, "trapezoid {area} vs pairwise {want}");
         let ap = average_precision(&scores, &labels).unwrap();
         let ap_want = thresholded_average_precision(&scores, &labels);

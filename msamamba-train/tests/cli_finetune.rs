@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use msamamba_train::alignment::Alignment;
 use msamamba_model::tokens::GAP;
+use msamamba_train::alignment::Alignment;
 
 const WINDOW: usize = 32;
 
@@ -75,7 +75,11 @@ fn pretrained() -> &'static Path {
 /// class spread over the alignment, strands alternating, as `chrom,start,end,strand,label`.
 fn conservation_table(per_class: usize) -> String {
     let alignment = Alignment::from_maf(&maf(), "mm9", None, None).unwrap();
-    let rat = alignment.species().iter().position(|s| s == "rn4").expect("rn4 is a row");
+    let rat = alignment
+        .species()
+        .iter()
+        .position(|s| s == "rn4")
+        .expect("rn4 is a row");
     let mut classes: [Vec<(String, u64)>; 2] = [Vec::new(), Vec::new()];
     for chrom in &alignment.chromosomes {
         let (mouse, rat) = (&chrom.rows[0], &chrom.rows[rat]);
@@ -157,14 +161,20 @@ fn finetune_then_evaluate_report_auroc_auprc_and_accuracy() {
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "finetune failed: {}{stdout}", text(&out.stderr));
     assert!(stdout.contains("epoch 3/3: train loss"), "{stdout}");
-    assert!(stdout.contains("test split (12 regions, 6 positive): AUROC"), "{stdout}");
+    assert!(
+        stdout.contains("test split (12 regions, 6 positive): AUROC"),
+        "{stdout}"
+    );
     let metrics = assert_metrics_file(&out_dir);
     assert_eq!(metrics["examples"], 12);
     for file in ["config.json", "classifier.mpk"] {
         assert!(out_dir.join(file).exists(), "{file} missing");
     }
     let config = std::fs::read_to_string(out_dir.join("config.json")).unwrap();
-    assert!(config.contains("\"d_model\": 16"), "the backbone config is saved: {config}");
+    assert!(
+        config.contains("\"d_model\": 16"),
+        "the backbone config is saved: {config}"
+    );
 
     // Evaluate on every row of the same table, target taken from the fine-tuning config.
     let eval_dir = dir.join("eval");
@@ -241,7 +251,10 @@ fn a_malformed_table_line_names_the_file_and_line() {
     let (table, stderr) = finetune_fails("ft-bad-line", "chr10,3134500;3134532,+,1\n", None);
     assert!(stderr.contains(&format!("{}:4:", table.display())), "{stderr}");
     let (table, stderr) = finetune_fails("ft-bad-label", "chr10,3134500,3134532,+,2\n", None);
-    assert!(stderr.contains(&format!("{}:4: label `2` is not 0 or 1", table.display())), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}:4: label `2` is not 0 or 1", table.display())),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -329,7 +342,15 @@ fn checkpoint_dirs_without_files_or_not_matching_their_config_are_errors() {
 
     // ... and a table with both classes.
     std::fs::write(&table, "chr10,3134100,3134132,+,1\nchr10,3134300,3134332,-,1\n").unwrap();
-    let out = msamamba(&["evaluate", "--checkpoint", path(run), "--labels", path(&table), "--maf", path(&maf())]);
+    let out = msamamba(&[
+        "evaluate",
+        "--checkpoint",
+        path(run),
+        "--labels",
+        path(&table),
+        "--maf",
+        path(&maf()),
+    ]);
     let stderr = text(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("only label 1 in 2 example(s)"), "{stderr}");

@@ -27,8 +27,14 @@ fn a_table_with_header_comments_and_both_strands_reads_as_written() {
             end: 3134200
         }
     );
-    assert_eq!((rows[0].strand, rows[0].label, rows[0].line), (Strand::Forward, true, 3));
-    assert_eq!((rows[1].strand, rows[1].label, rows[1].line), (Strand::Reverse, false, 5));
+    assert_eq!(
+        (rows[0].strand, rows[0].label, rows[0].line),
+        (Strand::Forward, true, 3)
+    );
+    assert_eq!(
+        (rows[1].strand, rows[1].label, rows[1].line),
+        (Strand::Reverse, false, 5)
+    );
     // Without the header, the same rows.
     std::fs::write(&path, "chr10,3134100,3134200,+,1\n").unwrap();
     assert_eq!(read_labels(&path).unwrap().len(), 1);
@@ -55,7 +61,10 @@ fn a_malformed_line_is_reported_with_file_and_line() {
     }
     std::fs::write(&path, "chrom,start,end,strand,label\n").unwrap();
     assert!(matches!(read_labels(&path), Err(LabelsError::Empty { .. })));
-    assert!(matches!(read_labels(&dir.join("missing.csv")), Err(LabelsError::Io { .. })));
+    assert!(matches!(
+        read_labels(&dir.join("missing.csv")),
+        Err(LabelsError::Io { .. })
+    ));
 }
 
 #[test]

@@ -97,10 +97,7 @@ impl OnBackend for Job {
         let (pretrained, backbone) = load_backbone::<B>(&args.checkpoint, &device)?;
         let from_maf = args.maf.is_some();
         let target = args.target.clone().or(from_maf.then(|| pretrained.target.clone()));
-        let species = args
-            .species
-            .clone()
-            .or(pretrained.species.clone().filter(|_| from_maf));
+        let species = args.species.clone().or(pretrained.species.clone().filter(|_| from_maf));
         let source = WindowSource::open(
             args.maf.as_deref(),
             target.as_deref(),
