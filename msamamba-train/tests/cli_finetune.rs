@@ -16,6 +16,7 @@ use std::sync::OnceLock;
 
 use msamamba_model::tokens::GAP;
 use msamamba_train::alignment::Alignment;
+use msamamba_train::data::import::import_maf;
 
 const WINDOW: usize = 32;
 
@@ -195,6 +196,25 @@ fn finetune_then_evaluate_report_auroc_auprc_and_accuracy() {
     assert!(out.status.success(), "evaluate failed: {}{stdout}", text(&out.stderr));
     assert!(stdout.contains("all rows (48 regions, 24 positive): AUROC"), "{stdout}");
     assert_eq!(assert_metrics_file(&eval_dir)["examples"], 48);
+    let metrics_line = |stdout: &str| stdout.lines().find(|l| l.starts_with("all rows")).map(str::to_string);
+
+    // The same alignment as a store gives the same windows, hence the same metrics.
+    let store = dir.join("mm9.zarr");
+    import_maf(&[maf()], "mm9", None, None, &store).unwrap();
+    let out = msamamba(&[
+        "evaluate",
+        "--checkpoint",
+        path(&out_dir),
+        "--labels",
+        path(&table),
+        "--store",
+        path(&store),
+        "--backend",
+        "cpu",
+    ]);
+    let from_store = text(&out.stdout);
+    assert!(out.status.success(), "evaluate --store failed: {}", text(&out.stderr));
+    assert_eq!(metrics_line(&from_store), metrics_line(&stdout), "{from_store}");
 
     // Fine-tuning again into the same directory is refused rather than overwriting.
     let again = msamamba(&[
