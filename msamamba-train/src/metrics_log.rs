@@ -43,6 +43,10 @@ pub struct MetricsLog {
     health: RunHealth,
     every: usize,
     batches_per_epoch: usize,
+    /// Sums of the validation metrics over the batches of the current validation pass.
+    valid_sums: [f64; 4],
+    /// Validation batches summed so far.
+    valid_batches: usize,
 }
 
 impl MetricsLog {
@@ -79,6 +83,8 @@ impl MetricsLog {
             health: health.clone(),
             every: every.max(1),
             batches_per_epoch,
+            valid_sums: [0.0; 4],
+            valid_batches: 0,
         };
         Ok((log, health))
     }
@@ -153,22 +159,29 @@ impl MetricsRendererTraining for MetricsLog {
     }
 
     fn render_valid(&mut self, item: TrainingProgress, progress_indicators: Vec<ProgressType>) {
-        // Validation runs at the end of an epoch: log it at that epoch's last step.
-        let epoch = item.global_progress.items_processed;
-        let step = epoch * self.batches_per_epoch;
-        let line = self
-            .flush_row(false, step)
-            .unwrap_or_else(|e| format!("(metrics log not written: {e})"));
-        match &mut self.tui {
-            Some(tui) => tui.render_valid(item, progress_indicators),
-            None if item
-                .progress
-                .as_ref()
-                .is_some_and(|p| p.items_processed >= p.items_total) =>
-            {
-                println!("valid at step {step}  {line}")
+        // One row per validation pass: the mean over its batches, at the epoch's last step.
+        for (sum, value) in self.valid_sums.iter_mut().zip(self.current) {
+            *sum += value.unwrap_or(f64::NAN);
+        }
+        self.valid_batches += 1;
+        let done = item
+            .progress
+            .as_ref()
+            .is_some_and(|p| p.items_processed >= p.items_total);
+        if done {
+            let step = item.global_progress.items_processed * self.batches_per_epoch;
+            let batches = self.valid_batches as f64;
+            self.current = self.valid_sums.map(|sum| Some(sum / batches));
+            let line = self
+                .flush_row(false, step)
+                .unwrap_or_else(|e| format!("(metrics log not written: {e})"));
+            if self.tui.is_none() {
+                println!("valid at step {step}  {line}");
             }
-            None => {}
+            (self.valid_sums, self.valid_batches) = ([0.0; 4], 0);
+        }
+        if let Some(tui) = &mut self.tui {
+            tui.render_valid(item, progress_indicators);
         }
     }
 }

@@ -199,7 +199,10 @@ where
     )?);
     let rows = alignment.species().len().min(config.model.max_rows);
     let starts = tile(&alignment, config.window, config.stride, config.window / 2);
-    let (train, valid) = hold_out(&starts, &alignment, config.window, config.valid_fraction);
+    let (train, _) = hold_out(&starts, &alignment, config.window, config.valid_fraction);
+    // Validation windows do not overlap: each held-out position is scored once.
+    let disjoint = tile(&alignment, config.window, config.window, config.window / 2);
+    let (_, valid) = hold_out(&disjoint, &alignment, config.window, config.valid_fraction);
     if train.is_empty() || valid.is_empty() {
         bail!(
             "{}: {} training and {} validation windows of {} bp: the alignment is too short for this --window",

@@ -1,26 +1,37 @@
 //! Where windows come from: a MAF projected into memory, or an alignment store (zarr).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use msamamba_model::tokens::reverse_complement;
 
 use crate::alignment::Alignment;
 use crate::data::maf::Strand;
 use crate::data::region::Region;
 use crate::data::store::AlignmentStore;
 use crate::data::window::MsaWindow;
-use msamamba_model::tokens::reverse_complement;
 
-/// An alignment to cut windows from.
+/// Where windows come from: `--maf F --target SP` or `--store DIR`.
 pub enum AlignmentSource {
-    /// A MAF, projected onto its target once.
-    Maf(Alignment),
-    /// A store in GPN-MSA's zarr layout (directory or zip).
-    Store(AlignmentStore),
+    /// A MAF projected onto its target, in memory.
+    Maf {
+        /// The MAF, for messages.
+        path: PathBuf,
+        /// Its projection.
+        alignment: Alignment,
+    },
+    /// An alignment store (GPN-MSA's zarr layout), read window by window.
+    Store {
+        /// The store.
+        store: AlignmentStore,
+        /// Rows after the target (`None`: every column).
+        species: Option<Vec<String>>,
+    },
 }
 
 impl AlignmentSource {
-    /// `--maf F --target SP` or `--store D` (exactly one of them).
+    /// Opens `--maf` (needs the target) or `--store`, exactly one of them; `species` orders the
+    /// rows after the target.
     pub fn open(
         maf: Option<&Path>,
         target: Option<&str>,
@@ -29,43 +40,76 @@ impl AlignmentSource {
     ) -> Result<Self> {
         match (maf, store) {
             (Some(maf), None) => {
-                let target = target.context("--maf needs --target (the species whose row is scored)")?;
-                Ok(Self::Maf(Alignment::from_maf(maf, target, species, None)?))
-            }
-            (None, Some(store)) => {
-                let store = AlignmentStore::open(store)?;
-                if let Some(list) = species {
-                    store.rows(Some(list))?;
+                let target = target.context("--maf needs --target (the species of the regions' coordinates)")?;
+                if !maf.exists() {
+                    bail!("{}: no such file", maf.display());
                 }
-                Ok(Self::Store(store))
+                Ok(Self::Maf {
+                    path: maf.to_path_buf(),
+                    alignment: Alignment::from_maf(maf, target, species, None)?,
+                })
+            }
+            (None, Some(path)) => {
+                let store = AlignmentStore::open(path)?;
+                // Unknown species fail now, not at the first batch.
+                store.rows(species)?;
+                Ok(Self::Store {
+                    store,
+                    species: species.map(<[String]>::to_vec),
+                })
             }
             (Some(_), Some(_)) => bail!("give --maf or --store, not both"),
             (None, None) => bail!("no alignment: give --maf F --target SP or --store DIR"),
         }
     }
 
-    /// Species in row order, target first.
-    pub fn species(&self) -> &[String] {
+    /// Species of a window's rows, target first.
+    pub fn species(&self) -> Vec<String> {
         match self {
-            Self::Maf(alignment) => alignment.species(),
-            Self::Store(store) => store.species(),
+            Self::Maf { alignment, .. } => alignment.species().to_vec(),
+            Self::Store { store, species } => match store.rows(species.as_deref()) {
+                Ok(rows) => rows.iter().map(|&r| store.species()[r].clone()).collect(),
+                Err(_) => store.species().to_vec(),
+            },
         }
     }
 
-    /// The window `region` on `strand`; an error names the region when the source lacks it.
+    /// Where the windows come from, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Maf { path, .. } => path.display().to_string(),
+            Self::Store { store, .. } => store.path().display().to_string(),
+        }
+    }
+
+    /// Whether the source covers `region`.
+    pub fn covers(&self, region: &Region) -> bool {
+        match self {
+            Self::Maf { alignment, .. } => alignment
+                .chromosomes
+                .iter()
+                .any(|chrom| chrom.chrom == region.chrom && chrom.start <= region.start && region.end <= chrom.end),
+            Self::Store { store, .. } => store
+                .chromosomes()
+                .any(|(name, len)| name == region.chrom && region.end <= len),
+        }
+    }
+
+    /// The window `region` on `strand`, target first; an error names the region when the source
+    /// lacks it.
     pub fn window(&self, region: &Region, strand: Strand) -> Result<MsaWindow> {
         match self {
-            Self::Maf(alignment) => {
+            Self::Maf { alignment, path } => {
                 let mut window = alignment
                     .window(region)
-                    .with_context(|| format!("region {region} is outside the alignment's covered span"))?;
+                    .with_context(|| format!("{}: region {region} is outside the alignment", path.display()))?;
                 if strand == Strand::Reverse {
                     window.rows.iter_mut().for_each(|row| reverse_complement(row));
                     window.strand = Strand::Reverse;
                 }
                 Ok(window)
             }
-            Self::Store(store) => Ok(store.window(region, None, strand)?),
+            Self::Store { store, species } => Ok(store.window(region, species.as_deref(), strand)?),
         }
     }
 }

@@ -6,9 +6,9 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use msamamba_kernels::SelectiveScanBackend;
-use msamamba_train::checkpoint::load_pretrained;
 use msamamba_train::data::maf::Strand;
 use msamamba_train::data::region::Region;
+use msamamba_train::finetune::load_backbone;
 use msamamba_train::source::AlignmentSource;
 use safetensors::{Dtype, tensor::TensorView};
 
@@ -103,7 +103,7 @@ impl OnBackend for EmbedArgs {
         B::InnerBackend: SelectiveScanBackend,
     {
         let regions = regions(&self)?;
-        let (config, model) = load_pretrained::<B::InnerBackend>(&self.checkpoint, &device)?;
+        let (config, model) = load_backbone::<B::InnerBackend>(&self.checkpoint, &device)?;
         let source = AlignmentSource::open(self.maf.as_deref(), self.target.as_deref(), self.store.as_deref(), None)?;
         let rows = source.species().len().min(config.model.max_rows);
         let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();

@@ -2,6 +2,8 @@
 
 mod backend;
 mod embed;
+mod evaluate;
+mod finetune;
 mod import_maf;
 mod pretrain;
 mod score;
@@ -31,6 +33,11 @@ enum Command {
     Score(score::ScoreArgs),
     /// Per-position target-row embeddings of regions, to safetensors.
     Embed(embed::EmbedArgs),
+    /// Fine-tune a pre-trained model as a classifier of labelled regions; reports AUROC, AUPRC
+    /// and accuracy on a held-out test split.
+    Finetune(Box<finetune::FinetuneArgs>),
+    /// Evaluate a fine-tuned classifier on a table of labelled regions.
+    Evaluate(evaluate::EvaluateArgs),
 }
 
 /// Runs the chosen subcommand.
@@ -41,5 +48,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Pretrain(args) => pretrain::run(*args),
         Command::Score(args) => score::run(args),
         Command::Embed(args) => embed::run(args),
+        Command::Finetune(args) => finetune::run(*args),
+        Command::Evaluate(args) => evaluate::run(args),
     }
 }

@@ -37,7 +37,7 @@ pub struct PretrainArgs {
     /// Rows after the target, comma-separated.
     #[arg(long, value_delimiter = ',')]
     species: Option<Vec<String>>,
-    /// Peak learning rate (default 3e-5; the bundled demo uses 2e-3).
+    /// Peak learning rate (default 3e-5; the bundled demo uses 3e-3).
     #[arg(long)]
     lr: Option<f64>,
     /// AdamW weight decay.
@@ -101,16 +101,22 @@ fn bundled_maf() -> Result<PathBuf> {
     Ok(path)
 }
 
-/// The small, fast configuration of the no-argument demo run.
+/// The small, fast configuration of the no-argument demo run: a few minutes on two CPU cores.
+/// Its 12 rows are the file's first 12 species, all mammals, mouse first.
 fn demo(maf: PathBuf) -> PretrainConfig {
     let mut config = PretrainConfig::new(maf, "mm9".into())
-        .with_lr(2e-3)
+        .with_lr(3e-3)
         .with_window(64)
         .with_stride(16)
         .with_batch_size(8)
-        .with_steps(600)
+        .with_steps(400)
         .with_checkpoint_every(100);
-    config.model = config.model.with_d_model(64).with_n_layers(2).with_max_rows(32);
+    config.model = config
+        .model
+        .with_d_model(32)
+        .with_n_layers(2)
+        .with_d_state(8)
+        .with_max_rows(12);
     config
 }
 

@@ -8,9 +8,9 @@ use clap::Args;
 use msamamba_kernels::SelectiveScanBackend;
 use msamamba_model::tokens::{complement, token_of};
 use msamamba_model::variant_score::variant_scores;
-use msamamba_train::checkpoint::load_pretrained;
 use msamamba_train::data::maf::Strand;
 use msamamba_train::data::region::Region;
+use msamamba_train::finetune::load_backbone;
 use msamamba_train::source::AlignmentSource;
 use msamamba_train::vcf::{Snv, read_snvs};
 
@@ -70,7 +70,7 @@ impl OnBackend for ScoreArgs {
         B: AutodiffBackend + SelectiveScanBackend,
         B::InnerBackend: SelectiveScanBackend,
     {
-        let (config, model) = load_pretrained::<B::InnerBackend>(&self.checkpoint, &device)?;
+        let (config, model) = load_backbone::<B::InnerBackend>(&self.checkpoint, &device)?;
         let source = AlignmentSource::open(self.maf.as_deref(), self.target.as_deref(), self.store.as_deref(), None)?;
         let variants = read_snvs(&self.vcf)?;
         let rows = source.species().len().min(config.model.max_rows);

@@ -1,0 +1,124 @@
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use burn::tensor::backend::AutodiffBackend;
+use clap::Args;
+use msamamba_kernels::SelectiveScanBackend;
+use msamamba_train::classification_metrics::{ClassificationReport, check_both_classes, roc_curve};
+use msamamba_train::classifier_batch::LabelledWindows;
+use msamamba_train::finetune::{load_classifier, predict};
+use msamamba_train::labelled_regions::{LabelledRegion, read_labels};
+use msamamba_train::roc_plot::write_roc_png;
+use msamamba_train::source::AlignmentSource;
+
+use super::backend::{BackendChoice, OnBackend, dispatch};
+
+#[derive(Args, Debug)]
+pub struct EvaluateArgs {
+    /// Fine-tuned run directory (`msamamba finetune --out`): config.json and classifier.mpk.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Labelled regions: chrom,start,end,strand,label (0-based start, end exclusive, label 0/1).
+    #[arg(long)]
+    labels: PathBuf,
+    /// MAF alignment to cut the windows from.
+    #[arg(long, conflicts_with = "store")]
+    maf: Option<PathBuf>,
+    /// Target species of the MAF (default: the one fine-tuned on).
+    #[arg(long, requires = "maf")]
+    target: Option<String>,
+    /// Alignment store (GPN-MSA's zarr layout) to cut the windows from.
+    #[arg(long)]
+    store: Option<PathBuf>,
+    /// Write metrics.json and roc.png here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Regions per batch (default: as fine-tuned).
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Backend to run on.
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: BackendChoice,
+}
+
+pub fn run(args: EvaluateArgs) -> Result<()> {
+    let table = read_labels(&args.labels)?;
+    let labels: Vec<bool> = table.iter().map(|row| row.label).collect();
+    check_both_classes(&format!("{}", args.labels.display()), &labels)?;
+    dispatch(args.backend, Job { args, table })
+}
+
+struct Job {
+    args: EvaluateArgs,
+    table: Vec<LabelledRegion>,
+}
+
+impl OnBackend for Job {
+    type Output = ();
+
+    fn run<B>(self, device: B::Device, name: &str) -> Result<()>
+    where
+        B: AutodiffBackend + SelectiveScanBackend,
+        B::InnerBackend: SelectiveScanBackend,
+    {
+        let Job { args, table } = self;
+        let (config, model) = load_classifier::<B::InnerBackend>(&args.checkpoint, &device)?;
+        let target = args.target.clone().or(config.target.clone());
+        let source = AlignmentSource::open(
+            args.maf.as_deref(),
+            target.as_deref(),
+            args.store.as_deref(),
+            config.species.as_deref(),
+        )?;
+        let windows = LabelledWindows {
+            source,
+            table: args.labels.clone(),
+            len: config.window,
+            rows: config.rows(),
+        };
+        windows.check(&table)?;
+        println!(
+            "evaluating {} on {name}: {} regions of {} ({} bp windows from {})",
+            args.checkpoint.display(),
+            table.len(),
+            args.labels.display(),
+            config.window,
+            windows.source.describe()
+        );
+        let rows: Vec<&LabelledRegion> = table.iter().collect();
+        let labels: Vec<bool> = table.iter().map(|row| row.label).collect();
+        let probabilities = predict(
+            &model,
+            &windows,
+            &rows,
+            args.batch_size.unwrap_or(config.batch_size),
+            &device,
+        )?;
+        report("all rows", &probabilities, &labels, args.out.as_deref())?;
+        Ok(())
+    }
+}
+
+/// Prints the metrics of `probabilities` against `labels`; with `out`, writes metrics.json and
+/// roc.png there.
+pub(super) fn report(split: &str, probabilities: &[f64], labels: &[bool], out: Option<&Path>) -> Result<()> {
+    let metrics = ClassificationReport::new(split, probabilities, labels)?;
+    println!(
+        "{split} ({} regions, {} positive): AUROC {:.4}, AUPRC {:.4}, accuracy {:.4}",
+        metrics.examples, metrics.positives, metrics.auroc, metrics.auprc, metrics.accuracy
+    );
+    let Some(dir) = out else {
+        return Ok(());
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let json = dir.join("metrics.json");
+    let text = serde_json::to_string_pretty(&metrics).context("encoding metrics")?;
+    std::fs::write(&json, text + "\n").with_context(|| format!("writing {}", json.display()))?;
+    let png = dir.join("roc.png");
+    if let Some(points) = roc_curve(probabilities, labels) {
+        write_roc_png(&points, &png)?;
+    }
+    println!("metrics:   {}", json.display());
+    println!("ROC curve: {}", png.display());
+    Ok(())
+}

@@ -1,0 +1,190 @@
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use burn::config::Config;
+use burn::module::{AutodiffModule, Module};
+use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
+use burn::tensor::backend::AutodiffBackend;
+use clap::Args;
+use msamamba_kernels::SelectiveScanBackend;
+use msamamba_model::pooler::MsaMambaClassifierConfig;
+use msamamba_train::classification_metrics::{ReportError, check_both_classes};
+use msamamba_train::classifier_batch::LabelledWindows;
+use msamamba_train::finetune::{FinetuneConfig, classifier_path, finetune, load_backbone, predict, split};
+use msamamba_train::labelled_regions::{LabelledRegion, read_labels};
+use msamamba_train::source::AlignmentSource;
+
+use super::backend::{BackendChoice, OnBackend, dispatch};
+use super::evaluate::report;
+
+#[derive(Args, Debug)]
+pub struct FinetuneArgs {
+    /// Pre-training run directory (`msamamba pretrain --out`): config.json and model.mpk.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Labelled regions: chrom,start,end,strand,label (0-based start, end exclusive, label 0/1;
+    /// header line optional).
+    #[arg(long)]
+    labels: PathBuf,
+    /// MAF alignment to cut the windows from.
+    #[arg(long, conflicts_with = "store")]
+    maf: Option<PathBuf>,
+    /// Target species of the MAF: the table's coordinates (default: the pre-training target).
+    #[arg(long, requires = "maf")]
+    target: Option<String>,
+    /// Alignment store (GPN-MSA's zarr layout) to cut the windows from.
+    #[arg(long)]
+    store: Option<PathBuf>,
+    /// Rows after the target, comma-separated (default: as pre-trained, else every species).
+    #[arg(long, value_delimiter = ',')]
+    species: Option<Vec<String>>,
+    /// Output directory: config.json, classifier.mpk, metrics.json, roc.png.
+    #[arg(long)]
+    out: PathBuf,
+    /// Window length, centred on each region.
+    #[arg(long, default_value_t = 128)]
+    window: usize,
+    /// Passes over the training split.
+    #[arg(long, default_value_t = 5)]
+    epochs: usize,
+    /// AdamW learning rate.
+    #[arg(long, default_value_t = 1e-4)]
+    lr: f64,
+    /// AdamW weight decay.
+    #[arg(long, default_value_t = 1e-2)]
+    weight_decay: f64,
+    /// Regions per batch.
+    #[arg(long, default_value_t = 16)]
+    batch_size: usize,
+    /// Fraction of each class held out as the test split.
+    #[arg(long, default_value_t = 0.2)]
+    test_fraction: f64,
+    /// Dropout between the pooler and the classifier.
+    #[arg(long, default_value_t = 0.25)]
+    dropout: f64,
+    /// Seed of the split, the head's initialisation and the data order.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Backend to train on.
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: BackendChoice,
+}
+
+pub fn run(args: FinetuneArgs) -> Result<()> {
+    if classifier_path(&args.out).exists() {
+        bail!(
+            "{} already holds a fine-tuned classifier: choose another --out",
+            args.out.display()
+        );
+    }
+    let table = read_labels(&args.labels)?;
+    dispatch(args.backend, Job { args, table })
+}
+
+struct Job {
+    args: FinetuneArgs,
+    table: Vec<LabelledRegion>,
+}
+
+impl OnBackend for Job {
+    type Output = ();
+
+    fn run<B>(self, device: B::Device, name: &str) -> Result<()>
+    where
+        B: AutodiffBackend + SelectiveScanBackend,
+        B::InnerBackend: SelectiveScanBackend,
+    {
+        let Job { args, table } = self;
+        let (pretrained, backbone) = load_backbone::<B>(&args.checkpoint, &device)?;
+        let from_maf = args.maf.is_some();
+        let target = args.target.clone().or(from_maf.then(|| pretrained.target.clone()));
+        let species = args.species.clone().or(pretrained.species.clone().filter(|_| from_maf));
+        let source = AlignmentSource::open(
+            args.maf.as_deref(),
+            target.as_deref(),
+            args.store.as_deref(),
+            species.as_deref(),
+        )?;
+        // The rows the classifier sees, recorded so that `evaluate` reads the same ones.
+        let mut rows = source.species();
+        rows.truncate(pretrained.model.max_rows);
+        let config = FinetuneConfig::new(
+            MsaMambaClassifierConfig::new(pretrained.model.clone()).with_dropout(args.dropout),
+            args.checkpoint.clone(),
+            args.labels.clone(),
+        )
+        .with_maf(args.maf.clone())
+        .with_target(target.filter(|_| from_maf))
+        .with_store(args.store.clone())
+        .with_species(Some(rows[1..].to_vec()))
+        .with_window(args.window)
+        .with_epochs(args.epochs)
+        .with_lr(args.lr)
+        .with_weight_decay(args.weight_decay)
+        .with_batch_size(args.batch_size)
+        .with_test_fraction(args.test_fraction)
+        .with_seed(args.seed);
+        config.validate()?;
+        let windows = LabelledWindows {
+            source,
+            table: args.labels.clone(),
+            len: config.window,
+            rows: config.rows(),
+        };
+        windows.check(&table)?;
+
+        let labels: Vec<bool> = table.iter().map(|row| row.label).collect();
+        let (train, test) = split(&labels, config.test_fraction, config.seed);
+        let test_labels: Vec<bool> = test.iter().map(|&i| labels[i]).collect();
+        if let Err(err) = check_both_classes("test split", &test_labels) {
+            match check_both_classes("table", &labels) {
+                Err(ReportError::OneClass { label, .. }) => {
+                    bail!("{}: every region is labelled {label}; {err}", args.labels.display())
+                }
+                _ => bail!("{err} (try a larger --test-fraction)"),
+            }
+        }
+        let positives = |rows: &[usize]| rows.iter().filter(|&&i| labels[i]).count();
+        println!(
+            "fine-tuning {} on {name}: {} regions of {} ({} train, {} positive; {} test, {} positive), \
+             {} bp windows of {} rows from {}, {} epochs, lr {}",
+            args.checkpoint.display(),
+            table.len(),
+            args.labels.display(),
+            train.len(),
+            positives(&train),
+            test.len(),
+            positives(&test),
+            config.window,
+            config.rows(),
+            windows.source.describe(),
+            config.epochs,
+            config.lr
+        );
+        std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+        let config_path = args.out.join("config.json");
+        config
+            .save(&config_path)
+            .with_context(|| format!("writing {}", config_path.display()))?;
+
+        let train_rows: Vec<&LabelledRegion> = train.iter().map(|&i| &table[i]).collect();
+        let started = std::time::Instant::now();
+        let model = finetune(&config, backbone, &windows, &train_rows, &device, |epoch, loss| {
+            println!("epoch {epoch}/{}: train loss {loss:.4}", config.epochs)
+        })?
+        .valid();
+        println!("trained in {:.0} s", started.elapsed().as_secs_f64());
+        let weights = classifier_path(&args.out);
+        model
+            .clone()
+            .save_file(&weights, &NamedMpkFileRecorder::<FullPrecisionSettings>::new())
+            .with_context(|| format!("writing {}", weights.display()))?;
+
+        let test_rows: Vec<&LabelledRegion> = test.iter().map(|&i| &table[i]).collect();
+        let probabilities = predict(&model, &windows, &test_rows, config.batch_size, &device)?;
+        report("test split", &probabilities, &test_labels, Some(&args.out))?;
+        println!("config:    {}", config_path.display());
+        println!("classifier: {}", weights.display());
+        Ok(())
+    }
+}

@@ -1,0 +1,147 @@
+//! Tables of labelled regions for fine-tuning, in the GenomicBenchmarks layout:
+//! `chrom,start,end,strand,label` with 0-based `start`, exclusive `end`, strand `+` or `-` and a
+//! 0/1 label; an optional header line; blank lines and lines starting with `#` are skipped.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use crate::data::maf::Strand;
+use crate::data::region::Region;
+
+/// One row of a label table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelledRegion {
+    /// The region, 0-based half-open.
+    pub region: Region,
+    /// `Reverse` for `-`: the model sees the reverse complement of every row.
+    pub strand: Strand,
+    /// The class, 0 or 1.
+    pub label: bool,
+    /// 1-based line number in the table, for messages.
+    pub line: usize,
+}
+
+/// Why a label table cannot be read.
+#[derive(Debug, Error)]
+pub enum LabelsError {
+    /// The file could not be opened or read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The table.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A line is not `chrom,start,end,strand,label`.
+    #[error("{}:{line}: {reason} (expected chrom,start,end,strand,label)", path.display())]
+    Line {
+        /// The table.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No data line.
+    #[error("{}: no labelled regions", path.display())]
+    Empty {
+        /// The table.
+        path: PathBuf,
+    },
+}
+
+/// Reads a label table line by line.
+pub fn read_labels(path: &Path) -> Result<Vec<LabelledRegion>, LabelsError> {
+    let io = |source| LabelsError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let reader = std::io::BufReader::new(std::fs::File::open(path).map_err(io)?);
+    let mut rows = Vec::new();
+    for (index, line) in reader.lines().enumerate() {
+        let line = line.map_err(io)?;
+        let number = index + 1;
+        let text = line.trim();
+        if text.is_empty() || text.starts_with('#') {
+            continue;
+        }
+        match parse_line(text, number) {
+            Ok(row) => rows.push(row),
+            // A first line whose start is not a number is the header.
+            Err(_) if rows.is_empty() && is_header(text) => continue,
+            Err(reason) => {
+                return Err(LabelsError::Line {
+                    path: path.to_path_buf(),
+                    line: number,
+                    reason,
+                });
+            }
+        }
+    }
+    if rows.is_empty() {
+        return Err(LabelsError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(rows)
+}
+
+/// Whether a line looks like a header: five fields, the second not a number.
+fn is_header(text: &str) -> bool {
+    let fields: Vec<&str> = text.split(',').map(str::trim).collect();
+    fields.len() == 5 && fields[1].parse::<u64>().is_err() && fields[1].chars().any(char::is_alphabetic)
+}
+
+/// One data line, or what is wrong with it.
+fn parse_line(text: &str, line: usize) -> Result<LabelledRegion, String> {
+    let fields: Vec<&str> = text.split(',').map(str::trim).collect();
+    let [chrom, start, end, strand, label] = fields[..] else {
+        return Err(format!("{} field(s), not 5", fields.len()));
+    };
+    if chrom.is_empty() {
+        return Err("empty chromosome".into());
+    }
+    let position = |name: &str, field: &str| {
+        field
+            .parse::<u64>()
+            .map_err(|_| format!("{name} `{field}` is not a non-negative integer"))
+    };
+    let (start, end) = (position("start", start)?, position("end", end)?);
+    if end <= start {
+        return Err(format!("end {end} is not after start {start}"));
+    }
+    let strand = match strand {
+        "+" => Strand::Forward,
+        "-" => Strand::Reverse,
+        other => return Err(format!("strand `{other}` is not + or -")),
+    };
+    let label = match label {
+        "0" => false,
+        "1" => true,
+        other => return Err(format!("label `{other}` is not 0 or 1")),
+    };
+    Ok(LabelledRegion {
+        region: Region {
+            chrom: chrom.to_string(),
+            start,
+            end,
+        },
+        strand,
+        label,
+        line,
+    })
+}
+
+/// The window of `len` positions centred on `region` (the centre is `start + (end - start) / 2`,
+/// the window starts `len / 2` before it); `None` when it would start before position 0.
+pub fn centred_window(region: &Region, len: usize) -> Option<Region> {
+    let centre = region.start + (region.end - region.start) / 2;
+    let start = centre.checked_sub(len as u64 / 2)?;
+    Some(Region {
+        chrom: region.chrom.clone(),
+        start,
+        end: start + len as u64,
+    })
+}

@@ -1,0 +1,377 @@
+//! `msamamba finetune` and `msamamba evaluate` end to end, running the real binary on the
+//! bundled 30-species mm9 alignment, from a tiny `msamamba pretrain` checkpoint.
+//!
+//! Labels: conserved vs not conserved with rat. Each 32-bp window of the bundled alignment in
+//! which mouse (mm9, the target) has at least 28 bases is labelled 1 when at least 90% of those
+//! mouse bases are matched by the same base in the rat (rn4) row, and 0 when at most 50% are
+//! (a missing rat row counts as 0% identity); windows in between are left out. The labels are
+//! computed here from the library's projection of the MAF, the same one the binary reads.
+
+#[allow(dead_code)]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use msamamba_model::tokens::GAP;
+use msamamba_train::alignment::Alignment;
+use msamamba_train::data::import::import_maf;
+
+const WINDOW: usize = 32;
+
+fn msamamba(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_msamamba"))
+        .args(args)
+        .output()
+        .expect("the msamamba binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn maf() -> PathBuf {
+    common::fixture("ucsc_mm9_chr10_big.maf")
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("temp paths are UTF-8")
+}
+
+/// A tiny pre-training run, made once per test process and shared by every test.
+fn pretrained() -> &'static Path {
+    static RUN: OnceLock<PathBuf> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let dir = common::scratch_dir("finetune-pretrain").join("run");
+        let out = msamamba(&[
+            "pretrain",
+            "--maf",
+            path(&maf()),
+            "--target",
+            "mm9",
+            "--steps",
+            "4",
+            "--checkpoint-every",
+            "2",
+            "--batch-size",
+            "2",
+            "--window",
+            "32",
+            "--d-model",
+            "16",
+            "--n-layers",
+            "1",
+            "--backend",
+            "cpu",
+            "--out",
+            path(&dir),
+        ]);
+        assert!(out.status.success(), "pretrain failed: {}", text(&out.stderr));
+        dir
+    })
+}
+
+/// The conserved (1) / not conserved (0) table described at the top, `per_class` rows of each
+/// class spread over the alignment, strands alternating, as `chrom,start,end,strand,label`.
+fn conservation_table(per_class: usize) -> String {
+    let alignment = Alignment::from_maf(&maf(), "mm9", None, None).unwrap();
+    let rat = alignment
+        .species()
+        .iter()
+        .position(|s| s == "rn4")
+        .expect("rn4 is a row");
+    let mut classes: [Vec<(String, u64)>; 2] = [Vec::new(), Vec::new()];
+    for chrom in &alignment.chromosomes {
+        let (mouse, rat) = (&chrom.rows[0], &chrom.rows[rat]);
+        for offset in (0..mouse.len().saturating_sub(WINDOW)).step_by(WINDOW) {
+            let range = offset..offset + WINDOW;
+            let bases = mouse[range.clone()].iter().filter(|&&t| t != GAP).count();
+            let same = range.clone().filter(|&i| mouse[i] != GAP && mouse[i] == rat[i]).count();
+            if bases < 28 {
+                continue;
+            }
+            let identity = same as f64 / bases as f64;
+            let start = chrom.start + offset as u64;
+            if identity >= 0.9 {
+                classes[1].push((chrom.chrom.clone(), start));
+            } else if identity <= 0.5 {
+                classes[0].push((chrom.chrom.clone(), start));
+            }
+        }
+    }
+    let mut table = String::from("chrom,start,end,strand,label\n");
+    for (label, windows) in classes.iter().enumerate() {
+        assert!(
+            windows.len() >= per_class,
+            "only {} windows of class {label}",
+            windows.len()
+        );
+        let every = windows.len() / per_class;
+        for (k, (chrom, start)) in windows.iter().step_by(every).take(per_class).enumerate() {
+            let strand = if k % 2 == 0 { '+' } else { '-' };
+            table += &format!("{chrom},{start},{},{strand},{label}\n", start + WINDOW as u64);
+        }
+    }
+    table
+}
+
+fn assert_metrics_file(dir: &Path) -> serde_json::Value {
+    let json = std::fs::read_to_string(dir.join("metrics.json")).expect("metrics.json written");
+    let metrics: serde_json::Value = serde_json::from_str(&json).expect("metrics.json is JSON");
+    for key in ["auroc", "auprc", "accuracy"] {
+        let value = metrics[key].as_f64().unwrap_or(f64::NAN);
+        assert!((0.0..=1.0).contains(&value), "{key} = {value} in {json}");
+    }
+    let png = std::fs::read(dir.join("roc.png")).expect("roc.png written");
+    assert_eq!(&png[1..4], b"PNG");
+    metrics
+}
+
+#[test]
+fn finetune_then_evaluate_report_auroc_auprc_and_accuracy() {
+    let dir = common::scratch_dir("finetune-ok");
+    let table = dir.join("conserved.csv");
+    std::fs::write(&table, conservation_table(24)).unwrap();
+    let out_dir = dir.join("classifier");
+    let out = msamamba(&[
+        "finetune",
+        "--checkpoint",
+        path(pretrained()),
+        "--labels",
+        path(&table),
+        "--maf",
+        path(&maf()),
+        "--target",
+        "mm9",
+        "--window",
+        "32",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "8",
+        "--lr",
+        "1e-3",
+        "--test-fraction",
+        "0.25",
+        "--backend",
+        "cpu",
+        "--out",
+        path(&out_dir),
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "finetune failed: {}{stdout}", text(&out.stderr));
+    assert!(stdout.contains("epoch 3/3: train loss"), "{stdout}");
+    assert!(
+        stdout.contains("test split (12 regions, 6 positive): AUROC"),
+        "{stdout}"
+    );
+    let metrics = assert_metrics_file(&out_dir);
+    assert_eq!(metrics["examples"], 12);
+    for file in ["config.json", "classifier.mpk"] {
+        assert!(out_dir.join(file).exists(), "{file} missing");
+    }
+    let config = std::fs::read_to_string(out_dir.join("config.json")).unwrap();
+    assert!(
+        config.contains("\"d_model\": 16"),
+        "the backbone config is saved: {config}"
+    );
+
+    // Evaluate on every row of the same table, target taken from the fine-tuning config.
+    let eval_dir = dir.join("eval");
+    let out = msamamba(&[
+        "evaluate",
+        "--checkpoint",
+        path(&out_dir),
+        "--labels",
+        path(&table),
+        "--maf",
+        path(&maf()),
+        "--backend",
+        "cpu",
+        "--out",
+        path(&eval_dir),
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "evaluate failed: {}{stdout}", text(&out.stderr));
+    assert!(stdout.contains("all rows (48 regions, 24 positive): AUROC"), "{stdout}");
+    assert_eq!(assert_metrics_file(&eval_dir)["examples"], 48);
+    let metrics_line = |stdout: &str| stdout.lines().find(|l| l.starts_with("all rows")).map(str::to_string);
+
+    // The same alignment as a store gives the same windows, hence the same metrics.
+    let store = dir.join("mm9.zarr");
+    import_maf(&[maf()], "mm9", None, None, &store).unwrap();
+    let out = msamamba(&[
+        "evaluate",
+        "--checkpoint",
+        path(&out_dir),
+        "--labels",
+        path(&table),
+        "--store",
+        path(&store),
+        "--backend",
+        "cpu",
+    ]);
+    let from_store = text(&out.stdout);
+    assert!(out.status.success(), "evaluate --store failed: {}", text(&out.stderr));
+    assert_eq!(metrics_line(&from_store), metrics_line(&stdout), "{from_store}");
+
+    // Fine-tuning again into the same directory is refused rather than overwriting.
+    let again = msamamba(&[
+        "finetune",
+        "--checkpoint",
+        path(pretrained()),
+        "--labels",
+        path(&table),
+        "--maf",
+        path(&maf()),
+        "--out",
+        path(&out_dir),
+    ]);
+    assert!(!again.status.success());
+    assert!(text(&again.stderr).contains("already holds a fine-tuned classifier"));
+}
+
+/// Runs `finetune` on a table with `body` after a header and two good rows; returns stderr
+/// after checking the exit status is non-zero, the message one line, and no panic.
+fn finetune_fails(test: &str, body: &str, checkpoint: Option<&Path>) -> (PathBuf, String) {
+    let dir = common::scratch_dir(test);
+    let table = dir.join("t.csv");
+    std::fs::write(
+        &table,
+        format!("chrom,start,end,strand,label\nchr10,3134100,3134132,+,1\nchr10,3134300,3134332,-,0\n{body}"),
+    )
+    .unwrap();
+    let out = msamamba(&[
+        "finetune",
+        "--checkpoint",
+        path(checkpoint.unwrap_or_else(|| pretrained())),
+        "--labels",
+        path(&table),
+        "--maf",
+        path(&maf()),
+        "--target",
+        "mm9",
+        "--window",
+        "32",
+        "--backend",
+        "cpu",
+        "--out",
+        path(&dir.join("out")),
+    ]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{test}: should fail");
+    assert!(!stderr.contains("panicked"), "{test}: {stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{test}: one line: {stderr}");
+    (table, stderr)
+}
+
+#[test]
+fn a_malformed_table_line_names_the_file_and_line() {
+    let (table, stderr) = finetune_fails("ft-bad-line", "chr10,3134500;3134532,+,1\n", None);
+    assert!(stderr.contains(&format!("{}:4:", table.display())), "{stderr}");
+    let (table, stderr) = finetune_fails("ft-bad-label", "chr10,3134500,3134532,+,2\n", None);
+    assert!(
+        stderr.contains(&format!("{}:4: label `2` is not 0 or 1", table.display())),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_region_outside_the_alignment_is_an_error() {
+    let (table, stderr) = finetune_fails("ft-outside", "chr10,100,132,+,1\n", None);
+    assert!(stderr.contains(&format!("{}:4:", table.display())), "{stderr}");
+    assert!(stderr.contains("is outside the alignment"), "{stderr}");
+    let (_, stderr) = finetune_fails("ft-unknown-chrom", "chr1,3134100,3134132,+,1\n", None);
+    assert!(stderr.contains("is outside the alignment"), "{stderr}");
+}
+
+#[test]
+fn a_table_of_one_class_says_the_test_split_has_one_class() {
+    let dir = common::scratch_dir("ft-one-class");
+    let table = dir.join("t.csv");
+    let rows: String = (0..6)
+        .map(|k| format!("chr10,{},{},+,1\n", 3134100 + 40 * k, 3134132 + 40 * k))
+        .collect();
+    std::fs::write(&table, rows).unwrap();
+    let out = msamamba(&[
+        "finetune",
+        "--checkpoint",
+        path(pretrained()),
+        "--labels",
+        path(&table),
+        "--maf",
+        path(&maf()),
+        "--window",
+        "32",
+        "--backend",
+        "cpu",
+        "--out",
+        path(&dir.join("out")),
+    ]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("test split: only label 1"), "{stderr}");
+    assert!(stderr.contains("every region is labelled 1"), "{stderr}");
+}
+
+#[test]
+fn checkpoint_dirs_without_files_or_not_matching_their_config_are_errors() {
+    let dir = common::scratch_dir("ft-checkpoints");
+    let run = pretrained();
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let (_, stderr) = finetune_fails("ft-empty-ckpt", "", Some(&empty));
+    assert!(stderr.contains("not a pre-training run (no config.json)"), "{stderr}");
+
+    let no_model = dir.join("no-model");
+    std::fs::create_dir_all(&no_model).unwrap();
+    std::fs::copy(run.join("config.json"), no_model.join("config.json")).unwrap();
+    let (_, stderr) = finetune_fails("ft-no-model", "", Some(&no_model));
+    assert!(stderr.contains("no model.mpk"), "{stderr}");
+
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    for (field, value, says) in [("d_model", 32, "does not match"), ("n_layers", 2, "1 blocks")] {
+        let mismatched = dir.join(format!("mismatched-{field}"));
+        std::fs::create_dir_all(&mismatched).unwrap();
+        std::fs::copy(run.join("model.mpk"), mismatched.join("model.mpk")).unwrap();
+        let mut edited = config.clone();
+        edited["model"][field] = value.into();
+        std::fs::write(mismatched.join("config.json"), edited.to_string()).unwrap();
+        let (_, stderr) = finetune_fails(&format!("ft-mismatch-{field}"), "", Some(&mismatched));
+        assert!(stderr.contains(says), "{field}: {stderr}");
+    }
+
+    // `evaluate` wants a fine-tuned run, not a pre-training run.
+    let table = dir.join("t.csv");
+    std::fs::write(&table, "chr10,3134100,3134132,+,1\nchr10,3134300,3134332,-,0\n").unwrap();
+    let out = msamamba(&[
+        "evaluate",
+        "--checkpoint",
+        path(run),
+        "--labels",
+        path(&table),
+        "--maf",
+        path(&maf()),
+    ]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("not a fine-tuning config"), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+
+    // ... and a table with both classes.
+    std::fs::write(&table, "chr10,3134100,3134132,+,1\nchr10,3134300,3134332,-,1\n").unwrap();
+    let out = msamamba(&[
+        "evaluate",
+        "--checkpoint",
+        path(run),
+        "--labels",
+        path(&table),
+        "--maf",
+        path(&maf()),
+    ]);
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("only label 1 in 2 example(s)"), "{stderr}");
+}
