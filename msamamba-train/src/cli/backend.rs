@@ -30,18 +30,46 @@ pub trait OnBackend {
         B::InnerBackend: SelectiveScanBackend;
 }
 
-/// Runs `job` on `choice`; a backend this binary was built without is a one-line error.
+/// Whether `B` can run here: a GPU backend without a driver or device panics at first use,
+/// so try a tiny tensor with the panic caught and silenced, and return the panic's message.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn probe<B: burn::tensor::backend::Backend>() -> std::result::Result<(), String> {
+    use burn::tensor::Tensor;
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(|| Tensor::<B, 1>::zeros([1], &Default::default()).into_data());
+    std::panic::set_hook(hook);
+    result.map(|_| ()).map_err(|panic| {
+        let text = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        text.lines().next().unwrap_or("unknown error").to_string()
+    })
+}
+
+/// Runs `job` on `choice`. A backend this binary was built without, or one with no usable
+/// device, is a one-line error; `auto` falls back to the next backend instead.
 pub fn dispatch<J: OnBackend>(choice: BackendChoice, job: J) -> Result<J::Output> {
     match choice {
-        BackendChoice::Auto if cfg!(feature = "cuda") => dispatch(BackendChoice::Cuda, job),
-        BackendChoice::Auto if cfg!(feature = "wgpu") => dispatch(BackendChoice::Wgpu, job),
+        #[cfg(feature = "cuda")]
+        BackendChoice::Auto if probe::<burn::backend::Cuda>().is_ok() => dispatch(BackendChoice::Cuda, job),
+        #[cfg(feature = "wgpu")]
+        BackendChoice::Auto if probe::<burn::backend::Wgpu>().is_ok() => dispatch(BackendChoice::Wgpu, job),
         BackendChoice::Auto | BackendChoice::Cpu => {
             job.run::<Autodiff<burn::backend::NdArray>>(Default::default(), "cpu (ndarray)")
         }
         #[cfg(feature = "wgpu")]
-        BackendChoice::Wgpu => job.run::<Autodiff<burn::backend::Wgpu>>(Default::default(), "wgpu"),
+        BackendChoice::Wgpu => match probe::<burn::backend::Wgpu>() {
+            Ok(()) => job.run::<Autodiff<burn::backend::Wgpu>>(Default::default(), "wgpu"),
+            Err(why) => anyhow::bail!("--backend wgpu: no usable GPU adapter ({why})"),
+        },
         #[cfg(feature = "cuda")]
-        BackendChoice::Cuda => job.run::<Autodiff<burn::backend::Cuda>>(Default::default(), "cuda"),
+        BackendChoice::Cuda => match probe::<burn::backend::Cuda>() {
+            Ok(()) => job.run::<Autodiff<burn::backend::Cuda>>(Default::default(), "cuda"),
+            Err(why) => anyhow::bail!("--backend cuda: no usable CUDA device or driver ({why})"),
+        },
         #[allow(unreachable_patterns)]
         other => anyhow::bail!(
             "--backend {}: this msamamba was built without it (rebuild with `--features {0}`)",
