@@ -33,6 +33,8 @@ enum Bench {
         #[arg(long, value_enum, default_value_t = GpuBackend::Cuda)]
         backend: GpuBackend,
     },
+    /// Data loading: MAF parse MB/s, store and batch windows/s on the bundled 4.5 MB file.
+    Data,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -121,6 +123,9 @@ fn main() -> Result<()> {
                 "--features",
                 "msamamba-kernels/wgpu,msamamba-model/wgpu",
             ])
+        }
+        Task::Bench { bench: Bench::Data } => {
+            cargo(&["run", "--release", "-p", "msamamba-train", "--bin", "data_bench"])
         }
         Task::Bench {
             bench: Bench::Scan { backend },

@@ -8,6 +8,7 @@ use clap::Args;
 use msamamba_kernels::SelectiveScanBackend;
 use msamamba_model::tokens::{complement, token_of};
 use msamamba_model::variant_score::variant_scores;
+use msamamba_train::classification_metrics::{auroc, average_precision};
 use msamamba_train::data::maf::Strand;
 use msamamba_train::data::region::Region;
 use msamamba_train::finetune::load_backbone;
@@ -43,9 +44,34 @@ pub struct ScoreArgs {
     /// (chrom, pos, ref, alt, score); default: TSV on stdout.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Known labels, to report AUROC/AUPRC of the scores: `info:KEY` (INFO KEY=1 or 0) or
+    /// `id:PREFIX` (label 1 when the ID starts with PREFIX). Label 1 means damaging: a lower
+    /// score should rank it first.
+    #[arg(long)]
+    labels: Option<String>,
     /// Backend.
     #[arg(long, value_enum, default_value = "auto")]
     backend: BackendChoice,
+}
+
+/// The label of `snv` under `spec` (`info:KEY` or `id:PREFIX`).
+fn label_of(spec: &str, snv: &Snv, vcf: &std::path::Path) -> Result<bool> {
+    match spec.split_once(':') {
+        Some(("id", prefix)) => Ok(snv.id.starts_with(prefix)),
+        Some(("info", key)) => {
+            let value = snv
+                .info
+                .split(';')
+                .find_map(|field| field.strip_prefix(key)?.strip_prefix('='))
+                .with_context(|| format!("{}:{}: no INFO {key}= for --labels", vcf.display(), snv.line))?;
+            match value {
+                "1" | "true" => Ok(true),
+                "0" | "false" => Ok(false),
+                other => bail!("{}:{}: INFO {key}={other} is not 0/1", vcf.display(), snv.line),
+            }
+        }
+        _ => bail!("--labels {spec}: expected info:KEY or id:PREFIX"),
+    }
 }
 
 pub fn run(args: ScoreArgs) -> Result<()> {
@@ -123,6 +149,25 @@ impl OnBackend for ScoreArgs {
             ));
         }
         write_scores(&self, &prepared, &scores)?;
+        if let Some(spec) = &self.labels {
+            let labels = prepared
+                .iter()
+                .map(|p| label_of(spec, &p.snv, &self.vcf))
+                .collect::<Result<Vec<bool>>>()?;
+            // Damaging variants should score low: rank by the negated score.
+            let ranking: Vec<f64> = scores.iter().map(|&s| -f64::from(s)).collect();
+            let positives = labels.iter().filter(|&&l| l).count();
+            match (auroc(&ranking, &labels), average_precision(&ranking, &labels)) {
+                (Some(roc), Some(pr)) => eprintln!(
+                    "msamamba: labels: {positives} damaging of {}; AUROC {roc:.4}, AUPRC {pr:.4}",
+                    labels.len()
+                ),
+                _ => bail!(
+                    "--labels {spec}: AUROC and AUPRC need both labels among the scored variants ({positives} of {} are 1)",
+                    labels.len()
+                ),
+            }
+        }
         eprintln!(
             "msamamba: scored {} SNV(s); skipped {} with a REF the alignment disagrees with, {} outside the alignment, {} non-SNV record(s)",
             scores.len(),
