@@ -3,6 +3,7 @@
 pub mod alignment;
 pub mod baseline;
 pub mod batcher;
+pub mod chart;
 pub mod classification_metrics;
 pub mod classifier_batch;
 pub mod data;
