@@ -43,6 +43,8 @@ pub struct MetricsLog {
     health: RunHealth,
     every: usize,
     batches_per_epoch: usize,
+    /// Devices training data-parallel: each logs its own batches.
+    devices: usize,
     /// Sums of the validation metrics over the batches of the current validation pass.
     valid_sums: [f64; 4],
     /// Validation batches summed so far.
@@ -51,13 +53,14 @@ pub struct MetricsLog {
 
 impl MetricsLog {
     /// Logs into `dir` (appending, so a resumed run continues the files); prints a line every
-    /// `every` steps when stdout is not a terminal. burn-train counts iterations per epoch:
-    /// `batches_per_epoch` turns them into global steps.
+    /// `every` steps when stdout is not a terminal. burn-train counts iterations per epoch, one
+    /// per batch of each of `devices`: `batches_per_epoch` turns them into global steps.
     pub fn new(
         dir: &Path,
         interrupter: Interrupter,
         every: usize,
         batches_per_epoch: usize,
+        devices: usize,
         checkpoint: Option<usize>,
     ) -> std::io::Result<(Self, RunHealth)> {
         let open = |name: &str| -> std::io::Result<BufWriter<File>> {
@@ -83,6 +86,7 @@ impl MetricsLog {
             health: health.clone(),
             every: every.max(1),
             batches_per_epoch,
+            devices: devices.max(1),
             valid_sums: [0.0; 4],
             valid_batches: 0,
         };
@@ -141,7 +145,7 @@ impl MetricsRendererTraining for MetricsLog {
 
     fn render_train(&mut self, item: TrainingProgress, progress_indicators: Vec<ProgressType>) {
         let epoch = item.global_progress.items_processed.max(1);
-        let step = (epoch - 1) * self.batches_per_epoch + item.iteration.unwrap_or(0);
+        let step = (epoch - 1) * self.batches_per_epoch + item.iteration.unwrap_or(0).div_ceil(self.devices);
         let loss = self.current[0];
         let line = self
             .flush_row(true, step)

@@ -12,7 +12,7 @@ use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, PerplexityMetric};
-use burn::train::{Interrupter, Learner, SupervisedTraining};
+use burn::train::{ExecutionStrategy, Interrupter, Learner, MultiDeviceOptim, SupervisedTraining, TrainingStrategy};
 use msamamba_kernels::SelectiveScanBackend;
 use msamamba_model::MsaMambaConfig;
 use msamamba_model::mlm_mask::MlmMaskConfig;
@@ -165,13 +165,20 @@ pub struct PretrainOutcome<B: AutodiffBackend> {
     pub non_finite_at: Option<usize>,
 }
 
-/// Trains; with `resume`, continues from the last complete checkpoint in `run`.
-pub fn pretrain<B>(config: &PretrainConfig, run: &RunDir, resume: bool, device: B::Device) -> Result<PretrainOutcome<B>>
+/// Trains on `devices` (data-parallel when several; the first is the main one); with `resume`,
+/// continues from the last complete checkpoint in `run`.
+pub fn pretrain<B>(
+    config: &PretrainConfig,
+    run: &RunDir,
+    resume: bool,
+    devices: Vec<B::Device>,
+) -> Result<PretrainOutcome<B>>
 where
     B: AutodiffBackend + SelectiveScanBackend,
     B::InnerBackend: SelectiveScanBackend,
 {
     config.validate()?;
+    let device = devices.first().context("no device to train on")?.clone();
     std::fs::create_dir_all(&run.dir).with_context(|| format!("creating {}", run.dir.display()))?;
     let start_epoch = match resume {
         true => Some(
@@ -222,11 +229,12 @@ where
     let train_set = WindowDataset::new(alignment.clone(), train, config.window, config.seed);
     let valid_set = WindowDataset::new(alignment.clone(), valid, config.window, config.seed ^ 0x5eed);
     let batches_per_epoch = config.checkpoint_every * config.accumulate;
+    // Each device takes its share of an epoch: batches_per_epoch batches per device.
     let loader_train = EpochLoader::<B>::new(
         train_set,
         batcher(config.row_keep),
         config.batch_size,
-        batches_per_epoch,
+        batches_per_epoch * devices.len(),
         config.seed,
         start_epoch.unwrap_or(0),
         device.clone(),
@@ -250,7 +258,14 @@ where
         .with_accumulate(config.accumulate)
         .init();
     let interrupter = Interrupter::new();
-    let (log, health) = MetricsLog::new(&run.dir, interrupter.clone(), 10, batches_per_epoch, start_epoch)?;
+    let (log, health) = MetricsLog::new(
+        &run.dir,
+        interrupter.clone(),
+        10,
+        batches_per_epoch,
+        devices.len(),
+        start_epoch,
+    )?;
     let mut training = SupervisedTraining::new(&run.dir, Arc::new(loader_train), loader_valid)
         .metric_train_numeric(LossMetric::new())
         .metric_train_numeric(AccuracyMetric::new().with_pad_token(usize::from(MASK)))
@@ -270,6 +285,12 @@ where
     }
     if let Some(epoch) = start_epoch {
         training = training.checkpoint(epoch);
+    }
+    if devices.len() > 1 {
+        training = training.with_training_strategy(TrainingStrategy::Default(ExecutionStrategy::multi(
+            devices,
+            MultiDeviceOptim::OptimMainDevice,
+        )));
     }
     let result = training.launch(Learner::new(model, optim, scheduler));
     let non_finite_at = health.non_finite_at();

@@ -23,8 +23,8 @@ pub enum BackendChoice {
 pub trait OnBackend {
     /// What the work returns.
     type Output;
-    /// Runs on backend `B` (with autodiff) on `device`.
-    fn run<B>(self, device: B::Device, name: &str) -> Result<Self::Output>
+    /// Runs on backend `B` (with autodiff) on `devices` (at least one; the first is the main one).
+    fn run<B>(self, devices: Vec<B::Device>, name: &str) -> Result<Self::Output>
     where
         B: AutodiffBackend + SelectiveScanBackend,
         B::InnerBackend: SelectiveScanBackend;
@@ -49,25 +49,49 @@ fn probe<B: burn::tensor::backend::Backend>() -> std::result::Result<(), String>
     })
 }
 
-/// Runs `job` on `choice`. A backend this binary was built without, or one with no usable
-/// device, is a one-line error; `auto` falls back to the next backend instead.
+/// Runs `job` on `choice` on the default device. A backend this binary was built without, or
+/// one with no usable device, is a one-line error; `auto` falls back to the next backend.
 pub fn dispatch<J: OnBackend>(choice: BackendChoice, job: J) -> Result<J::Output> {
+    dispatch_on(choice, &[], job)
+}
+
+/// As [`dispatch`], on the GPUs numbered `ids` (empty: the default device). Several devices
+/// train data-parallel through burn-train's multi-device strategy.
+pub fn dispatch_on<J: OnBackend>(choice: BackendChoice, ids: &[usize], job: J) -> Result<J::Output> {
     match choice {
         #[cfg(feature = "cuda")]
-        BackendChoice::Auto if probe::<burn::backend::Cuda>().is_ok() => dispatch(BackendChoice::Cuda, job),
+        BackendChoice::Auto if probe::<burn::backend::Cuda>().is_ok() => dispatch_on(BackendChoice::Cuda, ids, job),
         #[cfg(feature = "wgpu")]
-        BackendChoice::Auto if probe::<burn::backend::Wgpu>().is_ok() => dispatch(BackendChoice::Wgpu, job),
+        BackendChoice::Auto if probe::<burn::backend::Wgpu>().is_ok() => dispatch_on(BackendChoice::Wgpu, ids, job),
         BackendChoice::Auto | BackendChoice::Cpu => {
-            job.run::<Autodiff<burn::backend::NdArray>>(Default::default(), "cpu (ndarray)")
+            if ids.len() > 1 {
+                anyhow::bail!("--devices: the CPU backend has one device; several need --backend cuda or wgpu");
+            }
+            job.run::<Autodiff<burn::backend::NdArray>>(vec![Default::default()], "cpu (ndarray)")
         }
         #[cfg(feature = "wgpu")]
         BackendChoice::Wgpu => match probe::<burn::backend::Wgpu>() {
-            Ok(()) => job.run::<Autodiff<burn::backend::Wgpu>>(Default::default(), "wgpu"),
+            Ok(()) => {
+                let devices = match ids {
+                    [] => vec![Default::default()],
+                    ids => ids
+                        .iter()
+                        .map(|&i| burn::backend::wgpu::WgpuDevice::DiscreteGpu(i))
+                        .collect(),
+                };
+                job.run::<Autodiff<burn::backend::Wgpu>>(devices, "wgpu")
+            }
             Err(why) => anyhow::bail!("--backend wgpu: no usable GPU adapter ({why})"),
         },
         #[cfg(feature = "cuda")]
         BackendChoice::Cuda => match probe::<burn::backend::Cuda>() {
-            Ok(()) => job.run::<Autodiff<burn::backend::Cuda>>(Default::default(), "cuda"),
+            Ok(()) => {
+                let devices = match ids {
+                    [] => vec![Default::default()],
+                    ids => ids.iter().map(|&i| burn::backend::cuda::CudaDevice::new(i)).collect(),
+                };
+                job.run::<Autodiff<burn::backend::Cuda>>(devices, "cuda")
+            }
             Err(why) => anyhow::bail!("--backend cuda: no usable CUDA device or driver ({why})"),
         },
         #[allow(unreachable_patterns)]

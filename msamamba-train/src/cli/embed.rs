@@ -97,11 +97,12 @@ pub fn run(args: EmbedArgs) -> Result<()> {
 impl OnBackend for EmbedArgs {
     type Output = ();
 
-    fn run<B>(self, device: B::Device, _name: &str) -> Result<()>
+    fn run<B>(self, devices: Vec<B::Device>, _name: &str) -> Result<()>
     where
         B: AutodiffBackend + SelectiveScanBackend,
         B::InnerBackend: SelectiveScanBackend,
     {
+        let device = devices[0].clone();
         let regions = regions(&self)?;
         let (config, model) = load_backbone::<B::InnerBackend>(&self.checkpoint, &device)?;
         let source = AlignmentSource::open(self.maf.as_deref(), self.target.as_deref(), self.store.as_deref(), None)?;

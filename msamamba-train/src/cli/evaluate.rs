@@ -56,11 +56,12 @@ struct Job {
 impl OnBackend for Job {
     type Output = ();
 
-    fn run<B>(self, device: B::Device, name: &str) -> Result<()>
+    fn run<B>(self, devices: Vec<B::Device>, name: &str) -> Result<()>
     where
         B: AutodiffBackend + SelectiveScanBackend,
         B::InnerBackend: SelectiveScanBackend,
     {
+        let device = devices[0].clone();
         let Job { args, table } = self;
         let (config, model) = load_classifier::<B::InnerBackend>(&args.checkpoint, &device)?;
         let target = args.target.clone().or(config.target.clone());

@@ -89,11 +89,12 @@ struct Job {
 impl OnBackend for Job {
     type Output = ();
 
-    fn run<B>(self, device: B::Device, name: &str) -> Result<()>
+    fn run<B>(self, devices: Vec<B::Device>, name: &str) -> Result<()>
     where
         B: AutodiffBackend + SelectiveScanBackend,
         B::InnerBackend: SelectiveScanBackend,
     {
+        let device = devices[0].clone();
         let Job { args, table } = self;
         let (pretrained, backbone) = load_backbone::<B>(&args.checkpoint, &device)?;
         let from_maf = args.maf.is_some();

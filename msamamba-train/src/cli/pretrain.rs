@@ -9,7 +9,7 @@ use msamamba_train::baseline::compare_with_baseline;
 use msamamba_train::loss_curve::{read_losses, write_png};
 use msamamba_train::pretrain::{PretrainConfig, RunDir, pretrain};
 
-use super::backend::{BackendChoice, OnBackend, dispatch};
+use super::backend::{BackendChoice, OnBackend, dispatch_on};
 
 /// The bundled 30-species UCSC mm9 alignment (see data/maf/README.md for its source).
 const BUNDLED_MAF: &[u8] = include_bytes!("../../../data/maf/ucsc_mm9_chr10_big.maf");
@@ -28,6 +28,9 @@ pub struct PretrainArgs {
     /// Backend to train on.
     #[arg(long, value_enum, default_value = "auto")]
     backend: BackendChoice,
+    /// GPUs to train on, data-parallel (e.g. `0,1`); --batch-size is per device.
+    #[arg(long, value_delimiter = ',')]
+    devices: Vec<usize>,
     /// MAF to train on (default: the bundled 30-species mm9 alignment, target mm9).
     #[arg(long)]
     maf: Option<PathBuf>,
@@ -178,8 +181,9 @@ pub fn run(args: PretrainArgs) -> Result<()> {
     } else {
         args.config()?
     };
-    dispatch(
+    dispatch_on(
         args.backend,
+        &args.devices,
         Job {
             config,
             run,
@@ -197,11 +201,12 @@ struct Job {
 impl OnBackend for Job {
     type Output = ();
 
-    fn run<B>(self, device: B::Device, name: &str) -> Result<()>
+    fn run<B>(self, devices: Vec<B::Device>, name: &str) -> Result<()>
     where
         B: AutodiffBackend + SelectiveScanBackend,
         B::InnerBackend: SelectiveScanBackend,
     {
+        let device = devices[0].clone();
         let Job { config, run, resume } = self;
         println!(
             "pretraining on {name}: {} (target {}), {} steps of {} x {} bp, lr {}",
@@ -213,7 +218,7 @@ impl OnBackend for Job {
             config.lr
         );
         let started = std::time::Instant::now();
-        let outcome = pretrain::<B>(&config, &run, resume, device.clone())?;
+        let outcome = pretrain::<B>(&config, &run, resume, devices)?;
         let seconds = started.elapsed().as_secs_f64();
         if let Some(step) = outcome.non_finite_at {
             let kept = run
