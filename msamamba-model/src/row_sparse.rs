@@ -27,16 +27,6 @@ impl<B: Backend> RowSelection<B> {
         }
     }
 
-    /// Number of kept rows R.
-    pub fn len(&self) -> usize {
-        self.kept.dims()[0]
-    }
-
-    /// True when no row is kept.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The kept rows.
     ///
     /// # Shapes

@@ -1,6 +1,6 @@
 //! `msamamba pretrain`: MLM pre-training through burn-train's Learner.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
@@ -155,8 +155,6 @@ impl RunDir {
 pub struct PretrainOutcome<B: AutodiffBackend> {
     /// The trained model (inner backend).
     pub model: MlmModel<B::InnerBackend>,
-    /// The alignment it trained on.
-    pub alignment: Arc<Alignment>,
     /// Validation windows.
     pub valid: WindowDataset,
     /// Rows per MSA.
@@ -315,22 +313,8 @@ where
     }
     Ok(PretrainOutcome {
         model: result.model,
-        alignment,
         valid: valid_set,
         rows,
         non_finite_at,
     })
-}
-
-/// Path of the final model of a run directory, checked to exist.
-pub fn final_model_in(dir: &Path) -> Result<PathBuf> {
-    let path = RunDir { dir: dir.to_path_buf() }.final_model();
-    if !path.exists() {
-        bail!(
-            "{}: no trained model (run `msamamba pretrain --out {}` first)",
-            path.display(),
-            dir.display()
-        );
-    }
-    Ok(path)
 }
