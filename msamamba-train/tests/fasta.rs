@@ -53,3 +53,58 @@ fn header_with_a_space_after_the_marker_is_named_by_its_first_word() {
         b"CCAAGGCCAACCTCCTCTTC"
     );
 }
+
+/// Regions near the ends, across line breaks, and one BGZF block boundary (64 KiB of text).
+const REGIONS: [(u64, u64); 5] = [
+    (0, 1),
+    (3605, 3625),
+    (65_500, 65_600),
+    (499_990, 500_123),
+    (999_900, 1_000_001),
+];
+
+#[test]
+fn indexed_bgzip_and_indexed_plain_fasta_equal_the_streamed_file() {
+    // The .gz, .fai and .gzi were written by bgzip and samtools faidx (htslib), an independent writer.
+    let plain = fixture("hg17_chr22_14.5M-15.5M.phast.fa");
+    let bgzip = fixture("hg17_chr22_14.5M-15.5M.phast.fa.gz");
+    // A .fai holds offsets into the uncompressed text, so the bgzip file's index fits the plain one.
+    let dir = scratch_dir("fasta-indexed");
+    let indexed = dir.join("chr22.fa");
+    std::fs::copy(&plain, &indexed).unwrap();
+    std::fs::copy(
+        fixture("hg17_chr22_14.5M-15.5M.phast.fa.gz.fai"),
+        dir.join("chr22.fa.fai"),
+    )
+    .unwrap();
+    for (start, end) in REGIONS {
+        let streamed = read_region(&plain, &["chr22"], start, end).unwrap();
+        assert_eq!(streamed.len() as u64, end - start);
+        assert_eq!(
+            read_region(&bgzip, &["chr22"], start, end).unwrap(),
+            streamed,
+            "{start}-{end}"
+        );
+        assert_eq!(
+            read_region(&indexed, &["chr22"], start, end).unwrap(),
+            streamed,
+            "{start}-{end}"
+        );
+    }
+    assert!(matches!(
+        read_region(&bgzip, &["chr22"], 0, 1_000_002),
+        Err(FastaError::PastEnd {
+            len: 1_000_001,
+            end: 1_000_002,
+            ..
+        })
+    ));
+    assert!(matches!(
+        read_region(&bgzip, &["chr1", "hg17.chr1"], 0, 1),
+        Err(FastaError::NotFound { .. })
+    ));
+    // An index that does not parse names the index file.
+    std::fs::write(dir.join("chr22.fa.fai"), "chr22\tnot-a-number\n").unwrap();
+    let err = read_region(&indexed, &["chr22"], 0, 1).unwrap_err();
+    assert!(err.to_string().contains("chr22.fa.fai"), "{err}");
+}

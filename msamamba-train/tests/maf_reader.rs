@@ -113,6 +113,10 @@ fn gzip_and_bgzip_inputs_give_the_same_blocks_as_plain() {
     let expected = read_all(&plain_path);
     assert_eq!(read_all(&gz_path), expected);
     assert_eq!(read_all(&bgz_path), expected);
+    // A real BGZF file (written by htslib's bgzip) goes through the multithreaded block reader.
+    let bgzf = read_all(&fixture("ucsc_mm9_chr10.maf.bgz"));
+    assert_eq!(bgzf, read_all(&fixture("ucsc_mm9_chr10.maf")));
+    assert_eq!(bgzf.len(), 48);
 }
 
 #[test]
@@ -125,6 +129,13 @@ fn truncated_gzip_is_an_io_error_after_the_last_complete_data() {
     assert!(matches!(err.kind, MafErrorKind::Io(_)), "{err}");
     assert!(err.line > 1, "{err}");
     assert_eq!(err.path, path);
+    // The same for a BGZF file cut inside its second block.
+    let bgzf = std::fs::read(fixture("ucsc_mm9_chr10.maf.bgz")).unwrap();
+    let path = scratch_dir("truncated-gzip").join("cut.maf.bgz");
+    std::fs::write(&path, &bgzf[..bgzf.len() * 2 / 3]).unwrap();
+    let err = first_error(&path);
+    assert!(matches!(err.kind, MafErrorKind::Io(_)), "{err}");
+    assert!(err.line > 1, "{err}");
 }
 
 #[test]

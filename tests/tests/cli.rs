@@ -318,6 +318,39 @@ fn score_and_embed_use_a_pretrained_run() {
         stderr(&out)
     );
 
+    // VCF output keeps the input's meta lines and adds the score as an INFO field.
+    let scored = dir.join("scored.vcf");
+    let out = run(&[
+        "score",
+        "--vcf",
+        vcf.to_str().unwrap(),
+        "--checkpoint",
+        run_str,
+        "--maf",
+        &data(MM9),
+        "--target",
+        "mm9",
+        "--window",
+        "32",
+        "--out",
+        scored.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&scored).unwrap();
+    assert!(text.starts_with("##fileformat=VCFv4.2\n"), "{text}");
+    assert!(text.contains("##INFO=<ID=MSAMAMBA,Number=A,Type=Float,"), "{text}");
+    let records: Vec<Vec<&str>> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split('\t').collect())
+        .collect();
+    assert_eq!(records.len(), 3);
+    for (record, tsv) in records.iter().zip(&rows) {
+        assert_eq!(record[..5], ["chr10", &tsv[1], &record[2], &tsv[2], &tsv[3]]);
+        assert_eq!(record[7], format!("MSAMAMBA={}", tsv[4]));
+    }
+    assert_eq!(records[0][2], "v1");
+
     let emb = dir.join("e.safetensors");
     let out = run(&[
         "embed",

@@ -14,6 +14,16 @@ use msamamba_train::data::region::Region;
 use msamamba_train::finetune::load_backbone;
 use msamamba_train::source::AlignmentSource;
 use msamamba_train::vcf::{Snv, read_snvs};
+use noodles_vcf::{
+    self as vcf,
+    header::record::value::{
+        Map,
+        map::{
+            Info,
+            info::{Number, Type},
+        },
+    },
+};
 
 use super::backend::{BackendChoice, OnBackend, dispatch};
 
@@ -99,11 +109,11 @@ impl OnBackend for ScoreArgs {
         let device = devices[0].clone();
         let (config, model) = load_backbone::<B::InnerBackend>(&self.checkpoint, &device)?;
         let source = AlignmentSource::open(self.maf.as_deref(), self.target.as_deref(), self.store.as_deref(), None)?;
-        let variants = read_snvs(&self.vcf)?;
+        let mut variants = read_snvs(&self.vcf)?;
         let rows = source.species().len().min(config.model.max_rows);
         let centre = self.window / 2;
         let (mut prepared, mut mismatched, mut outside) = (Vec::new(), 0usize, 0usize);
-        for snv in variants.snvs {
+        for snv in std::mem::take(&mut variants.snvs) {
             let position = snv.pos - 1;
             let Some(start) = position.checked_sub(centre as u64) else {
                 outside += 1;
@@ -149,7 +159,7 @@ impl OnBackend for ScoreArgs {
                 &model, chunk, rows, centre, &device,
             ));
         }
-        write_scores(&self, &prepared, &scores)?;
+        write_scores(&self, &variants.header, &prepared, &scores)?;
         if let Some(spec) = &self.labels {
             let labels = prepared
                 .iter()
@@ -226,7 +236,7 @@ fn score_both_strands<B: SelectiveScanBackend>(
     forward.iter().zip(&reverse).map(|(f, r)| 0.5 * (f + r)).collect()
 }
 
-fn write_scores(args: &ScoreArgs, prepared: &[Prepared], scores: &[f32]) -> Result<()> {
+fn write_scores(args: &ScoreArgs, header: &vcf::Header, prepared: &[Prepared], scores: &[f32]) -> Result<()> {
     let (mut out, name): (Box<dyn Write>, String) = match &args.out {
         Some(path) => (
             Box::new(BufWriter::new(
@@ -242,19 +252,25 @@ fn write_scores(args: &ScoreArgs, prepared: &[Prepared], scores: &[f32]) -> Resu
         .is_some_and(|p| p.extension().is_some_and(|e| e == "vcf"));
     let mut emit = || -> std::io::Result<()> {
         if as_vcf {
-            writeln!(out, "##fileformat=VCFv4.2")?;
-            writeln!(
-                out,
-                "##INFO=<ID=MSAMAMBA,Number=A,Type=Float,Description=\"MSAMamba zero-shot score, logit(alt) - logit(ref), mean of both strands\">"
-            )?;
-            writeln!(out, "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO")?;
+            // The input's meta lines (contigs, other INFO keys) stay; samples are not written.
+            let mut header = header.clone();
+            header.sample_names_mut().clear();
+            header.infos_mut().insert(
+                "MSAMAMBA".into(),
+                Map::<Info>::new(
+                    Number::AlternateBases,
+                    Type::Float,
+                    "MSAMamba zero-shot score, logit(alt) - logit(ref), mean of both strands",
+                ),
+            );
+            vcf::io::Writer::new(&mut out).write_header(&header)?;
         } else {
             writeln!(out, "chrom\tpos\tref\talt\tscore")?;
         }
         for (p, score) in prepared.iter().zip(scores) {
             let s = &p.snv;
             if as_vcf {
-                let info = if s.info == "." || s.info.is_empty() {
+                let info = if s.info == "." {
                     String::new()
                 } else {
                     format!("{};", s.info)

@@ -1,8 +1,11 @@
-//! Streaming extraction of one region from a (possibly gzipped) FASTA file.
+//! One region of a FASTA file: by random access through a samtools-style `.fai` index (noodles;
+//! plain or bgzip with its `.gzi`), or by streaming a file without one (plain or gzip).
 
 use std::io;
 use std::path::{Path, PathBuf};
 
+use noodles_core::{Position, Region};
+use noodles_fasta as fasta;
 use thiserror::Error;
 
 use super::input;
@@ -51,8 +54,68 @@ pub enum FastaError {
 }
 
 /// Returns bases `start..end` (0-based, half-open) of the first record whose name (the first word
-/// of its header) is one of `names`, as written in the file. Reading stops at the region's end.
+/// of its header) is one of `names`, as written in the file. With `<path>.fai` present the region
+/// is read by random access, so a whole genome costs no more than the region; without, reading
+/// streams from the start and stops at the region's end.
 pub fn read_region(path: &Path, names: &[&str], start: u64, end: u64) -> Result<Vec<u8>, FastaError> {
+    let fai = fasta::fs::read_associated_index(path);
+    match fai {
+        Ok(index) => read_indexed(path, index, names, start, end),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => read_streaming(path, names, start, end),
+        Err(source) => Err(FastaError::Io {
+            path: path.with_added_extension("fai"),
+            line: 0,
+            source,
+        }),
+    }
+}
+
+fn read_indexed(
+    path: &Path,
+    index: fasta::fai::Index,
+    names: &[&str],
+    start: u64,
+    end: u64,
+) -> Result<Vec<u8>, FastaError> {
+    let io_error = |source| FastaError::Io {
+        path: path.to_path_buf(),
+        line: 0,
+        source,
+    };
+    let (name, len) = index
+        .as_ref()
+        .iter()
+        .find_map(|record| {
+            let name = names.iter().find(|name| record.name()[..] == *name.as_bytes())?;
+            Some((name.to_string(), record.length()))
+        })
+        .ok_or_else(|| FastaError::NotFound {
+            path: path.to_path_buf(),
+            names: names.iter().map(|name| name.to_string()).collect(),
+        })?;
+    if end > len {
+        return Err(FastaError::PastEnd {
+            path: path.to_path_buf(),
+            name,
+            len,
+            end,
+        });
+    }
+    if start >= end {
+        return Ok(Vec::new());
+    }
+    // Both bounds are at least 1 after the checks above.
+    let position = |p: u64| Position::new(p as usize).expect("1-based position");
+    let region = Region::new(name, position(start + 1)..=position(end));
+    let mut reader = fasta::io::indexed_reader::Builder::default()
+        .set_index(index)
+        .build_from_path(path)
+        .map_err(io_error)?;
+    let record = reader.query(&region).map_err(io_error)?;
+    Ok(record.sequence().as_ref().to_vec())
+}
+
+fn read_streaming(path: &Path, names: &[&str], start: u64, end: u64) -> Result<Vec<u8>, FastaError> {
     let mut line_no = 0;
     let io_error = |line, source| FastaError::Io {
         path: path.to_path_buf(),
