@@ -8,7 +8,7 @@ use msamamba_model::mlm_mask::MlmMaskConfig;
 use msamamba_model::tokens::{A, GAP, T};
 
 use crate::batcher::{MsaBatch, MsaBatcher, MsaBatcherConfig};
-use crate::windows::WindowDataset;
+use crate::windows::MsaItem;
 
 /// Accuracy of the model and of the baseline over the same masked target positions.
 #[derive(Debug, Clone, Copy)]
@@ -41,12 +41,11 @@ pub fn column_majority(others: impl Iterator<Item = u8>, fallback: u8) -> u8 {
 /// MLM replaced by the mask token (no random or kept bases: neither side may see the answer).
 pub fn compare_with_baseline<B: SelectiveScanBackend>(
     model: &MsaMamba<B>,
-    windows: &WindowDataset,
+    windows: &[MsaItem],
     rows: usize,
     batch_size: usize,
     device: &B::Device,
 ) -> BaselineComparison {
-    use burn::data::dataset::Dataset;
     let batcher = MsaBatcher::new(
         MsaBatcherConfig::new(rows)
             .with_row_keep(1.0)
@@ -59,8 +58,7 @@ pub fn compare_with_baseline<B: SelectiveScanBackend>(
     );
     let fallback = most_frequent_target_base(windows);
     let (mut positions, mut model_hits, mut baseline_hits) = (0usize, 0usize, 0usize);
-    let items: Vec<_> = windows.iter().collect();
-    for chunk in items.chunks(batch_size.max(1)) {
+    for chunk in windows.chunks(batch_size.max(1)) {
         let batch: MsaBatch<B> = batcher.batch(chunk.to_vec(), device);
         let [b, m, l] = batch.tokens.dims();
         let tokens: Vec<i64> = batch.tokens.to_data().convert::<i64>().to_vec().unwrap_or_default();
@@ -96,10 +94,9 @@ pub fn compare_with_baseline<B: SelectiveScanBackend>(
 }
 
 /// The commonest base of the target rows, the baseline's guess for columns with no other base.
-fn most_frequent_target_base(windows: &WindowDataset) -> u8 {
-    use burn::data::dataset::Dataset;
+fn most_frequent_target_base(windows: &[MsaItem]) -> u8 {
     let mut counts = [0usize; 5];
-    for item in windows.iter() {
+    for item in windows {
         item.rows[0]
             .iter()
             .filter(|&&t| t != GAP && t <= T)

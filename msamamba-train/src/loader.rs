@@ -1,19 +1,31 @@
 //! A training data loader whose epoch `e` is a fixed function of (seed, e): the windows are
 //! shuffled per epoch, so a run resumed at epoch `e` sees the data an uninterrupted run would.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataloader::{DataLoader, DataLoaderIterator, Progress};
 use burn::prelude::*;
+use burn::train::Interrupter;
 use rand::seq::SliceRandom;
 use rand::{SeedableRng, rngs::StdRng};
 
 use crate::batcher::{MsaBatch, MsaBatcher};
 use crate::windows::{WindowDataset, mix};
 
-/// Yields `batches_per_epoch` batches of `batch_size` windows per epoch.
+/// A window the source could not read, and the 0-based epoch it stopped.
+#[derive(Debug)]
+pub struct LoadFailure {
+    /// The 0-based epoch whose data ran out.
+    pub epoch: usize,
+    /// What went wrong.
+    pub error: anyhow::Error,
+}
+
+/// Yields `batches_per_epoch` batches of `batch_size` windows per epoch. A window the source
+/// cannot read (a corrupt store chunk) ends the epoch, stops training through the interrupter and
+/// is kept for the caller: the loader interface has no error path.
 pub struct EpochLoader<B: Backend> {
     dataset: Arc<WindowDataset>,
     batcher: MsaBatcher,
@@ -23,10 +35,13 @@ pub struct EpochLoader<B: Backend> {
     seed: u64,
     next_epoch: Arc<AtomicUsize>,
     device: B::Device,
+    interrupter: Interrupter,
+    failure: Arc<Mutex<Option<LoadFailure>>>,
 }
 
 impl<B: Backend> EpochLoader<B> {
     /// A loader whose first `iter()` is epoch `first_epoch` (0 for a fresh run).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         dataset: WindowDataset,
         batcher: MsaBatcher,
@@ -35,6 +50,7 @@ impl<B: Backend> EpochLoader<B> {
         seed: u64,
         first_epoch: usize,
         device: B::Device,
+        interrupter: Interrupter,
     ) -> Self {
         Self {
             dataset: Arc::new(dataset),
@@ -44,17 +60,25 @@ impl<B: Backend> EpochLoader<B> {
             seed,
             next_epoch: Arc::new(AtomicUsize::new(first_epoch)),
             device,
+            interrupter,
+            failure: Arc::new(Mutex::new(None)),
         }
     }
 
+    /// The first window that could not be read, if any; shared by every slice of this loader.
+    pub fn failure(&self) -> Arc<Mutex<Option<LoadFailure>>> {
+        self.failure.clone()
+    }
+
     /// The window indices of epoch `epoch`: a fresh permutation per pass over the windows.
-    fn epoch_items(&self, epoch: usize) -> Vec<(usize, u64)> {
-        let n = self.dataset.starts().len();
+    fn epoch_items(&self, epoch: usize) -> Vec<(u64, u64)> {
+        let n = self.dataset.count();
         let wanted = self.range.end;
         let mut items = Vec::with_capacity(wanted);
         let mut pass = 0u64;
         while items.len() < wanted && n > 0 {
-            let mut order: Vec<usize> = (0..n).collect();
+            // One pass holds every window index: this is O(windows) memory per epoch.
+            let mut order: Vec<u64> = (0..n).collect();
             let pass_seed = mix(mix(self.seed, epoch as u64), pass);
             order.shuffle(&mut StdRng::seed_from_u64(pass_seed));
             let base = items.len() as u64;
@@ -75,7 +99,8 @@ impl<B: Backend> EpochLoader<B> {
 
 struct EpochIter<'a, B: Backend> {
     loader: &'a EpochLoader<B>,
-    items: Vec<(usize, u64)>,
+    epoch: usize,
+    items: Vec<(u64, u64)>,
     position: usize,
 }
 
@@ -90,10 +115,22 @@ impl<B: Backend> Iterator for EpochIter<'_, B> {
         let dataset = &self.loader.dataset;
         let batch = self.items[self.position..end]
             .iter()
-            .map(|&(i, seed)| dataset.item(dataset.starts()[i], seed))
-            .collect();
+            .map(|&(k, seed)| dataset.item(k, seed))
+            .collect::<anyhow::Result<Vec<_>>>();
         self.position = end;
-        Some(self.loader.batcher.batch(batch, &self.loader.device))
+        match batch {
+            Ok(batch) => Some(self.loader.batcher.batch(batch, &self.loader.device)),
+            Err(error) => {
+                let mut failure = self.loader.failure.lock().unwrap_or_else(|e| e.into_inner());
+                failure.get_or_insert(LoadFailure {
+                    epoch: self.epoch,
+                    error,
+                });
+                self.loader.interrupter.stop(None);
+                self.position = self.items.len();
+                None
+            }
+        }
     }
 }
 
@@ -111,6 +148,7 @@ impl<B: Backend> DataLoader<B, MsaBatch<B>> for EpochLoader<B> {
         let epoch = self.next_epoch.fetch_add(1, Ordering::SeqCst);
         Box::new(EpochIter {
             loader: self,
+            epoch,
             items: self.epoch_items(epoch),
             position: 0,
         })
@@ -147,6 +185,8 @@ impl<B: Backend> EpochLoader<B> {
             seed: self.seed,
             next_epoch: self.next_epoch.clone(),
             device: self.device.clone(),
+            interrupter: self.interrupter.clone(),
+            failure: self.failure.clone(),
         }
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use burn::config::Config;
 use burn::data::dataloader::DataLoaderBuilder;
+use burn::data::dataset::InMemDataset;
 use burn::module::Module;
 use burn::optim::AdamWConfig;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
@@ -18,13 +19,16 @@ use msamamba_model::MsaMambaConfig;
 use msamamba_model::mlm_mask::MlmMaskConfig;
 use msamamba_model::tokens::MASK;
 
-use crate::alignment::Alignment;
 use crate::batcher::{MsaBatcher, MsaBatcherConfig};
+use crate::data::bed::read_bed;
 use crate::loader::EpochLoader;
 use crate::metrics_log::MetricsLog;
 use crate::mlm_model::MlmModel;
 use crate::schedule::WarmupCosineConfig;
-use crate::windows::{WindowDataset, hold_out, tile};
+use crate::source::AlignmentSource;
+use crate::windows::{
+    MsaItem, WindowDataset, WindowSet, hold_out, tile_alignment, tile_extents, windows_in_regions,
+};
 
 /// Everything a pre-training run depends on; saved as `config.json` next to the checkpoints.
 #[derive(Config, Debug)]
@@ -32,11 +36,19 @@ pub struct PretrainConfig {
     /// The model.
     #[config(default = "MsaMambaConfig::new()")]
     pub model: MsaMambaConfig,
-    /// MAF alignment to train on.
-    pub maf: PathBuf,
-    /// Target species (the predicted row).
-    pub target: String,
-    /// Rows after the target, in order (default: every species of the file).
+    /// MAF alignment to train on (needs `target`); or give `store`.
+    #[config(default = "None")]
+    pub maf: Option<PathBuf>,
+    /// Target species of the MAF (the predicted row).
+    #[config(default = "None")]
+    pub target: Option<String>,
+    /// Alignment store (GPN-MSA's zarr layout, directory or zip) to train on instead of a MAF.
+    #[config(default = "None")]
+    pub store: Option<PathBuf>,
+    /// BED file of regions to cut windows from (default: tile every chromosome).
+    #[config(default = "None")]
+    pub regions: Option<PathBuf>,
+    /// Rows after the target, in order (default: every species of the source).
     #[config(default = "None")]
     pub species: Option<Vec<String>>,
     /// Peak learning rate.
@@ -66,6 +78,9 @@ pub struct PretrainConfig {
     /// Fraction of each chromosome's span held out for validation (its end).
     #[config(default = 0.1)]
     pub valid_fraction: f64,
+    /// Most validation windows scored per epoch (spread evenly over the held-out ones).
+    #[config(default = 2048)]
+    pub valid_windows: usize,
     /// Optimizer steps in the whole run.
     #[config(default = 1000)]
     pub steps: usize,
@@ -87,6 +102,7 @@ impl PretrainConfig {
             ("stride", self.stride),
             ("steps", self.steps),
             ("checkpoint_every", self.checkpoint_every),
+            ("valid_windows", self.valid_windows),
         ];
         for (name, value) in positive {
             if value == 0 {
@@ -156,7 +172,7 @@ pub struct PretrainOutcome<B: AutodiffBackend> {
     /// The trained model (inner backend).
     pub model: MlmModel<B::InnerBackend>,
     /// Validation windows.
-    pub valid: WindowDataset,
+    pub valid: Vec<MsaItem>,
     /// Rows per MSA.
     pub rows: usize,
     /// Global step whose loss was not finite, if any.
@@ -196,24 +212,38 @@ where
         .with_context(|| format!("writing {}", run.dir.join("config.json").display()))?;
     B::seed(&device, config.seed);
 
-    let alignment = Arc::new(Alignment::from_maf(
-        &config.maf,
-        &config.target,
+    let source = Arc::new(AlignmentSource::open(
+        config.maf.as_deref(),
+        config.target.as_deref(),
+        config.store.as_deref(),
         config.species.as_deref(),
-        None,
     )?);
-    let rows = alignment.species().len().min(config.model.max_rows);
-    let starts = tile(&alignment, config.window, config.stride, config.window / 2);
-    let (train, _) = hold_out(&starts, &alignment, config.window, config.valid_fraction);
+    let rows = source.species().len().min(config.model.max_rows);
+    let extents = source.extents();
+    let regions = config.regions.as_deref().map(read_bed).transpose()?;
+    let (len, stride) = (config.window as u64, config.stride as u64);
+    let windows = |stride| -> Result<WindowSet> {
+        match (&regions, source.as_ref()) {
+            (Some(regions), _) => windows_in_regions(regions, &extents, len, stride)
+                .with_context(|| format!("--regions {}", config.regions.as_ref().expect("read").display())),
+            (None, AlignmentSource::Maf { alignment, .. }) => {
+                Ok(tile_alignment(alignment, config.window, stride as usize, config.window / 2))
+            }
+            // Reading a whole store to drop gap windows would cost a pass over the genome;
+            // --regions chooses windows there.
+            (None, AlignmentSource::Store { .. }) => Ok(tile_extents(&extents, len, stride)),
+        }
+    };
+    let (train, _) = hold_out(&windows(stride)?, &extents, config.valid_fraction);
     // Validation windows do not overlap: each held-out position is scored once.
-    let disjoint = tile(&alignment, config.window, config.window, config.window / 2);
-    let (_, valid) = hold_out(&disjoint, &alignment, config.window, config.valid_fraction);
-    if train.is_empty() || valid.is_empty() {
+    let (_, valid) = hold_out(&windows(len)?, &extents, config.valid_fraction);
+    let valid = valid.thin(config.valid_windows as u64);
+    if train.count() == 0 || valid.count() == 0 {
         bail!(
             "{}: {} training and {} validation windows of {} bp: the alignment is too short for this --window",
-            config.maf.display(),
-            train.len(),
-            valid.len(),
+            source.describe(),
+            train.count(),
+            valid.count(),
             config.window
         );
     }
@@ -224,8 +254,10 @@ where
                 .with_mlm(MlmMaskConfig::new()),
         )
     };
-    let train_set = WindowDataset::new(alignment.clone(), train, config.window, config.seed);
-    let valid_set = WindowDataset::new(alignment.clone(), valid, config.window, config.seed ^ 0x5eed);
+    let train_set = WindowDataset::new(source.clone(), train, config.seed);
+    // Validation windows are few: read them now, so a source that cannot supply them fails here.
+    let valid_set = WindowDataset::new(source.clone(), valid, config.seed ^ 0x5eed).load()?;
+    let interrupter = Interrupter::new();
     let batches_per_epoch = config.checkpoint_every * config.accumulate;
     // Each device takes its share of an epoch: batches_per_epoch batches per device.
     let loader_train = EpochLoader::<B>::new(
@@ -236,11 +268,13 @@ where
         config.seed,
         start_epoch.unwrap_or(0),
         device.clone(),
+        interrupter.clone(),
     );
+    let load_failure = loader_train.failure();
     let loader_valid = DataLoaderBuilder::<B::InnerBackend, _, _>::new(batcher(1.0))
         .batch_size(config.batch_size)
         .set_device(device.clone())
-        .build(valid_set.clone());
+        .build(InMemDataset::new(valid_set.clone()));
 
     let model = MlmModel {
         model: config.model.init::<B>(&device),
@@ -255,7 +289,6 @@ where
         .with_warmup_fraction(config.warmup_fraction)
         .with_accumulate(config.accumulate)
         .init();
-    let interrupter = Interrupter::new();
     let (log, health) = MetricsLog::new(
         &run.dir,
         interrupter.clone(),
@@ -292,10 +325,18 @@ where
     }
     let result = training.launch(Learner::new(model, optim, scheduler));
     let non_finite_at = health.non_finite_at();
-    if let Some(step) = non_finite_at {
-        // The metrics arrive asynchronously: an epoch that ended after the bad step may have
-        // been checkpointed before training stopped. Its weights are not finite: remove it.
-        let last_good = (step - 1) / batches_per_epoch;
+    let load_failure = load_failure.lock().unwrap_or_else(|e| e.into_inner()).take();
+    // Epochs (1-based, as burn-train numbers its checkpoints) that ended before a bad step or a
+    // failed read. The metrics arrive asynchronously, so a later epoch may have been
+    // checkpointed before training stopped: its weights are not to be trusted.
+    let last_good = [
+        non_finite_at.map(|step| (step - 1) / batches_per_epoch),
+        load_failure.as_ref().map(|failure| failure.epoch),
+    ]
+    .into_iter()
+    .flatten()
+    .min();
+    if let Some(last_good) = last_good {
         for epoch in last_good + 1..=config.epochs() {
             for kind in ["model", "optim", "scheduler"] {
                 let path = run.checkpoints().join(format!("{kind}-{epoch}.mpk"));
@@ -304,7 +345,13 @@ where
                 }
             }
         }
-    } else {
+    }
+    if let Some(failure) = load_failure {
+        return Err(failure
+            .error
+            .context("training stopped: a window could not be read; checkpoints before it are kept"));
+    }
+    if non_finite_at.is_none() {
         result
             .model
             .clone()

@@ -82,17 +82,35 @@ impl AlignmentSource {
         }
     }
 
-    /// Whether the source covers `region`.
-    pub fn covers(&self, region: &Region) -> bool {
+    /// The stretch of each chromosome windows can come from: a MAF's covered span, or a
+    /// store's whole chromosome.
+    pub fn extents(&self) -> Vec<Region> {
         match self {
             Self::Maf { alignment, .. } => alignment
                 .chromosomes
                 .iter()
-                .any(|chrom| chrom.chrom == region.chrom && chrom.start <= region.start && region.end <= chrom.end),
+                .map(|chrom| Region {
+                    chrom: chrom.chrom.clone(),
+                    start: chrom.start,
+                    end: chrom.end,
+                })
+                .collect(),
             Self::Store { store, .. } => store
                 .chromosomes()
-                .any(|(name, len)| name == region.chrom && region.end <= len),
+                .map(|(chrom, len)| Region {
+                    chrom: chrom.to_string(),
+                    start: 0,
+                    end: len,
+                })
+                .collect(),
         }
+    }
+
+    /// Whether the source covers `region`.
+    pub fn covers(&self, region: &Region) -> bool {
+        self.extents()
+            .iter()
+            .any(|e| e.chrom == region.chrom && e.start <= region.start && region.end <= e.end)
     }
 
     /// The window `region` on `strand`, target first; an error names the region when the source

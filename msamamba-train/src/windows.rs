@@ -1,10 +1,15 @@
-//! Windows of L positions cut from an alignment, and the items a batcher turns into batches.
+//! Windows of L positions cut from an alignment source, by tiling or over a list of regions, and
+//! the items a batcher turns into batches.
 
 use std::sync::Arc;
 
-use burn::data::dataset::Dataset;
+use anyhow::{Context, Result, bail};
 
 use crate::alignment::Alignment;
+use crate::data::bed::BedRegion;
+use crate::data::maf::Strand;
+use crate::data::region::Region;
+use crate::source::AlignmentSource;
 use msamamba_model::tokens::GAP;
 
 /// One MSA window before batching: token rows, target first, and the seed of its randomness
@@ -17,49 +22,196 @@ pub struct MsaItem {
     pub seed: u64,
 }
 
-/// Where a window starts: chromosome index and offset into its covered span.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WindowStart {
-    /// Index into `Alignment::chromosomes`.
-    pub chrom: usize,
-    /// Offset from the start of that chromosome's span.
-    pub offset: usize,
+/// Evenly spaced windows on one chromosome: starts `start + k * stride` for `k < count`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowRun {
+    /// Chromosome.
+    pub chrom: Arc<str>,
+    /// First window's 0-based start.
+    pub start: u64,
+    /// Number of windows.
+    pub count: u64,
+    /// Distance between starts.
+    pub stride: u64,
 }
 
-/// Tiles every chromosome with windows of `len` every `stride` positions, keeping windows whose
-/// target row has at least `min_bases` bases (a window of gaps teaches nothing).
-pub fn tile(alignment: &Alignment, len: usize, stride: usize, min_bases: usize) -> Vec<WindowStart> {
-    let mut starts = Vec::new();
-    for (chrom, window) in alignment.chromosomes.iter().enumerate() {
-        let target = &window.rows[0];
-        let mut offset = 0;
-        while offset + len <= target.len() {
-            if target[offset..offset + len].iter().filter(|&&t| t != GAP).count() >= min_bases {
-                starts.push(WindowStart { chrom, offset });
-            }
-            offset += stride.max(1);
+/// Windows of one length, held as runs: tiling a whole genome costs a few bytes per run, not
+/// per window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowSet {
+    len: u64,
+    runs: Vec<WindowRun>,
+    /// Windows in `runs[..=i]`, for finding window `k` by binary search.
+    ends: Vec<u64>,
+}
+
+impl WindowSet {
+    /// An empty set of windows of `len` positions.
+    pub fn new(len: u64) -> Self {
+        Self {
+            len,
+            runs: Vec::new(),
+            ends: Vec::new(),
         }
     }
-    starts
+
+    /// Appends a run (empty runs are dropped).
+    pub fn push(&mut self, run: WindowRun) {
+        if run.count > 0 {
+            self.ends.push(self.count() + run.count);
+            self.runs.push(run);
+        }
+    }
+
+    /// Number of windows.
+    pub fn count(&self) -> u64 {
+        self.ends.last().copied().unwrap_or(0)
+    }
+
+    /// Window length.
+    pub fn window_len(&self) -> u64 {
+        self.len
+    }
+
+    /// The runs, in order.
+    pub fn runs(&self) -> &[WindowRun] {
+        &self.runs
+    }
+
+    /// Window `k`, in run order.
+    pub fn region(&self, k: u64) -> Option<Region> {
+        let i = self.ends.partition_point(|&end| end <= k);
+        let run = self.runs.get(i)?;
+        let start = run.start + (k - (self.ends[i] - run.count)) * run.stride;
+        Some(Region {
+            chrom: run.chrom.to_string(),
+            start,
+            end: start + self.len,
+        })
+    }
+
+    /// At most `max` windows spread evenly over the set (all of them when there are fewer).
+    pub fn thin(&self, max: u64) -> Self {
+        if self.count() <= max {
+            return self.clone();
+        }
+        let mut out = Self::new(self.len);
+        for j in 0..max {
+            let k = j * self.count() / max;
+            let region = self.region(k).expect("k < count");
+            out.push(WindowRun {
+                chrom: region.chrom.into(),
+                start: region.start,
+                count: 1,
+                stride: 1,
+            });
+        }
+        out
+    }
 }
 
-/// Splits windows into (train, validation): the last `fraction` of each chromosome's span is
-/// held out, with a gap of one window so no position is in both.
-pub fn hold_out(
-    starts: &[WindowStart],
-    alignment: &Alignment,
-    len: usize,
-    fraction: f64,
-) -> (Vec<WindowStart>, Vec<WindowStart>) {
-    let (mut train, mut valid) = (Vec::new(), Vec::new());
-    for &start in starts {
-        let span = alignment.chromosomes[start.chrom].rows[0].len();
-        let boundary = ((1.0 - fraction) * span as f64) as usize;
-        if start.offset >= boundary {
-            valid.push(start);
-        } else if start.offset + len <= boundary {
-            train.push(start);
+/// Tiles every chromosome of an in-memory alignment with windows of `len` every `stride`
+/// positions, keeping windows whose target row has at least `min_bases` bases (a window of gaps
+/// teaches nothing).
+pub fn tile_alignment(alignment: &Alignment, len: usize, stride: usize, min_bases: usize) -> WindowSet {
+    let stride = stride.max(1);
+    let mut set = WindowSet::new(len as u64);
+    for chrom in &alignment.chromosomes {
+        let name: Arc<str> = chrom.chrom.as_str().into();
+        let target = &chrom.rows[0];
+        let mut run: Option<WindowRun> = None;
+        let mut offset = 0;
+        while offset + len <= target.len() {
+            let keep = target[offset..offset + len].iter().filter(|&&t| t != GAP).count() >= min_bases;
+            match (&mut run, keep) {
+                (Some(run), true) => run.count += 1,
+                (None, true) => {
+                    run = Some(WindowRun {
+                        chrom: name.clone(),
+                        start: chrom.start + offset as u64,
+                        count: 1,
+                        stride: stride as u64,
+                    })
+                }
+                (Some(_), false) => set.push(run.take().expect("matched Some")),
+                (None, false) => {}
+            }
+            offset += stride;
         }
+        run.into_iter().for_each(|run| set.push(run));
+    }
+    set
+}
+
+/// Windows of `len` every `stride` positions over each extent, keeping those inside it.
+pub fn tile_extents(extents: &[Region], len: u64, stride: u64) -> WindowSet {
+    let mut set = WindowSet::new(len);
+    for extent in extents {
+        if extent.len() >= len {
+            set.push(WindowRun {
+                chrom: extent.chrom.as_str().into(),
+                start: extent.start,
+                count: (extent.len() - len) / stride.max(1) + 1,
+                stride: stride.max(1),
+            });
+        }
+    }
+    set
+}
+
+/// Windows over a list of regions: a region at least `len` long is tiled every `stride`
+/// positions; a shorter one gets one window centred on it, moved inside its chromosome's extent
+/// if needed. A region outside every extent is an error naming its line.
+pub fn windows_in_regions(regions: &[BedRegion], extents: &[Region], len: u64, stride: u64) -> Result<WindowSet> {
+    let mut set = WindowSet::new(len);
+    for BedRegion { region, line } in regions {
+        let extent = extents
+            .iter()
+            .find(|e| e.chrom == region.chrom && e.start <= region.start && region.end <= e.end)
+            .with_context(|| format!("line {line}: region {region} is outside the alignment"))?;
+        if extent.len() < len {
+            bail!("line {line}: region {region}: the alignment covers only {extent}, shorter than the {len}-bp window");
+        }
+        let (start, count) = if region.len() >= len {
+            (region.start, (region.len() - len) / stride.max(1) + 1)
+        } else {
+            let centred = (region.start + region.len() / 2).saturating_sub(len / 2);
+            (centred.clamp(extent.start, extent.end - len), 1)
+        };
+        set.push(WindowRun {
+            chrom: region.chrom.as_str().into(),
+            start,
+            count,
+            stride: stride.max(1),
+        });
+    }
+    Ok(set)
+}
+
+/// Splits windows into (train, validation): the last `fraction` of each chromosome's extent is
+/// held out; windows straddling the boundary go to neither, so no position is in both.
+pub fn hold_out(set: &WindowSet, extents: &[Region], fraction: f64) -> (WindowSet, WindowSet) {
+    let (mut train, mut valid) = (WindowSet::new(set.len), WindowSet::new(set.len));
+    for run in set.runs() {
+        let Some(extent) = extents.iter().find(|e| *e.chrom == *run.chrom) else {
+            continue;
+        };
+        let boundary = extent.start + ((1.0 - fraction) * extent.len() as f64) as u64;
+        // Windows k < n_train end at or before the boundary; windows k >= first_valid start at or after it.
+        let n_train = match (boundary.checked_sub(run.start + set.len), run.stride) {
+            (Some(room), stride) => (room / stride + 1).min(run.count),
+            (None, _) => 0,
+        };
+        let first_valid = boundary.saturating_sub(run.start).div_ceil(run.stride).min(run.count);
+        train.push(WindowRun {
+            count: n_train,
+            ..run.clone()
+        });
+        valid.push(WindowRun {
+            start: run.start + first_valid * run.stride,
+            count: run.count - first_valid,
+            ..run.clone()
+        });
     }
     (train, valid)
 }
@@ -72,50 +224,40 @@ pub fn mix(seed: u64, index: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// A fixed list of windows as a burn dataset (validation, evaluation).
-#[derive(Debug, Clone)]
+/// Windows of a source, read when asked for (a store is read chunk by chunk, never whole).
+#[derive(Clone)]
 pub struct WindowDataset {
-    alignment: Arc<Alignment>,
-    starts: Vec<WindowStart>,
-    len: usize,
+    source: Arc<AlignmentSource>,
+    windows: WindowSet,
     seed: u64,
 }
 
 impl WindowDataset {
-    /// Windows of `len` at `starts`; item `i` gets seed `mix(seed, i)`.
-    pub fn new(alignment: Arc<Alignment>, starts: Vec<WindowStart>, len: usize, seed: u64) -> Self {
-        Self {
-            alignment,
-            starts,
-            len,
+    /// `windows` of `source`; item `i` gets seed `mix(seed, i)`.
+    pub fn new(source: Arc<AlignmentSource>, windows: WindowSet, seed: u64) -> Self {
+        Self { source, windows, seed }
+    }
+
+    /// Window `k` with `seed`; an error names the window and what the source could not read.
+    pub fn item(&self, k: u64, seed: u64) -> Result<MsaItem> {
+        let region = self.windows.region(k).with_context(|| format!("window {k} of {}", self.count()))?;
+        let window = self
+            .source
+            .window(&region, Strand::Forward)
+            .with_context(|| format!("reading window {region}"))?;
+        Ok(MsaItem {
+            rows: window.rows,
             seed,
-        }
+        })
     }
 
-    /// The item of window `start` with `seed`.
-    pub fn item(&self, start: WindowStart, seed: u64) -> MsaItem {
-        let window = &self.alignment.chromosomes[start.chrom];
-        let rows = window
-            .rows
-            .iter()
-            .map(|r| r[start.offset..start.offset + self.len].to_vec())
-            .collect();
-        MsaItem { rows, seed }
+    /// Number of windows.
+    pub fn count(&self) -> u64 {
+        self.windows.count()
     }
 
-    /// The window starts, in order.
-    pub fn starts(&self) -> &[WindowStart] {
-        &self.starts
-    }
-}
-
-impl Dataset<MsaItem> for WindowDataset {
-    fn get(&self, index: usize) -> Option<MsaItem> {
-        let start = *self.starts.get(index)?;
-        Some(self.item(start, mix(self.seed, index as u64)))
-    }
-
-    fn len(&self) -> usize {
-        self.starts.len()
+    /// Every item, read now, so that a source that cannot supply one fails before training.
+    pub fn load(&self) -> Result<Vec<MsaItem>> {
+        (0..self.count()).map(|k| self.item(k, mix(self.seed, k))).collect()
     }
 }

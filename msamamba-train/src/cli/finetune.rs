@@ -98,7 +98,7 @@ impl OnBackend for Job {
         let Job { args, table } = self;
         let (pretrained, backbone) = load_backbone::<B>(&args.checkpoint, &device)?;
         let from_maf = args.maf.is_some();
-        let target = args.target.clone().or(from_maf.then(|| pretrained.target.clone()));
+        let target = args.target.clone().or(pretrained.target.clone().filter(|_| from_maf));
         let species = args.species.clone().or(pretrained.species.clone().filter(|_| from_maf));
         let source = AlignmentSource::open(
             args.maf.as_deref(),

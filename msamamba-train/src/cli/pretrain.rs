@@ -32,11 +32,17 @@ pub struct PretrainArgs {
     #[arg(long, value_delimiter = ',')]
     devices: Vec<usize>,
     /// MAF to train on (default: the bundled 30-species mm9 alignment, target mm9).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "store")]
     maf: Option<PathBuf>,
-    /// Target species.
+    /// Target species of the MAF.
     #[arg(long)]
     target: Option<String>,
+    /// Alignment store to train on instead (GPN-MSA's zarr layout, directory or zip; see import-maf).
+    #[arg(long)]
+    store: Option<PathBuf>,
+    /// BED file of regions to cut windows from (default: tile every chromosome).
+    #[arg(long)]
+    regions: Option<PathBuf>,
     /// Rows after the target, comma-separated.
     #[arg(long, value_delimiter = ',')]
     species: Option<Vec<String>>,
@@ -67,6 +73,9 @@ pub struct PretrainArgs {
     /// Held-out fraction of each chromosome for validation.
     #[arg(long)]
     valid_fraction: Option<f64>,
+    /// Most validation windows scored per epoch.
+    #[arg(long)]
+    valid_windows: Option<usize>,
     /// Optimizer steps.
     #[arg(long)]
     steps: Option<usize>,
@@ -107,7 +116,9 @@ fn bundled_maf() -> Result<PathBuf> {
 /// The small, fast configuration of the no-argument demo run: a few minutes on two CPU cores.
 /// Its 12 rows are the file's first 12 species, all mammals, mouse first.
 fn demo(maf: PathBuf) -> PretrainConfig {
-    let mut config = PretrainConfig::new(maf, "mm9".into())
+    let mut config = PretrainConfig::new()
+        .with_maf(Some(maf))
+        .with_target(Some("mm9".into()))
         .with_lr(3e-3)
         .with_window(64)
         .with_stride(16)
@@ -126,21 +137,21 @@ fn demo(maf: PathBuf) -> PretrainConfig {
 impl PretrainArgs {
     /// The config: --config or the demo or the defaults, then every flag given.
     fn config(&self) -> Result<PretrainConfig> {
-        let mut config = match (&self.config, &self.maf, &self.target) {
+        let mut config = match (&self.config, &self.maf, &self.store) {
             (Some(path), _, _) => PretrainConfig::load(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
             (None, None, None) => demo(bundled_maf()?),
-            (None, Some(maf), Some(target)) => PretrainConfig::new(maf.clone(), target.clone()),
-            (None, None, Some(_)) => demo(bundled_maf()?),
-            (None, Some(_), None) => bail!("--maf needs --target (the species whose row is predicted)"),
+            (None, _, _) => PretrainConfig::new(),
         };
-        if let Some(maf) = &self.maf {
-            config.maf = maf.clone();
+        // A source given as a flag replaces the config's, whichever kind it was.
+        if self.maf.is_some() || self.store.is_some() {
+            config.maf = self.maf.clone();
+            config.store = self.store.clone();
         }
-        if let Some(target) = &self.target {
-            config.target = target.clone();
+        if self.target.is_some() {
+            config.target = self.target.clone();
         }
-        if !config.maf.exists() {
-            bail!("{}: no such file", config.maf.display());
+        if self.regions.is_some() {
+            config.regions = self.regions.clone();
         }
         macro_rules! set {
             ($($flag:ident),*) => { $(if let Some(v) = self.$flag.clone() { config.$flag = v; })* };
@@ -155,6 +166,7 @@ impl PretrainArgs {
             stride,
             row_keep,
             valid_fraction,
+            valid_windows,
             steps,
             checkpoint_every,
             seed
@@ -208,10 +220,13 @@ impl OnBackend for Job {
     {
         let device = devices[0].clone();
         let Job { config, run, resume } = self;
+        let data = match (&config.maf, &config.target, &config.store) {
+            (Some(maf), Some(target), _) => format!("{} (target {target})", maf.display()),
+            (_, _, Some(store)) => store.display().to_string(),
+            _ => "no alignment".into(),
+        };
         println!(
-            "pretraining on {name}: {} (target {}), {} steps of {} x {} bp, lr {}",
-            config.maf.display(),
-            config.target,
+            "pretraining on {name}: {data}, {} steps of {} x {} bp, lr {}",
             config.steps,
             config.batch_size * config.accumulate,
             config.window,
