@@ -234,9 +234,13 @@ where
             (None, AlignmentSource::Store { .. }) => Ok(tile_extents(&extents, len, stride)),
         }
     };
-    let (train, _) = hold_out(&windows(stride)?, &extents, config.valid_fraction);
+    let tiled = windows(stride)?;
+    // The held-out end of each chromosome is the end of what its windows cover, so a store
+    // and a MAF give the same split over the same regions.
+    let covered = tiled.extents();
+    let (train, _) = hold_out(&tiled, &covered, config.valid_fraction);
     // Validation windows do not overlap: each held-out position is scored once.
-    let (_, valid) = hold_out(&windows(len)?, &extents, config.valid_fraction);
+    let (_, valid) = hold_out(&windows(len)?, &covered, config.valid_fraction);
     let valid = valid.thin(config.valid_windows as u64);
     if train.count() == 0 || valid.count() == 0 {
         bail!(

@@ -90,6 +90,23 @@ impl WindowSet {
         })
     }
 
+    /// Per chromosome (in order of first appearance), the stretch its windows cover.
+    pub fn extents(&self) -> Vec<Region> {
+        let mut extents: Vec<Region> = Vec::new();
+        for run in &self.runs {
+            let end = run.start + (run.count - 1) * run.stride + self.len;
+            match extents.iter_mut().find(|e| *e.chrom == *run.chrom) {
+                Some(e) => (e.start, e.end) = (e.start.min(run.start), e.end.max(end)),
+                None => extents.push(Region {
+                    chrom: run.chrom.to_string(),
+                    start: run.start,
+                    end,
+                }),
+            }
+        }
+        extents
+    }
+
     /// At most `max` windows spread evenly over the set (all of them when there are fewer).
     pub fn thin(&self, max: u64) -> Self {
         if self.count() <= max {
@@ -189,7 +206,8 @@ pub fn windows_in_regions(regions: &[BedRegion], extents: &[Region], len: u64, s
 }
 
 /// Splits windows into (train, validation): the last `fraction` of each chromosome's extent is
-/// held out; windows straddling the boundary go to neither, so no position is in both.
+/// held out; windows straddling the boundary go to neither, so no position is in both. Windows
+/// of a chromosome without an extent go to neither.
 pub fn hold_out(set: &WindowSet, extents: &[Region], fraction: f64) -> (WindowSet, WindowSet) {
     let (mut train, mut valid) = (WindowSet::new(set.len), WindowSet::new(set.len));
     for run in set.runs() {
