@@ -375,3 +375,52 @@ fn score_and_embed_use_a_pretrained_run() {
     assert_eq!(header["chr10:3134300-3134309"]["shape"], serde_json::json!([10, 16]));
     assert_eq!(header["chr10:3134200-3134231"]["dtype"], "F32");
 }
+
+#[test]
+fn pretraining_on_a_store_over_a_region_list_equals_pretraining_on_the_maf() {
+    let dir = scratch("store-pretrain");
+    let store = dir.join("mm9.zarr");
+    let out = run(&[
+        "import-maf",
+        "--maf",
+        &data(MM9),
+        "--target",
+        "mm9",
+        "--out",
+        store.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let bed = dir.join("regions.bed");
+    std::fs::write(&bed, "chr10\t3134100\t3140100\nchr10\t3141000\t3143000\n").unwrap();
+    let losses = |source: &[&str], name: &str| {
+        let run_dir = dir.join(name);
+        let mut args = tiny_pretrain("", run_dir.to_str().unwrap(), "4", "2");
+        // Replace `--maf M --target mm9` with this source.
+        args.splice(1..5, source.iter().copied());
+        args.extend(["--regions", bed.to_str().unwrap()]);
+        let out = run(&args);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        std::fs::read_to_string(run_dir.join("train.tsv")).unwrap()
+    };
+    let from_maf = losses(&["--maf", &data(MM9), "--target", "mm9"], "maf");
+    let from_store = losses(&["--store", store.to_str().unwrap()], "store");
+    assert_eq!(from_maf.lines().count(), 5, "{from_maf}");
+    assert_eq!(from_store, from_maf);
+
+    // Every training window of the first region reads a corrupt chunk (512 positions per chunk,
+    // validation starts at 3139500): training stops with the store's error, nothing is kept.
+    for chunk in 6121..=6130 {
+        std::fs::write(store.join(format!("chr10/{chunk}.0")), b"not a chunk").unwrap();
+    }
+    std::fs::write(&bed, "chr10\t3134100\t3140100\n").unwrap();
+    let run_dir = dir.join("corrupt");
+    let mut args = tiny_pretrain("", run_dir.to_str().unwrap(), "4", "2");
+    args.splice(1..5, ["--store", store.to_str().unwrap(), "--regions", bed.to_str().unwrap()]);
+    let out = run(&args);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("a window could not be read"), "{err}");
+    assert!(err.contains("chr10"), "{err}");
+    assert!(!run_dir.join("model.mpk").exists());
+    assert_eq!(std::fs::read_dir(run_dir.join("checkpoint")).map_or(0, |d| d.count()), 0);
+}
