@@ -3,12 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::atomic_recorder::CheckpointRecorder;
 use anyhow::{Context, Result, bail};
 use burn::config::Config;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
-use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
+use burn::record::Recorder;
 use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::AutodiffBackend;
 use msamamba_kernels::SelectiveScanBackend;
@@ -149,7 +150,7 @@ pub fn load_backbone<B: Backend>(dir: &Path, device: &B::Device) -> Result<(Pret
         model: config.model.init::<B>(device),
         accumulate: config.accumulate,
     };
-    let record: <MlmModel<B> as Module<B>>::Record = NamedMpkFileRecorder::<FullPrecisionSettings>::new()
+    let record: <MlmModel<B> as Module<B>>::Record = CheckpointRecorder::default()
         .load(weights.clone(), device)
         .with_context(|| format!("{}: does not match {}", weights.display(), config_path.display()))?;
     if record.model.blocks.len() != config.model.n_layers {
@@ -185,7 +186,7 @@ pub fn load_classifier<B: Backend>(dir: &Path, device: &B::Device) -> Result<(Fi
         );
     }
     let fresh = config.classifier.init::<B>(device);
-    let record: <MsaMambaClassifier<B> as Module<B>>::Record = NamedMpkFileRecorder::<FullPrecisionSettings>::new()
+    let record: <MsaMambaClassifier<B> as Module<B>>::Record = CheckpointRecorder::default()
         .load(weights.clone(), device)
         .with_context(|| format!("{}: does not match {}", weights.display(), config_path.display()))?;
     if record.backbone.blocks.len() != config.classifier.model.n_layers {

@@ -3,13 +3,13 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::atomic_recorder::CheckpointRecorder;
 use anyhow::{Context, Result, bail};
 use burn::config::Config;
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::InMemDataset;
 use burn::module::Module;
 use burn::optim::AdamWConfig;
-use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, PerplexityMetric};
@@ -26,9 +26,7 @@ use crate::metrics_log::MetricsLog;
 use crate::mlm_model::MlmModel;
 use crate::schedule::WarmupCosineConfig;
 use crate::source::AlignmentSource;
-use crate::windows::{
-    MsaItem, WindowDataset, WindowSet, hold_out, tile_alignment, tile_extents, windows_in_regions,
-};
+use crate::windows::{MsaItem, WindowDataset, WindowSet, hold_out, tile_alignment, tile_extents, windows_in_regions};
 
 /// Everything a pre-training run depends on; saved as `config.json` next to the checkpoints.
 #[derive(Config, Debug)]
@@ -226,9 +224,12 @@ where
         match (&regions, source.as_ref()) {
             (Some(regions), _) => windows_in_regions(regions, &extents, len, stride)
                 .with_context(|| format!("--regions {}", config.regions.as_ref().expect("read").display())),
-            (None, AlignmentSource::Maf { alignment, .. }) => {
-                Ok(tile_alignment(alignment, config.window, stride as usize, config.window / 2))
-            }
+            (None, AlignmentSource::Maf { alignment, .. }) => Ok(tile_alignment(
+                alignment,
+                config.window,
+                stride as usize,
+                config.window / 2,
+            )),
             // Reading a whole store to drop gap windows would cost a pass over the genome;
             // --regions chooses windows there.
             (None, AlignmentSource::Store { .. }) => Ok(tile_extents(&extents, len, stride)),
@@ -309,7 +310,7 @@ where
         .metric_valid_numeric(LossMetric::new())
         .metric_valid_numeric(AccuracyMetric::new().with_pad_token(usize::from(MASK)))
         .metric_valid_numeric(PerplexityMetric::new().with_pad_token(usize::from(MASK)))
-        .with_file_checkpointer(NamedMpkFileRecorder::<FullPrecisionSettings>::new())
+        .with_file_checkpointer(CheckpointRecorder::default())
         .with_checkpointing_strategy(KeepLastNCheckpoints::new(3))
         .num_epochs(config.epochs())
         .renderer(log)
@@ -359,7 +360,7 @@ where
         result
             .model
             .clone()
-            .save_file(run.final_model(), &NamedMpkFileRecorder::<FullPrecisionSettings>::new())
+            .save_file(run.final_model(), &CheckpointRecorder::default())
             .with_context(|| format!("writing {}", run.final_model().display()))?;
     }
     Ok(PretrainOutcome {

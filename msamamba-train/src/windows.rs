@@ -258,7 +258,10 @@ impl WindowDataset {
 
     /// Window `k` with `seed`; an error names the window and what the source could not read.
     pub fn item(&self, k: u64, seed: u64) -> Result<MsaItem> {
-        let region = self.windows.region(k).with_context(|| format!("window {k} of {}", self.count()))?;
+        let region = self
+            .windows
+            .region(k)
+            .with_context(|| format!("window {k} of {}", self.count()))?;
         let window = self
             .source
             .window(&region, Strand::Forward)

@@ -60,7 +60,10 @@ fn held_out_windows_never_share_a_position_with_training_windows() {
     assert_eq!(all(&train), expected_train);
     assert_eq!(all(&valid), expected_valid);
     assert!(!expected_train.is_empty() && !expected_valid.is_empty());
-    assert!(train.count() + valid.count() < set.count(), "straddling windows go to neither");
+    assert!(
+        train.count() + valid.count() < set.count(),
+        "straddling windows go to neither"
+    );
 }
 
 #[test]
@@ -109,7 +112,10 @@ fn bed_errors_name_file_and_line() {
         std::fs::write(&path, text).unwrap();
         let err = read_bed(&path).unwrap_err();
         assert_eq!(err.line, line, "{err}");
-        assert!(err.to_string().starts_with(&format!("{}:{line}: ", path.display())), "{err}");
+        assert!(
+            err.to_string().starts_with(&format!("{}:{line}: ", path.display())),
+            "{err}"
+        );
         assert!(err.to_string().contains(reason), "{err}");
     }
     assert_eq!(read_bed(&dir.join("absent.bed")).unwrap_err().line, 0);
@@ -120,6 +126,11 @@ fn thinning_spreads_windows_evenly() {
     let set = tile_extents(&[region("c1", 0, 1000)], 10, 10);
     assert_eq!(set.count(), 100);
     let thin = set.thin(10);
-    assert_eq!(all(&thin), (0..10).map(|k| ("c1".to_string(), k * 100, k * 100 + 10)).collect::<Vec<_>>());
+    assert_eq!(
+        all(&thin),
+        (0..10)
+            .map(|k| ("c1".to_string(), k * 100, k * 100 + 10))
+            .collect::<Vec<_>>()
+    );
     assert_eq!(set.thin(1000), set);
 }

@@ -415,12 +415,18 @@ fn pretraining_on_a_store_over_a_region_list_equals_pretraining_on_the_maf() {
     std::fs::write(&bed, "chr10\t3134100\t3140100\n").unwrap();
     let run_dir = dir.join("corrupt");
     let mut args = tiny_pretrain("", run_dir.to_str().unwrap(), "4", "2");
-    args.splice(1..5, ["--store", store.to_str().unwrap(), "--regions", bed.to_str().unwrap()]);
+    args.splice(
+        1..5,
+        ["--store", store.to_str().unwrap(), "--regions", bed.to_str().unwrap()],
+    );
     let out = run(&args);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("a window could not be read"), "{err}");
     assert!(err.contains("chr10"), "{err}");
     assert!(!run_dir.join("model.mpk").exists());
-    assert_eq!(std::fs::read_dir(run_dir.join("checkpoint")).map_or(0, |d| d.count()), 0);
+    assert_eq!(
+        std::fs::read_dir(run_dir.join("checkpoint")).map_or(0, |d| d.count()),
+        0
+    );
 }

@@ -3,11 +3,11 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use burn::config::Config;
 use burn::module::{AutodiffModule, Module};
-use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use msamamba_kernels::SelectiveScanBackend;
 use msamamba_model::pooler::MsaMambaClassifierConfig;
+use msamamba_train::atomic_recorder::CheckpointRecorder;
 use msamamba_train::classification_metrics::{ReportError, check_both_classes};
 use msamamba_train::classifier_batch::LabelledWindows;
 use msamamba_train::finetune::{FinetuneConfig, classifier_path, finetune, load_backbone, predict, split};
@@ -178,7 +178,7 @@ impl OnBackend for Job {
         let weights = classifier_path(&args.out);
         model
             .clone()
-            .save_file(&weights, &NamedMpkFileRecorder::<FullPrecisionSettings>::new())
+            .save_file(&weights, &CheckpointRecorder::default())
             .with_context(|| format!("writing {}", weights.display()))?;
 
         let test_rows: Vec<&LabelledRegion> = test.iter().map(|&i| &table[i]).collect();
