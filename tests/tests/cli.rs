@@ -40,6 +40,20 @@ fn tiny_pretrain<'a>(maf: &'a str, out: &'a str, steps: &'a str, every: &'a str)
     ]
 }
 
+/// Imports the bundled mm9 alignment into a store at `store`.
+fn import_mm9(store: &std::path::Path) {
+    let out = run(&[
+        "import-maf",
+        "--maf",
+        &data(MM9),
+        "--target",
+        "mm9",
+        "--out",
+        store.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
 #[test]
 fn window_prints_the_rows_read_by_hand_from_the_maf() {
     let out = run(&[
@@ -125,16 +139,7 @@ fn bad_inputs_fail_with_one_line_naming_file_and_line() {
 fn imported_store_gives_the_same_windows_as_the_maf() {
     let dir = scratch("import");
     let store = dir.join("mm9.zarr");
-    let out = run(&[
-        "import-maf",
-        "--maf",
-        &data(MM9),
-        "--target",
-        "mm9",
-        "--out",
-        store.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    import_mm9(&store);
     for (region, strand) in [
         ("chr10:3134200-3134330", "+"),
         ("chr10:3170000-3170100", "-"),
@@ -380,16 +385,7 @@ fn score_and_embed_use_a_pretrained_run() {
 fn pretraining_on_a_store_over_a_region_list_equals_pretraining_on_the_maf() {
     let dir = scratch("store-pretrain");
     let store = dir.join("mm9.zarr");
-    let out = run(&[
-        "import-maf",
-        "--maf",
-        &data(MM9),
-        "--target",
-        "mm9",
-        "--out",
-        store.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    import_mm9(&store);
     let bed = dir.join("regions.bed");
     std::fs::write(&bed, "chr10\t3134100\t3140100\nchr10\t3141000\t3143000\n").unwrap();
     let losses = |source: &[&str], name: &str| {
