@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::atomic_recorder::CheckpointRecorder;
 use anyhow::{Context, Result, bail};
 use burn::config::Config;
 use burn::module::{Module, ModuleVisitor, Param};
@@ -18,10 +17,12 @@ use msamamba_model::pooler::{MsaMambaClassifier, MsaMambaClassifierConfig};
 use rand::seq::SliceRandom;
 use rand::{SeedableRng, rngs::StdRng};
 
+use crate::atomic_recorder::CheckpointRecorder;
 use crate::classifier_batch::LabelledWindows;
 use crate::labelled_regions::LabelledRegion;
 use crate::mlm_model::MlmModel;
 use crate::pretrain::{PretrainConfig, RunDir};
+use crate::source::SourceConfig;
 use crate::windows::mix;
 
 /// Everything a fine-tuning run depends on; saved as `config.json` next to `classifier.mpk`.
@@ -33,18 +34,10 @@ pub struct FinetuneConfig {
     pub checkpoint: PathBuf,
     /// The label table (`chrom,start,end,strand,label`).
     pub labels: PathBuf,
-    /// The MAF the windows were cut from, if any.
-    #[config(default = "None")]
-    pub maf: Option<PathBuf>,
-    /// The MAF's target species (the table's coordinates).
-    #[config(default = "None")]
-    pub target: Option<String>,
-    /// The alignment store the windows were cut from, if any.
-    #[config(default = "None")]
-    pub store: Option<PathBuf>,
-    /// Rows after the target, in order: the rows the classifier was trained on.
-    #[config(default = "None")]
-    pub species: Option<Vec<String>>,
+    /// The alignment the windows were cut from; its `species` are the rows the classifier was
+    /// trained on.
+    #[config(default = "SourceConfig::new()")]
+    pub source: SourceConfig,
     /// Window length L, centred on each region.
     #[config(default = 128)]
     pub window: usize,
@@ -91,7 +84,7 @@ impl FinetuneConfig {
 
     /// Rows M of every window: the target and `species`.
     pub fn rows(&self) -> usize {
-        1 + self.species.as_ref().map_or(0, Vec::len)
+        1 + self.source.species.as_ref().map_or(0, Vec::len)
     }
 }
 

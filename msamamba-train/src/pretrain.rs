@@ -25,7 +25,7 @@ use crate::loader::EpochLoader;
 use crate::metrics_log::MetricsLog;
 use crate::mlm_model::MlmModel;
 use crate::schedule::WarmupCosineConfig;
-use crate::source::AlignmentSource;
+use crate::source::{AlignmentSource, SourceConfig};
 use crate::windows::{MsaItem, WindowDataset, WindowSet, hold_out, tile_alignment, tile_extents, windows_in_regions};
 
 /// Everything a pre-training run depends on; saved as `config.json` next to the checkpoints.
@@ -34,21 +34,12 @@ pub struct PretrainConfig {
     /// The model.
     #[config(default = "MsaMambaConfig::new()")]
     pub model: MsaMambaConfig,
-    /// MAF alignment to train on (needs `target`); or give `store`.
-    #[config(default = "None")]
-    pub maf: Option<PathBuf>,
-    /// Target species of the MAF (the predicted row).
-    #[config(default = "None")]
-    pub target: Option<String>,
-    /// Alignment store (GPN-MSA's zarr layout, directory or zip) to train on instead of a MAF.
-    #[config(default = "None")]
-    pub store: Option<PathBuf>,
+    /// The alignment to train on.
+    #[config(default = "SourceConfig::new()")]
+    pub source: SourceConfig,
     /// BED file of regions to cut windows from (default: tile every chromosome).
     #[config(default = "None")]
     pub regions: Option<PathBuf>,
-    /// Rows after the target, in order (default: every species of the source).
-    #[config(default = "None")]
-    pub species: Option<Vec<String>>,
     /// Peak learning rate.
     #[config(default = 3e-5)]
     pub lr: f64,
@@ -210,12 +201,7 @@ where
         .with_context(|| format!("writing {}", run.dir.join("config.json").display()))?;
     B::seed(&device, config.seed);
 
-    let source = Arc::new(AlignmentSource::open(
-        config.maf.as_deref(),
-        config.target.as_deref(),
-        config.store.as_deref(),
-        config.species.as_deref(),
-    )?);
+    let source = Arc::new(config.source.open()?);
     let rows = source.species().len().min(config.model.max_rows);
     let extents = source.extents();
     let regions = config.regions.as_deref().map(read_bed).transpose()?;

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use burn::config::Config;
 use msamamba_model::tokens::reverse_complement;
 
 use crate::alignment::Alignment;
@@ -10,6 +11,35 @@ use crate::data::maf::Strand;
 use crate::data::region::Region;
 use crate::data::store::AlignmentStore;
 use crate::data::window::MsaWindow;
+
+/// Where a run's windows come from, as saved in its config: `maf` with `target`, or `store`.
+#[derive(Config, Debug)]
+pub struct SourceConfig {
+    /// MAF alignment (needs `target`).
+    #[config(default = "None")]
+    pub maf: Option<PathBuf>,
+    /// Target species of the MAF: the predicted row, the species of the coordinates.
+    #[config(default = "None")]
+    pub target: Option<String>,
+    /// Alignment store (GPN-MSA's zarr layout, directory or zip).
+    #[config(default = "None")]
+    pub store: Option<PathBuf>,
+    /// Rows after the target, in order (default: every species of the source).
+    #[config(default = "None")]
+    pub species: Option<Vec<String>>,
+}
+
+impl SourceConfig {
+    /// Opens the source (see [`AlignmentSource::open`]).
+    pub fn open(&self) -> Result<AlignmentSource> {
+        AlignmentSource::open(
+            self.maf.as_deref(),
+            self.target.as_deref(),
+            self.store.as_deref(),
+            self.species.as_deref(),
+        )
+    }
+}
 
 /// Where windows come from: `--maf F --target SP` or `--store DIR`.
 pub enum AlignmentSource {

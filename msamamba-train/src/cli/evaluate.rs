@@ -9,7 +9,7 @@ use msamamba_train::classifier_batch::LabelledWindows;
 use msamamba_train::finetune::{load_classifier, predict};
 use msamamba_train::labelled_regions::{LabelledRegion, read_labels};
 use msamamba_train::roc_plot::write_roc_png;
-use msamamba_train::source::AlignmentSource;
+use msamamba_train::source::SourceConfig;
 
 use super::backend::{BackendChoice, OnBackend, dispatch};
 
@@ -64,13 +64,13 @@ impl OnBackend for Job {
         let device = devices[0].clone();
         let Job { args, table } = self;
         let (config, model) = load_classifier::<B::InnerBackend>(&args.checkpoint, &device)?;
-        let target = args.target.clone().or(config.target.clone());
-        let source = AlignmentSource::open(
-            args.maf.as_deref(),
-            target.as_deref(),
-            args.store.as_deref(),
-            config.species.as_deref(),
-        )?;
+        // The alignment may move or be imported to a store; the rows stay the trained ones.
+        let source = SourceConfig::new()
+            .with_maf(args.maf.clone())
+            .with_target(args.target.clone().or(config.source.target.clone()))
+            .with_store(args.store.clone())
+            .with_species(config.source.species.clone())
+            .open()?;
         let windows = LabelledWindows {
             source,
             table: args.labels.clone(),

@@ -12,7 +12,7 @@ use msamamba_train::classification_metrics::{ReportError, check_both_classes};
 use msamamba_train::classifier_batch::LabelledWindows;
 use msamamba_train::finetune::{FinetuneConfig, classifier_path, finetune, load_backbone, predict, split};
 use msamamba_train::labelled_regions::{LabelledRegion, read_labels};
-use msamamba_train::source::AlignmentSource;
+use msamamba_train::source::SourceConfig;
 
 use super::backend::{BackendChoice, OnBackend, dispatch};
 use super::evaluate::report;
@@ -97,27 +97,34 @@ impl OnBackend for Job {
         let device = devices[0].clone();
         let Job { args, table } = self;
         let (pretrained, backbone) = load_backbone::<B>(&args.checkpoint, &device)?;
+        // With a MAF, the target and rows default to the pre-training run's.
+        let pretrained_source = &pretrained.source;
         let from_maf = args.maf.is_some();
-        let target = args.target.clone().or(pretrained.target.clone().filter(|_| from_maf));
-        let species = args.species.clone().or(pretrained.species.clone().filter(|_| from_maf));
-        let source = AlignmentSource::open(
-            args.maf.as_deref(),
-            target.as_deref(),
-            args.store.as_deref(),
-            species.as_deref(),
-        )?;
+        let mut source_config = SourceConfig::new()
+            .with_maf(args.maf.clone())
+            .with_target(
+                args.target
+                    .clone()
+                    .or(pretrained_source.target.clone())
+                    .filter(|_| from_maf),
+            )
+            .with_store(args.store.clone())
+            .with_species(
+                args.species
+                    .clone()
+                    .or(pretrained_source.species.clone().filter(|_| from_maf)),
+            );
+        let source = source_config.open()?;
         // The rows the classifier sees, recorded so that `evaluate` reads the same ones.
         let mut rows = source.species();
         rows.truncate(pretrained.model.max_rows);
+        source_config.species = Some(rows[1..].to_vec());
         let config = FinetuneConfig::new(
             MsaMambaClassifierConfig::new(pretrained.model.clone()).with_dropout(args.dropout),
             args.checkpoint.clone(),
             args.labels.clone(),
         )
-        .with_maf(args.maf.clone())
-        .with_target(target.filter(|_| from_maf))
-        .with_store(args.store.clone())
-        .with_species(Some(rows[1..].to_vec()))
+        .with_source(source_config)
         .with_window(args.window)
         .with_epochs(args.epochs)
         .with_lr(args.lr)

@@ -8,6 +8,7 @@ use msamamba_kernels::SelectiveScanBackend;
 use msamamba_train::baseline::compare_with_baseline;
 use msamamba_train::loss_curve::{read_losses, write_png};
 use msamamba_train::pretrain::{PretrainConfig, RunDir, pretrain};
+use msamamba_train::source::SourceConfig;
 
 use super::backend::{BackendChoice, OnBackend, dispatch_on};
 
@@ -117,8 +118,7 @@ fn bundled_maf() -> Result<PathBuf> {
 /// Its 12 rows are the file's first 12 species, all mammals, mouse first.
 fn demo(maf: PathBuf) -> PretrainConfig {
     let mut config = PretrainConfig::new()
-        .with_maf(Some(maf))
-        .with_target(Some("mm9".into()))
+        .with_source(SourceConfig::new().with_maf(Some(maf)).with_target(Some("mm9".into())))
         .with_lr(3e-3)
         .with_window(64)
         .with_stride(16)
@@ -144,11 +144,11 @@ impl PretrainArgs {
         };
         // A source given as a flag replaces the config's, whichever kind it was.
         if self.maf.is_some() || self.store.is_some() {
-            config.maf = self.maf.clone();
-            config.store = self.store.clone();
+            config.source.maf = self.maf.clone();
+            config.source.store = self.store.clone();
         }
         if self.target.is_some() {
-            config.target = self.target.clone();
+            config.source.target = self.target.clone();
         }
         if self.regions.is_some() {
             config.regions = self.regions.clone();
@@ -172,7 +172,7 @@ impl PretrainArgs {
             seed
         );
         if self.species.is_some() {
-            config.species = self.species.clone();
+            config.source.species = self.species.clone();
         }
         macro_rules! set_model {
             ($($flag:ident),*) => { $(if let Some(v) = self.$flag { config.model.$flag = v; })* };
@@ -220,7 +220,7 @@ impl OnBackend for Job {
     {
         let device = devices[0].clone();
         let Job { config, run, resume } = self;
-        let data = match (&config.maf, &config.target, &config.store) {
+        let data = match (&config.source.maf, &config.source.target, &config.source.store) {
             (Some(maf), Some(target), _) => format!("{} (target {target})", maf.display()),
             (_, _, Some(store)) => store.display().to_string(),
             _ => "no alignment".into(),
