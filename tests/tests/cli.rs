@@ -289,19 +289,21 @@ fn score_and_embed_use_a_pretrained_run() {
     )
     .unwrap();
     let run_str = run_dir.to_str().unwrap();
-    let out = run(&[
+    let (vcf_str, mm9) = (vcf.to_str().unwrap(), data(MM9));
+    let score = [
         "score",
         "--vcf",
-        vcf.to_str().unwrap(),
+        vcf_str,
         "--checkpoint",
         run_str,
         "--maf",
-        &data(MM9),
+        &mm9,
         "--target",
         "mm9",
         "--window",
         "32",
-    ]);
+    ];
+    let out = run(&score);
     assert!(out.status.success(), "{}", stderr(&out));
     let rows: Vec<Vec<String>> = stdout(&out)
         .lines()
@@ -325,21 +327,7 @@ fn score_and_embed_use_a_pretrained_run() {
 
     // VCF output keeps the input's meta lines and adds the score as an INFO field.
     let scored = dir.join("scored.vcf");
-    let out = run(&[
-        "score",
-        "--vcf",
-        vcf.to_str().unwrap(),
-        "--checkpoint",
-        run_str,
-        "--maf",
-        &data(MM9),
-        "--target",
-        "mm9",
-        "--window",
-        "32",
-        "--out",
-        scored.to_str().unwrap(),
-    ]);
+    let out = run(&[&score[..], &["--out", scored.to_str().unwrap()]].concat());
     assert!(out.status.success(), "{}", stderr(&out));
     let text = std::fs::read_to_string(&scored).unwrap();
     assert!(text.starts_with("##fileformat=VCFv4.2\n"), "{text}");
