@@ -9,6 +9,8 @@ mod autodiff;
 pub mod cpu;
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 pub mod cube;
+#[cfg(feature = "fusion")]
+mod fusion;
 #[cfg(feature = "ndarray")]
 mod ndarray;
 pub mod reference;
