@@ -109,7 +109,7 @@ fn main() -> Result<()> {
                 "-p",
                 "msamamba-train",
                 "--features",
-                "cuda",
+                "cuda,fusion",
                 "--tests",
                 "--bins",
             ])?;
@@ -121,7 +121,9 @@ fn main() -> Result<()> {
                 "-p",
                 "msamamba-model",
                 "--features",
-                "msamamba-kernels/wgpu,msamamba-model/wgpu",
+                // With fusion the model tests run burn's default `Wgpu`; the kernel tests launch
+                // on the unfused cube backend directly, so both paths are covered.
+                "msamamba-kernels/wgpu,msamamba-kernels/fusion,msamamba-model/wgpu",
             ])
         }
         Task::Bench { bench: Bench::Data } => {
