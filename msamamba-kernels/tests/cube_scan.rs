@@ -116,6 +116,19 @@ const SHAPES: [([usize; 4], usize); 5] = [
     ([2, 64, 16, 64], 64),
 ];
 
+/// (b, d, n, l, chunk) for the split scan: many chunks, L not a multiple of the chunk, and chunk
+/// boundaries off the forward (32) and backward (8) tiles, down to chunks shorter than a tile.
+const SPLIT_SHAPES: [([usize; 4], usize); 4] = [
+    ([2, 40, 16, 250], 36),
+    ([1, 33, 4, 97], 20),
+    ([3, 5, 16, 300], 70),
+    ([1, 3, 16, 10], 3),
+];
+
+/// `KernelConfig::split_below` values: never split L, always split it (when it spans chunks).
+const SPLITS: [usize; 2] = [0, usize::MAX];
+
+/// Checks the forward and every gradient, with L split into parallel chunks and without.
 fn check_problem<R, BT>(problem: &Problem, chunk: usize)
 where
     R: burn_cubecl::CubeRuntime,
@@ -124,24 +137,27 @@ where
     type G<R, BT> = burn_cubecl::CubeBackend<R, f32, i32, BT>;
     let gpu = Default::default();
     let cpu = Default::default();
-    let config = KernelConfig {
-        chunk,
-        ..Default::default()
-    };
-    let label = format!(
-        "{:?} z={} softplus={} chunk={chunk}",
-        problem.dims,
-        problem.z.is_some(),
-        problem.softplus
-    );
+    let y_ref = values(reference::forward(problem.input::<NdArray>(&cpu)));
+    for split_below in SPLITS {
+        let config = KernelConfig {
+            chunk,
+            split_below,
+            ..Default::default()
+        };
+        let label = format!(
+            "{:?} z={} softplus={} chunk={chunk} split_below={split_below}",
+            problem.dims,
+            problem.z.is_some(),
+            problem.softplus
+        );
 
-    let y = cube::forward(problem.input::<G<R, BT>>(&gpu), &config);
-    let y_ref = reference::forward(problem.input::<NdArray>(&cpu));
-    assert_close(&format!("y {label}"), &values(y), &values(y_ref));
+        let y = cube::forward(problem.input::<G<R, BT>>(&gpu), &config);
+        assert_close(&format!("y {label}"), &values(y), &y_ref);
 
-    let got = cube::backward(problem.input::<G<R, BT>>(&gpu), problem.dy::<G<R, BT>>(&gpu), &config);
-    let want = reference::backward(problem.input::<NdArray>(&cpu), problem.dy::<NdArray>(&cpu));
-    compare_grads(&label, got, want);
+        let got = cube::backward(problem.input::<G<R, BT>>(&gpu), problem.dy::<G<R, BT>>(&gpu), &config);
+        let want = reference::backward(problem.input::<NdArray>(&cpu), problem.dy::<NdArray>(&cpu));
+        compare_grads(&label, got, want);
+    }
 }
 
 fn compare_grads<G: Backend, C: Backend>(label: &str, got: ScanGrads<G>, want: ScanGrads<C>) {
@@ -234,9 +250,19 @@ macro_rules! gpu_tests {
             }
 
             #[test]
+            fn kernel_matches_reference_with_chunks_off_the_tiles() {
+                let mut rng = rng();
+                for (dims, chunk) in SPLIT_SHAPES {
+                    for (gated, softplus) in [(true, true), (false, false)] {
+                        check_problem::<R, BT>(&Problem::random(&mut rng, dims, gated, softplus), chunk);
+                    }
+                }
+            }
+
+            #[test]
             fn autodiff_on_gpu_matches_autodiff_on_ndarray() {
                 let mut rng = rng();
-                // L = 200 crosses the default chunk (128).
+                // L = 200 crosses the default chunk (128); so few channels split L.
                 let problem = Problem::random(&mut rng, [2, 48, 16, 200], true, true);
                 let got = autodiff_grads::<Gpu>(&problem, &Default::default());
                 let want = autodiff_grads::<NdArray>(&problem, &Default::default());

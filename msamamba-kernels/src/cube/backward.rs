@@ -1,121 +1,167 @@
-//! The selective scan's backward kernel.
+//! The selective scan's backward kernels.
 //!
-//! One cube per (block of `CUBE_DIM_X` channels, batch row), one thread per channel, as in the
-//! forward. The sequence is walked backwards one chunk at a time; inside a chunk, one tile of
-//! `tile` positions at a time. Per-position states are never stored in global memory:
+//! L is cut into chunks of `chunk` positions. The state entering every chunk (the checkpoints)
+//! comes from the forward kernel's `to_end` launch over the chunks, chained by `combine.rs`:
+//! parallel over chunks, and never more than b·d·N·⌈l/chunk⌉ floats.
 //!
-//! 1. the forward kernel saved the state at each chunk start (`ckpt` [b, d, chunks, N]);
-//! 2. for each chunk (last first), the thread re-runs the forward over the chunk from that state
-//!    and keeps the state at each tile start in `scratch` [cubes, chunk / tile, N, block]
-//!    (coalesced: consecutive threads, consecutive floats; it stays in L2);
-//! 3. for each tile of the chunk (last first), it re-runs the tile's `tile` steps from the saved
-//!    tile-start state into shared memory, then runs the reverse recurrence over them.
+//! The main kernel runs one cube per (block of `CUBE_DIM_X` channels, batch row, segment of
+//! consecutive chunks), one thread per channel, as in the forward. It walks its segment backwards
+//! one chunk at a time; inside a chunk, one tile of `tile` positions at a time:
 //!
-//! - Registers: the adjoint state h [N], A's row, the running sums for dA [N], dD and
-//!   d(delta_bias).
+//! 1. it re-runs the forward over the chunk from the checkpoint and keeps the state at each tile
+//!    start in `scratch` [cubes, ⌈chunk / tile⌉, N, block] (coalesced: consecutive threads,
+//!    consecutive floats; reused chunk after chunk, so it stays in L2);
+//! 2. for each tile of the chunk (last first), it re-runs the tile's steps from the saved
+//!    tile-start state into shared memory, then runs the reverse (adjoint) recurrence over them.
+//!
+//! With one segment (the batch rows and channels fill the GPU) the adjoint state simply carries
+//! over from chunk to chunk. Otherwise every chunk is its own segment, and the adjoint state
+//! entering each chunk from the right is found first, like the checkpoints: `scan_adjoint_kernel`
+//! runs the reverse recurrence over each chunk from zero (it needs only delta, C, dy and z) and
+//! `combine.rs` chains the results right to left. That costs one more pass over those inputs and
+//! one more exponential per state and position, in exchange for b·d·⌈l/chunk⌉ threads.
+//!
+//! Main kernel:
+//! - Registers: the state x [N] and adjoint state h [N], A's row, the running sums for dA [N], dD
+//!   and d(delta_bias).
 //! - Shared memory: the tile's inputs (u, delta, z, dy; B and C) loaded coalesced; the tile's
 //!   states [tile + 1, N, block + 1] (padded rows: conflict-free for both the per-thread writes and
 //!   the per-row reduction reads); and the per-channel dB terms [tile, N, block + 1]. The dC terms
 //!   reuse the state slots once a state is no longer needed. dB and dC are summed over the cube's
 //!   channels here and over channel blocks by the caller.
-//! - Global memory: inputs read for the reverse pass, u / delta / B read twice more (forward
-//!   recompute of the chunk-start states and of the chunk), du / ddelta / dz written once, dB / dC
-//!   per channel block [b, blocks, N, l], dA / dD / d(delta_bias) per batch row.
+//! - Global memory: inputs read for the reverse pass, u / delta / B read twice more (the
+//!   checkpoints and the chunk re-run), du / ddelta / dz written once, dB / dC per channel block
+//!   [b, blocks, N, l], dA / dD / d(delta_bias) per batch row and segment.
 //!
-//! Extra memory: the chunk-start states, b·d·N·⌈l/chunk⌉ floats (N/chunk of u), the scratch
-//! b·d·N·chunk/tile floats, and the per-block dB/dC partials: O(b·d·l), never O(b·d·N·l).
+//! Extra memory: the checkpoints (and adjoint carries) b·d·N·⌈l/chunk⌉ floats each, the scratch
+//! b·d·N·⌈chunk/tile⌉ floats per segment, and the per-block dB/dC partials: O(b·d·l), never
+//! O(b·d·N·l).
 //!
 //! Only f32 arithmetic, `exp`, shared memory and barriers: nothing newer than sm_60 (Pascal).
 
 use cubecl::prelude::*;
 
-use super::forward::{sigmoid, softplus};
+use super::forward::{load_rows, load_states, sigmoid, softplus, store_rows};
 
-/// Loads `tile` positions from `t0` of a [b, d, l] tensor into shared memory rows of `tile + 1`.
+/// The end of chunk `c` (`chunk` positions each) of a sequence of `len`.
 #[cube]
-fn load_rows(
-    src: &Tensor<f32>,
-    dst: &mut SharedMemory<f32>,
-    batch: usize,
-    first: usize,
-    dim: usize,
-    len: usize,
-    t0: usize,
-    steps: usize,
-    #[comptime] block: usize,
-    #[comptime] tile: usize,
-) {
-    let me = UNIT_POS_X as usize;
-    #[unroll]
-    for k in 0..tile {
-        let idx = k * block + me;
-        let ch = idx / tile;
-        let j = idx % tile;
-        let gch = first + ch;
-        let mut v = 0.0f32;
-        if j < steps && gch < dim {
-            v = src[(batch * dim + gch) * len + t0 + j];
-        }
-        dst[ch * (tile + 1) + j] = v;
+fn chunk_end(c: usize, chunk: usize, len: usize) -> usize {
+    let mut end = (c + 1) * chunk;
+    if end > len {
+        end = len;
     }
+    end
 }
 
-/// Stores shared memory rows of `tile + 1` back into `tile` positions of a [b, d, l] tensor.
-#[cube]
-fn store_rows(
-    src: &SharedMemory<f32>,
-    dst: &mut Tensor<f32>,
-    batch: usize,
-    first: usize,
-    dim: usize,
-    len: usize,
-    t0: usize,
-    steps: usize,
-    #[comptime] block: usize,
-    #[comptime] tile: usize,
-) {
-    let me = UNIT_POS_X as usize;
-    #[unroll]
-    for k in 0..tile {
-        let idx = k * block + me;
-        let ch = idx / tile;
-        let j = idx % tile;
-        let gch = first + ch;
-        if j < steps && gch < dim {
-            dst[(batch * dim + gch) * len + t0 + j] = src[ch * (tile + 1) + j];
-        }
-    }
-}
-
-/// Loads `tile` positions of a [b, N, l] tensor (B or C) into shared memory [N, tile].
-#[cube]
-fn load_states(
-    src: &Tensor<f32>,
-    dst: &mut SharedMemory<f32>,
-    batch: usize,
-    len: usize,
-    t0: usize,
-    steps: usize,
+/// Adjoint carries of the chunks (chunk = `CUBE_POS_Z`): each runs the reverse recurrence over
+/// its positions from a zero adjoint state; `carry` [b, chunks, d, N] receives the adjoint state
+/// it hands to the previous chunk. Tensors as in the main kernel.
+///
+/// Registers: the adjoint state [N] and A's row. Shared memory: tiles of delta, dy and z rows
+/// (coalesced loads) and of C [N, tile]. Global memory: those inputs read once, N floats written
+/// per thread.
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+pub fn scan_adjoint_kernel(
+    delta: &Tensor<f32>,
+    z: &Tensor<f32>,
+    a: &Tensor<f32>,
+    cm: &Tensor<f32>,
+    delta_bias: &Tensor<f32>,
+    dy: &Tensor<f32>,
+    carry: &mut Tensor<f32>,
+    dim: u32,
+    len: u32,
+    chunk: u32,
     #[comptime] n_state: usize,
     #[comptime] block: usize,
     #[comptime] tile: usize,
+    #[comptime] has_z: bool,
+    #[comptime] delta_softplus: bool,
 ) {
-    let mut idx = UNIT_POS_X as usize;
-    while idx < n_state * tile {
-        let i = idx / tile;
-        let j = idx % tile;
-        let mut v = 0.0f32;
-        if j < steps {
-            v = src[(batch * n_state + i) * len + t0 + j];
+    let dim = dim as usize;
+    let len = len as usize;
+    let chunk = chunk as usize;
+    let me = UNIT_POS_X as usize;
+    let batch = CUBE_POS_Y as usize;
+    let c = CUBE_POS_Z as usize;
+    let chunks = CUBE_COUNT_Z as usize;
+    let first = CUBE_POS_X as usize * block;
+    let channel = first + me;
+    let live = channel < dim;
+    let row = tile + 1;
+    let cs = c * chunk;
+    let ce = chunk_end(c, chunk, len);
+
+    let mut sdt = SharedMemory::<f32>::new(block * (tile + 1));
+    let mut sdy = SharedMemory::<f32>::new(block * (tile + 1));
+    let mut sz = SharedMemory::<f32>::new(block * (tile + 1));
+    let mut sc = SharedMemory::<f32>::new(n_state * tile);
+
+    let mut h = Array::<f32>::new(n_state);
+    let mut ar = Array::<f32>::new(n_state);
+    let mut bias = 0.0f32;
+    #[unroll]
+    for i in 0..n_state {
+        h[i] = 0.0;
+        ar[i] = 0.0;
+    }
+    if live {
+        #[unroll]
+        for i in 0..n_state {
+            ar[i] = a[channel * n_state + i];
         }
-        dst[idx] = v;
-        idx += block;
+        bias = delta_bias[channel];
+    }
+
+    let mut k = (ce - cs).div_ceil(tile);
+    while k > 0 {
+        k -= 1;
+        let t0 = cs + k * tile;
+        let mut steps = ce - t0;
+        if steps > tile {
+            steps = tile;
+        }
+        load_rows(delta, &mut sdt, batch, first, dim, len, t0, steps, block, tile);
+        load_rows(dy, &mut sdy, batch, first, dim, len, t0, steps, block, tile);
+        if has_z {
+            load_rows(z, &mut sz, batch, first, dim, len, t0, steps, block, tile);
+        }
+        load_states(cm, &mut sc, batch, len, t0, steps, n_state, block, tile);
+        sync_cube();
+        let mut j = steps;
+        while j > 0 {
+            j -= 1;
+            let mut dt = sdt[me * row + j] + bias;
+            if delta_softplus {
+                dt = softplus(dt);
+            }
+            let mut g = sdy[me * row + j];
+            if has_z {
+                let zz = sz[me * row + j];
+                g = g * zz * sigmoid(zz);
+            }
+            #[unroll]
+            for i in 0..n_state {
+                h[i] = (h[i] + sc[i * tile + j] * g) * f32::exp(dt * ar[i]);
+            }
+        }
+        sync_cube();
+    }
+
+    if live {
+        #[unroll]
+        for i in 0..n_state {
+            carry[((batch * chunks + c) * dim + channel) * n_state + i] = h[i];
+        }
     }
 }
 
 /// Backward scan: gradients of `sum(y * dy)`. Tensors as in the forward kernel plus dy [b, d, l]
-/// and the chunk-start states `ckpt`; outputs du, ddelta, dz [b, d, l], db_part and dc_part
-/// [b, blocks, N, l], da_part [b, d, N], dd_part and dbias_part [b, d].
+/// and the chunk-start states `ckpt` [b, chunks, d, N]. Segment `CUBE_POS_Z` covers `per_segment`
+/// chunks of `chunk` positions; its adjoint state starts from `adj` [b, segments, d, N] when
+/// `has_adj`, from zero otherwise. Outputs du, ddelta, dz [b, d, l], db_part and dc_part
+/// [b, blocks, N, l], da_part [b, segments, d, N], dd_part and dbias_part [b, segments, d].
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
 pub fn scan_backward_kernel(
@@ -129,6 +175,7 @@ pub fn scan_backward_kernel(
     delta_bias: &Tensor<f32>,
     dy: &Tensor<f32>,
     ckpt: &Tensor<f32>,
+    adj: &Tensor<f32>,
     scratch: &mut Tensor<f32>,
     du: &mut Tensor<f32>,
     ddelta: &mut Tensor<f32>,
@@ -140,27 +187,38 @@ pub fn scan_backward_kernel(
     dbias_part: &mut Tensor<f32>,
     dim: u32,
     len: u32,
+    chunk: u32,
+    per_segment: u32,
     #[comptime] n_state: usize,
     #[comptime] block: usize,
     #[comptime] tile: usize,
-    #[comptime] chunk: usize,
     #[comptime] has_z: bool,
     #[comptime] delta_softplus: bool,
+    #[comptime] has_adj: bool,
 ) {
     let dim = dim as usize;
     let len = len as usize;
+    let chunk = chunk as usize;
     let me = UNIT_POS_X as usize;
     let batch = CUBE_POS_Y as usize;
     let blk = CUBE_POS_X as usize;
     let blocks = CUBE_COUNT_X as usize;
+    let segment = CUBE_POS_Z as usize;
+    let segments = CUBE_COUNT_Z as usize;
     let first = blk * block;
     let channel = first + me;
     let live = channel < dim;
     let row = tile + 1;
     let pad = block + 1;
     let chunks = len.div_ceil(chunk);
-    let tiles_per_chunk = chunk / tile;
-    let scratch_base = (batch * blocks + blk) * tiles_per_chunk * n_state * block;
+    let first_chunk = segment * per_segment as usize;
+    let mut last_chunk = first_chunk + per_segment as usize;
+    if last_chunk > chunks {
+        last_chunk = chunks;
+    }
+    let tiles_per_chunk = chunk.div_ceil(tile);
+    let scratch_base = ((batch * segments + segment) * blocks + blk) * tiles_per_chunk * n_state * block;
+    let part = (batch * segments + segment) * dim + channel;
 
     let mut su = SharedMemory::<f32>::new(block * (tile + 1));
     let mut sdt = SharedMemory::<f32>::new(block * (tile + 1));
@@ -192,24 +250,24 @@ pub fn scan_backward_kernel(
         #[unroll]
         for i in 0..n_state {
             ar[i] = a[channel * n_state + i];
+            if has_adj {
+                h[i] = adj[part * n_state + i];
+            }
         }
         skip = dskip[channel];
         bias = delta_bias[channel];
     }
 
-    let mut c = chunks;
-    while c > 0 {
+    let mut c = last_chunk;
+    while c > first_chunk {
         c -= 1;
         let cs = c * chunk;
-        let mut chunk_len = len - cs;
-        if chunk_len > chunk {
-            chunk_len = chunk;
-        }
-        let tiles = chunk_len.div_ceil(tile);
+        let ce = chunk_end(c, chunk, len);
+        let tiles = (ce - cs).div_ceil(tile);
 
-        // 2. Forward over the chunk from its saved start state; keep each tile's start state.
+        // 1. Forward over the chunk from its checkpoint; keep each tile's start state.
         if live {
-            let base = ((batch * dim + channel) * chunks + c) * n_state;
+            let base = ((batch * chunks + c) * dim + channel) * n_state;
             #[unroll]
             for i in 0..n_state {
                 x[i] = ckpt[base + i];
@@ -217,7 +275,7 @@ pub fn scan_backward_kernel(
         }
         for k in 0..tiles {
             let t0 = cs + k * tile;
-            let mut steps = len - t0;
+            let mut steps = ce - t0;
             if steps > tile {
                 steps = tile;
             }
@@ -243,12 +301,12 @@ pub fn scan_backward_kernel(
             sync_cube();
         }
 
-        // 3. Tiles of the chunk, last first.
+        // 2. Tiles of the chunk, last first.
         let mut k = tiles;
         while k > 0 {
             k -= 1;
             let t0 = cs + k * tile;
-            let mut steps = len - t0;
+            let mut steps = ce - t0;
             if steps > tile {
                 steps = tile;
             }
@@ -366,9 +424,9 @@ pub fn scan_backward_kernel(
     if live {
         #[unroll]
         for i in 0..n_state {
-            da_part[(batch * dim + channel) * n_state + i] = da[i];
+            da_part[part * n_state + i] = da[i];
         }
-        dd_part[batch * dim + channel] = dd_acc;
-        dbias_part[batch * dim + channel] = dbias_acc;
+        dd_part[part] = dd_acc;
+        dbias_part[part] = dbias_acc;
     }
 }

@@ -7,15 +7,17 @@ use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 use cubecl::prelude::*;
 
-use super::backward::scan_backward_kernel;
+use super::backward::{scan_adjoint_kernel, scan_backward_kernel};
+use super::combine::scan_combine_kernel;
 use super::forward::scan_forward_kernel;
 use crate::{ScanGrads, SelectiveScanInput};
 
-/// Kernel tuning knobs. The defaults are what the backend uses; tests shrink `chunk`.
+/// Kernel tuning knobs. The defaults are what the backend uses; tests shrink them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KernelConfig {
-    /// Positions between saved states for the backward (a multiple of 32). Extra memory of a
-    /// backward: b·d·N·(⌈l/chunk⌉ + chunk/tile) floats.
+    /// Positions per chunk (≥ 1): the backward keeps the state at every chunk start, and when L
+    /// is split the chunks are scanned in parallel. Extra memory of a backward:
+    /// b·d·N·(2⌈l/chunk⌉ + ⌈chunk/tile⌉ · segments) floats.
     pub chunk: usize,
     /// Channels per cube (one thread each).
     pub block: usize,
@@ -24,6 +26,10 @@ pub struct KernelConfig {
     /// Upper bound on shared memory per cube in the backward, in bytes; the backward picks the
     /// longest tile (8, 4, 2 or 1 positions) that fits.
     pub backward_shared_bytes: usize,
+    /// Below this many cubes per chunk-long stretch of L (batch rows × channel blocks), the GPU
+    /// would sit mostly idle, so L is split into chunks scanned in parallel, at the cost of one
+    /// more pass over the inputs.
+    pub split_below: usize,
 }
 
 impl Default for KernelConfig {
@@ -33,6 +39,9 @@ impl Default for KernelConfig {
             block: 32,
             forward_tile: 32,
             backward_shared_bytes: 24 * 1024,
+            // About one wave on an H100 (132 SMs, ~9–13 cubes each): 256 × 256 channels does not
+            // split, 64 × 256 does.
+            split_below: 1024,
         }
     }
 }
@@ -114,20 +123,37 @@ impl<R: CubeRuntime> Prepared<R> {
         self.z.clone().unwrap_or_else(|| self.u.clone()).into_tensor_arg()
     }
 
-    /// Runs the forward kernel; returns y when `write_y`, the chunk-start states when `chunk`.
-    fn forward(&self, config: &KernelConfig, write_y: bool, chunk: Option<usize>) -> (CubeTensor<R>, CubeTensor<R>) {
+    /// Channel blocks (cubes per batch row) and chunks of L.
+    fn grid(&self, config: &KernelConfig) -> (usize, usize) {
+        let [_, dim, _, len] = self.dims;
+        (dim.div_ceil(config.block), len.div_ceil(config.chunk))
+    }
+
+    /// Whether L is split into chunks scanned in parallel (see `KernelConfig::split_below`).
+    fn split(&self, config: &KernelConfig) -> bool {
+        let (blocks, chunks) = self.grid(config);
+        chunks > 1 && self.dims[0] * blocks < config.split_below
+    }
+
+    /// Launches the forward kernel over segments of `seg` positions. With `start` given, the
+    /// segments start from those states and y is written; otherwise, with `to_end` the segments'
+    /// zero-start end states and sums of delta' are written into `end` and `dt_sum`.
+    fn launch_forward(
+        &self,
+        config: &KernelConfig,
+        seg: usize,
+        start: Option<&CubeTensor<R>>,
+        y: &CubeTensor<R>,
+        end: &CubeTensor<R>,
+        dt_sum: &CubeTensor<R>,
+        to_end: bool,
+    ) {
         let [batch, dim, n_state, len] = self.dims;
-        let block = config.block;
-        let chunk_len = chunk.unwrap_or(config.forward_tile);
-        let y = self.empty(if write_y { vec![batch, dim, len] } else { vec![1] });
-        let ckpt = self.empty(match chunk {
-            Some(chunk) => vec![batch, dim, len.div_ceil(chunk), n_state],
-            None => vec![1],
-        });
+        let (blocks, _) = self.grid(config);
         scan_forward_kernel::launch::<R>(
             &self.u.client,
-            CubeCount::Static(dim.div_ceil(block) as u32, batch as u32, 1),
-            CubeDim::new_1d(block as u32),
+            CubeCount::Static(blocks as u32, batch as u32, len.div_ceil(seg) as u32),
+            CubeDim::new_1d(config.block as u32),
             self.u.clone().into_tensor_arg(),
             self.delta.clone().into_tensor_arg(),
             self.z_arg(),
@@ -136,20 +162,54 @@ impl<R: CubeRuntime> Prepared<R> {
             self.c.clone().into_tensor_arg(),
             self.d.clone().into_tensor_arg(),
             self.delta_bias.clone().into_tensor_arg(),
+            start.unwrap_or(&self.u).clone().into_tensor_arg(),
             y.clone().into_tensor_arg(),
-            ckpt.clone().into_tensor_arg(),
+            end.clone().into_tensor_arg(),
+            dt_sum.clone().into_tensor_arg(),
             dim as u32,
             len as u32,
+            seg as u32,
             n_state,
-            block,
+            config.block,
             config.forward_tile,
-            chunk_len,
             self.z.is_some(),
             self.softplus,
-            write_y,
-            chunk.is_some(),
+            start.is_some(),
+            to_end,
         );
-        (y, ckpt)
+    }
+
+    /// Chains per-chunk scans in `state` [b, chunks, d, N] into the states entering each chunk,
+    /// from the left or (`reverse`) from the right.
+    fn combine(&self, config: &KernelConfig, state: &CubeTensor<R>, dt_sum: &CubeTensor<R>, reverse: bool) {
+        let [batch, dim, n_state, _] = self.dims;
+        let (_, chunks) = self.grid(config);
+        let threads = 256;
+        scan_combine_kernel::launch::<R>(
+            &self.u.client,
+            CubeCount::Static((dim * n_state).div_ceil(threads) as u32, batch as u32, 1),
+            CubeDim::new_1d(threads as u32),
+            state.clone().into_tensor_arg(),
+            dt_sum.clone().into_tensor_arg(),
+            self.a.clone().into_tensor_arg(),
+            dim as u32,
+            chunks as u32,
+            n_state,
+            reverse,
+        );
+    }
+
+    /// The state entering every chunk [b, chunks, d, N], and each chunk's sum of delta'
+    /// [b, chunks, d]: the chunks scanned from zero in parallel, then chained.
+    fn checkpoints(&self, config: &KernelConfig) -> (CubeTensor<R>, CubeTensor<R>) {
+        let [batch, dim, n_state, _] = self.dims;
+        let (_, chunks) = self.grid(config);
+        let state = self.empty(vec![batch, chunks, dim, n_state]);
+        let dt_sum = self.empty(vec![batch, chunks, dim]);
+        let unused = self.empty(vec![1]);
+        self.launch_forward(config, config.chunk, None, &unused, &state, &dt_sum, true);
+        self.combine(config, &state, &dt_sum, false);
+        (state, dt_sum)
     }
 }
 
@@ -167,8 +227,16 @@ pub fn forward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
     input: SelectiveScanInput<Cube<R, F, I, BT>>,
     config: &KernelConfig,
 ) -> Tensor<Cube<R, F, I, BT>, 3> {
-    let prepared = Prepared::new(input);
-    let (y, _) = prepared.forward(config, true, None);
+    let p = Prepared::new(input);
+    let [batch, dim, _, len] = p.dims;
+    let y = p.empty(vec![batch, dim, len]);
+    let unused = p.empty(vec![1]);
+    if p.split(config) {
+        let (start, _) = p.checkpoints(config);
+        p.launch_forward(config, config.chunk, Some(&start), &y, &unused, &unused, false);
+    } else {
+        p.launch_forward(config, len.max(1), None, &y, &unused, &unused, false);
+    }
     tensor(y)
 }
 
@@ -182,23 +250,50 @@ pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>
     let dy = prim(dy);
     let [batch, dim, n_state, len] = p.dims;
     let block = config.block;
-    let blocks = dim.div_ceil(block);
+    let (blocks, chunks) = p.grid(config);
     let tile = config.backward_tile(n_state);
-    assert!(config.chunk % config.forward_tile == 0 && config.chunk % tile == 0);
-    let (_, ckpt) = p.forward(config, false, Some(config.chunk));
+    let (ckpt, dt_sum) = p.checkpoints(config);
+    // Split: one segment per chunk, each starting from its adjoint carry; otherwise one segment.
+    let (segments, adj) = if p.split(config) {
+        let carry = p.empty(vec![batch, chunks, dim, n_state]);
+        scan_adjoint_kernel::launch::<R>(
+            &p.u.client,
+            CubeCount::Static(blocks as u32, batch as u32, chunks as u32),
+            CubeDim::new_1d(block as u32),
+            p.delta.clone().into_tensor_arg(),
+            p.z_arg(),
+            p.a.clone().into_tensor_arg(),
+            p.c.clone().into_tensor_arg(),
+            p.delta_bias.clone().into_tensor_arg(),
+            dy.clone().into_tensor_arg(),
+            carry.clone().into_tensor_arg(),
+            dim as u32,
+            len as u32,
+            config.chunk as u32,
+            n_state,
+            block,
+            config.forward_tile,
+            p.z.is_some(),
+            p.softplus,
+        );
+        p.combine(config, &carry, &dt_sum, true);
+        (chunks, Some(carry))
+    } else {
+        (1, None)
+    };
 
-    let scratch = p.empty(vec![batch * blocks * (config.chunk / tile) * n_state * block]);
+    let scratch = p.empty(vec![batch * segments * blocks * config.chunk.div_ceil(tile) * n_state * block]);
     let du = p.empty(vec![batch, dim, len]);
     let ddelta = p.empty(vec![batch, dim, len]);
     let dz = p.empty(if p.z.is_some() { vec![batch, dim, len] } else { vec![1] });
     let db_part = p.empty(vec![batch, blocks, n_state, len]);
     let dc_part = p.empty(vec![batch, blocks, n_state, len]);
-    let da_part = p.empty(vec![batch, dim, n_state]);
-    let dd_part = p.empty(vec![batch, dim]);
-    let dbias_part = p.empty(vec![batch, dim]);
+    let da_part = p.empty(vec![batch * segments, dim, n_state]);
+    let dd_part = p.empty(vec![batch * segments, dim]);
+    let dbias_part = p.empty(vec![batch * segments, dim]);
     scan_backward_kernel::launch::<R>(
         &p.u.client,
-        CubeCount::Static(blocks as u32, batch as u32, 1),
+        CubeCount::Static(blocks as u32, batch as u32, segments as u32),
         CubeDim::new_1d(block as u32),
         p.u.clone().into_tensor_arg(),
         p.delta.clone().into_tensor_arg(),
@@ -210,6 +305,7 @@ pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>
         p.delta_bias.clone().into_tensor_arg(),
         dy.into_tensor_arg(),
         ckpt.into_tensor_arg(),
+        adj.as_ref().unwrap_or(&p.u).clone().into_tensor_arg(),
         scratch.into_tensor_arg(),
         du.clone().into_tensor_arg(),
         ddelta.clone().into_tensor_arg(),
@@ -221,14 +317,17 @@ pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>
         dbias_part.clone().into_tensor_arg(),
         dim as u32,
         len as u32,
+        config.chunk as u32,
+        (chunks / segments) as u32,
         n_state,
         block,
         tile,
-        config.chunk,
         p.z.is_some(),
         p.softplus,
+        adj.is_some(),
     );
-    // Sums over channel blocks and batch rows: [b, blocks, N, l] -> [b, N, l]; [b, d, ..] -> [d, ..].
+    // Sums over channel blocks, and over batch rows and segments: [b, blocks, N, l] -> [b, N, l];
+    // [b · segments, d, ..] -> [d, ..].
     let over_blocks = |t: CubeTensor<R>| tensor::<R, F, I, BT, 4>(t).sum_dim(1).reshape([batch, n_state, len]);
     ScanGrads {
         u: tensor(du),

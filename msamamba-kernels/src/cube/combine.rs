@@ -1,0 +1,48 @@
+//! Chains per-segment scans into the true state at every segment boundary.
+//!
+//! A segment scanned from a zero state ends in `own`; scanned from the state `s` it ends in
+//! exp(a · sum delta') · s + `own` (the recurrence is linear in the state, and its decays over the
+//! segment multiply to the exponential of the summed steps). Walking the segments in order (or in
+//! reverse, for the adjoint state of the backward) therefore yields every segment's true incoming
+//! state in one short sequential loop.
+//!
+//! One thread per (batch row, channel, state index): registers hold the running state only; each
+//! segment's entry [b, segments, d, N] is read and overwritten in place (consecutive threads,
+//! consecutive floats), its sum of delta' [b, segments, d] read. No shared memory.
+
+use cubecl::prelude::*;
+
+/// Replaces each segment's zero-start result in `state` [b, segments, d, N] by the state entering
+/// the segment: from the left, or from the right when `reverse`. `dt_sum` [b, segments, d] holds
+/// each segment's sum of delta', `a` [d, N]. One batch row per `CUBE_POS_Y`.
+#[cube(launch)]
+pub fn scan_combine_kernel(
+    state: &mut Tensor<f32>,
+    dt_sum: &Tensor<f32>,
+    a: &Tensor<f32>,
+    dim: u32,
+    segments: u32,
+    #[comptime] n_state: usize,
+    #[comptime] reverse: bool,
+) {
+    let dim = dim as usize;
+    let segments = segments as usize;
+    let batch = CUBE_POS_Y as usize;
+    // channel · N + state index, which is also the index into a.
+    let k = (CUBE_POS_X * CUBE_DIM_X + UNIT_POS_X) as usize;
+    if k < dim * n_state {
+        let channel = k / n_state;
+        let ar = a[k];
+        let mut carry = 0.0f32;
+        for step in 0..segments {
+            let mut s = step;
+            if reverse {
+                s = segments - 1 - step;
+            }
+            let at = (batch * segments + s) * dim * n_state + k;
+            let own = state[at];
+            state[at] = carry;
+            carry = f32::exp(ar * dt_sum[(batch * segments + s) * dim + channel]) * carry + own;
+        }
+    }
+}
