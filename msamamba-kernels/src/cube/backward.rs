@@ -283,22 +283,25 @@ pub fn scan_backward_kernel(
             for i in 0..n_state {
                 scratch[scratch_base + (k * n_state + i) * block + me] = x[i];
             }
-            load_rows(u, &mut su, batch, first, dim, len, t0, steps, block, tile);
-            load_rows(delta, &mut sdt, batch, first, dim, len, t0, steps, block, tile);
-            load_states(bm, &mut sb, batch, len, t0, steps, n_state, block, tile);
-            sync_cube();
-            for j in 0..steps {
-                let mut dt = sdt[me * row + j] + bias;
-                if delta_softplus {
-                    dt = softplus(dt);
+            // The state after the last tile is not needed.
+            if k + 1 < tiles {
+                load_rows(u, &mut su, batch, first, dim, len, t0, steps, block, tile);
+                load_rows(delta, &mut sdt, batch, first, dim, len, t0, steps, block, tile);
+                load_states(bm, &mut sb, batch, len, t0, steps, n_state, block, tile);
+                sync_cube();
+                for j in 0..steps {
+                    let mut dt = sdt[me * row + j] + bias;
+                    if delta_softplus {
+                        dt = softplus(dt);
+                    }
+                    let dtu = dt * su[me * row + j];
+                    #[unroll]
+                    for i in 0..n_state {
+                        x[i] = f32::exp(dt * ar[i]) * x[i] + dtu * sb[i * tile + j];
+                    }
                 }
-                let dtu = dt * su[me * row + j];
-                #[unroll]
-                for i in 0..n_state {
-                    x[i] = f32::exp(dt * ar[i]) * x[i] + dtu * sb[i * tile + j];
-                }
+                sync_cube();
             }
-            sync_cube();
         }
 
         // 2. Tiles of the chunk, last first.

@@ -12,6 +12,9 @@
 
 use cubecl::prelude::*;
 
+/// Segments whose inputs are loaded together.
+const GROUP: usize = 8;
+
 /// Replaces each segment's zero-start result in `state` [b, segments, d, N] by the state entering
 /// the segment: from the left, or from the right when `reverse`. `dt_sum` [b, segments, d] holds
 /// each segment's sum of delta', `a` [d, N]. One batch row per `CUBE_POS_Y`.
@@ -34,15 +37,38 @@ pub fn scan_combine_kernel(
         let channel = k / n_state;
         let ar = a[k];
         let mut carry = 0.0f32;
-        for step in 0..segments {
-            let mut s = step;
-            if reverse {
-                s = segments - 1 - step;
+        let mut own = Array::<f32>::new(GROUP);
+        let mut decay = Array::<f32>::new(GROUP);
+        let mut g0 = 0usize;
+        while g0 < segments {
+            // A group's loads first: they do not depend on the carry, so their latencies overlap.
+            #[unroll]
+            for q in 0..GROUP {
+                if g0 + q < segments {
+                    let s = segment_at(g0 + q, segments, reverse);
+                    own[q] = state[(batch * segments + s) * dim * n_state + k];
+                    decay[q] = f32::exp(ar * dt_sum[(batch * segments + s) * dim + channel]);
+                }
             }
-            let at = (batch * segments + s) * dim * n_state + k;
-            let own = state[at];
-            state[at] = carry;
-            carry = f32::exp(ar * dt_sum[(batch * segments + s) * dim + channel]) * carry + own;
+            #[unroll]
+            for q in 0..GROUP {
+                if g0 + q < segments {
+                    let s = segment_at(g0 + q, segments, reverse);
+                    state[(batch * segments + s) * dim * n_state + k] = carry;
+                    carry = decay[q] * carry + own[q];
+                }
+            }
+            g0 += GROUP;
         }
     }
+}
+
+/// The segment visited at `step`: in order, or last first when `reverse`.
+#[cube]
+fn segment_at(step: usize, segments: usize, #[comptime] reverse: bool) -> usize {
+    let mut s = step;
+    if reverse {
+        s = segments - 1 - step;
+    }
+    s
 }

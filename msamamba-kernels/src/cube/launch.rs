@@ -282,7 +282,9 @@ pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>
         (1, None)
     };
 
-    let scratch = p.empty(vec![batch * segments * blocks * config.chunk.div_ceil(tile) * n_state * block]);
+    let scratch = p.empty(vec![
+        batch * segments * blocks * config.chunk.div_ceil(tile) * n_state * block,
+    ]);
     let du = p.empty(vec![batch, dim, len]);
     let ddelta = p.empty(vec![batch, dim, len]);
     let dz = p.empty(if p.z.is_some() { vec![batch, dim, len] } else { vec![1] });
