@@ -125,8 +125,9 @@ const SPLIT_SHAPES: [([usize; 4], usize); 4] = [
     ([1, 3, 16, 10], 3),
 ];
 
-/// `KernelConfig::split_below` values: never split L, always split it (when it spans chunks).
-const SPLITS: [usize; 2] = [0, usize::MAX];
+/// (`split_below`, `split_cubes`): never split L; always split it (when it spans chunks), into
+/// one backward segment per chunk; and into backward segments of several chunks.
+const SPLITS: [(usize, usize); 3] = [(0, 4096), (usize::MAX, usize::MAX), (usize::MAX, 8)];
 
 /// Checks the forward and every gradient, with L split into parallel chunks and without.
 fn check_problem<R, BT>(problem: &Problem, chunk: usize)
@@ -138,14 +139,16 @@ where
     let gpu = Default::default();
     let cpu = Default::default();
     let y_ref = values(reference::forward(problem.input::<NdArray>(&cpu)));
-    for split_below in SPLITS {
+    let want = reference::backward(problem.input::<NdArray>(&cpu), problem.dy::<NdArray>(&cpu));
+    for (split_below, split_cubes) in SPLITS {
         let config = KernelConfig {
             chunk,
             split_below,
+            split_cubes,
             ..Default::default()
         };
         let label = format!(
-            "{:?} z={} softplus={} chunk={chunk} split_below={split_below}",
+            "{:?} z={} softplus={} chunk={chunk} split_below={split_below} split_cubes={split_cubes}",
             problem.dims,
             problem.z.is_some(),
             problem.softplus
@@ -155,8 +158,7 @@ where
         assert_close(&format!("y {label}"), &values(y), &y_ref);
 
         let got = cube::backward(problem.input::<G<R, BT>>(&gpu), problem.dy::<G<R, BT>>(&gpu), &config);
-        let want = reference::backward(problem.input::<NdArray>(&cpu), problem.dy::<NdArray>(&cpu));
-        compare_grads(&label, got, want);
+        compare_grads(&label, got, want.clone());
     }
 }
 

@@ -43,23 +43,24 @@ use cubecl::prelude::*;
 
 use super::forward::{load_rows, load_states, sigmoid, softplus, store_rows};
 
-/// The end of chunk `c` (`chunk` positions each) of a sequence of `len`.
+/// The end of piece `c` (`size` positions each) of a sequence of `len`.
 #[cube]
-fn chunk_end(c: usize, chunk: usize, len: usize) -> usize {
-    let mut end = (c + 1) * chunk;
+fn piece_end(c: usize, size: usize, len: usize) -> usize {
+    let mut end = (c + 1) * size;
     if end > len {
         end = len;
     }
     end
 }
 
-/// Adjoint carries of the chunks (chunk = `CUBE_POS_Z`): each runs the reverse recurrence over
-/// its positions from a zero adjoint state; `carry` [b, chunks, d, N] receives the adjoint state
-/// it hands to the previous chunk. Tensors as in the main kernel.
+/// Adjoint carries of segments of `seg` positions (segment = `CUBE_POS_Z`): each runs the reverse
+/// recurrence over its positions from a zero adjoint state; `carry` [b, segments, d, N] receives
+/// the adjoint state it hands to the previous segment, `dt_sum` [b, segments, d] its sum of
+/// delta'. Tensors as in the main kernel.
 ///
 /// Registers: the adjoint state [N] and A's row. Shared memory: tiles of delta, dy and z rows
-/// (coalesced loads) and of C [N, tile]. Global memory: those inputs read once, N floats written
-/// per thread.
+/// (coalesced loads) and of C [N, tile]. Global memory: those inputs read once, N + 1 floats
+/// written per thread.
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
 pub fn scan_adjoint_kernel(
@@ -70,9 +71,10 @@ pub fn scan_adjoint_kernel(
     delta_bias: &Tensor<f32>,
     dy: &Tensor<f32>,
     carry: &mut Tensor<f32>,
+    dt_sum: &mut Tensor<f32>,
     dim: u32,
     len: u32,
-    chunk: u32,
+    seg: u32,
     #[comptime] n_state: usize,
     #[comptime] block: usize,
     #[comptime] tile: usize,
@@ -81,17 +83,17 @@ pub fn scan_adjoint_kernel(
 ) {
     let dim = dim as usize;
     let len = len as usize;
-    let chunk = chunk as usize;
+    let seg = seg as usize;
     let me = UNIT_POS_X as usize;
     let batch = CUBE_POS_Y as usize;
-    let c = CUBE_POS_Z as usize;
-    let chunks = CUBE_COUNT_Z as usize;
+    let segment = CUBE_POS_Z as usize;
+    let segments = CUBE_COUNT_Z as usize;
     let first = CUBE_POS_X as usize * block;
     let channel = first + me;
     let live = channel < dim;
     let row = tile + 1;
-    let cs = c * chunk;
-    let ce = chunk_end(c, chunk, len);
+    let cs = segment * seg;
+    let ce = piece_end(segment, seg, len);
 
     let mut sdt = SharedMemory::<f32>::new(block * (tile + 1));
     let mut sdy = SharedMemory::<f32>::new(block * (tile + 1));
@@ -101,6 +103,7 @@ pub fn scan_adjoint_kernel(
     let mut h = Array::<f32>::new(n_state);
     let mut ar = Array::<f32>::new(n_state);
     let mut bias = 0.0f32;
+    let mut dt_acc = 0.0f32;
     #[unroll]
     for i in 0..n_state {
         h[i] = 0.0;
@@ -136,6 +139,7 @@ pub fn scan_adjoint_kernel(
             if delta_softplus {
                 dt = softplus(dt);
             }
+            dt_acc += dt;
             let mut g = sdy[me * row + j];
             if has_z {
                 let zz = sz[me * row + j];
@@ -152,8 +156,9 @@ pub fn scan_adjoint_kernel(
     if live {
         #[unroll]
         for i in 0..n_state {
-            carry[((batch * chunks + c) * dim + channel) * n_state + i] = h[i];
+            carry[((batch * segments + segment) * dim + channel) * n_state + i] = h[i];
         }
+        dt_sum[(batch * segments + segment) * dim + channel] = dt_acc;
     }
 }
 
@@ -262,7 +267,7 @@ pub fn scan_backward_kernel(
     while c > first_chunk {
         c -= 1;
         let cs = c * chunk;
-        let ce = chunk_end(c, chunk, len);
+        let ce = piece_end(c, chunk, len);
         let tiles = (ce - cs).div_ceil(tile);
 
         // 1. Forward over the chunk from its checkpoint; keep each tile's start state.

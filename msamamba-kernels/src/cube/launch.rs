@@ -16,8 +16,8 @@ use crate::{ScanGrads, SelectiveScanInput};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KernelConfig {
     /// Positions per chunk (≥ 1): the backward keeps the state at every chunk start, and when L
-    /// is split the chunks are scanned in parallel. Extra memory of a backward:
-    /// b·d·N·(2⌈l/chunk⌉ + ⌈chunk/tile⌉ · segments) floats.
+    /// is split the chunks are scanned in parallel. Extra memory of a backward, in floats:
+    /// b·d·N·(⌈l/chunk⌉ + segments · (1 + ⌈chunk/tile⌉)), segments = 1 unless L is split.
     pub chunk: usize,
     /// Channels per cube (one thread each).
     pub block: usize,
@@ -30,6 +30,9 @@ pub struct KernelConfig {
     /// would sit mostly idle, so L is split into chunks scanned in parallel, at the cost of one
     /// more pass over the inputs.
     pub split_below: usize,
+    /// When L is split, the backward's main kernel gets segments of whole chunks, as long as still
+    /// gives about this many cubes (its scratch memory grows with the cube count).
+    pub split_cubes: usize,
 }
 
 impl Default for KernelConfig {
@@ -42,6 +45,8 @@ impl Default for KernelConfig {
             // About one wave on an H100 (132 SMs, ~9–13 cubes each): 256 × 256 channels does not
             // split, 64 × 256 does.
             split_below: 1024,
+            // Several waves, so that the last one is short.
+            split_cubes: 4096,
         }
     }
 }
@@ -135,6 +140,18 @@ impl<R: CubeRuntime> Prepared<R> {
         chunks > 1 && self.dims[0] * blocks < config.split_below
     }
 
+    /// Chunks per segment of the backward's main kernel: all of them, or when L is split, as
+    /// few as give `KernelConfig::split_cubes` cubes.
+    fn chunks_per_segment(&self, config: &KernelConfig) -> usize {
+        let (blocks, chunks) = self.grid(config);
+        if self.split(config) {
+            let segments = config.split_cubes.div_ceil(self.dims[0] * blocks).clamp(1, chunks);
+            chunks.div_ceil(segments)
+        } else {
+            chunks
+        }
+    }
+
     /// Launches the forward kernel over segments of `seg` positions. With `start` given, the
     /// segments start from those states and y is written; otherwise, with `to_end` the segments'
     /// zero-start end states and sums of delta' are written into `end` and `dt_sum`.
@@ -179,11 +196,11 @@ impl<R: CubeRuntime> Prepared<R> {
         );
     }
 
-    /// Chains per-chunk scans in `state` [b, chunks, d, N] into the states entering each chunk,
-    /// from the left or (`reverse`) from the right.
-    fn combine(&self, config: &KernelConfig, state: &CubeTensor<R>, dt_sum: &CubeTensor<R>, reverse: bool) {
+    /// Chains per-segment scans in `state` [b, segments, d, N] (sums of delta' in `dt_sum`
+    /// [b, segments, d]) into the states entering each segment, from the left or (`reverse`) from
+    /// the right.
+    fn combine(&self, state: &CubeTensor<R>, dt_sum: &CubeTensor<R>, segments: usize, reverse: bool) {
         let [batch, dim, n_state, _] = self.dims;
-        let (_, chunks) = self.grid(config);
         let threads = 256;
         scan_combine_kernel::launch::<R>(
             &self.u.client,
@@ -193,23 +210,23 @@ impl<R: CubeRuntime> Prepared<R> {
             dt_sum.clone().into_tensor_arg(),
             self.a.clone().into_tensor_arg(),
             dim as u32,
-            chunks as u32,
+            segments as u32,
             n_state,
             reverse,
         );
     }
 
-    /// The state entering every chunk [b, chunks, d, N], and each chunk's sum of delta'
-    /// [b, chunks, d]: the chunks scanned from zero in parallel, then chained.
-    fn checkpoints(&self, config: &KernelConfig) -> (CubeTensor<R>, CubeTensor<R>) {
+    /// The state entering every chunk [b, chunks, d, N]: the chunks scanned from zero in
+    /// parallel, then chained.
+    fn checkpoints(&self, config: &KernelConfig) -> CubeTensor<R> {
         let [batch, dim, n_state, _] = self.dims;
         let (_, chunks) = self.grid(config);
         let state = self.empty(vec![batch, chunks, dim, n_state]);
         let dt_sum = self.empty(vec![batch, chunks, dim]);
         let unused = self.empty(vec![1]);
         self.launch_forward(config, config.chunk, None, &unused, &state, &dt_sum, true);
-        self.combine(config, &state, &dt_sum, false);
-        (state, dt_sum)
+        self.combine(&state, &dt_sum, chunks, false);
+        state
     }
 }
 
@@ -232,7 +249,7 @@ pub fn forward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
     let y = p.empty(vec![batch, dim, len]);
     let unused = p.empty(vec![1]);
     if p.split(config) {
-        let (start, _) = p.checkpoints(config);
+        let start = p.checkpoints(config);
         p.launch_forward(config, config.chunk, Some(&start), &y, &unused, &unused, false);
     } else {
         p.launch_forward(config, len.max(1), None, &y, &unused, &unused, false);
@@ -252,13 +269,16 @@ pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>
     let block = config.block;
     let (blocks, chunks) = p.grid(config);
     let tile = config.backward_tile(n_state);
-    let (ckpt, dt_sum) = p.checkpoints(config);
-    // Split: one segment per chunk, each starting from its adjoint carry; otherwise one segment.
-    let (segments, adj) = if p.split(config) {
-        let carry = p.empty(vec![batch, chunks, dim, n_state]);
+    let ckpt = p.checkpoints(config);
+    let per_segment = p.chunks_per_segment(config);
+    let segments = chunks.div_ceil(per_segment);
+    // Several segments: each starts from the adjoint state its right neighbours hand it.
+    let adj = (segments > 1).then(|| {
+        let carry = p.empty(vec![batch, segments, dim, n_state]);
+        let dt_sum = p.empty(vec![batch, segments, dim]);
         scan_adjoint_kernel::launch::<R>(
             &p.u.client,
-            CubeCount::Static(blocks as u32, batch as u32, chunks as u32),
+            CubeCount::Static(blocks as u32, batch as u32, segments as u32),
             CubeDim::new_1d(block as u32),
             p.delta.clone().into_tensor_arg(),
             p.z_arg(),
@@ -267,20 +287,19 @@ pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>
             p.delta_bias.clone().into_tensor_arg(),
             dy.clone().into_tensor_arg(),
             carry.clone().into_tensor_arg(),
+            dt_sum.clone().into_tensor_arg(),
             dim as u32,
             len as u32,
-            config.chunk as u32,
+            (per_segment * config.chunk) as u32,
             n_state,
             block,
             config.forward_tile,
             p.z.is_some(),
             p.softplus,
         );
-        p.combine(config, &carry, &dt_sum, true);
-        (chunks, Some(carry))
-    } else {
-        (1, None)
-    };
+        p.combine(&carry, &dt_sum, segments, true);
+        carry
+    });
 
     let scratch = p.empty(vec![
         batch * segments * blocks * config.chunk.div_ceil(tile) * n_state * block,
@@ -320,7 +339,7 @@ pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>
         dim as u32,
         len as u32,
         config.chunk as u32,
-        (chunks / segments) as u32,
+        per_segment as u32,
         n_state,
         block,
         tile,
