@@ -10,16 +10,17 @@
 //!
 //! 1. it re-runs the forward over the chunk from the checkpoint and keeps the state at each tile
 //!    start in `scratch` [cubes, ⌈chunk / tile⌉, N, block] (coalesced: consecutive threads,
-//!    consecutive floats; reused chunk after chunk, so it stays in L2);
+//!    consecutive floats; reused chunk after chunk, so it mostly stays in L2);
 //! 2. for each tile of the chunk (last first), it re-runs the tile's steps from the saved
 //!    tile-start state into shared memory, then runs the reverse (adjoint) recurrence over them.
 //!
 //! With one segment (the batch rows and channels fill the GPU) the adjoint state simply carries
-//! over from chunk to chunk. Otherwise every chunk is its own segment, and the adjoint state
-//! entering each chunk from the right is found first, like the checkpoints: `scan_adjoint_kernel`
-//! runs the reverse recurrence over each chunk from zero (it needs only delta, C, dy and z) and
-//! `combine.rs` chains the results right to left. That costs one more pass over those inputs and
-//! one more exponential per state and position, in exchange for b·d·⌈l/chunk⌉ threads.
+//! over from chunk to chunk. Otherwise L is split into segments of whole chunks, as many as give
+//! `KernelConfig::split_cubes` cubes, and the adjoint state entering each segment from the right
+//! is found first, like the checkpoints: `scan_adjoint_kernel` runs the reverse recurrence over
+//! each segment from zero (it needs only delta, C, dy and z) and `combine.rs` chains the results
+//! right to left. That costs one more pass over those inputs and one more exponential per state
+//! and position, in exchange for b·d·segments threads.
 //!
 //! Main kernel:
 //! - Registers: the state x [N] and adjoint state h [N], A's row, the running sums for dA [N], dD
@@ -33,9 +34,9 @@
 //!   checkpoints and the chunk re-run), du / ddelta / dz written once, dB / dC per channel block
 //!   [b, blocks, N, l], dA / dD / d(delta_bias) per batch row and segment.
 //!
-//! Extra memory: the checkpoints (and adjoint carries) b·d·N·⌈l/chunk⌉ floats each, the scratch
-//! b·d·N·⌈chunk/tile⌉ floats per segment, and the per-block dB/dC partials: O(b·d·l), never
-//! O(b·d·N·l).
+//! Extra memory: the checkpoints b·d·N·⌈l/chunk⌉ floats, per segment the adjoint carry b·d·N
+//! floats and the scratch b·d·N·⌈chunk/tile⌉ floats, and the per-block dB/dC partials: O(b·d·l),
+//! never O(b·d·N·l).
 //!
 //! Only f32 arithmetic, `exp`, shared memory and barriers: nothing newer than sm_60 (Pascal).
 
