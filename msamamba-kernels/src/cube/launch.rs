@@ -152,19 +152,14 @@ impl<R: CubeRuntime> Prepared<R> {
         }
     }
 
-    /// Launches the forward kernel over segments of `seg` positions. With `start` given, the
-    /// segments start from those states and y is written; otherwise, with `to_end` the segments'
-    /// zero-start end states and sums of delta' are written into `end` and `dt_sum`.
-    fn launch_forward(
-        &self,
-        config: &KernelConfig,
-        seg: usize,
-        start: Option<&CubeTensor<R>>,
-        y: &CubeTensor<R>,
-        end: &CubeTensor<R>,
-        dt_sum: &CubeTensor<R>,
-        to_end: bool,
-    ) {
+    /// Launches the forward kernel over segments of `seg` positions, each starting from its
+    /// `start` state when given, from zero otherwise.
+    fn launch_forward(&self, config: &KernelConfig, seg: usize, start: Option<&CubeTensor<R>>, writes: Writes<'_, R>) {
+        let unused = self.empty(vec![1]);
+        let (y, end, dt_sum, to_end) = match writes {
+            Writes::Y(y) => (y, &unused, &unused, false),
+            Writes::End { state, dt_sum } => (&unused, state, dt_sum, true),
+        };
         let [batch, dim, n_state, len] = self.dims;
         let (blocks, _) = self.grid(config);
         scan_forward_kernel::launch::<R>(
@@ -223,11 +218,30 @@ impl<R: CubeRuntime> Prepared<R> {
         let (_, chunks) = self.grid(config);
         let state = self.empty(vec![batch, chunks, dim, n_state]);
         let dt_sum = self.empty(vec![batch, chunks, dim]);
-        let unused = self.empty(vec![1]);
-        self.launch_forward(config, config.chunk, None, &unused, &state, &dt_sum, true);
+        self.launch_forward(
+            config,
+            config.chunk,
+            None,
+            Writes::End {
+                state: &state,
+                dt_sum: &dt_sum,
+            },
+        );
         self.combine(&state, &dt_sum, chunks, false);
         state
     }
+}
+
+/// What a forward launch writes.
+enum Writes<'a, R: CubeRuntime> {
+    /// y [b, d, l].
+    Y(&'a CubeTensor<R>),
+    /// Each segment's end state from a zero start [b, segments, d, N] and its sum of delta'
+    /// [b, segments, d].
+    End {
+        state: &'a CubeTensor<R>,
+        dt_sum: &'a CubeTensor<R>,
+    },
 }
 
 /// Whether the kernels handle this input: f32 tensors, a state size the shared memory can hold.
@@ -247,12 +261,11 @@ pub fn forward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
     let p = Prepared::new(input);
     let [batch, dim, _, len] = p.dims;
     let y = p.empty(vec![batch, dim, len]);
-    let unused = p.empty(vec![1]);
     if p.split(config) {
         let start = p.checkpoints(config);
-        p.launch_forward(config, config.chunk, Some(&start), &y, &unused, &unused, false);
+        p.launch_forward(config, config.chunk, Some(&start), Writes::Y(&y));
     } else {
-        p.launch_forward(config, len.max(1), None, &y, &unused, &unused, false);
+        p.launch_forward(config, len.max(1), None, Writes::Y(&y));
     }
     tensor(y)
 }
