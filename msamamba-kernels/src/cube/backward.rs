@@ -96,9 +96,10 @@ pub fn scan_adjoint_kernel(
     let cs = segment * seg;
     let ce = piece_end(segment, seg, len);
 
+    let z_len = comptime!(if has_z { block * (tile + 1) } else { 1 });
     let mut sdt = SharedMemory::<f32>::new(block * (tile + 1));
     let mut sdy = SharedMemory::<f32>::new(block * (tile + 1));
-    let mut sz = SharedMemory::<f32>::new(block * (tile + 1));
+    let mut sz = SharedMemory::<f32>::new(z_len);
     let mut sc = SharedMemory::<f32>::new(n_state * tile);
 
     let mut h = Array::<f32>::new(n_state);

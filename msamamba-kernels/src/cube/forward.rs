@@ -178,11 +178,14 @@ pub fn scan_forward_kernel(
     }
     let state_base = ((batch * segments + segment) * dim + channel) * n_state;
 
+    // Tiles the launch does not read take no room: more cubes fit on a multiprocessor.
+    let z_len = comptime!(if has_z && !to_end { block * (tile + 1) } else { 1 });
+    let c_len = comptime!(if to_end { 1 } else { n_state * tile });
     let mut su = SharedMemory::<f32>::new(block * (tile + 1));
     let mut sdt = SharedMemory::<f32>::new(block * (tile + 1));
-    let mut sz = SharedMemory::<f32>::new(block * (tile + 1));
+    let mut sz = SharedMemory::<f32>::new(z_len);
     let mut sb = SharedMemory::<f32>::new(n_state * tile);
-    let mut sc = SharedMemory::<f32>::new(n_state * tile);
+    let mut sc = SharedMemory::<f32>::new(c_len);
 
     let mut x = Array::<f32>::new(n_state);
     let mut ar = Array::<f32>::new(n_state);
