@@ -26,12 +26,12 @@ pub struct KernelConfig {
     /// Upper bound on shared memory per cube in the backward, in bytes; the backward picks the
     /// longest tile (8, 4, 2 or 1 positions) that fits.
     pub backward_shared_bytes: usize,
-    /// Below this many cubes per chunk-long stretch of L (batch rows × channel blocks), the GPU
-    /// would sit mostly idle, so L is split into chunks scanned in parallel, at the cost of one
-    /// more pass over the inputs.
+    /// L is split into chunks scanned in parallel when batch rows × channel blocks (the cubes of
+    /// an unsplit scan) fall below this, as the GPU would otherwise sit mostly idle. Splitting
+    /// costs one more pass over the inputs.
     pub split_below: usize,
-    /// When L is split, the backward's main kernel gets segments of whole chunks, as long as still
-    /// gives about this many cubes (its scratch memory grows with the cube count).
+    /// When L is split, the backward's main kernel takes segments of whole chunks, the longest
+    /// that still give about this many cubes (its scratch memory grows with the cube count).
     pub split_cubes: usize,
 }
 
@@ -244,13 +244,18 @@ enum Writes<'a, R: CubeRuntime> {
     },
 }
 
-/// Whether the kernels handle this input: f32 tensors, a state size the shared memory can hold.
+/// Whether the kernels handle this input: f32 tensors, a state size the shared memory can hold,
+/// and at least one position.
 pub fn supported<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
     input: &SelectiveScanInput<Cube<R, F, I, BT>>,
     config: &KernelConfig,
 ) -> bool {
     let [_, n_state] = input.a.dims();
-    input.u.dtype() == DType::F32 && n_state > 0 && config.backward_shared(1, n_state) <= config.backward_shared_bytes
+    let [_, _, len] = input.u.dims();
+    input.u.dtype() == DType::F32
+        && n_state > 0
+        && len > 0
+        && config.backward_shared(1, n_state) <= config.backward_shared_bytes
 }
 
 /// Forward scan on the kernel: y [b, d, l].
