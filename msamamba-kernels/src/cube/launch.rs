@@ -45,8 +45,9 @@ impl Default for KernelConfig {
             // About one wave on an H100 (132 SMs, ~9–13 cubes each): 256 × 256 channels does not
             // split, 64 × 256 does.
             split_below: 1024,
-            // Several waves, so that the last one is short.
-            split_cubes: 4096,
+            // About six waves of ~10 cubes per SM on 132 SMs: a short last wave. Scratch ≤ 512 MiB
+            // at d_state 16.
+            split_cubes: 8192,
         }
     }
 }
