@@ -60,7 +60,7 @@ fn piece_end(c: usize, size: usize, len: usize) -> usize {
 /// delta'. Tensors as in the main kernel.
 ///
 /// Registers: the adjoint state [N] and A's row. Shared memory: tiles of delta, dy and z rows
-/// (coalesced loads) and of C [N, tile]. Global memory: those inputs read once, N + 1 floats
+/// (coalesced loads) and of C [tile, N]. Global memory: those inputs read once, N + 1 floats
 /// written per thread.
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
@@ -149,7 +149,7 @@ pub fn scan_adjoint_kernel(
             }
             #[unroll]
             for i in 0..n_state {
-                h[i] = (h[i] + sc[i * tile + j] * g) * f32::exp(dt * ar[i]);
+                h[i] = (h[i] + sc[j * n_state + i] * g) * f32::exp(dt * ar[i]);
             }
         }
         sync_cube();
@@ -304,7 +304,7 @@ pub fn scan_backward_kernel(
                     let dtu = dt * su[me * row + j];
                     #[unroll]
                     for i in 0..n_state {
-                        x[i] = f32::exp(dt * ar[i]) * x[i] + dtu * sb[i * tile + j];
+                        x[i] = f32::exp(dt * ar[i]) * x[i] + dtu * sb[j * n_state + i];
                     }
                 }
                 sync_cube();
@@ -345,7 +345,7 @@ pub fn scan_backward_kernel(
                 let dtu = dt * su[me * row + j];
                 #[unroll]
                 for i in 0..n_state {
-                    x[i] = f32::exp(dt * ar[i]) * x[i] + dtu * sb[i * tile + j];
+                    x[i] = f32::exp(dt * ar[i]) * x[i] + dtu * sb[j * n_state + i];
                     xs[((j + 1) * n_state + i) * pad + me] = x[i];
                 }
             }
@@ -366,7 +366,7 @@ pub fn scan_backward_kernel(
                     let mut yv = skip * uu;
                     #[unroll]
                     for i in 0..n_state {
-                        yv += sc[i * tile + j] * xs[((j + 1) * n_state + i) * pad + me];
+                        yv += sc[j * n_state + i] * xs[((j + 1) * n_state + i) * pad + me];
                     }
                     let zz = sz[me * row + j];
                     let s = sigmoid(zz);
@@ -380,12 +380,12 @@ pub fn scan_backward_kernel(
                 #[unroll]
                 for i in 0..n_state {
                     let cur = ((j + 1) * n_state + i) * pad + me;
-                    h[i] += sc[i * tile + j] * g;
+                    h[i] += sc[j * n_state + i] * g;
                     let decay = f32::exp(dt * ar[i]);
                     let gg = h[i] * xs[(j * n_state + i) * pad + me] * decay;
                     ga += gg * ar[i];
                     da[i] += gg * dt;
-                    hb += h[i] * sb[i * tile + j];
+                    hb += h[i] * sb[j * n_state + i];
                     dbs[(j * n_state + i) * pad + me] = h[i] * dtu;
                     // This state is no longer needed: its slot takes the dC term.
                     xs[cur] = xs[cur] * g;

@@ -14,8 +14,9 @@
 //! - Shared memory: one time tile (`tile` positions) of u, delta and z for the cube's channels,
 //!   loaded with consecutive threads on consecutive positions (coalesced), rows padded by one
 //!   float so that the per-channel reads of the recurrence hit distinct banks; the tile of B and
-//!   C [N, tile], which every channel of the batch row reads (broadcast). The u tile is reused to
-//!   stage y for a coalesced store.
+//!   C [tile, N], which every channel of the batch row reads (broadcast; a position's N values
+//!   are adjacent, so the compiler may fetch them four at a time). The u tile is reused to stage
+//!   y for a coalesced store.
 //! - Global memory: inputs read once per launch, y written once; per segment, the start state
 //!   read and (`to_end`) the end state and sum of delta' written, [b, segments, d, N] and
 //!   [b, segments, d]: N/segment floats per input element.
@@ -101,7 +102,8 @@ pub fn store_rows(
     }
 }
 
-/// Loads `steps` positions from `t0` of a [b, N, l] tensor (B or C) into shared memory [N, tile].
+/// Loads `steps` positions from `t0` of a [b, N, l] tensor (B or C) into shared memory [tile, N]
+/// (global reads coalesced: consecutive threads on consecutive positions).
 #[cube]
 #[allow(clippy::too_many_arguments)]
 pub fn load_states(
@@ -123,7 +125,7 @@ pub fn load_states(
         if j < steps {
             v = src[(batch * n_state + i) * len + t0 + j];
         }
-        dst[idx] = v;
+        dst[j * n_state + i] = v;
         idx += block;
     }
 }
@@ -238,14 +240,14 @@ pub fn scan_forward_kernel(
                 dt_acc += dt;
                 #[unroll]
                 for i in 0..n_state {
-                    x[i] = f32::exp(dt * ar[i]) * x[i] + du * sb[i * tile + j];
+                    x[i] = f32::exp(dt * ar[i]) * x[i] + du * sb[j * n_state + i];
                 }
             } else {
                 let mut acc = 0.0f32;
                 #[unroll]
                 for i in 0..n_state {
-                    x[i] = f32::exp(dt * ar[i]) * x[i] + du * sb[i * tile + j];
-                    acc += x[i] * sc[i * tile + j];
+                    x[i] = f32::exp(dt * ar[i]) * x[i] + du * sb[j * n_state + i];
+                    acc += x[i] * sc[j * n_state + i];
                 }
                 let mut out = acc + skip * uu;
                 if has_z {
