@@ -27,9 +27,11 @@
 //!   and d(delta_bias).
 //! - Shared memory: the tile's inputs (u, delta, z, dy; B and C) loaded coalesced; the tile's
 //!   states [tile + 1, N, block + 1] (padded rows: conflict-free for both the per-thread writes and
-//!   the per-row reduction reads); and the per-channel dB terms [tile, N, block + 1]. The dC terms
-//!   reuse the state slots once a state is no longer needed. dB and dC are summed over the cube's
-//!   channels here and over channel blocks by the caller.
+//!   the per-row reduction reads); the per-channel dB terms [tile, N, block + 1]; and per channel
+//!   and position what the re-run hands the reverse pass (delta', softplus', y before the gate)
+//!   and what the reverse pass hands the dC sums (the gradient g of y before the gate, dC being
+//!   the sum of state · g). dB and dC are summed over the cube's channels here and over channel
+//!   blocks by the caller.
 //! - Global memory: inputs read for the reverse pass, u / delta / B read twice more (the
 //!   checkpoints and the chunk re-run), du / ddelta / dz written once, dB / dC per channel block
 //!   [b, blocks, N, l], dA / dD / d(delta_bias) per batch row and segment.
@@ -227,12 +229,20 @@ pub fn scan_backward_kernel(
     let scratch_base = ((batch * segments + segment) * blocks + blk) * tiles_per_chunk * n_state * block;
     let part = (batch * segments + segment) * dim + channel;
 
+    let z_len = comptime!(if has_z { block * (tile + 1) } else { 1 });
+    let sig_len = comptime!(if delta_softplus { block * (tile + 1) } else { 1 });
     let mut su = SharedMemory::<f32>::new(block * (tile + 1));
     let mut sdt = SharedMemory::<f32>::new(block * (tile + 1));
-    let mut sz = SharedMemory::<f32>::new(block * (tile + 1));
+    let mut sz = SharedMemory::<f32>::new(z_len);
     let mut sdy = SharedMemory::<f32>::new(block * (tile + 1));
     let mut sb = SharedMemory::<f32>::new(n_state * tile);
     let mut sc = SharedMemory::<f32>::new(n_state * tile);
+    // Left by the tile's re-run for the reverse pass, one row per channel: y before the gate,
+    // and softplus' (the sigmoid of delta + bias). The reverse pass leaves the gradient g of the
+    // pre-gate y for the dC sums.
+    let mut sy = SharedMemory::<f32>::new(z_len);
+    let mut ssig = SharedMemory::<f32>::new(sig_len);
+    let mut sg = SharedMemory::<f32>::new(block * (tile + 1));
     // States of the tile, slot s = state before step s: [tile + 1, N, block + 1].
     let mut xs = SharedMemory::<f32>::new((tile + 1) * n_state * (block + 1));
     // Per-channel dB terms: [tile, N, block + 1].
@@ -338,15 +348,27 @@ pub fn scan_backward_kernel(
                 xs[i * pad + me] = v;
             }
             for j in 0..steps {
-                let mut dt = sdt[me * row + j] + bias;
+                let uu = su[me * row + j];
+                let raw = sdt[me * row + j] + bias;
+                let mut dt = raw;
                 if delta_softplus {
-                    dt = softplus(dt);
+                    dt = softplus(raw);
+                    ssig[me * row + j] = sigmoid(raw);
                 }
-                let dtu = dt * su[me * row + j];
+                // From here on the delta row holds delta'.
+                sdt[me * row + j] = dt;
+                let dtu = dt * uu;
+                let mut yv = skip * uu;
                 #[unroll]
                 for i in 0..n_state {
                     x[i] = f32::exp(dt * ar[i]) * x[i] + dtu * sb[j * n_state + i];
                     xs[((j + 1) * n_state + i) * pad + me] = x[i];
+                    if has_z {
+                        yv += x[i] * sc[j * n_state + i];
+                    }
+                }
+                if has_z {
+                    sy[me * row + j] = yv;
                 }
             }
 
@@ -356,30 +378,22 @@ pub fn scan_backward_kernel(
                 jj -= 1;
                 let j = jj;
                 let uu = su[me * row + j];
-                let raw = sdt[me * row + j] + bias;
-                let mut dt = raw;
-                if delta_softplus {
-                    dt = softplus(raw);
-                }
+                let dt = sdt[me * row + j];
                 let mut g = sdy[me * row + j];
                 if has_z {
-                    let mut yv = skip * uu;
-                    #[unroll]
-                    for i in 0..n_state {
-                        yv += sc[j * n_state + i] * xs[((j + 1) * n_state + i) * pad + me];
-                    }
+                    let yv = sy[me * row + j];
                     let zz = sz[me * row + j];
                     let s = sigmoid(zz);
                     sz[me * row + j] = g * yv * s * (1.0 + zz * (1.0 - s));
                     g = g * zz * s;
                 }
+                sg[me * row + j] = g;
                 dd_acc += g * uu;
                 let dtu = dt * uu;
                 let mut hb = 0.0f32;
                 let mut ga = 0.0f32;
                 #[unroll]
                 for i in 0..n_state {
-                    let cur = ((j + 1) * n_state + i) * pad + me;
                     h[i] += sc[j * n_state + i] * g;
                     let decay = f32::exp(dt * ar[i]);
                     let gg = h[i] * xs[(j * n_state + i) * pad + me] * decay;
@@ -387,13 +401,11 @@ pub fn scan_backward_kernel(
                     da[i] += gg * dt;
                     hb += h[i] * sb[j * n_state + i];
                     dbs[(j * n_state + i) * pad + me] = h[i] * dtu;
-                    // This state is no longer needed: its slot takes the dC term.
-                    xs[cur] = xs[cur] * g;
                     h[i] *= decay;
                 }
                 let mut ddt = ga + hb * uu;
                 if delta_softplus {
-                    ddt *= sigmoid(raw);
+                    ddt *= ssig[me * row + j];
                 }
                 dbias_acc += ddt;
                 su[me * row + j] = hb * dt + skip * g;
@@ -419,7 +431,7 @@ pub fn scan_backward_kernel(
                     #[unroll]
                     for q in 0..block {
                         sum_b += dbs[rb + q];
-                        sum_c += xs[rc + q];
+                        sum_c += xs[rc + q] * sg[q * row + j];
                     }
                     let g = ((batch * blocks + blk) * n_state + i) * len + t0 + j;
                     db_part[g] = sum_b;

@@ -56,7 +56,7 @@ impl KernelConfig {
     /// Shared memory of the backward kernel, in bytes, for a tile length and state size.
     fn backward_shared(&self, tile: usize, n_state: usize) -> usize {
         let block = self.block;
-        4 * (4 * block * (tile + 1) + 2 * n_state * tile + (2 * tile + 1) * n_state * (block + 1))
+        4 * (7 * block * (tile + 1) + 2 * n_state * tile + (2 * tile + 1) * n_state * (block + 1))
     }
 
     /// The backward's tile: the longest that fits the shared-memory budget.
