@@ -2,7 +2,8 @@
 //!
 //! L is cut into chunks of `chunk` positions. The state entering every chunk (the checkpoints)
 //! comes from the forward kernel's `to_end` launch over the chunks, chained by `combine.rs`:
-//! parallel over chunks, and never more than b·d·N·⌈l/chunk⌉ floats.
+//! parallel over chunks, and never more than b·d·N·⌈l/chunk⌉ floats. That launch also leaves
+//! delta' = softplus(delta + bias) [b, d, l], so that no pass below recomputes the softplus.
 //!
 //! The main kernel runs one cube per (block of `CUBE_DIM_X` channels, batch row, segment of
 //! consecutive chunks), one thread per channel, as in the forward. It walks its segment backwards
@@ -18,33 +19,33 @@
 //! over from chunk to chunk. Otherwise L is split into segments of whole chunks, as many as give
 //! `KernelConfig::split_cubes` cubes, and the adjoint state entering each segment from the right
 //! is found first, like the checkpoints: `scan_adjoint_kernel` runs the reverse recurrence over
-//! each segment from zero (it needs only delta, C, dy and z) and `combine.rs` chains the results
+//! each segment from zero (it needs only delta', C, dy and z) and `combine.rs` chains the results
 //! right to left. That costs one more pass over those inputs and one more exponential per state
 //! and position, in exchange for b·d·segments threads.
 //!
 //! Main kernel:
 //! - Registers: the state x [N] and adjoint state h [N], A's row, the running sums for dA [N], dD
 //!   and d(delta_bias).
-//! - Shared memory: the tile's inputs (u, delta, z, dy; B and C) loaded coalesced; the tile's
+//! - Shared memory: the tile's inputs (u, delta', delta, z, dy; B and C) loaded coalesced; the tile's
 //!   states [tile + 1, N, block + 1] (padded rows: conflict-free for both the per-thread writes and
 //!   the per-row reduction reads); the per-channel dB terms [tile, N, block + 1]; and per channel
-//!   and position what the re-run hands the reverse pass (delta', softplus', y before the gate)
+//!   and position what the re-run hands the reverse pass (softplus', y before the gate)
 //!   and what the reverse pass hands the dC sums (the gradient g of y before the gate, dC being
 //!   the sum of state · g). dB and dC are summed over the cube's channels here and over channel
 //!   blocks by the caller.
-//! - Global memory: inputs read for the reverse pass, u / delta / B read twice more (the
-//!   checkpoints and the chunk re-run), du / ddelta / dz written once, dB / dC per channel block
-//!   [b, blocks, N, l], dA / dD / d(delta_bias) per batch row and segment.
+//! - Global memory: inputs read for the reverse pass, u / delta' / B once more for the chunk
+//!   re-run (and u / delta / B by the checkpoint pass), du / ddelta / dz written once, dB / dC
+//!   per channel block [b, blocks, N, l], dA / dD / d(delta_bias) per batch row and segment.
 //!
-//! Extra memory: the checkpoints b·d·N·⌈l/chunk⌉ floats, per segment the adjoint carry b·d·N
-//! floats and the scratch b·d·N·⌈chunk/tile⌉ floats, and the per-block dB/dC partials: O(b·d·l),
-//! never O(b·d·N·l).
+//! Extra memory: delta' (b·d·l floats), the checkpoints b·d·N·⌈l/chunk⌉ floats, per segment the
+//! adjoint carry b·d·N floats and the scratch b·d·N·⌈chunk/tile⌉ floats, and the per-block dB/dC
+//! partials: O(b·d·l), never O(b·d·N·l).
 //!
 //! Only f32 arithmetic, `exp`, shared memory and barriers: nothing newer than sm_60 (Pascal).
 
 use cubecl::prelude::*;
 
-use super::forward::{load_rows, load_states, sigmoid, softplus, store_rows};
+use super::forward::{load_rows, load_states, sigmoid, store_rows};
 
 /// The end of piece `c` (`size` positions each) of a sequence of `len`.
 #[cube]
@@ -61,17 +62,16 @@ fn piece_end(c: usize, size: usize, len: usize) -> usize {
 /// the adjoint state it hands to the previous segment, `dt_sum` [b, segments, d] its sum of
 /// delta'. Tensors as in the main kernel.
 ///
-/// Registers: the adjoint state [N] and A's row. Shared memory: tiles of delta, dy and z rows
+/// Registers: the adjoint state [N] and A's row. Shared memory: tiles of delta', dy and z rows
 /// (coalesced loads) and of C [tile, N]. Global memory: those inputs read once, N + 1 floats
 /// written per thread.
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
 pub fn scan_adjoint_kernel(
-    delta: &Tensor<f32>,
+    dtp: &Tensor<f32>,
     z: &Tensor<f32>,
     a: &Tensor<f32>,
     cm: &Tensor<f32>,
-    delta_bias: &Tensor<f32>,
     dy: &Tensor<f32>,
     carry: &mut Tensor<f32>,
     dt_sum: &mut Tensor<f32>,
@@ -82,7 +82,6 @@ pub fn scan_adjoint_kernel(
     #[comptime] block: usize,
     #[comptime] tile: usize,
     #[comptime] has_z: bool,
-    #[comptime] delta_softplus: bool,
 ) {
     let dim = dim as usize;
     let len = len as usize;
@@ -106,7 +105,6 @@ pub fn scan_adjoint_kernel(
 
     let mut h = Array::<f32>::new(n_state);
     let mut ar = Array::<f32>::new(n_state);
-    let mut bias = 0.0f32;
     let mut dt_acc = 0.0f32;
     #[unroll]
     for i in 0..n_state {
@@ -118,7 +116,6 @@ pub fn scan_adjoint_kernel(
         for i in 0..n_state {
             ar[i] = a[channel * n_state + i];
         }
-        bias = delta_bias[channel];
     }
 
     let mut k = (ce - cs).div_ceil(tile);
@@ -129,7 +126,7 @@ pub fn scan_adjoint_kernel(
         if steps > tile {
             steps = tile;
         }
-        load_rows(delta, &mut sdt, batch, first, dim, len, t0, steps, block, tile);
+        load_rows(dtp, &mut sdt, batch, first, dim, len, t0, steps, block, tile);
         load_rows(dy, &mut sdy, batch, first, dim, len, t0, steps, block, tile);
         if has_z {
             load_rows(z, &mut sz, batch, first, dim, len, t0, steps, block, tile);
@@ -139,10 +136,7 @@ pub fn scan_adjoint_kernel(
         let mut j = steps;
         while j > 0 {
             j -= 1;
-            let mut dt = sdt[me * row + j] + bias;
-            if delta_softplus {
-                dt = softplus(dt);
-            }
+            let dt = sdt[me * row + j];
             dt_acc += dt;
             let mut g = sdy[me * row + j];
             if has_z {
@@ -166,8 +160,8 @@ pub fn scan_adjoint_kernel(
     }
 }
 
-/// Backward scan: gradients of `sum(y * dy)`. Tensors as in the forward kernel plus dy [b, d, l]
-/// and the chunk-start states `ckpt` [b, chunks, d, N]. Segment `CUBE_POS_Z` covers `per_segment`
+/// Backward scan: gradients of `sum(y * dy)`. Tensors as in the forward kernel plus dy and
+/// delta' `dtp` [b, d, l] and the chunk-start states `ckpt` [b, chunks, d, N]. Segment `CUBE_POS_Z` covers `per_segment`
 /// chunks of `chunk` positions; its adjoint state starts from `adj` [b, segments, d, N] when
 /// `has_adj`, from zero otherwise. Outputs du, ddelta, dz [b, d, l], db_part and dc_part
 /// [b, blocks, N, l], da_part [b, segments, d, N], dd_part and dbias_part [b, segments, d].
@@ -183,6 +177,7 @@ pub fn scan_backward_kernel(
     dskip: &Tensor<f32>,
     delta_bias: &Tensor<f32>,
     dy: &Tensor<f32>,
+    dtp: &Tensor<f32>,
     ckpt: &Tensor<f32>,
     adj: &Tensor<f32>,
     scratch: &mut Tensor<f32>,
@@ -303,14 +298,11 @@ pub fn scan_backward_kernel(
             // The state after the last tile is not needed.
             if k + 1 < tiles {
                 load_rows(u, &mut su, batch, first, dim, len, t0, steps, block, tile);
-                load_rows(delta, &mut sdt, batch, first, dim, len, t0, steps, block, tile);
+                load_rows(dtp, &mut sdt, batch, first, dim, len, t0, steps, block, tile);
                 load_states(bm, &mut sb, batch, len, t0, steps, n_state, block, tile);
                 sync_cube();
                 for j in 0..steps {
-                    let mut dt = sdt[me * row + j] + bias;
-                    if delta_softplus {
-                        dt = softplus(dt);
-                    }
+                    let dt = sdt[me * row + j];
                     let dtu = dt * su[me * row + j];
                     #[unroll]
                     for i in 0..n_state {
@@ -331,7 +323,10 @@ pub fn scan_backward_kernel(
                 steps = tile;
             }
             load_rows(u, &mut su, batch, first, dim, len, t0, steps, block, tile);
-            load_rows(delta, &mut sdt, batch, first, dim, len, t0, steps, block, tile);
+            load_rows(dtp, &mut sdt, batch, first, dim, len, t0, steps, block, tile);
+            if delta_softplus {
+                load_rows(delta, &mut ssig, batch, first, dim, len, t0, steps, block, tile);
+            }
             load_rows(dy, &mut sdy, batch, first, dim, len, t0, steps, block, tile);
             if has_z {
                 load_rows(z, &mut sz, batch, first, dim, len, t0, steps, block, tile);
@@ -349,14 +344,10 @@ pub fn scan_backward_kernel(
             }
             for j in 0..steps {
                 let uu = su[me * row + j];
-                let raw = sdt[me * row + j] + bias;
-                let mut dt = raw;
+                let dt = sdt[me * row + j];
                 if delta_softplus {
-                    dt = softplus(raw);
-                    ssig[me * row + j] = sigmoid(raw);
+                    ssig[me * row + j] = sigmoid(ssig[me * row + j] + bias);
                 }
-                // From here on the delta row holds delta'.
-                sdt[me * row + j] = dt;
                 let dtu = dt * uu;
                 let mut yv = skip * uu;
                 #[unroll]

@@ -4,10 +4,11 @@
 //! running the recurrence over the segment's positions in order. With one segment (the batch rows
 //! and channels fill the GPU) that is the whole scan. Otherwise L is cut into segments scanned in
 //! parallel: a first launch (`to_end`) scans each segment from a zero state and keeps only its end
-//! state and its sum of steps delta'; `combine.rs` chains those into each segment's true start
-//! state (the end states are linear in the start state, with decay exp(a · sum delta')); a second
-//! launch rescans every segment from its start state and writes y. Reading u, delta and B twice
-//! is the price of filling the GPU when b·d alone is too small.
+//! state, its sum of steps delta' and delta' itself; `combine.rs` chains those into each
+//! segment's true start state (the end states are linear in the start state, with decay
+//! exp(a · sum delta')); a second launch rescans every segment from its start state, taking
+//! delta' as computed (no second softplus), and writes y. Reading u and B twice and writing
+//! delta' is the price of filling the GPU when b·d alone is too small.
 //!
 //! - Registers: the thread's state x [N], its row of A [N], its D and delta bias. The state
 //!   never leaves registers, so the recurrence costs no memory traffic.
@@ -17,9 +18,9 @@
 //!   C [tile, N], which every channel of the batch row reads (broadcast; a position's N values
 //!   are adjacent, so the compiler may fetch them four at a time). The u tile is reused to stage
 //!   y for a coalesced store.
-//! - Global memory: inputs read once per launch, y written once; per segment, the start state
-//!   read and (`to_end`) the end state and sum of delta' written, [b, segments, d, N] and
-//!   [b, segments, d]: N/segment floats per input element.
+//! - Global memory: inputs read once per launch, y (or delta') written once; per segment, the
+//!   start state read and (`to_end`) the end state and sum of delta' written, [b, segments, d, N]
+//!   and [b, segments, d]: N/segment floats per input element.
 //!
 //! Only f32 arithmetic, `exp`, `log1p`, shared memory and barriers: nothing newer than sm_60
 //! (Pascal) on CUDA, and plain compute shaders on WGPU.
@@ -131,9 +132,10 @@ pub fn load_states(
 }
 
 /// Forward scan over segments of `seg` positions (segment = `CUBE_POS_Z`). With `to_end`, each
-/// segment starts from zero and only its end state `end` [b, segments, d, N] and its sum of
-/// delta' `dt_sum` [b, segments, d] are written; otherwise y is written, each segment starting
-/// from `start` [b, segments, d, N] when `has_start`, from zero otherwise.
+/// segment starts from zero and only its end state `end` [b, segments, d, N], its sum of delta'
+/// `dt_sum` [b, segments, d] and delta' itself `dtp` [b, d, l] are written; otherwise y is
+/// written, each segment starting from `start` [b, segments, d, N] with delta' read from `dtp`
+/// when `has_start`, from zero otherwise.
 ///
 /// Tensors are contiguous: u, delta, z, y [b, d, l]; a [d, N]; bm, cm [b, N, l]; dskip,
 /// delta_bias [d]. Tensors a launch does not use may be any tensor (`z` without `has_z`, ...).
@@ -152,6 +154,7 @@ pub fn scan_forward_kernel(
     y: &mut Tensor<f32>,
     end: &mut Tensor<f32>,
     dt_sum: &mut Tensor<f32>,
+    dtp: &mut Tensor<f32>,
     dim: u32,
     len: u32,
     seg: u32,
@@ -218,7 +221,11 @@ pub fn scan_forward_kernel(
             steps = tile;
         }
         load_rows(u, &mut su, batch, first, dim, len, t0, steps, block, tile);
-        load_rows(delta, &mut sdt, batch, first, dim, len, t0, steps, block, tile);
+        if has_start {
+            load_rows(dtp, &mut sdt, batch, first, dim, len, t0, steps, block, tile);
+        } else {
+            load_rows(delta, &mut sdt, batch, first, dim, len, t0, steps, block, tile);
+        }
         load_states(bm, &mut sb, batch, len, t0, steps, n_state, block, tile);
         if !to_end {
             if has_z {
@@ -231,9 +238,15 @@ pub fn scan_forward_kernel(
         // The recurrence, one channel per thread, state in registers.
         for j in 0..steps {
             let uu = su[me * row + j];
-            let mut dt = sdt[me * row + j] + bias;
-            if delta_softplus {
-                dt = softplus(dt);
+            let mut dt = sdt[me * row + j];
+            if !has_start {
+                dt += bias;
+                if delta_softplus {
+                    dt = softplus(dt);
+                }
+                if to_end {
+                    sdt[me * row + j] = dt;
+                }
             }
             let du = dt * uu;
             if to_end {
@@ -259,10 +272,12 @@ pub fn scan_forward_kernel(
         }
         sync_cube();
 
-        if !to_end {
+        if to_end {
+            store_rows(&sdt, dtp, batch, first, dim, len, t0, steps, block, tile);
+        } else {
             store_rows(&su, y, batch, first, dim, len, t0, steps, block, tile);
-            sync_cube();
         }
+        sync_cube();
         t0 += tile;
     }
 

@@ -153,14 +153,17 @@ impl<R: CubeRuntime> Prepared<R> {
         }
     }
 
-    /// Launches the forward kernel over segments of `seg` positions, each starting from its
-    /// `start` state when given, from zero otherwise.
-    fn launch_forward(&self, config: &KernelConfig, seg: usize, start: Option<&CubeTensor<R>>, writes: Writes<'_, R>) {
+    /// Launches the forward kernel for `pass`.
+    fn launch_forward(&self, config: &KernelConfig, pass: Pass<'_, R>) {
         let unused = self.empty(vec![1]);
-        let (y, end, dt_sum, to_end) = match writes {
-            Writes::Y(y) => (y, &unused, &unused, false),
-            Writes::End { state, dt_sum } => (&unused, state, dt_sum, true),
+        let [.., len] = self.dims;
+        let (seg, start, y, end, dt_sum, dtp) = match pass {
+            Pass::Whole { y } => (len.max(1), &self.u, y, &unused, &unused, &unused),
+            Pass::Ends { state, dt_sum, dtp } => (config.chunk, &self.u, &unused, state, dt_sum, dtp),
+            Pass::FromStarts { start, dtp, y } => (config.chunk, start, y, &unused, &unused, dtp),
         };
+        let has_start = matches!(pass, Pass::FromStarts { .. });
+        let to_end = matches!(pass, Pass::Ends { .. });
         let [batch, dim, n_state, len] = self.dims;
         let (blocks, _) = self.grid(config);
         scan_forward_kernel::launch::<R>(
@@ -175,10 +178,11 @@ impl<R: CubeRuntime> Prepared<R> {
             self.c.clone().into_tensor_arg(),
             self.d.clone().into_tensor_arg(),
             self.delta_bias.clone().into_tensor_arg(),
-            start.unwrap_or(&self.u).clone().into_tensor_arg(),
+            start.clone().into_tensor_arg(),
             y.clone().into_tensor_arg(),
             end.clone().into_tensor_arg(),
             dt_sum.clone().into_tensor_arg(),
+            dtp.clone().into_tensor_arg(),
             dim as u32,
             len as u32,
             seg as u32,
@@ -187,7 +191,7 @@ impl<R: CubeRuntime> Prepared<R> {
             config.forward_tile,
             self.z.is_some(),
             self.softplus,
-            start.is_some(),
+            has_start,
             to_end,
         );
     }
@@ -212,36 +216,43 @@ impl<R: CubeRuntime> Prepared<R> {
         );
     }
 
-    /// The state entering every chunk [b, chunks, d, N]: the chunks scanned from zero in
-    /// parallel, then chained.
-    fn checkpoints(&self, config: &KernelConfig) -> CubeTensor<R> {
-        let [batch, dim, n_state, _] = self.dims;
+    /// The state entering every chunk [b, chunks, d, N] (the chunks scanned from zero in
+    /// parallel, then chained) and delta' [b, d, l].
+    fn checkpoints(&self, config: &KernelConfig) -> (CubeTensor<R>, CubeTensor<R>) {
+        let [batch, dim, n_state, len] = self.dims;
         let (_, chunks) = self.grid(config);
         let state = self.empty(vec![batch, chunks, dim, n_state]);
         let dt_sum = self.empty(vec![batch, chunks, dim]);
+        let dtp = self.empty(vec![batch, dim, len]);
         self.launch_forward(
             config,
-            config.chunk,
-            None,
-            Writes::End {
+            Pass::Ends {
                 state: &state,
                 dt_sum: &dt_sum,
+                dtp: &dtp,
             },
         );
         self.combine(&state, &dt_sum, chunks, false);
-        state
+        (state, dtp)
     }
 }
 
-/// What a forward launch writes.
-enum Writes<'a, R: CubeRuntime> {
-    /// y [b, d, l].
-    Y(&'a CubeTensor<R>),
-    /// Each segment's end state from a zero start [b, segments, d, N] and its sum of delta'
-    /// [b, segments, d].
-    End {
+/// What a forward launch does.
+enum Pass<'a, R: CubeRuntime> {
+    /// Scans all of L from zero in one segment, writing y [b, d, l].
+    Whole { y: &'a CubeTensor<R> },
+    /// Scans every chunk from zero, writing its end state [b, chunks, d, N], its sum of delta'
+    /// [b, chunks, d] and delta' [b, d, l].
+    Ends {
         state: &'a CubeTensor<R>,
         dt_sum: &'a CubeTensor<R>,
+        dtp: &'a CubeTensor<R>,
+    },
+    /// Scans every chunk from its `start` state [b, chunks, d, N] with delta' given, writing y.
+    FromStarts {
+        start: &'a CubeTensor<R>,
+        dtp: &'a CubeTensor<R>,
+        y: &'a CubeTensor<R>,
     },
 }
 
@@ -268,10 +279,17 @@ pub fn forward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
     let [batch, dim, _, len] = p.dims;
     let y = p.empty(vec![batch, dim, len]);
     if p.split(config) {
-        let start = p.checkpoints(config);
-        p.launch_forward(config, config.chunk, Some(&start), Writes::Y(&y));
+        let (start, dtp) = p.checkpoints(config);
+        p.launch_forward(
+            config,
+            Pass::FromStarts {
+                start: &start,
+                dtp: &dtp,
+                y: &y,
+            },
+        );
     } else {
-        p.launch_forward(config, len.max(1), None, Writes::Y(&y));
+        p.launch_forward(config, Pass::Whole { y: &y });
     }
     tensor(y)
 }
@@ -288,7 +306,7 @@ pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>
     let block = config.block;
     let (blocks, chunks) = p.grid(config);
     let tile = config.backward_tile(n_state);
-    let ckpt = p.checkpoints(config);
+    let (ckpt, dtp) = p.checkpoints(config);
     let per_segment = p.chunks_per_segment(config);
     let segments = chunks.div_ceil(per_segment);
     // Several segments: each starts from the adjoint state its right neighbours hand it.
@@ -299,11 +317,10 @@ pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>
             &p.u.client,
             CubeCount::Static(blocks as u32, batch as u32, segments as u32),
             CubeDim::new_1d(block as u32),
-            p.delta.clone().into_tensor_arg(),
+            dtp.clone().into_tensor_arg(),
             p.z_arg(),
             p.a.clone().into_tensor_arg(),
             p.c.clone().into_tensor_arg(),
-            p.delta_bias.clone().into_tensor_arg(),
             dy.clone().into_tensor_arg(),
             carry.clone().into_tensor_arg(),
             dt_sum.clone().into_tensor_arg(),
@@ -314,7 +331,6 @@ pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>
             block,
             config.forward_tile,
             p.z.is_some(),
-            p.softplus,
         );
         p.combine(&carry, &dt_sum, segments, true);
         carry
@@ -344,6 +360,7 @@ pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>
         p.d.clone().into_tensor_arg(),
         p.delta_bias.clone().into_tensor_arg(),
         dy.into_tensor_arg(),
+        dtp.into_tensor_arg(),
         ckpt.into_tensor_arg(),
         adj.as_ref().unwrap_or(&p.u).clone().into_tensor_arg(),
         scratch.into_tensor_arg(),
