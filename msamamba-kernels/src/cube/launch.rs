@@ -17,7 +17,8 @@ use crate::{ScanGrads, SelectiveScanInput};
 pub struct KernelConfig {
     /// Positions per chunk (≥ 1): the backward keeps the state at every chunk start, and when L
     /// is split the chunks are scanned in parallel. Extra memory of a backward, in floats:
-    /// b·d·N·(⌈l/chunk⌉ + segments · (1 + ⌈chunk/tile⌉)), segments = 1 unless L is split.
+    /// b·d·l (delta') + b·d·N·(⌈l/chunk⌉ + segments · (1 + ⌈chunk/tile⌉)), segments = 1 unless
+    /// L is split.
     pub chunk: usize,
     /// Channels per cube (one thread each).
     pub block: usize,
@@ -155,8 +156,8 @@ impl<R: CubeRuntime> Prepared<R> {
 
     /// Launches the forward kernel for `pass`.
     fn launch_forward(&self, config: &KernelConfig, pass: Pass<'_, R>) {
+        let [batch, dim, n_state, len] = self.dims;
         let unused = self.empty(vec![1]);
-        let [.., len] = self.dims;
         let (seg, start, y, end, dt_sum, dtp) = match pass {
             Pass::Whole { y } => (len.max(1), &self.u, y, &unused, &unused, &unused),
             Pass::Ends { state, dt_sum, dtp } => (config.chunk, &self.u, &unused, state, dt_sum, dtp),
@@ -164,7 +165,6 @@ impl<R: CubeRuntime> Prepared<R> {
         };
         let has_start = matches!(pass, Pass::FromStarts { .. });
         let to_end = matches!(pass, Pass::Ends { .. });
-        let [batch, dim, n_state, len] = self.dims;
         let (blocks, _) = self.grid(config);
         scan_forward_kernel::launch::<R>(
             &self.u.client,
