@@ -129,8 +129,8 @@ const SPLIT_SHAPES: [([usize; 4], usize); 4] = [
 /// one backward segment per chunk; and into backward segments of several chunks.
 const SPLITS: [(usize, usize); 3] = [(0, 4096), (usize::MAX, usize::MAX), (usize::MAX, 8)];
 
-/// Checks the forward and every gradient, with L split into parallel chunks and without.
-fn check_problem<R, BT>(problem: &Problem, chunk: usize)
+/// Checks the forward and every gradient under each (`split_below`, `split_cubes`) of `splits`.
+fn check_problem<R, BT>(problem: &Problem, chunk: usize, splits: &[(usize, usize)])
 where
     R: burn_cubecl::CubeRuntime,
     BT: burn_cubecl::BoolElement,
@@ -140,7 +140,7 @@ where
     let cpu = Default::default();
     let y_ref = values(reference::forward(problem.input::<NdArray>(&cpu)));
     let want = reference::backward(problem.input::<NdArray>(&cpu), problem.dy::<NdArray>(&cpu));
-    for (split_below, split_cubes) in SPLITS {
+    for &(split_below, split_cubes) in splits {
         let config = KernelConfig {
             chunk,
             split_below,
@@ -230,7 +230,7 @@ macro_rules! gpu_tests {
             fn kernel_matches_reference_with_gate_and_softplus() {
                 let mut rng = rng();
                 for (dims, chunk) in SHAPES {
-                    check_problem::<R, BT>(&Problem::random(&mut rng, dims, true, true), chunk);
+                    check_problem::<R, BT>(&Problem::random(&mut rng, dims, true, true), chunk, &SPLITS);
                 }
             }
 
@@ -238,7 +238,7 @@ macro_rules! gpu_tests {
             fn kernel_matches_reference_without_gate() {
                 let mut rng = rng();
                 for (dims, chunk) in SHAPES {
-                    check_problem::<R, BT>(&Problem::random(&mut rng, dims, false, true), chunk);
+                    check_problem::<R, BT>(&Problem::random(&mut rng, dims, false, true), chunk, &SPLITS);
                 }
             }
 
@@ -246,8 +246,8 @@ macro_rules! gpu_tests {
             fn kernel_matches_reference_without_softplus() {
                 let mut rng = rng();
                 for (dims, chunk) in SHAPES {
-                    check_problem::<R, BT>(&Problem::random(&mut rng, dims, true, false), chunk);
-                    check_problem::<R, BT>(&Problem::random(&mut rng, dims, false, false), chunk);
+                    check_problem::<R, BT>(&Problem::random(&mut rng, dims, true, false), chunk, &SPLITS);
+                    check_problem::<R, BT>(&Problem::random(&mut rng, dims, false, false), chunk, &SPLITS);
                 }
             }
 
@@ -256,9 +256,20 @@ macro_rules! gpu_tests {
                 let mut rng = rng();
                 for (dims, chunk) in SPLIT_SHAPES {
                     for (gated, softplus) in [(true, true), (false, false)] {
-                        check_problem::<R, BT>(&Problem::random(&mut rng, dims, gated, softplus), chunk);
+                        let problem = Problem::random(&mut rng, dims, gated, softplus);
+                        check_problem::<R, BT>(&problem, chunk, &SPLITS);
                     }
                 }
+            }
+
+            #[test]
+            fn kernel_matches_reference_when_l_outgrows_the_launch_grid() {
+                // Chunks of one position would need 70 000 cubes along the grid's limit of 65 535.
+                // Split only: on lavapipe an unsplit scan this long came back written only up to
+                // about position 52 000.
+                let mut rng = rng();
+                let problem = Problem::random(&mut rng, [1, 2, 2, 70_000], true, true);
+                check_problem::<R, BT>(&problem, 1, &[(usize::MAX, usize::MAX), (usize::MAX, 8192)]);
             }
 
             #[test]

@@ -71,6 +71,9 @@ impl KernelConfig {
 
 type Cube<R, F, I, BT> = CubeBackend<R, F, I, BT>;
 
+/// Cubes along one launch grid dimension that every backend accepts (CUDA's y and z, WGPU's all).
+const MAX_GRID: usize = 65535;
+
 fn prim<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement, const D: usize>(
     t: Tensor<Cube<R, F, I, BT>, D>,
 ) -> CubeTensor<R> {
@@ -130,10 +133,16 @@ impl<R: CubeRuntime> Prepared<R> {
         self.z.clone().unwrap_or_else(|| self.u.clone()).into_tensor_arg()
     }
 
+    /// Positions per chunk: the configured length, or longer where L would need more chunks than
+    /// a launch grid dimension holds (chunks run along one).
+    fn chunk(&self, config: &KernelConfig) -> usize {
+        config.chunk.max(self.dims[3].div_ceil(MAX_GRID))
+    }
+
     /// Channel blocks (cubes per batch row) and chunks of L.
     fn grid(&self, config: &KernelConfig) -> (usize, usize) {
         let [_, dim, _, len] = self.dims;
-        (dim.div_ceil(config.block), len.div_ceil(config.chunk))
+        (dim.div_ceil(config.block), len.div_ceil(self.chunk(config)))
     }
 
     /// Whether L is split into chunks scanned in parallel (see `KernelConfig::split_below`).
@@ -160,8 +169,8 @@ impl<R: CubeRuntime> Prepared<R> {
         let unused = self.empty(vec![1]);
         let (seg, start, y, end, dt_sum, dtp) = match pass {
             Pass::Whole { y } => (len.max(1), &self.u, y, &unused, &unused, &unused),
-            Pass::Ends { state, dt_sum, dtp } => (config.chunk, &self.u, &unused, state, dt_sum, dtp),
-            Pass::FromStarts { start, dtp, y } => (config.chunk, start, y, &unused, &unused, dtp),
+            Pass::Ends { state, dt_sum, dtp } => (self.chunk(config), &self.u, &unused, state, dt_sum, dtp),
+            Pass::FromStarts { start, dtp, y } => (self.chunk(config), start, y, &unused, &unused, dtp),
         };
         let has_start = matches!(pass, Pass::FromStarts { .. });
         let to_end = matches!(pass, Pass::Ends { .. });
@@ -305,6 +314,7 @@ pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>
     let [batch, dim, n_state, len] = p.dims;
     let block = config.block;
     let (blocks, chunks) = p.grid(config);
+    let chunk = p.chunk(config);
     let tile = config.backward_tile(n_state);
     let (ckpt, dtp) = p.checkpoints(config);
     let per_segment = p.chunks_per_segment(config);
@@ -326,7 +336,7 @@ pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>
             dt_sum.clone().into_tensor_arg(),
             dim as u32,
             len as u32,
-            (per_segment * config.chunk) as u32,
+            (per_segment * chunk) as u32,
             n_state,
             block,
             config.forward_tile,
@@ -336,9 +346,7 @@ pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>
         carry
     });
 
-    let scratch = p.empty(vec![
-        batch * segments * blocks * config.chunk.div_ceil(tile) * n_state * block,
-    ]);
+    let scratch = p.empty(vec![batch * segments * blocks * chunk.div_ceil(tile) * n_state * block]);
     let du = p.empty(vec![batch, dim, len]);
     let ddelta = p.empty(vec![batch, dim, len]);
     let dz = p.empty(if p.z.is_some() { vec![batch, dim, len] } else { vec![1] });
@@ -374,7 +382,7 @@ pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>
         dbias_part.clone().into_tensor_arg(),
         dim as u32,
         len as u32,
-        config.chunk as u32,
+        chunk as u32,
         per_segment as u32,
         n_state,
         block,
