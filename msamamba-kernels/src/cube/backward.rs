@@ -26,8 +26,8 @@
 //! Main kernel:
 //! - Registers: the state x [N] and adjoint state h [N], A's row, the running sums for dA [N], dD
 //!   and d(delta_bias).
-//! - Shared memory: the tile's inputs (u, delta', delta, z, dy; B and C) loaded coalesced; the tile's
-//!   states [tile + 1, N, block + 1] (padded rows: conflict-free for both the per-thread writes and
+//! - Shared memory: the tile's inputs (u, delta', delta, z, dy; B and C) loaded coalesced; the
+//!   tile's states [tile + 1, N, block + 1] (padded rows: conflict-free for both the per-thread writes and
 //!   the per-row reduction reads); the per-channel dB terms [tile, N, block + 1]; and per channel
 //!   and position what the re-run hands the reverse pass (softplus', y before the gate)
 //!   and what the reverse pass hands the dC sums (the gradient g of y before the gate, dC being

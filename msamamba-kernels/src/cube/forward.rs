@@ -2,8 +2,8 @@
 //!
 //! One cube per (block of `CUBE_DIM_X` channels, batch row, segment of L); one thread per channel,
 //! running the recurrence over the segment's positions in order. With one segment (the batch rows
-//! and channels fill the GPU) that is the whole scan. Otherwise L is cut into segments scanned in
-//! parallel: a first launch (`to_end`) scans each segment from a zero state and keeps only its end
+//! and channels fill the GPU) that is the whole scan. Otherwise the segments are the chunks of
+//! `KernelConfig::chunk` positions, scanned in parallel: a first launch (`to_end`) scans each segment from a zero state and keeps only its end
 //! state, its sum of steps delta' and delta' itself; `combine.rs` chains those into each
 //! segment's true start state (the end states are linear in the start state, with decay
 //! exp(a · sum delta')); a second launch rescans every segment from its start state, taking
@@ -12,12 +12,12 @@
 //!
 //! - Registers: the thread's state x [N], its row of A [N], its D and delta bias. The state
 //!   never leaves registers, so the recurrence costs no memory traffic.
-//! - Shared memory: one time tile (`tile` positions) of u, delta and z for the cube's channels,
-//!   loaded with consecutive threads on consecutive positions (coalesced), rows padded by one
-//!   float so that the per-channel reads of the recurrence hit distinct banks; the tile of B and
-//!   C [tile, N], which every channel of the batch row reads (broadcast; a position's N values
-//!   are adjacent, so the compiler may fetch them four at a time). The u tile is reused to stage
-//!   y for a coalesced store.
+//! - Shared memory: one time tile (`tile` positions) of u, delta (or delta') and z for the cube's
+//!   channels, loaded with consecutive threads on consecutive positions (coalesced), rows padded
+//!   by one float so that the per-channel reads of the recurrence hit distinct banks; the tile of
+//!   B and C [tile, N], which every channel of the batch row reads (broadcast; a position's N
+//!   values are adjacent, so the compiler may fetch them four at a time). The u tile is reused to
+//!   stage y for a coalesced store.
 //! - Global memory: inputs read once per launch, y (or delta') written once; per segment, the
 //!   start state read and (`to_end`) the end state and sum of delta' written, [b, segments, d, N]
 //!   and [b, segments, d]: N/segment floats per input element.
