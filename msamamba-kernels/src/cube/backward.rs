@@ -26,8 +26,9 @@
 //! Main kernel:
 //! - Registers: the state x [N] and adjoint state h [N], A's row, the running sums for dA [N], dD
 //!   and d(delta_bias).
-//! - Shared memory: the tile's inputs (u, delta', delta, z, dy; B and C) loaded coalesced; the
-//!   tile's states [tile + 1, N, block + 1] (padded rows: conflict-free for both the per-thread writes and
+//! - Shared memory: the tile's inputs (u, delta', delta, z, dy; B and C) loaded coalesced, B and
+//!   C position-major [tile, N] (the tile is short, so their stores barely conflict); the tile's
+//!   states [tile + 1, N, block + 1] (padded rows: conflict-free for both the per-thread writes and
 //!   the per-row reduction reads); the per-channel dB terms [tile, N, block + 1]; and per channel
 //!   and position what the re-run hands the reverse pass (softplus', y before the gate)
 //!   and what the reverse pass hands the dC sums (the gradient g of y before the gate, dC being
@@ -63,7 +64,7 @@ fn piece_end(c: usize, size: usize, len: usize) -> usize {
 /// delta'. Tensors as in the main kernel.
 ///
 /// Registers: the adjoint state [N] and A's row. Shared memory: tiles of delta', dy and z rows
-/// (coalesced loads) and of C [tile, N]. Global memory: those inputs read once, N + 1 floats
+/// (coalesced loads) and of C [N, tile]. Global memory: those inputs read once, N + 1 floats
 /// written per thread.
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
@@ -131,7 +132,7 @@ pub fn scan_adjoint_kernel(
         if has_z {
             load_rows(z, &mut sz, batch, first, dim, len, t0, steps, block, tile);
         }
-        load_states(cm, &mut sc, batch, len, t0, steps, n_state, block, tile);
+        load_states(cm, &mut sc, batch, len, t0, steps, n_state, block, tile, false);
         sync_cube();
         let mut j = steps;
         while j > 0 {
@@ -145,7 +146,7 @@ pub fn scan_adjoint_kernel(
             }
             #[unroll]
             for i in 0..n_state {
-                h[i] = (h[i] + sc[j * n_state + i] * g) * f32::exp(dt * ar[i]);
+                h[i] = (h[i] + sc[i * tile + j] * g) * f32::exp(dt * ar[i]);
             }
         }
         sync_cube();
@@ -299,7 +300,7 @@ pub fn scan_backward_kernel(
             if k + 1 < tiles {
                 load_rows(u, &mut su, batch, first, dim, len, t0, steps, block, tile);
                 load_rows(dtp, &mut sdt, batch, first, dim, len, t0, steps, block, tile);
-                load_states(bm, &mut sb, batch, len, t0, steps, n_state, block, tile);
+                load_states(bm, &mut sb, batch, len, t0, steps, n_state, block, tile, true);
                 sync_cube();
                 for j in 0..steps {
                     let dt = sdt[me * row + j];
@@ -331,8 +332,8 @@ pub fn scan_backward_kernel(
             if has_z {
                 load_rows(z, &mut sz, batch, first, dim, len, t0, steps, block, tile);
             }
-            load_states(bm, &mut sb, batch, len, t0, steps, n_state, block, tile);
-            load_states(cm, &mut sc, batch, len, t0, steps, n_state, block, tile);
+            load_states(bm, &mut sb, batch, len, t0, steps, n_state, block, tile, true);
+            load_states(cm, &mut sc, batch, len, t0, steps, n_state, block, tile, true);
             sync_cube();
 
             // Re-run the tile's steps into shared memory.

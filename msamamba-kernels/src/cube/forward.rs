@@ -15,9 +15,8 @@
 //! - Shared memory: one time tile (`tile` positions) of u, delta (or delta') and z for the cube's
 //!   channels, loaded with consecutive threads on consecutive positions (coalesced), rows padded
 //!   by one float so that the per-channel reads of the recurrence hit distinct banks; the tile of
-//!   B and C [tile, N], which every channel of the batch row reads (broadcast; a position's N
-//!   values are adjacent, so the compiler may fetch them four at a time). The u tile is reused to
-//!   stage y for a coalesced store.
+//!   B and C [N, tile], which every channel of the batch row reads (broadcast). The u tile is
+//!   reused to stage y for a coalesced store.
 //! - Global memory: inputs read once per launch, y (or delta') written once; per segment, the
 //!   start state read and (`to_end`) the end state and sum of delta' written, [b, segments, d, N]
 //!   and [b, segments, d]: N/segment floats per input element.
@@ -103,8 +102,11 @@ pub fn store_rows(
     }
 }
 
-/// Loads `steps` positions from `t0` of a [b, N, l] tensor (B or C) into shared memory [tile, N]
-/// (global reads coalesced: consecutive threads on consecutive positions).
+/// Loads `steps` positions from `t0` of a [b, N, l] tensor (B or C) into shared memory, [tile, N]
+/// when `position_major`, else [N, tile]. Global reads are coalesced (consecutive threads on
+/// consecutive positions), so position-major stores conflict on shared-memory banks unless the
+/// tile is short; its gain is that a position's N values are adjacent, which lets the compiler
+/// fetch them four at a time.
 #[cube]
 #[allow(clippy::too_many_arguments)]
 pub fn load_states(
@@ -117,6 +119,7 @@ pub fn load_states(
     #[comptime] n_state: usize,
     #[comptime] block: usize,
     #[comptime] tile: usize,
+    #[comptime] position_major: bool,
 ) {
     let mut idx = UNIT_POS_X as usize;
     while idx < n_state * tile {
@@ -126,7 +129,11 @@ pub fn load_states(
         if j < steps {
             v = src[(batch * n_state + i) * len + t0 + j];
         }
-        dst[j * n_state + i] = v;
+        if position_major {
+            dst[j * n_state + i] = v;
+        } else {
+            dst[idx] = v;
+        }
         idx += block;
     }
 }
@@ -226,12 +233,12 @@ pub fn scan_forward_kernel(
         } else {
             load_rows(delta, &mut sdt, batch, first, dim, len, t0, steps, block, tile);
         }
-        load_states(bm, &mut sb, batch, len, t0, steps, n_state, block, tile);
+        load_states(bm, &mut sb, batch, len, t0, steps, n_state, block, tile, false);
         if !to_end {
             if has_z {
                 load_rows(z, &mut sz, batch, first, dim, len, t0, steps, block, tile);
             }
-            load_states(cm, &mut sc, batch, len, t0, steps, n_state, block, tile);
+            load_states(cm, &mut sc, batch, len, t0, steps, n_state, block, tile, false);
         }
         sync_cube();
 
@@ -253,14 +260,14 @@ pub fn scan_forward_kernel(
                 dt_acc += dt;
                 #[unroll]
                 for i in 0..n_state {
-                    x[i] = f32::exp(dt * ar[i]) * x[i] + du * sb[j * n_state + i];
+                    x[i] = f32::exp(dt * ar[i]) * x[i] + du * sb[i * tile + j];
                 }
             } else {
                 let mut acc = 0.0f32;
                 #[unroll]
                 for i in 0..n_state {
-                    x[i] = f32::exp(dt * ar[i]) * x[i] + du * sb[j * n_state + i];
-                    acc += x[i] * sc[j * n_state + i];
+                    x[i] = f32::exp(dt * ar[i]) * x[i] + du * sb[i * tile + j];
+                    acc += x[i] * sc[i * tile + j];
                 }
                 let mut out = acc + skip * uu;
                 if has_z {
