@@ -116,8 +116,8 @@ const SHAPES: [([usize; 4], usize); 5] = [
     ([2, 64, 16, 64], 64),
 ];
 
-/// (b, d, n, l, chunk) for the split scan: many chunks, L not a multiple of the chunk, and chunk
-/// boundaries off the forward (32) and backward (8) tiles, down to chunks shorter than a tile.
+/// (b, d, n, l, chunk): many chunks, L not a multiple of the chunk, and chunk boundaries off the
+/// forward (32) and backward (4 or 8) tiles, down to chunks shorter than a tile.
 const SPLIT_SHAPES: [([usize; 4], usize); 4] = [
     ([2, 40, 16, 250], 36),
     ([1, 33, 4, 97], 20),
