@@ -266,7 +266,8 @@ macro_rules! gpu_tests {
             fn kernel_matches_reference_when_l_outgrows_the_launch_grid() {
                 // Chunks of one position would need 70 000 cubes along the grid's limit of 65 535.
                 // Split only: on lavapipe an unsplit scan this long came back written only up to
-                // about position 52 000.
+                // position 52 425, where its loops had run about 65 535 iterations in all (a loop
+                // limiter, it seems).
                 let mut rng = rng();
                 let problem = Problem::random(&mut rng, [1, 2, 2, 70_000], true, true);
                 check_problem::<R, BT>(&problem, 1, &[(usize::MAX, usize::MAX), (usize::MAX, 8192)]);
