@@ -116,7 +116,21 @@ const SHAPES: [([usize; 4], usize); 5] = [
     ([2, 64, 16, 64], 64),
 ];
 
-fn check_problem<R, BT>(problem: &Problem, chunk: usize)
+/// (b, d, n, l, chunk): many chunks, L not a multiple of the chunk, and chunk boundaries off the
+/// forward (32) and backward (4 or 8) tiles, down to chunks shorter than a tile.
+const SPLIT_SHAPES: [([usize; 4], usize); 4] = [
+    ([2, 40, 16, 250], 36),
+    ([1, 33, 4, 97], 20),
+    ([3, 5, 16, 300], 70),
+    ([1, 3, 16, 10], 3),
+];
+
+/// (`split_below`, `split_cubes`): never split L; always split it (when it spans chunks), into
+/// one backward segment per chunk; and into backward segments of several chunks.
+const SPLITS: [(usize, usize); 3] = [(0, 4096), (usize::MAX, usize::MAX), (usize::MAX, 8)];
+
+/// Checks the forward and every gradient under each (`split_below`, `split_cubes`) of `splits`.
+fn check_problem<R, BT>(problem: &Problem, chunk: usize, splits: &[(usize, usize)])
 where
     R: burn_cubecl::CubeRuntime,
     BT: burn_cubecl::BoolElement,
@@ -124,24 +138,28 @@ where
     type G<R, BT> = burn_cubecl::CubeBackend<R, f32, i32, BT>;
     let gpu = Default::default();
     let cpu = Default::default();
-    let config = KernelConfig {
-        chunk,
-        ..Default::default()
-    };
-    let label = format!(
-        "{:?} z={} softplus={} chunk={chunk}",
-        problem.dims,
-        problem.z.is_some(),
-        problem.softplus
-    );
-
-    let y = cube::forward(problem.input::<G<R, BT>>(&gpu), &config);
-    let y_ref = reference::forward(problem.input::<NdArray>(&cpu));
-    assert_close(&format!("y {label}"), &values(y), &values(y_ref));
-
-    let got = cube::backward(problem.input::<G<R, BT>>(&gpu), problem.dy::<G<R, BT>>(&gpu), &config);
+    let y_ref = values(reference::forward(problem.input::<NdArray>(&cpu)));
     let want = reference::backward(problem.input::<NdArray>(&cpu), problem.dy::<NdArray>(&cpu));
-    compare_grads(&label, got, want);
+    for &(split_below, split_cubes) in splits {
+        let config = KernelConfig {
+            chunk,
+            split_below,
+            split_cubes,
+            ..Default::default()
+        };
+        let label = format!(
+            "{:?} z={} softplus={} chunk={chunk} split_below={split_below} split_cubes={split_cubes}",
+            problem.dims,
+            problem.z.is_some(),
+            problem.softplus
+        );
+
+        let y = cube::forward(problem.input::<G<R, BT>>(&gpu), &config);
+        assert_close(&format!("y {label}"), &values(y), &y_ref);
+
+        let got = cube::backward(problem.input::<G<R, BT>>(&gpu), problem.dy::<G<R, BT>>(&gpu), &config);
+        compare_grads(&label, got, want.clone());
+    }
 }
 
 fn compare_grads<G: Backend, C: Backend>(label: &str, got: ScanGrads<G>, want: ScanGrads<C>) {
@@ -212,7 +230,7 @@ macro_rules! gpu_tests {
             fn kernel_matches_reference_with_gate_and_softplus() {
                 let mut rng = rng();
                 for (dims, chunk) in SHAPES {
-                    check_problem::<R, BT>(&Problem::random(&mut rng, dims, true, true), chunk);
+                    check_problem::<R, BT>(&Problem::random(&mut rng, dims, true, true), chunk, &SPLITS);
                 }
             }
 
@@ -220,7 +238,7 @@ macro_rules! gpu_tests {
             fn kernel_matches_reference_without_gate() {
                 let mut rng = rng();
                 for (dims, chunk) in SHAPES {
-                    check_problem::<R, BT>(&Problem::random(&mut rng, dims, false, true), chunk);
+                    check_problem::<R, BT>(&Problem::random(&mut rng, dims, false, true), chunk, &SPLITS);
                 }
             }
 
@@ -228,15 +246,37 @@ macro_rules! gpu_tests {
             fn kernel_matches_reference_without_softplus() {
                 let mut rng = rng();
                 for (dims, chunk) in SHAPES {
-                    check_problem::<R, BT>(&Problem::random(&mut rng, dims, true, false), chunk);
-                    check_problem::<R, BT>(&Problem::random(&mut rng, dims, false, false), chunk);
+                    check_problem::<R, BT>(&Problem::random(&mut rng, dims, true, false), chunk, &SPLITS);
+                    check_problem::<R, BT>(&Problem::random(&mut rng, dims, false, false), chunk, &SPLITS);
                 }
+            }
+
+            #[test]
+            fn kernel_matches_reference_with_chunks_off_the_tiles() {
+                let mut rng = rng();
+                for (dims, chunk) in SPLIT_SHAPES {
+                    for (gated, softplus) in [(true, true), (false, false)] {
+                        let problem = Problem::random(&mut rng, dims, gated, softplus);
+                        check_problem::<R, BT>(&problem, chunk, &SPLITS);
+                    }
+                }
+            }
+
+            #[test]
+            fn kernel_matches_reference_when_l_outgrows_the_launch_grid() {
+                // Chunks of one position would need 70 000 cubes along the grid's limit of 65 535.
+                // Split only: on lavapipe an unsplit scan this long came back written only up to
+                // position 52 425, where its loops had run about 65 535 iterations in all (a loop
+                // limiter, it seems).
+                let mut rng = rng();
+                let problem = Problem::random(&mut rng, [1, 2, 2, 70_000], true, true);
+                check_problem::<R, BT>(&problem, 1, &[(usize::MAX, usize::MAX), (usize::MAX, 8192)]);
             }
 
             #[test]
             fn autodiff_on_gpu_matches_autodiff_on_ndarray() {
                 let mut rng = rng();
-                // L = 200 crosses the default chunk (128).
+                // L = 200 crosses the default chunk (128); so few channels split L.
                 let problem = Problem::random(&mut rng, [2, 48, 16, 200], true, true);
                 let got = autodiff_grads::<Gpu>(&problem, &Default::default());
                 let want = autodiff_grads::<NdArray>(&problem, &Default::default());

@@ -132,6 +132,15 @@ fn main() {
             }
             #[cfg(any(feature = "wgpu", feature = "cuda"))]
             "--chunk" => config.chunk = args.next().and_then(|r| r.parse().ok()).unwrap_or(config.chunk),
+            // When to split L into chunks scanned in parallel, and into how many backward cubes.
+            #[cfg(any(feature = "wgpu", feature = "cuda"))]
+            "--split-below" => {
+                config.split_below = args.next().and_then(|r| r.parse().ok()).unwrap_or(config.split_below)
+            }
+            #[cfg(any(feature = "wgpu", feature = "cuda"))]
+            "--split-cubes" => {
+                config.split_cubes = args.next().and_then(|r| r.parse().ok()).unwrap_or(config.split_cubes)
+            }
             other => {
                 eprintln!("scan_bench: unknown argument `{other}` (expected --backend cuda|wgpu, --runs N, --small)");
                 std::process::exit(2);

@@ -1,121 +1,171 @@
-//! The selective scan's backward kernel.
+//! The selective scan's backward kernels.
 //!
-//! One cube per (block of `CUBE_DIM_X` channels, batch row), one thread per channel, as in the
-//! forward. The sequence is walked backwards one chunk at a time; inside a chunk, one tile of
-//! `tile` positions at a time. Per-position states are never stored in global memory:
+//! L is cut into chunks of `chunk` positions. The state entering every chunk (the checkpoints)
+//! comes from the forward kernel's `to_end` launch over the chunks, chained by `combine.rs`:
+//! parallel over chunks, and never more than b·d·N·⌈l/chunk⌉ floats. That launch also leaves
+//! delta' = softplus(delta + bias) [b, d, l], so that no pass below recomputes the softplus.
 //!
-//! 1. the forward kernel saved the state at each chunk start (`ckpt` [b, d, chunks, N]);
-//! 2. for each chunk (last first), the thread re-runs the forward over the chunk from that state
-//!    and keeps the state at each tile start in `scratch` [cubes, chunk / tile, N, block]
-//!    (coalesced: consecutive threads, consecutive floats; it stays in L2);
-//! 3. for each tile of the chunk (last first), it re-runs the tile's `tile` steps from the saved
-//!    tile-start state into shared memory, then runs the reverse recurrence over them.
+//! The main kernel runs one cube per (block of `CUBE_DIM_X` channels, batch row, segment of
+//! consecutive chunks), one thread per channel, as in the forward. It walks its segment backwards
+//! one chunk at a time; inside a chunk, one tile of `tile` positions at a time:
 //!
-//! - Registers: the adjoint state h [N], A's row, the running sums for dA [N], dD and
-//!   d(delta_bias).
-//! - Shared memory: the tile's inputs (u, delta, z, dy; B and C) loaded coalesced; the tile's
+//! 1. it re-runs the forward over the chunk from the checkpoint and keeps the state at each tile
+//!    start in `scratch` [cubes, ⌈chunk / tile⌉, N, block] (coalesced: consecutive threads,
+//!    consecutive floats; reused chunk after chunk, so it mostly stays in L2);
+//! 2. for each tile of the chunk (last first), it re-runs the tile's steps from the saved
+//!    tile-start state into shared memory, then runs the reverse (adjoint) recurrence over them.
+//!
+//! With one segment (the batch rows and channels fill the GPU) the adjoint state simply carries
+//! over from chunk to chunk. Otherwise L is split into segments of whole chunks, as many as give
+//! `KernelConfig::split_cubes` cubes, and the adjoint state entering each segment from the right
+//! is found first, like the checkpoints: `scan_adjoint_kernel` runs the reverse recurrence over
+//! each segment from zero (it needs only delta', C, dy and z) and `combine.rs` chains the results
+//! right to left. That costs one more pass over those inputs and one more exponential per state
+//! and position, in exchange for b·d·segments threads.
+//!
+//! Main kernel:
+//! - Registers: the state x [N] and adjoint state h [N], A's row, the running sums for dA [N], dD
+//!   and d(delta_bias).
+//! - Shared memory: the tile's inputs (u, delta', delta, z, dy; B and C) loaded coalesced, B and
+//!   C position-major [tile, N] (the tile is short, so their stores barely conflict); the tile's
 //!   states [tile + 1, N, block + 1] (padded rows: conflict-free for both the per-thread writes and
-//!   the per-row reduction reads); and the per-channel dB terms [tile, N, block + 1]. The dC terms
-//!   reuse the state slots once a state is no longer needed. dB and dC are summed over the cube's
-//!   channels here and over channel blocks by the caller.
-//! - Global memory: inputs read for the reverse pass, u / delta / B read twice more (forward
-//!   recompute of the chunk-start states and of the chunk), du / ddelta / dz written once, dB / dC
-//!   per channel block [b, blocks, N, l], dA / dD / d(delta_bias) per batch row.
+//!   the per-row reduction reads); the per-channel dB terms [tile, N, block + 1]; and per channel
+//!   and position what the re-run hands the reverse pass (softplus', y before the gate)
+//!   and what the reverse pass hands the dC sums (the gradient g of y before the gate, dC being
+//!   the sum of state · g). dB and dC are summed over the cube's channels here and over channel
+//!   blocks by the caller.
+//! - Global memory: inputs read for the reverse pass, u / delta' / B once more for the chunk
+//!   re-run (and u / delta / B by the checkpoint pass), du / ddelta / dz written once, dB / dC
+//!   per channel block [b, blocks, N, l], dA / dD / d(delta_bias) per batch row and segment.
 //!
-//! Extra memory: the chunk-start states, b·d·N·⌈l/chunk⌉ floats (N/chunk of u), the scratch
-//! b·d·N·chunk/tile floats, and the per-block dB/dC partials: O(b·d·l), never O(b·d·N·l).
+//! Extra memory: delta' (b·d·l floats), the checkpoints b·d·N·⌈l/chunk⌉ floats, per segment the
+//! adjoint carry b·d·N floats and the scratch b·d·N·⌈chunk/tile⌉ floats, and the per-block dB/dC
+//! partials: O(b·d·l), never O(b·d·N·l).
 //!
 //! Only f32 arithmetic, `exp`, shared memory and barriers: nothing newer than sm_60 (Pascal).
 
 use cubecl::prelude::*;
 
-use super::forward::{sigmoid, softplus};
+use super::forward::{load_rows, load_states, sigmoid, store_rows};
 
-/// Loads `tile` positions from `t0` of a [b, d, l] tensor into shared memory rows of `tile + 1`.
+/// The end of piece `c` (`size` positions each) of a sequence of `len`.
 #[cube]
-fn load_rows(
-    src: &Tensor<f32>,
-    dst: &mut SharedMemory<f32>,
-    batch: usize,
-    first: usize,
-    dim: usize,
-    len: usize,
-    t0: usize,
-    steps: usize,
-    #[comptime] block: usize,
-    #[comptime] tile: usize,
-) {
-    let me = UNIT_POS_X as usize;
-    #[unroll]
-    for k in 0..tile {
-        let idx = k * block + me;
-        let ch = idx / tile;
-        let j = idx % tile;
-        let gch = first + ch;
-        let mut v = 0.0f32;
-        if j < steps && gch < dim {
-            v = src[(batch * dim + gch) * len + t0 + j];
-        }
-        dst[ch * (tile + 1) + j] = v;
+fn piece_end(c: usize, size: usize, len: usize) -> usize {
+    let mut end = (c + 1) * size;
+    if end > len {
+        end = len;
     }
+    end
 }
 
-/// Stores shared memory rows of `tile + 1` back into `tile` positions of a [b, d, l] tensor.
-#[cube]
-fn store_rows(
-    src: &SharedMemory<f32>,
-    dst: &mut Tensor<f32>,
-    batch: usize,
-    first: usize,
-    dim: usize,
-    len: usize,
-    t0: usize,
-    steps: usize,
-    #[comptime] block: usize,
-    #[comptime] tile: usize,
-) {
-    let me = UNIT_POS_X as usize;
-    #[unroll]
-    for k in 0..tile {
-        let idx = k * block + me;
-        let ch = idx / tile;
-        let j = idx % tile;
-        let gch = first + ch;
-        if j < steps && gch < dim {
-            dst[(batch * dim + gch) * len + t0 + j] = src[ch * (tile + 1) + j];
-        }
-    }
-}
-
-/// Loads `tile` positions of a [b, N, l] tensor (B or C) into shared memory [N, tile].
-#[cube]
-fn load_states(
-    src: &Tensor<f32>,
-    dst: &mut SharedMemory<f32>,
-    batch: usize,
-    len: usize,
-    t0: usize,
-    steps: usize,
+/// Adjoint carries of segments of `seg` positions (segment = `CUBE_POS_Z`): each runs the reverse
+/// recurrence over its positions from a zero adjoint state; `carry` [b, segments, d, N] receives
+/// the adjoint state it hands to the previous segment, `dt_sum` [b, segments, d] its sum of
+/// delta'. Tensors as in the main kernel.
+///
+/// Registers: the adjoint state [N] and A's row. Shared memory: tiles of delta', dy and z rows
+/// (coalesced loads) and of C [N, tile]. Global memory: those inputs read once, N + 1 floats
+/// written per thread.
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+pub fn scan_adjoint_kernel(
+    dtp: &Tensor<f32>,
+    z: &Tensor<f32>,
+    a: &Tensor<f32>,
+    cm: &Tensor<f32>,
+    dy: &Tensor<f32>,
+    carry: &mut Tensor<f32>,
+    dt_sum: &mut Tensor<f32>,
+    dim: u32,
+    len: u32,
+    seg: u32,
     #[comptime] n_state: usize,
     #[comptime] block: usize,
     #[comptime] tile: usize,
+    #[comptime] has_z: bool,
 ) {
-    let mut idx = UNIT_POS_X as usize;
-    while idx < n_state * tile {
-        let i = idx / tile;
-        let j = idx % tile;
-        let mut v = 0.0f32;
-        if j < steps {
-            v = src[(batch * n_state + i) * len + t0 + j];
+    let dim = dim as usize;
+    let len = len as usize;
+    let seg = seg as usize;
+    let me = UNIT_POS_X as usize;
+    let batch = CUBE_POS_Y as usize;
+    let segment = CUBE_POS_Z as usize;
+    let segments = CUBE_COUNT_Z as usize;
+    let first = CUBE_POS_X as usize * block;
+    let channel = first + me;
+    let live = channel < dim;
+    let row = tile + 1;
+    let cs = segment * seg;
+    let ce = piece_end(segment, seg, len);
+
+    let z_len = comptime!(if has_z { block * (tile + 1) } else { 1 });
+    let mut sdt = SharedMemory::<f32>::new(block * (tile + 1));
+    let mut sdy = SharedMemory::<f32>::new(block * (tile + 1));
+    let mut sz = SharedMemory::<f32>::new(z_len);
+    let mut sc = SharedMemory::<f32>::new(n_state * tile);
+
+    let mut h = Array::<f32>::new(n_state);
+    let mut ar = Array::<f32>::new(n_state);
+    let mut dt_acc = 0.0f32;
+    #[unroll]
+    for i in 0..n_state {
+        h[i] = 0.0;
+        ar[i] = 0.0;
+    }
+    if live {
+        #[unroll]
+        for i in 0..n_state {
+            ar[i] = a[channel * n_state + i];
         }
-        dst[idx] = v;
-        idx += block;
+    }
+
+    let mut k = (ce - cs).div_ceil(tile);
+    while k > 0 {
+        k -= 1;
+        let t0 = cs + k * tile;
+        let mut steps = ce - t0;
+        if steps > tile {
+            steps = tile;
+        }
+        load_rows(dtp, &mut sdt, batch, first, dim, len, t0, steps, block, tile);
+        load_rows(dy, &mut sdy, batch, first, dim, len, t0, steps, block, tile);
+        if has_z {
+            load_rows(z, &mut sz, batch, first, dim, len, t0, steps, block, tile);
+        }
+        load_states(cm, &mut sc, batch, len, t0, steps, n_state, block, tile, false);
+        sync_cube();
+        let mut j = steps;
+        while j > 0 {
+            j -= 1;
+            let dt = sdt[me * row + j];
+            dt_acc += dt;
+            let mut g = sdy[me * row + j];
+            if has_z {
+                let zz = sz[me * row + j];
+                g = g * zz * sigmoid(zz);
+            }
+            #[unroll]
+            for i in 0..n_state {
+                h[i] = (h[i] + sc[i * tile + j] * g) * f32::exp(dt * ar[i]);
+            }
+        }
+        sync_cube();
+    }
+
+    if live {
+        #[unroll]
+        for i in 0..n_state {
+            carry[((batch * segments + segment) * dim + channel) * n_state + i] = h[i];
+        }
+        dt_sum[(batch * segments + segment) * dim + channel] = dt_acc;
     }
 }
 
-/// Backward scan: gradients of `sum(y * dy)`. Tensors as in the forward kernel plus dy [b, d, l]
-/// and the chunk-start states `ckpt`; outputs du, ddelta, dz [b, d, l], db_part and dc_part
-/// [b, blocks, N, l], da_part [b, d, N], dd_part and dbias_part [b, d].
+/// Backward scan: gradients of `sum(y * dy)`. Tensors as in the forward kernel plus dy and
+/// delta' `dtp` [b, d, l] and the chunk-start states `ckpt` [b, chunks, d, N]. Segment `CUBE_POS_Z` covers `per_segment`
+/// chunks of `chunk` positions; its adjoint state starts from `adj` [b, segments, d, N] when
+/// `has_adj`, from zero otherwise. Outputs du, ddelta, dz [b, d, l], db_part and dc_part
+/// [b, blocks, N, l], da_part [b, segments, d, N], dd_part and dbias_part [b, segments, d].
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
 pub fn scan_backward_kernel(
@@ -128,7 +178,9 @@ pub fn scan_backward_kernel(
     dskip: &Tensor<f32>,
     delta_bias: &Tensor<f32>,
     dy: &Tensor<f32>,
+    dtp: &Tensor<f32>,
     ckpt: &Tensor<f32>,
+    adj: &Tensor<f32>,
     scratch: &mut Tensor<f32>,
     du: &mut Tensor<f32>,
     ddelta: &mut Tensor<f32>,
@@ -140,34 +192,53 @@ pub fn scan_backward_kernel(
     dbias_part: &mut Tensor<f32>,
     dim: u32,
     len: u32,
+    chunk: u32,
+    per_segment: u32,
     #[comptime] n_state: usize,
     #[comptime] block: usize,
     #[comptime] tile: usize,
-    #[comptime] chunk: usize,
     #[comptime] has_z: bool,
     #[comptime] delta_softplus: bool,
+    #[comptime] has_adj: bool,
 ) {
     let dim = dim as usize;
     let len = len as usize;
+    let chunk = chunk as usize;
     let me = UNIT_POS_X as usize;
     let batch = CUBE_POS_Y as usize;
     let blk = CUBE_POS_X as usize;
     let blocks = CUBE_COUNT_X as usize;
+    let segment = CUBE_POS_Z as usize;
+    let segments = CUBE_COUNT_Z as usize;
     let first = blk * block;
     let channel = first + me;
     let live = channel < dim;
     let row = tile + 1;
     let pad = block + 1;
     let chunks = len.div_ceil(chunk);
-    let tiles_per_chunk = chunk / tile;
-    let scratch_base = (batch * blocks + blk) * tiles_per_chunk * n_state * block;
+    let first_chunk = segment * per_segment as usize;
+    let mut last_chunk = first_chunk + per_segment as usize;
+    if last_chunk > chunks {
+        last_chunk = chunks;
+    }
+    let tiles_per_chunk = chunk.div_ceil(tile);
+    let scratch_base = ((batch * segments + segment) * blocks + blk) * tiles_per_chunk * n_state * block;
+    let part = (batch * segments + segment) * dim + channel;
 
+    let z_len = comptime!(if has_z { block * (tile + 1) } else { 1 });
+    let sig_len = comptime!(if delta_softplus { block * (tile + 1) } else { 1 });
     let mut su = SharedMemory::<f32>::new(block * (tile + 1));
     let mut sdt = SharedMemory::<f32>::new(block * (tile + 1));
-    let mut sz = SharedMemory::<f32>::new(block * (tile + 1));
+    let mut sz = SharedMemory::<f32>::new(z_len);
     let mut sdy = SharedMemory::<f32>::new(block * (tile + 1));
     let mut sb = SharedMemory::<f32>::new(n_state * tile);
     let mut sc = SharedMemory::<f32>::new(n_state * tile);
+    // Left by the tile's re-run for the reverse pass, one row per channel: y before the gate,
+    // and softplus' (the sigmoid of delta + bias). The reverse pass leaves the gradient g of the
+    // pre-gate y for the dC sums.
+    let mut sy = SharedMemory::<f32>::new(z_len);
+    let mut ssig = SharedMemory::<f32>::new(sig_len);
+    let mut sg = SharedMemory::<f32>::new(block * (tile + 1));
     // States of the tile, slot s = state before step s: [tile + 1, N, block + 1].
     let mut xs = SharedMemory::<f32>::new((tile + 1) * n_state * (block + 1));
     // Per-channel dB terms: [tile, N, block + 1].
@@ -192,24 +263,24 @@ pub fn scan_backward_kernel(
         #[unroll]
         for i in 0..n_state {
             ar[i] = a[channel * n_state + i];
+            if has_adj {
+                h[i] = adj[part * n_state + i];
+            }
         }
         skip = dskip[channel];
         bias = delta_bias[channel];
     }
 
-    let mut c = chunks;
-    while c > 0 {
+    let mut c = last_chunk;
+    while c > first_chunk {
         c -= 1;
         let cs = c * chunk;
-        let mut chunk_len = len - cs;
-        if chunk_len > chunk {
-            chunk_len = chunk;
-        }
-        let tiles = chunk_len.div_ceil(tile);
+        let ce = piece_end(c, chunk, len);
+        let tiles = (ce - cs).div_ceil(tile);
 
-        // 2. Forward over the chunk from its saved start state; keep each tile's start state.
+        // 1. Forward over the chunk from its checkpoint; keep each tile's start state.
         if live {
-            let base = ((batch * dim + channel) * chunks + c) * n_state;
+            let base = ((batch * chunks + c) * dim + channel) * n_state;
             #[unroll]
             for i in 0..n_state {
                 x[i] = ckpt[base + i];
@@ -217,7 +288,7 @@ pub fn scan_backward_kernel(
         }
         for k in 0..tiles {
             let t0 = cs + k * tile;
-            let mut steps = len - t0;
+            let mut steps = ce - t0;
             if steps > tile {
                 steps = tile;
             }
@@ -225,41 +296,44 @@ pub fn scan_backward_kernel(
             for i in 0..n_state {
                 scratch[scratch_base + (k * n_state + i) * block + me] = x[i];
             }
-            load_rows(u, &mut su, batch, first, dim, len, t0, steps, block, tile);
-            load_rows(delta, &mut sdt, batch, first, dim, len, t0, steps, block, tile);
-            load_states(bm, &mut sb, batch, len, t0, steps, n_state, block, tile);
-            sync_cube();
-            for j in 0..steps {
-                let mut dt = sdt[me * row + j] + bias;
-                if delta_softplus {
-                    dt = softplus(dt);
+            // The state after the last tile is not needed.
+            if k + 1 < tiles {
+                load_rows(u, &mut su, batch, first, dim, len, t0, steps, block, tile);
+                load_rows(dtp, &mut sdt, batch, first, dim, len, t0, steps, block, tile);
+                load_states(bm, &mut sb, batch, len, t0, steps, n_state, block, tile, true);
+                sync_cube();
+                for j in 0..steps {
+                    let dt = sdt[me * row + j];
+                    let dtu = dt * su[me * row + j];
+                    #[unroll]
+                    for i in 0..n_state {
+                        x[i] = f32::exp(dt * ar[i]) * x[i] + dtu * sb[j * n_state + i];
+                    }
                 }
-                let dtu = dt * su[me * row + j];
-                #[unroll]
-                for i in 0..n_state {
-                    x[i] = f32::exp(dt * ar[i]) * x[i] + dtu * sb[i * tile + j];
-                }
+                sync_cube();
             }
-            sync_cube();
         }
 
-        // 3. Tiles of the chunk, last first.
+        // 2. Tiles of the chunk, last first.
         let mut k = tiles;
         while k > 0 {
             k -= 1;
             let t0 = cs + k * tile;
-            let mut steps = len - t0;
+            let mut steps = ce - t0;
             if steps > tile {
                 steps = tile;
             }
             load_rows(u, &mut su, batch, first, dim, len, t0, steps, block, tile);
-            load_rows(delta, &mut sdt, batch, first, dim, len, t0, steps, block, tile);
+            load_rows(dtp, &mut sdt, batch, first, dim, len, t0, steps, block, tile);
+            if delta_softplus {
+                load_rows(delta, &mut ssig, batch, first, dim, len, t0, steps, block, tile);
+            }
             load_rows(dy, &mut sdy, batch, first, dim, len, t0, steps, block, tile);
             if has_z {
                 load_rows(z, &mut sz, batch, first, dim, len, t0, steps, block, tile);
             }
-            load_states(bm, &mut sb, batch, len, t0, steps, n_state, block, tile);
-            load_states(cm, &mut sc, batch, len, t0, steps, n_state, block, tile);
+            load_states(bm, &mut sb, batch, len, t0, steps, n_state, block, tile, true);
+            load_states(cm, &mut sc, batch, len, t0, steps, n_state, block, tile, true);
             sync_cube();
 
             // Re-run the tile's steps into shared memory.
@@ -270,15 +344,23 @@ pub fn scan_backward_kernel(
                 xs[i * pad + me] = v;
             }
             for j in 0..steps {
-                let mut dt = sdt[me * row + j] + bias;
+                let uu = su[me * row + j];
+                let dt = sdt[me * row + j];
                 if delta_softplus {
-                    dt = softplus(dt);
+                    ssig[me * row + j] = sigmoid(ssig[me * row + j] + bias);
                 }
-                let dtu = dt * su[me * row + j];
+                let dtu = dt * uu;
+                let mut yv = skip * uu;
                 #[unroll]
                 for i in 0..n_state {
-                    x[i] = f32::exp(dt * ar[i]) * x[i] + dtu * sb[i * tile + j];
+                    x[i] = f32::exp(dt * ar[i]) * x[i] + dtu * sb[j * n_state + i];
                     xs[((j + 1) * n_state + i) * pad + me] = x[i];
+                    if has_z {
+                        yv += x[i] * sc[j * n_state + i];
+                    }
+                }
+                if has_z {
+                    sy[me * row + j] = yv;
                 }
             }
 
@@ -288,44 +370,34 @@ pub fn scan_backward_kernel(
                 jj -= 1;
                 let j = jj;
                 let uu = su[me * row + j];
-                let raw = sdt[me * row + j] + bias;
-                let mut dt = raw;
-                if delta_softplus {
-                    dt = softplus(raw);
-                }
+                let dt = sdt[me * row + j];
                 let mut g = sdy[me * row + j];
                 if has_z {
-                    let mut yv = skip * uu;
-                    #[unroll]
-                    for i in 0..n_state {
-                        yv += sc[i * tile + j] * xs[((j + 1) * n_state + i) * pad + me];
-                    }
+                    let yv = sy[me * row + j];
                     let zz = sz[me * row + j];
                     let s = sigmoid(zz);
                     sz[me * row + j] = g * yv * s * (1.0 + zz * (1.0 - s));
                     g = g * zz * s;
                 }
+                sg[me * row + j] = g;
                 dd_acc += g * uu;
                 let dtu = dt * uu;
                 let mut hb = 0.0f32;
                 let mut ga = 0.0f32;
                 #[unroll]
                 for i in 0..n_state {
-                    let cur = ((j + 1) * n_state + i) * pad + me;
-                    h[i] += sc[i * tile + j] * g;
+                    h[i] += sc[j * n_state + i] * g;
                     let decay = f32::exp(dt * ar[i]);
                     let gg = h[i] * xs[(j * n_state + i) * pad + me] * decay;
                     ga += gg * ar[i];
                     da[i] += gg * dt;
-                    hb += h[i] * sb[i * tile + j];
+                    hb += h[i] * sb[j * n_state + i];
                     dbs[(j * n_state + i) * pad + me] = h[i] * dtu;
-                    // This state is no longer needed: its slot takes the dC term.
-                    xs[cur] = xs[cur] * g;
                     h[i] *= decay;
                 }
                 let mut ddt = ga + hb * uu;
                 if delta_softplus {
-                    ddt *= sigmoid(raw);
+                    ddt *= ssig[me * row + j];
                 }
                 dbias_acc += ddt;
                 su[me * row + j] = hb * dt + skip * g;
@@ -351,7 +423,7 @@ pub fn scan_backward_kernel(
                     #[unroll]
                     for q in 0..block {
                         sum_b += dbs[rb + q];
-                        sum_c += xs[rc + q];
+                        sum_c += xs[rc + q] * sg[q * row + j];
                     }
                     let g = ((batch * blocks + blk) * n_state + i) * len + t0 + j;
                     db_part[g] = sum_b;
@@ -366,9 +438,9 @@ pub fn scan_backward_kernel(
     if live {
         #[unroll]
         for i in 0..n_state {
-            da_part[(batch * dim + channel) * n_state + i] = da[i];
+            da_part[part * n_state + i] = da[i];
         }
-        dd_part[batch * dim + channel] = dd_acc;
-        dbias_part[batch * dim + channel] = dbias_acc;
+        dd_part[part] = dd_acc;
+        dbias_part[part] = dbias_acc;
     }
 }

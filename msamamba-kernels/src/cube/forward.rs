@@ -1,17 +1,25 @@
-//! The selective scan's forward kernel.
+//! The selective scan's forward kernel, and the tile loads it shares with the backward.
 //!
-//! One cube per (block of `CUBE_DIM_X` channels, batch row); one thread per channel, running the
-//! recurrence over all L positions in order.
+//! One cube per (block of `CUBE_DIM_X` channels, batch row, segment of L); one thread per channel,
+//! running the recurrence over the segment's positions in order. With one segment (the batch rows
+//! and channels fill the GPU) that is the whole scan. Otherwise the segments are the chunks of
+//! `KernelConfig::chunk` positions, scanned in parallel: a first launch (`to_end`) scans each segment from a zero state and keeps only its end
+//! state, its sum of steps delta' and delta' itself; `combine.rs` chains those into each
+//! segment's true start state (the end states are linear in the start state, with decay
+//! exp(a · sum delta')); a second launch rescans every segment from its start state, taking
+//! delta' as computed (no second softplus), and writes y. Reading u and B twice and writing
+//! delta' is the price of filling the GPU when b·d alone is too small.
 //!
 //! - Registers: the thread's state x [N], its row of A [N], its D and delta bias. The state
 //!   never leaves registers, so the recurrence costs no memory traffic.
-//! - Shared memory: one time tile (`tile` positions) of u, delta and z for the cube's channels,
-//!   loaded with consecutive threads on consecutive positions (coalesced), rows padded by one
-//!   float so that the per-channel reads of the recurrence hit distinct banks; the tile of B and
-//!   C [N, tile], which every channel of the batch row reads (broadcast). The u tile is reused to
-//!   stage y for a coalesced store.
-//! - Global memory: inputs read once, y written once, and (for the backward) the state at every
-//!   chunk start, [b, d, chunks, N]: N/chunk floats per input element.
+//! - Shared memory: one time tile (`tile` positions) of u, delta (or delta') and z for the cube's
+//!   channels, loaded with consecutive threads on consecutive positions (coalesced), rows padded
+//!   by one float so that the per-channel reads of the recurrence hit distinct banks; the tile of
+//!   B and C [N, tile], which every channel of the batch row reads (broadcast). The u tile is
+//!   reused to stage y for a coalesced store.
+//! - Global memory: inputs read once per launch, y (or delta') written once; per segment, the
+//!   start state read and (`to_end`) the end state and sum of delta' written, [b, segments, d, N]
+//!   and [b, segments, d]: N/segment floats per input element.
 //!
 //! Only f32 arithmetic, `exp`, `log1p`, shared memory and barriers: nothing newer than sm_60
 //! (Pascal) on CUDA, and plain compute shaders on WGPU.
@@ -34,11 +42,110 @@ pub fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + f32::exp(-x))
 }
 
-/// Forward scan. `y` is written when `write_y`, the chunk-start states `ckpt`
-/// [b, d, ceil(l / chunk), N] when `write_ckpt` (`chunk` is a multiple of `tile`).
+/// Loads `steps` (≤ `tile`) positions from `t0` of a [b, d, l] tensor into shared memory rows of
+/// `tile + 1`, one row per channel of the cube: consecutive threads read consecutive positions.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+pub fn load_rows(
+    src: &Tensor<f32>,
+    dst: &mut SharedMemory<f32>,
+    batch: usize,
+    first: usize,
+    dim: usize,
+    len: usize,
+    t0: usize,
+    steps: usize,
+    #[comptime] block: usize,
+    #[comptime] tile: usize,
+) {
+    let me = UNIT_POS_X as usize;
+    #[unroll]
+    for k in 0..tile {
+        let idx = k * block + me;
+        let ch = idx / tile;
+        let j = idx % tile;
+        let gch = first + ch;
+        let mut v = 0.0f32;
+        if j < steps && gch < dim {
+            v = src[(batch * dim + gch) * len + t0 + j];
+        }
+        dst[ch * (tile + 1) + j] = v;
+    }
+}
+
+/// Stores shared memory rows of `tile + 1` back into `steps` positions from `t0` of a [b, d, l]
+/// tensor.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+pub fn store_rows(
+    src: &SharedMemory<f32>,
+    dst: &mut Tensor<f32>,
+    batch: usize,
+    first: usize,
+    dim: usize,
+    len: usize,
+    t0: usize,
+    steps: usize,
+    #[comptime] block: usize,
+    #[comptime] tile: usize,
+) {
+    let me = UNIT_POS_X as usize;
+    #[unroll]
+    for k in 0..tile {
+        let idx = k * block + me;
+        let ch = idx / tile;
+        let j = idx % tile;
+        let gch = first + ch;
+        if j < steps && gch < dim {
+            dst[(batch * dim + gch) * len + t0 + j] = src[ch * (tile + 1) + j];
+        }
+    }
+}
+
+/// Loads `steps` positions from `t0` of a [b, N, l] tensor (B or C) into shared memory, [tile, N]
+/// when `position_major`, else [N, tile]. Global reads are coalesced (consecutive threads on
+/// consecutive positions), so position-major stores conflict on shared-memory banks unless the
+/// tile is short; its gain is that a position's N values are adjacent, which lets the compiler
+/// fetch them four at a time.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+pub fn load_states(
+    src: &Tensor<f32>,
+    dst: &mut SharedMemory<f32>,
+    batch: usize,
+    len: usize,
+    t0: usize,
+    steps: usize,
+    #[comptime] n_state: usize,
+    #[comptime] block: usize,
+    #[comptime] tile: usize,
+    #[comptime] position_major: bool,
+) {
+    let mut idx = UNIT_POS_X as usize;
+    while idx < n_state * tile {
+        let i = idx / tile;
+        let j = idx % tile;
+        let mut v = 0.0f32;
+        if j < steps {
+            v = src[(batch * n_state + i) * len + t0 + j];
+        }
+        if position_major {
+            dst[j * n_state + i] = v;
+        } else {
+            dst[idx] = v;
+        }
+        idx += block;
+    }
+}
+
+/// Forward scan over segments of `seg` positions (segment = `CUBE_POS_Z`). With `to_end`, each
+/// segment starts from zero and only its end state `end` [b, segments, d, N], its sum of delta'
+/// `dt_sum` [b, segments, d] and delta' itself `dtp` [b, d, l] are written; otherwise y is
+/// written, each segment starting from `start` [b, segments, d, N] with delta' read from `dtp`
+/// when `has_start`, from zero otherwise.
 ///
 /// Tensors are contiguous: u, delta, z, y [b, d, l]; a [d, N]; bm, cm [b, N, l]; dskip,
-/// delta_bias [d]. `z` is read only when `has_z` (pass any tensor otherwise).
+/// delta_bias [d]. Tensors a launch does not use may be any tensor (`z` without `has_z`, ...).
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
 pub fn scan_forward_kernel(
@@ -50,39 +157,53 @@ pub fn scan_forward_kernel(
     cm: &Tensor<f32>,
     dskip: &Tensor<f32>,
     delta_bias: &Tensor<f32>,
+    start: &Tensor<f32>,
     y: &mut Tensor<f32>,
-    ckpt: &mut Tensor<f32>,
+    end: &mut Tensor<f32>,
+    dt_sum: &mut Tensor<f32>,
+    dtp: &mut Tensor<f32>,
     dim: u32,
     len: u32,
+    seg: u32,
     #[comptime] n_state: usize,
     #[comptime] block: usize,
     #[comptime] tile: usize,
-    #[comptime] chunk: usize,
     #[comptime] has_z: bool,
     #[comptime] delta_softplus: bool,
-    #[comptime] write_y: bool,
-    #[comptime] write_ckpt: bool,
+    #[comptime] has_start: bool,
+    #[comptime] to_end: bool,
 ) {
     let dim = dim as usize;
     let len = len as usize;
     let me = UNIT_POS_X as usize;
     let batch = CUBE_POS_Y as usize;
+    let segment = CUBE_POS_Z as usize;
+    let segments = CUBE_COUNT_Z as usize;
     let first = CUBE_POS_X as usize * block;
     let channel = first + me;
     let live = channel < dim;
     let row = tile + 1;
-    let chunks = len.div_ceil(chunk);
+    let seg_start = segment * seg as usize;
+    let mut seg_end = seg_start + seg as usize;
+    if seg_end > len {
+        seg_end = len;
+    }
+    let state_base = ((batch * segments + segment) * dim + channel) * n_state;
 
+    // Tiles the launch does not read take no room: more cubes fit on a multiprocessor.
+    let z_len = comptime!(if has_z && !to_end { block * (tile + 1) } else { 1 });
+    let c_len = comptime!(if to_end { 1 } else { n_state * tile });
     let mut su = SharedMemory::<f32>::new(block * (tile + 1));
     let mut sdt = SharedMemory::<f32>::new(block * (tile + 1));
-    let mut sz = SharedMemory::<f32>::new(block * (tile + 1));
+    let mut sz = SharedMemory::<f32>::new(z_len);
     let mut sb = SharedMemory::<f32>::new(n_state * tile);
-    let mut sc = SharedMemory::<f32>::new(n_state * tile);
+    let mut sc = SharedMemory::<f32>::new(c_len);
 
     let mut x = Array::<f32>::new(n_state);
     let mut ar = Array::<f32>::new(n_state);
     let mut skip = 0.0f32;
     let mut bias = 0.0f32;
+    let mut dt_acc = 0.0f32;
     #[unroll]
     for i in 0..n_state {
         x[i] = 0.0;
@@ -92,101 +213,86 @@ pub fn scan_forward_kernel(
         #[unroll]
         for i in 0..n_state {
             ar[i] = a[channel * n_state + i];
+            if has_start {
+                x[i] = start[state_base + i];
+            }
         }
         skip = dskip[channel];
         bias = delta_bias[channel];
     }
 
-    let mut t0 = 0usize;
-    while t0 < len {
-        let mut steps = len - t0;
+    let mut t0 = seg_start;
+    while t0 < seg_end {
+        let mut steps = seg_end - t0;
         if steps > tile {
             steps = tile;
         }
-        if write_ckpt && t0 % chunk == 0 && live {
-            let base = ((batch * dim + channel) * chunks + t0 / chunk) * n_state;
-            #[unroll]
-            for i in 0..n_state {
-                ckpt[base + i] = x[i];
-            }
+        load_rows(u, &mut su, batch, first, dim, len, t0, steps, block, tile);
+        if has_start {
+            load_rows(dtp, &mut sdt, batch, first, dim, len, t0, steps, block, tile);
+        } else {
+            load_rows(delta, &mut sdt, batch, first, dim, len, t0, steps, block, tile);
         }
-        // Coalesced tile loads: consecutive threads read consecutive positions.
-        #[unroll]
-        for k in 0..tile {
-            let idx = k * block + me;
-            let ch = idx / tile;
-            let j = idx % tile;
-            let gch = first + ch;
-            let mut vu = 0.0f32;
-            let mut vd = 0.0f32;
-            let mut vz = 0.0f32;
-            if j < steps && gch < dim {
-                let g = (batch * dim + gch) * len + t0 + j;
-                vu = u[g];
-                vd = delta[g];
-                if has_z {
-                    vz = z[g];
-                }
-            }
-            su[ch * row + j] = vu;
-            sdt[ch * row + j] = vd;
+        load_states(bm, &mut sb, batch, len, t0, steps, n_state, block, tile, false);
+        if !to_end {
             if has_z {
-                sz[ch * row + j] = vz;
+                load_rows(z, &mut sz, batch, first, dim, len, t0, steps, block, tile);
             }
-        }
-        let mut idx = me;
-        while idx < n_state * tile {
-            let i = idx / tile;
-            let j = idx % tile;
-            let mut vb = 0.0f32;
-            let mut vc = 0.0f32;
-            if j < steps {
-                let g = (batch * n_state + i) * len + t0 + j;
-                vb = bm[g];
-                vc = cm[g];
-            }
-            sb[idx] = vb;
-            sc[idx] = vc;
-            idx += block;
+            load_states(cm, &mut sc, batch, len, t0, steps, n_state, block, tile, false);
         }
         sync_cube();
 
         // The recurrence, one channel per thread, state in registers.
         for j in 0..steps {
             let uu = su[me * row + j];
-            let mut dt = sdt[me * row + j] + bias;
-            if delta_softplus {
-                dt = softplus(dt);
+            let mut dt = sdt[me * row + j];
+            if !has_start {
+                dt += bias;
+                if delta_softplus {
+                    dt = softplus(dt);
+                }
+                if to_end {
+                    sdt[me * row + j] = dt;
+                }
             }
             let du = dt * uu;
-            let mut acc = 0.0f32;
-            #[unroll]
-            for i in 0..n_state {
-                x[i] = f32::exp(dt * ar[i]) * x[i] + du * sb[i * tile + j];
-                acc += x[i] * sc[i * tile + j];
+            if to_end {
+                dt_acc += dt;
+                #[unroll]
+                for i in 0..n_state {
+                    x[i] = f32::exp(dt * ar[i]) * x[i] + du * sb[i * tile + j];
+                }
+            } else {
+                let mut acc = 0.0f32;
+                #[unroll]
+                for i in 0..n_state {
+                    x[i] = f32::exp(dt * ar[i]) * x[i] + du * sb[i * tile + j];
+                    acc += x[i] * sc[i * tile + j];
+                }
+                let mut out = acc + skip * uu;
+                if has_z {
+                    let zz = sz[me * row + j];
+                    out = out * zz * sigmoid(zz);
+                }
+                su[me * row + j] = out;
             }
-            let mut out = acc + skip * uu;
-            if has_z {
-                let zz = sz[me * row + j];
-                out = out * zz * sigmoid(zz);
-            }
-            su[me * row + j] = out;
         }
         sync_cube();
 
-        if write_y {
-            #[unroll]
-            for k in 0..tile {
-                let idx = k * block + me;
-                let ch = idx / tile;
-                let j = idx % tile;
-                let gch = first + ch;
-                if j < steps && gch < dim {
-                    y[(batch * dim + gch) * len + t0 + j] = su[ch * row + j];
-                }
-            }
+        if to_end {
+            store_rows(&sdt, dtp, batch, first, dim, len, t0, steps, block, tile);
+        } else {
+            store_rows(&su, y, batch, first, dim, len, t0, steps, block, tile);
         }
         sync_cube();
         t0 += tile;
+    }
+
+    if to_end && live {
+        #[unroll]
+        for i in 0..n_state {
+            end[state_base + i] = x[i];
+        }
+        dt_sum[(batch * segments + segment) * dim + channel] = dt_acc;
     }
 }

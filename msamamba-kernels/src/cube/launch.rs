@@ -7,15 +7,18 @@ use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 use cubecl::prelude::*;
 
-use super::backward::scan_backward_kernel;
+use super::backward::{scan_adjoint_kernel, scan_backward_kernel};
+use super::combine::scan_combine_kernel;
 use super::forward::scan_forward_kernel;
 use crate::{ScanGrads, SelectiveScanInput};
 
-/// Kernel tuning knobs. The defaults are what the backend uses; tests shrink `chunk`.
+/// Kernel tuning knobs. The defaults are what the backend uses; tests shrink them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KernelConfig {
-    /// Positions between saved states for the backward (a multiple of 32). Extra memory of a
-    /// backward: b·d·N·(⌈l/chunk⌉ + chunk/tile) floats.
+    /// Positions per chunk (≥ 1): the backward keeps the state at every chunk start, and when L
+    /// is split the chunks are scanned in parallel. Extra memory of a backward, in floats:
+    /// b·d·l (delta') + b·d·N·(⌈l/chunk⌉ + segments · (1 + ⌈chunk/tile⌉)), segments = 1 unless
+    /// L is split.
     pub chunk: usize,
     /// Channels per cube (one thread each).
     pub block: usize,
@@ -24,6 +27,13 @@ pub struct KernelConfig {
     /// Upper bound on shared memory per cube in the backward, in bytes; the backward picks the
     /// longest tile (8, 4, 2 or 1 positions) that fits.
     pub backward_shared_bytes: usize,
+    /// L is split into chunks scanned in parallel when batch rows × channel blocks (the cubes of
+    /// an unsplit scan) fall below this, as the GPU would otherwise sit mostly idle. Splitting
+    /// costs one more pass over the inputs.
+    pub split_below: usize,
+    /// When L is split, the backward's main kernel takes segments of whole chunks, the longest
+    /// that still give about this many cubes (its scratch memory grows with the cube count).
+    pub split_cubes: usize,
 }
 
 impl Default for KernelConfig {
@@ -33,6 +43,12 @@ impl Default for KernelConfig {
             block: 32,
             forward_tile: 32,
             backward_shared_bytes: 24 * 1024,
+            // About one wave on an H100 (132 SMs, ~9–13 cubes each): 256 × 256 channels does not
+            // split, 64 × 256 does.
+            split_below: 1024,
+            // About six waves of ~10 cubes per SM on 132 SMs: a short last wave. Scratch ≤ 512 MiB
+            // at d_state 16.
+            split_cubes: 8192,
         }
     }
 }
@@ -41,7 +57,7 @@ impl KernelConfig {
     /// Shared memory of the backward kernel, in bytes, for a tile length and state size.
     fn backward_shared(&self, tile: usize, n_state: usize) -> usize {
         let block = self.block;
-        4 * (4 * block * (tile + 1) + 2 * n_state * tile + (2 * tile + 1) * n_state * (block + 1))
+        4 * (7 * block * (tile + 1) + 2 * n_state * tile + (2 * tile + 1) * n_state * (block + 1))
     }
 
     /// The backward's tile: the longest that fits the shared-memory budget.
@@ -54,6 +70,9 @@ impl KernelConfig {
 }
 
 type Cube<R, F, I, BT> = CubeBackend<R, F, I, BT>;
+
+/// Cubes along one launch grid dimension that every backend accepts (CUDA's y and z, WGPU's all).
+const MAX_GRID: usize = 65535;
 
 fn prim<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement, const D: usize>(
     t: Tensor<Cube<R, F, I, BT>, D>,
@@ -114,20 +133,52 @@ impl<R: CubeRuntime> Prepared<R> {
         self.z.clone().unwrap_or_else(|| self.u.clone()).into_tensor_arg()
     }
 
-    /// Runs the forward kernel; returns y when `write_y`, the chunk-start states when `chunk`.
-    fn forward(&self, config: &KernelConfig, write_y: bool, chunk: Option<usize>) -> (CubeTensor<R>, CubeTensor<R>) {
+    /// Positions per chunk: the configured length, or longer where L would need more chunks than
+    /// a launch grid dimension holds (chunks run along one).
+    fn chunk(&self, config: &KernelConfig) -> usize {
+        config.chunk.max(self.dims[3].div_ceil(MAX_GRID))
+    }
+
+    /// Channel blocks (cubes per batch row) and chunks of L.
+    fn grid(&self, config: &KernelConfig) -> (usize, usize) {
+        let [_, dim, _, len] = self.dims;
+        (dim.div_ceil(config.block), len.div_ceil(self.chunk(config)))
+    }
+
+    /// Whether L is split into chunks scanned in parallel (see `KernelConfig::split_below`).
+    fn split(&self, config: &KernelConfig) -> bool {
+        let (blocks, chunks) = self.grid(config);
+        chunks > 1 && self.dims[0] * blocks < config.split_below
+    }
+
+    /// Chunks per segment of the backward's main kernel: all of them, or when L is split, as
+    /// few as give `KernelConfig::split_cubes` cubes.
+    fn chunks_per_segment(&self, config: &KernelConfig) -> usize {
+        let (blocks, chunks) = self.grid(config);
+        if self.split(config) {
+            let segments = config.split_cubes.div_ceil(self.dims[0] * blocks).clamp(1, chunks);
+            chunks.div_ceil(segments)
+        } else {
+            chunks
+        }
+    }
+
+    /// Launches the forward kernel for `pass`.
+    fn launch_forward(&self, config: &KernelConfig, pass: Pass<'_, R>) {
         let [batch, dim, n_state, len] = self.dims;
-        let block = config.block;
-        let chunk_len = chunk.unwrap_or(config.forward_tile);
-        let y = self.empty(if write_y { vec![batch, dim, len] } else { vec![1] });
-        let ckpt = self.empty(match chunk {
-            Some(chunk) => vec![batch, dim, len.div_ceil(chunk), n_state],
-            None => vec![1],
-        });
+        let unused = self.empty(vec![1]);
+        let (seg, start, y, end, dt_sum, dtp) = match pass {
+            Pass::Whole { y } => (len.max(1), &self.u, y, &unused, &unused, &unused),
+            Pass::Ends { state, dt_sum, dtp } => (self.chunk(config), &self.u, &unused, state, dt_sum, dtp),
+            Pass::FromStarts { start, dtp, y } => (self.chunk(config), start, y, &unused, &unused, dtp),
+        };
+        let has_start = matches!(pass, Pass::FromStarts { .. });
+        let to_end = matches!(pass, Pass::Ends { .. });
+        let (blocks, _) = self.grid(config);
         scan_forward_kernel::launch::<R>(
             &self.u.client,
-            CubeCount::Static(dim.div_ceil(block) as u32, batch as u32, 1),
-            CubeDim::new_1d(block as u32),
+            CubeCount::Static(blocks as u32, batch as u32, len.div_ceil(seg) as u32),
+            CubeDim::new_1d(config.block as u32),
             self.u.clone().into_tensor_arg(),
             self.delta.clone().into_tensor_arg(),
             self.z_arg(),
@@ -136,30 +187,96 @@ impl<R: CubeRuntime> Prepared<R> {
             self.c.clone().into_tensor_arg(),
             self.d.clone().into_tensor_arg(),
             self.delta_bias.clone().into_tensor_arg(),
+            start.clone().into_tensor_arg(),
             y.clone().into_tensor_arg(),
-            ckpt.clone().into_tensor_arg(),
+            end.clone().into_tensor_arg(),
+            dt_sum.clone().into_tensor_arg(),
+            dtp.clone().into_tensor_arg(),
             dim as u32,
             len as u32,
+            seg as u32,
             n_state,
-            block,
+            config.block,
             config.forward_tile,
-            chunk_len,
             self.z.is_some(),
             self.softplus,
-            write_y,
-            chunk.is_some(),
+            has_start,
+            to_end,
         );
-        (y, ckpt)
+    }
+
+    /// Chains per-segment scans in `state` [b, segments, d, N] (sums of delta' in `dt_sum`
+    /// [b, segments, d]) into the states entering each segment, from the left or (`reverse`) from
+    /// the right.
+    fn combine(&self, state: &CubeTensor<R>, dt_sum: &CubeTensor<R>, segments: usize, reverse: bool) {
+        let [batch, dim, n_state, _] = self.dims;
+        let threads = 256;
+        scan_combine_kernel::launch::<R>(
+            &self.u.client,
+            CubeCount::Static((dim * n_state).div_ceil(threads) as u32, batch as u32, 1),
+            CubeDim::new_1d(threads as u32),
+            state.clone().into_tensor_arg(),
+            dt_sum.clone().into_tensor_arg(),
+            self.a.clone().into_tensor_arg(),
+            dim as u32,
+            segments as u32,
+            n_state,
+            reverse,
+        );
+    }
+
+    /// The state entering every chunk [b, chunks, d, N] (the chunks scanned from zero in
+    /// parallel, then chained) and delta' [b, d, l].
+    fn checkpoints(&self, config: &KernelConfig) -> (CubeTensor<R>, CubeTensor<R>) {
+        let [batch, dim, n_state, len] = self.dims;
+        let (_, chunks) = self.grid(config);
+        let state = self.empty(vec![batch, chunks, dim, n_state]);
+        let dt_sum = self.empty(vec![batch, chunks, dim]);
+        let dtp = self.empty(vec![batch, dim, len]);
+        self.launch_forward(
+            config,
+            Pass::Ends {
+                state: &state,
+                dt_sum: &dt_sum,
+                dtp: &dtp,
+            },
+        );
+        self.combine(&state, &dt_sum, chunks, false);
+        (state, dtp)
     }
 }
 
-/// Whether the kernels handle this input: f32 tensors, a state size the shared memory can hold.
+/// What a forward launch does.
+enum Pass<'a, R: CubeRuntime> {
+    /// Scans all of L from zero in one segment, writing y [b, d, l].
+    Whole { y: &'a CubeTensor<R> },
+    /// Scans every chunk from zero, writing its end state [b, chunks, d, N], its sum of delta'
+    /// [b, chunks, d] and delta' [b, d, l].
+    Ends {
+        state: &'a CubeTensor<R>,
+        dt_sum: &'a CubeTensor<R>,
+        dtp: &'a CubeTensor<R>,
+    },
+    /// Scans every chunk from its `start` state [b, chunks, d, N] with delta' given, writing y.
+    FromStarts {
+        start: &'a CubeTensor<R>,
+        dtp: &'a CubeTensor<R>,
+        y: &'a CubeTensor<R>,
+    },
+}
+
+/// Whether the kernels handle this input: f32 tensors, a state size the shared memory can hold,
+/// and at least one position.
 pub fn supported<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
     input: &SelectiveScanInput<Cube<R, F, I, BT>>,
     config: &KernelConfig,
 ) -> bool {
     let [_, n_state] = input.a.dims();
-    input.u.dtype() == DType::F32 && n_state > 0 && config.backward_shared(1, n_state) <= config.backward_shared_bytes
+    let [_, _, len] = input.u.dims();
+    input.u.dtype() == DType::F32
+        && n_state > 0
+        && len > 0
+        && config.backward_shared(1, n_state) <= config.backward_shared_bytes
 }
 
 /// Forward scan on the kernel: y [b, d, l].
@@ -167,8 +284,22 @@ pub fn forward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
     input: SelectiveScanInput<Cube<R, F, I, BT>>,
     config: &KernelConfig,
 ) -> Tensor<Cube<R, F, I, BT>, 3> {
-    let prepared = Prepared::new(input);
-    let (y, _) = prepared.forward(config, true, None);
+    let p = Prepared::new(input);
+    let [batch, dim, _, len] = p.dims;
+    let y = p.empty(vec![batch, dim, len]);
+    if p.split(config) {
+        let (start, dtp) = p.checkpoints(config);
+        p.launch_forward(
+            config,
+            Pass::FromStarts {
+                start: &start,
+                dtp: &dtp,
+                y: &y,
+            },
+        );
+    } else {
+        p.launch_forward(config, Pass::Whole { y: &y });
+    }
     tensor(y)
 }
 
@@ -182,23 +313,51 @@ pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>
     let dy = prim(dy);
     let [batch, dim, n_state, len] = p.dims;
     let block = config.block;
-    let blocks = dim.div_ceil(block);
+    let (blocks, chunks) = p.grid(config);
+    let chunk = p.chunk(config);
     let tile = config.backward_tile(n_state);
-    assert!(config.chunk % config.forward_tile == 0 && config.chunk % tile == 0);
-    let (_, ckpt) = p.forward(config, false, Some(config.chunk));
+    let (ckpt, dtp) = p.checkpoints(config);
+    let per_segment = p.chunks_per_segment(config);
+    let segments = chunks.div_ceil(per_segment);
+    // Several segments: each starts from the adjoint state its right neighbours hand it.
+    let adj = (segments > 1).then(|| {
+        let carry = p.empty(vec![batch, segments, dim, n_state]);
+        let dt_sum = p.empty(vec![batch, segments, dim]);
+        scan_adjoint_kernel::launch::<R>(
+            &p.u.client,
+            CubeCount::Static(blocks as u32, batch as u32, segments as u32),
+            CubeDim::new_1d(block as u32),
+            dtp.clone().into_tensor_arg(),
+            p.z_arg(),
+            p.a.clone().into_tensor_arg(),
+            p.c.clone().into_tensor_arg(),
+            dy.clone().into_tensor_arg(),
+            carry.clone().into_tensor_arg(),
+            dt_sum.clone().into_tensor_arg(),
+            dim as u32,
+            len as u32,
+            (per_segment * chunk) as u32,
+            n_state,
+            block,
+            config.forward_tile,
+            p.z.is_some(),
+        );
+        p.combine(&carry, &dt_sum, segments, true);
+        carry
+    });
 
-    let scratch = p.empty(vec![batch * blocks * (config.chunk / tile) * n_state * block]);
+    let scratch = p.empty(vec![batch * segments * blocks * chunk.div_ceil(tile) * n_state * block]);
     let du = p.empty(vec![batch, dim, len]);
     let ddelta = p.empty(vec![batch, dim, len]);
     let dz = p.empty(if p.z.is_some() { vec![batch, dim, len] } else { vec![1] });
     let db_part = p.empty(vec![batch, blocks, n_state, len]);
     let dc_part = p.empty(vec![batch, blocks, n_state, len]);
-    let da_part = p.empty(vec![batch, dim, n_state]);
-    let dd_part = p.empty(vec![batch, dim]);
-    let dbias_part = p.empty(vec![batch, dim]);
+    let da_part = p.empty(vec![batch * segments, dim, n_state]);
+    let dd_part = p.empty(vec![batch * segments, dim]);
+    let dbias_part = p.empty(vec![batch * segments, dim]);
     scan_backward_kernel::launch::<R>(
         &p.u.client,
-        CubeCount::Static(blocks as u32, batch as u32, 1),
+        CubeCount::Static(blocks as u32, batch as u32, segments as u32),
         CubeDim::new_1d(block as u32),
         p.u.clone().into_tensor_arg(),
         p.delta.clone().into_tensor_arg(),
@@ -209,7 +368,9 @@ pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>
         p.d.clone().into_tensor_arg(),
         p.delta_bias.clone().into_tensor_arg(),
         dy.into_tensor_arg(),
+        dtp.into_tensor_arg(),
         ckpt.into_tensor_arg(),
+        adj.as_ref().unwrap_or(&p.u).clone().into_tensor_arg(),
         scratch.into_tensor_arg(),
         du.clone().into_tensor_arg(),
         ddelta.clone().into_tensor_arg(),
@@ -221,14 +382,17 @@ pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>
         dbias_part.clone().into_tensor_arg(),
         dim as u32,
         len as u32,
+        chunk as u32,
+        per_segment as u32,
         n_state,
         block,
         tile,
-        config.chunk,
         p.z.is_some(),
         p.softplus,
+        adj.is_some(),
     );
-    // Sums over channel blocks and batch rows: [b, blocks, N, l] -> [b, N, l]; [b, d, ..] -> [d, ..].
+    // Sums over channel blocks, and over batch rows and segments: [b, blocks, N, l] -> [b, N, l];
+    // [b · segments, d, ..] -> [d, ..].
     let over_blocks = |t: CubeTensor<R>| tensor::<R, F, I, BT, 4>(t).sum_dim(1).reshape([batch, n_state, len]);
     ScanGrads {
         u: tensor(du),

@@ -1,10 +1,12 @@
 //! The selective scan as CubeCL kernels, for burn's cube backends (CUDA and WGPU).
 //!
-//! `forward.rs` and `backward.rs` hold the `#[cube]` kernels, `launch.rs` the glue. The kernels
+//! `forward.rs` and `backward.rs` hold the `#[cube]` kernels, `combine.rs` the kernel that chains
+//! segments of L scanned in parallel, `launch.rs` the glue (and the choice to split L). The kernels
 //! compute in f32 with plain arithmetic, `exp`/`log1p`, shared memory and cube barriers: nothing
 //! newer than sm_60 (Pascal) on CUDA. Other float types fall back to the tensor-op reference.
 
 mod backward;
+mod combine;
 mod forward;
 mod launch;
 
