@@ -157,7 +157,7 @@ impl MetricsRendererTraining for MetricsLog {
         }
         match &mut self.tui {
             Some(tui) => tui.render_train(item, progress_indicators),
-            None if step % self.every == 0 => println!("train step {step}  {line}"),
+            None if step.is_multiple_of(self.every) => println!("train step {step}  {line}"),
             None => {}
         }
     }

@@ -5,7 +5,6 @@ mod common;
 use burn::backend::NdArray;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
-use burn::prelude::*;
 use common::scratch_dir;
 use msamamba_train::atomic_recorder::CheckpointRecorder;
 use msamamba_train::pretrain::RunDir;

@@ -7,7 +7,6 @@
 //! (a missing rat row counts as 0% identity); windows in between are left out. The labels are
 //! computed here from the library's projection of the MAF, the same one the binary reads.
 
-#[allow(dead_code)]
 mod common;
 
 use std::path::{Path, PathBuf};

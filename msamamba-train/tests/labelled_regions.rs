@@ -1,6 +1,5 @@
 //! Label tables (GenomicBenchmarks layout), centred windows and the seeded train/test split.
 
-#[allow(dead_code)]
 mod common;
 
 use msamamba_train::data::maf::Strand;

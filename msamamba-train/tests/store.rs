@@ -2,7 +2,6 @@
 //! data/zarr/make_fixture.py), as a directory and zipped, and the errors for bad stores.
 
 // Each test binary uses a subset of the shared helpers.
-#[allow(dead_code)]
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -339,7 +339,7 @@ fn score_and_embed_use_a_pretrained_run() {
         .collect();
     assert_eq!(records.len(), 3);
     for (record, tsv) in records.iter().zip(&rows) {
-        assert_eq!(record[..5], ["chr10", &tsv[1], &record[2], &tsv[2], &tsv[3]]);
+        assert_eq!(record[..5], ["chr10", &tsv[1], record[2], &tsv[2], &tsv[3]]);
         assert_eq!(record[7], format!("MSAMAMBA={}", tsv[4]));
     }
     assert_eq!(records[0][2], "v1");

@@ -183,7 +183,7 @@ fn main() {
         #[cfg(feature = "wgpu")]
         "wgpu" => bench::run::<cubecl::wgpu::WgpuRuntime, u32>("wgpu", config, runs, &shapes, 1 << 31),
         other => {
-            let _ = (small, &only);
+            let _ = (small, &only, runs);
             eprintln!("scan_bench: backend `{other}` was not compiled in (features: wgpu, cuda)");
             std::process::exit(2);
         }

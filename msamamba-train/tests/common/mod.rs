@@ -1,4 +1,6 @@
 //! Helpers shared by the integration tests.
+// Each test file uses some of them; the rest would warn as dead code there.
+#![allow(dead_code)]
 
 use std::path::PathBuf;
 
