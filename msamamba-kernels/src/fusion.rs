@@ -89,6 +89,7 @@ fn queue<B: FusionBackend + SelectiveScanBackend>(
     shapes: Vec<Shape>,
 ) -> Vec<FusionTensor<B::FusionRuntime>> {
     let (has_z, delta_softplus) = (input.z.is_some(), input.delta_softplus);
+    let pass = if dy.is_some() { Pass::Backward } else { Pass::Forward };
     let mut inputs = vec![
         primitive(input.u),
         primitive(input.delta),
@@ -100,11 +101,6 @@ fn queue<B: FusionBackend + SelectiveScanBackend>(
     ];
     inputs.extend(input.z.map(primitive));
     inputs.extend(dy.map(primitive));
-    let pass = if inputs.len() > 7 + usize::from(has_z) {
-        Pass::Backward
-    } else {
-        Pass::Forward
-    };
     let client = inputs[0].client.clone();
     let dtype = inputs[0].dtype;
     let streams = OperationStreams::with_inputs(&inputs);

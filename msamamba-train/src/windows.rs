@@ -68,11 +68,6 @@ impl WindowSet {
         self.ends.last().copied().unwrap_or(0)
     }
 
-    /// Window length.
-    pub fn window_len(&self) -> u64 {
-        self.len
-    }
-
     /// The runs, in order.
     pub fn runs(&self) -> &[WindowRun] {
         &self.runs
@@ -181,7 +176,7 @@ pub fn tile_extents(extents: &[Region], len: u64, stride: u64) -> WindowSet {
 /// if needed. A region outside every extent is an error naming its line.
 pub fn windows_in_regions(regions: &[BedRegion], extents: &[Region], len: u64, stride: u64) -> Result<WindowSet> {
     let mut set = WindowSet::new(len);
-    for BedRegion { region, line } in regions {
+    for BedRegion { region, line, .. } in regions {
         let extent = extents
             .iter()
             .find(|e| e.chrom == region.chrom && e.start <= region.start && region.end <= e.end)

@@ -6,6 +6,7 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use msamamba_kernels::SelectiveScanBackend;
+use msamamba_train::data::bed::read_bed;
 use msamamba_train::data::maf::Strand;
 use msamamba_train::data::region::Region;
 use msamamba_train::finetune::load_backbone;
@@ -53,35 +54,7 @@ fn regions(args: &EmbedArgs) -> Result<Vec<(Region, Strand)>> {
         ));
     }
     if let Some(bed) = &args.bed {
-        let text = std::fs::read_to_string(bed).with_context(|| format!("reading {}", bed.display()))?;
-        for (i, line) in text.lines().enumerate() {
-            if line.trim().is_empty() || line.starts_with('#') || line.starts_with("track") {
-                continue;
-            }
-            let bad = |what: &str| anyhow::anyhow!("{}:{}: {what}", bed.display(), i + 1);
-            let fields: Vec<&str> = line.split('\t').collect();
-            if fields.len() < 3 {
-                return Err(bad("a BED line has at least 3 tab-separated fields"));
-            }
-            let start = fields[1].parse().map_err(|_| bad("start is not a number"))?;
-            let end = fields[2].parse().map_err(|_| bad("end is not a number"))?;
-            if end <= start {
-                return Err(bad("end must be after start"));
-            }
-            let strand = if fields.get(5) == Some(&"-") {
-                Strand::Reverse
-            } else {
-                Strand::Forward
-            };
-            all.push((
-                Region {
-                    chrom: fields[0].to_string(),
-                    start,
-                    end,
-                },
-                strand,
-            ));
-        }
+        all.extend(read_bed(bed)?.into_iter().map(|r| (r.region, r.strand)));
     }
     if all.is_empty() {
         bail!("no regions: give --region CHR:START-END or --bed FILE");

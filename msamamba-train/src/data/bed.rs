@@ -1,11 +1,13 @@
-//! Region lists in BED: `chrom start end [anything...]`, 0-based start, exclusive end, separated
-//! by tabs or spaces; `#`, `track` and `browser` lines and blank lines are skipped. Plain or gzip.
+//! Region lists in BED: `chrom start end [name score strand ...]`, 0-based start, exclusive end,
+//! separated by tabs or spaces; `#`, `track` and `browser` lines and blank lines are skipped.
+//! Plain or gzip.
 
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
 use super::input;
+use super::maf::Strand;
 use super::region::Region;
 
 /// A BED file that cannot be read.
@@ -25,6 +27,8 @@ pub struct BedError {
 pub struct BedRegion {
     /// The region, 0-based half-open.
     pub region: Region,
+    /// `Reverse` when the sixth column is `-`.
+    pub strand: Strand,
     /// 1-based line in the file.
     pub line: u64,
 }
@@ -60,8 +64,13 @@ pub fn read_bed(path: &Path) -> Result<Vec<BedRegion>, BedError> {
             return Err(error(line, format!("start {start} is not before end {end}")));
         }
         let chrom = String::from_utf8(chrom.to_vec()).map_err(|_| error(line, "chromosome is not UTF-8".into()))?;
+        let strand = match fields.nth(2) {
+            Some(b"-") => Strand::Reverse,
+            _ => Strand::Forward,
+        };
         regions.push(BedRegion {
             region: Region { chrom, start, end },
+            strand,
             line,
         });
     }
