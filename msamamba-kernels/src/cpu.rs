@@ -77,9 +77,9 @@ impl Flat {
         for t in 0..len {
             let i = (bi * dim + d) * len + t;
             let (dt, _) = self.step(i, d);
-            for n in 0..n_state {
+            for (n, x) in state.iter_mut().enumerate() {
                 let bn = self.b[(bi * n_state + n) * len + t];
-                state[n] = (dt * self.a[d * n_state + n]).exp() * state[n] + dt * bn * self.u[i];
+                *x = (dt * self.a[d * n_state + n]).exp() * *x + dt * bn * self.u[i];
             }
             visit(t, state);
         }

@@ -342,35 +342,28 @@ fn checkpoint_dirs_without_files_or_not_matching_their_config_are_errors() {
         assert!(stderr.contains(says), "{field}: {stderr}");
     }
 
+    let evaluate_fails = |table: &Path| {
+        let out = msamamba(&[
+            "evaluate",
+            "--checkpoint",
+            path(run),
+            "--labels",
+            path(table),
+            "--maf",
+            path(&maf()),
+        ]);
+        assert!(!out.status.success());
+        text(&out.stderr)
+    };
     // `evaluate` wants a fine-tuned run, not a pre-training run.
     let table = dir.join("t.csv");
     std::fs::write(&table, "chr10,3134100,3134132,+,1\nchr10,3134300,3134332,-,0\n").unwrap();
-    let out = msamamba(&[
-        "evaluate",
-        "--checkpoint",
-        path(run),
-        "--labels",
-        path(&table),
-        "--maf",
-        path(&maf()),
-    ]);
-    let stderr = text(&out.stderr);
-    assert!(!out.status.success());
+    let stderr = evaluate_fails(&table);
     assert!(stderr.contains("not a fine-tuning config"), "{stderr}");
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
 
     // ... and a table with both classes.
     std::fs::write(&table, "chr10,3134100,3134132,+,1\nchr10,3134300,3134332,-,1\n").unwrap();
-    let out = msamamba(&[
-        "evaluate",
-        "--checkpoint",
-        path(run),
-        "--labels",
-        path(&table),
-        "--maf",
-        path(&maf()),
-    ]);
-    let stderr = text(&out.stderr);
-    assert!(!out.status.success());
+    let stderr = evaluate_fails(&table);
     assert!(stderr.contains("only label 1 in 2 example(s)"), "{stderr}");
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use common::{fixture, gzip, scratch_dir};
 use msamamba_train::data::import::{ImportError, import_maf};
-use msamamba_train::data::maf::{MafReader, Strand, split_src};
+use msamamba_train::data::maf::{MafError, MafErrorKind, MafReader, Strand, split_src};
 use msamamba_train::data::region::Region;
 use msamamba_train::data::store::{AlignmentStore, StoreError};
 use msamamba_train::data::window::{WindowRequest, project};
@@ -169,6 +169,30 @@ fn import_refuses_to_overwrite_and_names_a_missing_target() {
     let err = import_maf(&[maf], "hg99", None, None, &dir.join("out.zarr")).unwrap_err();
     assert!(matches!(err, ImportError::TargetNotFound { .. }), "{err:?}");
     assert!(err.to_string().contains("`hg99`"), "{err}");
+}
+
+#[test]
+fn a_chromosome_changing_size_is_refused_with_its_line() {
+    let dir = scratch_dir("import_source_size");
+    let maf = dir.join("inconsistent.maf");
+    std::fs::write(&maf, "a\ns hg.chr1 0 4 + 10 ACGT\n\na\ns hg.chr1 4 4 + 12 ACGT\n").unwrap();
+    let err = import_maf(&[maf], "hg", None, None, &dir.join("out.zarr")).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            ImportError::Maf(MafError {
+                line: 5,
+                kind: MafErrorKind::SourceSizeChanged {
+                    expected: 10,
+                    found: 12,
+                    ..
+                },
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("inconsistent.maf:5:"), "{err}");
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::path::Path;
 use common::{fixture, scratch_dir};
 use msamamba_model::tokens as alphabet;
 use msamamba_train::data::fasta::FastaError;
-use msamamba_train::data::maf::{MafErrorKind, MafReader, Strand, split_src};
+use msamamba_train::data::maf::{MafError, MafErrorKind, MafReader, Strand, split_src};
 use msamamba_train::data::region::Region;
 use msamamba_train::data::window::{MsaWindow, Projection, WindowError, WindowRequest, project};
 
@@ -299,12 +299,15 @@ fn bad_inputs_are_typed_errors() {
     assert!(
         matches!(
             err,
-            WindowError::SourceSize {
-                expected: 10,
-                found: 12,
+            WindowError::Maf(MafError {
                 line: 5,
+                kind: MafErrorKind::SourceSizeChanged {
+                    expected: 10,
+                    found: 12,
+                    ..
+                },
                 ..
-            }
+            })
         ),
         "{err}"
     );

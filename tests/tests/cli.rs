@@ -115,6 +115,21 @@ fn bad_inputs_fail_with_one_line_naming_file_and_line() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("--region chr10:9-5"), "{}", stderr(&out));
 
+    // The cause is said once, though the error quotes it and also carries it as its source.
+    let out = run(&[
+        "finetune",
+        "--checkpoint",
+        "run",
+        "--labels",
+        "/nonexistent.csv",
+        "--out",
+        "ft",
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.starts_with("msamamba: error: /nonexistent.csv: "), "{err}");
+    assert_eq!(err.matches("os error 2").count(), 1, "{err}");
+
     let dir = scratch("bad-config");
     let out = run(&[
         "pretrain",
@@ -133,6 +148,25 @@ fn bad_inputs_fail_with_one_line_naming_file_and_line() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn alignment_flags_are_checked_the_same_way_by_every_subcommand() {
+    let region = ["--region", "chr10:3134200-3134210"];
+    let out = run(&[&["window", "--maf", &data(MM9)][..], &region].concat());
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--maf needs --target"), "{}", stderr(&out));
+
+    let out = run(&[&["window", "--store", "some.zarr", "--target", "mm9"][..], &region].concat());
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--target goes with --maf"), "{}", stderr(&out));
+
+    for command in ["pretrain", "window", "score", "embed", "finetune", "evaluate"] {
+        let out = run(&[command, "--maf", &data(MM9), "--store", "some.zarr"]);
+        assert!(!out.status.success());
+        let err = stderr(&out);
+        assert!(err.contains("--maf") && err.contains("--store"), "{command}: {err}");
+    }
 }
 
 #[test]

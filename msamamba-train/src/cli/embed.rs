@@ -10,10 +10,10 @@ use msamamba_train::data::bed::read_bed;
 use msamamba_train::data::maf::Strand;
 use msamamba_train::data::region::Region;
 use msamamba_train::finetune::load_backbone;
-use msamamba_train::source::AlignmentSource;
 use safetensors::{Dtype, tensor::TensorView};
 
 use super::backend::{BackendChoice, OnBackend, dispatch};
+use super::source_args::SourceArgs;
 
 #[derive(Args, Debug)]
 pub struct EmbedArgs {
@@ -26,15 +26,8 @@ pub struct EmbedArgs {
     /// BED file of regions (chrom, 0-based start, end, [name, score, strand]).
     #[arg(long)]
     bed: Option<PathBuf>,
-    /// MAF alignment.
-    #[arg(long, conflicts_with = "store")]
-    maf: Option<PathBuf>,
-    /// Target species of the MAF.
-    #[arg(long)]
-    target: Option<String>,
-    /// Alignment store (`msamamba import-maf` or GPN-MSA).
-    #[arg(long)]
-    store: Option<PathBuf>,
+    #[command(flatten)]
+    source: SourceArgs,
     /// Output safetensors file: one float32 tensor [L, D] per region, named `chrom:start-end`
     /// (1-based, inclusive) with `/-` appended for the minus strand.
     #[arg(long)]
@@ -78,7 +71,7 @@ impl OnBackend for EmbedArgs {
         let device = devices[0].clone();
         let regions = regions(&self)?;
         let (config, model) = load_backbone::<B::InnerBackend>(&self.checkpoint, &device)?;
-        let source = AlignmentSource::open(self.maf.as_deref(), self.target.as_deref(), self.store.as_deref(), None)?;
+        let source = self.source.config(&config.source)?.open()?;
         let rows = source.species().len().min(config.model.max_rows);
         let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
         for (region, strand) in &regions {

@@ -9,9 +9,9 @@ use msamamba_train::classifier_batch::LabelledWindows;
 use msamamba_train::finetune::{load_classifier, predict};
 use msamamba_train::labelled_regions::{LabelledRegion, read_labels};
 use msamamba_train::roc_plot::write_roc_png;
-use msamamba_train::source::SourceConfig;
 
 use super::backend::{BackendChoice, OnBackend, dispatch};
+use super::source_args::SourceArgs;
 
 #[derive(Args, Debug)]
 pub struct EvaluateArgs {
@@ -21,15 +21,8 @@ pub struct EvaluateArgs {
     /// Labelled regions: chrom,start,end,strand,label (0-based start, end exclusive, label 0/1).
     #[arg(long)]
     labels: PathBuf,
-    /// MAF alignment to cut the windows from.
-    #[arg(long, conflicts_with = "store")]
-    maf: Option<PathBuf>,
-    /// Target species of the MAF (default: the one fine-tuned on).
-    #[arg(long, requires = "maf")]
-    target: Option<String>,
-    /// Alignment store (GPN-MSA's zarr layout) to cut the windows from.
-    #[arg(long)]
-    store: Option<PathBuf>,
+    #[command(flatten)]
+    source: SourceArgs,
     /// Write metrics.json and roc.png here.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -65,10 +58,9 @@ impl OnBackend for Job {
         let Job { args, table } = self;
         let (config, model) = load_classifier::<B::InnerBackend>(&args.checkpoint, &device)?;
         // The alignment may move or be imported to a store; the rows stay the trained ones.
-        let source = SourceConfig::new()
-            .with_maf(args.maf.clone())
-            .with_target(args.target.clone().or(config.source.target.clone()))
-            .with_store(args.store.clone())
+        let source = args
+            .source
+            .config(&config.source)?
             .with_species(config.source.species.clone())
             .open()?;
         let windows = LabelledWindows {

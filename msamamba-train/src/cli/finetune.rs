@@ -12,10 +12,10 @@ use msamamba_train::classification_metrics::{ReportError, check_both_classes};
 use msamamba_train::classifier_batch::LabelledWindows;
 use msamamba_train::finetune::{FinetuneConfig, classifier_path, finetune, load_backbone, predict, split};
 use msamamba_train::labelled_regions::{LabelledRegion, read_labels};
-use msamamba_train::source::SourceConfig;
 
 use super::backend::{BackendChoice, OnBackend, dispatch};
 use super::evaluate::report;
+use super::source_args::SourceArgs;
 
 #[derive(Args, Debug)]
 pub struct FinetuneArgs {
@@ -26,15 +26,8 @@ pub struct FinetuneArgs {
     /// header line optional).
     #[arg(long)]
     labels: PathBuf,
-    /// MAF alignment to cut the windows from.
-    #[arg(long, conflicts_with = "store")]
-    maf: Option<PathBuf>,
-    /// Target species of the MAF: the table's coordinates (default: the pre-training target).
-    #[arg(long, requires = "maf")]
-    target: Option<String>,
-    /// Alignment store (GPN-MSA's zarr layout) to cut the windows from.
-    #[arg(long)]
-    store: Option<PathBuf>,
+    #[command(flatten)]
+    source: SourceArgs,
     /// Rows after the target, comma-separated (default: as pre-trained, else every species).
     #[arg(long, value_delimiter = ',')]
     species: Option<Vec<String>>,
@@ -99,21 +92,10 @@ impl OnBackend for Job {
         let (pretrained, backbone) = load_backbone::<B>(&args.checkpoint, &device)?;
         // With a MAF, the target and rows default to the pre-training run's.
         let pretrained_source = &pretrained.source;
-        let from_maf = args.maf.is_some();
-        let mut source_config = SourceConfig::new()
-            .with_maf(args.maf.clone())
-            .with_target(
-                args.target
-                    .clone()
-                    .or(pretrained_source.target.clone())
-                    .filter(|_| from_maf),
-            )
-            .with_store(args.store.clone())
-            .with_species(
-                args.species
-                    .clone()
-                    .or(pretrained_source.species.clone().filter(|_| from_maf)),
-            );
+        let mut source_config = args.source.config(pretrained_source)?;
+        if args.species.is_some() {
+            source_config.species = args.species.clone();
+        }
         let source = source_config.open()?;
         // The rows the classifier sees, recorded so that `evaluate` reads the same ones.
         let mut rows = source.species();

@@ -7,6 +7,7 @@ mod finetune;
 mod import_maf;
 mod pretrain;
 mod score;
+mod source_args;
 mod window;
 
 use anyhow::Result;

@@ -11,6 +11,7 @@ use msamamba_train::pretrain::{PretrainConfig, RunDir, pretrain};
 use msamamba_train::source::SourceConfig;
 
 use super::backend::{BackendChoice, OnBackend, dispatch_on};
+use super::source_args::SourceArgs;
 
 /// The bundled 30-species UCSC mm9 alignment (see data/maf/README.md for its source).
 const BUNDLED_MAF: &[u8] = include_bytes!("../../../data/maf/ucsc_mm9_chr10_big.maf");
@@ -32,15 +33,9 @@ pub struct PretrainArgs {
     /// GPUs to train on, data-parallel (e.g. `0,1`); --batch-size is per device.
     #[arg(long, value_delimiter = ',')]
     devices: Vec<usize>,
-    /// MAF to train on (default: the bundled 30-species mm9 alignment, target mm9).
-    #[arg(long, conflicts_with = "store")]
-    maf: Option<PathBuf>,
-    /// Target species of the MAF.
-    #[arg(long)]
-    target: Option<String>,
-    /// Alignment store to train on instead (GPN-MSA's zarr layout, directory or zip; see import-maf).
-    #[arg(long)]
-    store: Option<PathBuf>,
+    // Default: the bundled 30-species mm9 alignment, target mm9.
+    #[command(flatten)]
+    source: SourceArgs,
     /// BED file of regions to cut windows from (default: tile every chromosome).
     #[arg(long)]
     regions: Option<PathBuf>,
@@ -137,18 +132,14 @@ fn demo(maf: PathBuf) -> PretrainConfig {
 impl PretrainArgs {
     /// The config: --config or the demo or the defaults, then every flag given.
     fn config(&self) -> Result<PretrainConfig> {
-        let mut config = match (&self.config, &self.maf, &self.store) {
-            (Some(path), _, _) => PretrainConfig::load(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
-            (None, None, None) => demo(bundled_maf()?),
-            (None, _, _) => PretrainConfig::new(),
+        let mut config = match &self.config {
+            Some(path) => PretrainConfig::load(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+            None if !self.source.given() => demo(bundled_maf()?),
+            None => PretrainConfig::new(),
         };
         // A source given as a flag replaces the config's, whichever kind it was.
-        if self.maf.is_some() || self.store.is_some() {
-            config.source.maf = self.maf.clone();
-            config.source.store = self.store.clone();
-        }
-        if self.target.is_some() {
-            config.source.target = self.target.clone();
+        if self.source.given() {
+            config.source = self.source.config(&config.source)?;
         }
         if self.regions.is_some() {
             config.regions = self.regions.clone();

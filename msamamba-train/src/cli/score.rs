@@ -12,7 +12,6 @@ use msamamba_train::classification_metrics::{auroc, average_precision};
 use msamamba_train::data::maf::Strand;
 use msamamba_train::data::region::Region;
 use msamamba_train::finetune::load_backbone;
-use msamamba_train::source::AlignmentSource;
 use msamamba_train::vcf::{Snv, read_snvs};
 use noodles_vcf::{
     self as vcf,
@@ -26,6 +25,7 @@ use noodles_vcf::{
 };
 
 use super::backend::{BackendChoice, OnBackend, dispatch};
+use super::source_args::SourceArgs;
 
 #[derive(Args, Debug)]
 pub struct ScoreArgs {
@@ -35,15 +35,8 @@ pub struct ScoreArgs {
     /// A pre-training run directory (`msamamba pretrain --out`).
     #[arg(long)]
     checkpoint: PathBuf,
-    /// MAF alignment.
-    #[arg(long, conflicts_with = "store")]
-    maf: Option<PathBuf>,
-    /// Target species of the MAF (the species the VCF describes).
-    #[arg(long)]
-    target: Option<String>,
-    /// Alignment store (`msamamba import-maf` or GPN-MSA).
-    #[arg(long)]
-    store: Option<PathBuf>,
+    #[command(flatten)]
+    source: SourceArgs,
     /// Window length around each variant.
     #[arg(long, default_value_t = 128)]
     window: usize,
@@ -108,7 +101,7 @@ impl OnBackend for ScoreArgs {
     {
         let device = devices[0].clone();
         let (config, model) = load_backbone::<B::InnerBackend>(&self.checkpoint, &device)?;
-        let source = AlignmentSource::open(self.maf.as_deref(), self.target.as_deref(), self.store.as_deref(), None)?;
+        let source = self.source.config(&config.source)?.open()?;
         let mut variants = read_snvs(&self.vcf)?;
         let rows = source.species().len().min(config.model.max_rows);
         let centre = self.window / 2;

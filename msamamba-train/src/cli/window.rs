@@ -8,22 +8,12 @@ use msamamba_train::data::region::Region;
 use msamamba_train::data::store::AlignmentStore;
 use msamamba_train::data::window::{MsaWindow, WindowRequest, project};
 
+use super::source_args::SourceArgs;
+
 #[derive(Args, Debug)]
 pub struct WindowArgs {
-    /// MAF alignment (plain, gzip or bgzip).
-    #[arg(
-        long,
-        required_unless_present = "store",
-        conflicts_with = "store",
-        requires = "target"
-    )]
-    maf: Option<PathBuf>,
-    /// Alignment store written by `msamamba import-maf` or GPN-MSA (directory or zip).
-    #[arg(long)]
-    store: Option<PathBuf>,
-    /// Target species (the part of a MAF src before the first `.`).
-    #[arg(long)]
-    target: Option<String>,
+    #[command(flatten)]
+    source: SourceArgs,
     /// Region on the target, samtools style: CHR:START-END, 1-based, inclusive.
     #[arg(long)]
     region: String,
@@ -48,14 +38,20 @@ pub fn run(args: WindowArgs) -> Result<()> {
     } else {
         Strand::Forward
     };
-    let (Some(maf), Some(target)) = (&args.maf, &args.target) else {
+    let Some(maf) = &args.source.check()?.maf else {
         let store = args
+            .source
             .store
             .as_deref()
             .context("give --maf F --target SP or --store DIR")?;
         let window = AlignmentStore::open(store)?.window(&region, args.species.as_deref(), strand)?;
         return write(&window);
     };
+    let target = args
+        .source
+        .target
+        .as_ref()
+        .context("--maf needs --target (the species of --region)")?;
     let projection = project(&WindowRequest {
         maf,
         target,

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use super::fasta::{FastaError, RecordCursor};
-use super::maf::{Block, MafError, MafReader, SeqRow, Strand, split_src};
+use super::maf::{Block, MafError, MafErrorKind, MafReader, SeqRow, Strand, split_src};
 use super::store::layout::{CHUNK_ROWS, FILL_BYTE};
 use super::store::{ChunkSink, StoreError, StoreWriter};
 use msamamba_model::tokens as alphabet;
@@ -58,20 +58,6 @@ pub enum ImportError {
         species: String,
         /// The MAF files, comma-separated.
         paths: String,
-    },
-    /// Two target rows on the same chromosome disagree on its size.
-    #[error("{}:{line}: `{src}` has source size {found}, earlier rows say {expected}", path.display())]
-    SourceSize {
-        /// The target src.
-        src: String,
-        /// Size from the first row.
-        expected: u64,
-        /// Size on this row.
-        found: u64,
-        /// The MAF file.
-        path: PathBuf,
-        /// 1-based line of the disagreeing row.
-        line: u64,
     },
     /// A target chromosome name that cannot name an array in the store.
     #[error("{}:{line}: chromosome name `{name}` cannot name a zarr array (empty, `/` or leading `.`)", path.display())]
@@ -305,13 +291,16 @@ impl<'a> Import<'a> {
         if let Some(&found) = self.by_name.get(name) {
             let len = self.chromosomes[found].len;
             if len != target.src_size {
-                return Err(ImportError::SourceSize {
-                    src: target.src.clone(),
-                    expected: len,
-                    found: target.src_size,
+                return Err(MafError {
                     path: path.to_path_buf(),
                     line: target.line,
-                });
+                    kind: MafErrorKind::SourceSizeChanged {
+                        src: target.src.clone(),
+                        expected: len,
+                        found: target.src_size,
+                    },
+                }
+                .into());
             }
             return Ok(found);
         }

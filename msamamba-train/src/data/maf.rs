@@ -163,6 +163,16 @@ pub enum MafErrorKind {
         /// The source size field.
         src_size: u64,
     },
+    /// A target row whose source size disagrees with an earlier row of the same chromosome.
+    #[error("`{src}` has source size {found}, earlier rows say {expected}")]
+    SourceSizeChanged {
+        /// The target src.
+        src: String,
+        /// Size from the first row.
+        expected: u64,
+        /// Size on this row.
+        found: u64,
+    },
     /// A row line before any `a` line of its block.
     #[error("`{0}` line outside an alignment block")]
     OutsideBlock(char),

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use super::fasta::{self, FastaError};
-use super::maf::{Block, MafError, MafReader, SeqRow, Strand, split_src};
+use super::maf::{Block, MafError, MafErrorKind, MafReader, SeqRow, Strand, split_src};
 use super::region::Region;
 use msamamba_model::tokens as alphabet;
 
@@ -127,20 +127,6 @@ pub enum WindowError {
         size: u64,
         /// The MAF file.
         path: PathBuf,
-    },
-    /// Two target rows on the same chromosome disagree on its size.
-    #[error("{}:{line}: `{src}` has source size {found}, earlier rows say {expected}", path.display())]
-    SourceSize {
-        /// The target src.
-        src: String,
-        /// Size from the first row.
-        expected: u64,
-        /// Size on this row.
-        found: u64,
-        /// The MAF file.
-        path: PathBuf,
-        /// 1-based line of the disagreeing row.
-        line: u64,
     },
 }
 
@@ -337,13 +323,16 @@ impl<'a> Builder<'a> {
                 self.rows.iter_mut().for_each(|row| row.resize(len, alphabet::GAP));
             }
             Some(src) if target.src_size != self.chrom_size => {
-                return Err(WindowError::SourceSize {
-                    src: src.clone(),
-                    expected: self.chrom_size,
-                    found: target.src_size,
+                return Err(MafError {
                     path: path(),
                     line: target.line,
-                });
+                    kind: MafErrorKind::SourceSizeChanged {
+                        src: src.clone(),
+                        expected: self.chrom_size,
+                        found: target.src_size,
+                    },
+                }
+                .into());
             }
             Some(_) => {}
         }
