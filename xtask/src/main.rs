@@ -1,7 +1,8 @@
-//! `cargo xtask ...`: the one entry point for CI and benchmarks.
+//! `cargo xtask ...`: the one entry point for CI, benchmarks and fixture generation.
 
-use std::path::Path;
-use std::process::Command;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -23,6 +24,10 @@ enum Task {
         #[command(subcommand)]
         bench: Bench,
     },
+    /// Rewrites the fixtures that independent writers made, so that tests never check the
+    /// project's readers against its own writers: the GPN-MSA zarr store (Python `zarr<3`, see
+    /// data/zarr/make_fixture.py) and the BGZF / faidx files (htslib's `bgzip` and `samtools`).
+    Fixtures,
 }
 
 #[derive(Subcommand)]
@@ -63,6 +68,36 @@ fn run(program: &str, args: &[&str]) -> Result<()> {
         bail!("{program} {} failed ({status})", args.join(" "));
     }
     Ok(())
+}
+
+/// Runs `program` with `args`, its standard output into `out`.
+fn run_into(program: &str, args: &[&str], out: &Path) -> Result<()> {
+    eprintln!("+ {program} {} > {}", args.join(" "), out.display());
+    let file = File::create(out).with_context(|| format!("creating {}", out.display()))?;
+    let status = Command::new(program)
+        .args(args)
+        .stdout(Stdio::from(file))
+        .status()
+        .with_context(|| format!("running {program}"))?;
+    if !status.success() {
+        bail!("{program} {} failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+/// The fixtures of `cargo xtask fixtures`, written in the repository's data/ folder.
+fn fixtures() -> Result<()> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::env::set_current_dir(&root).with_context(|| format!("entering {}", root.display()))?;
+    run("python3", &["data/zarr/make_fixture.py"])?;
+    let maf = "data/maf/ucsc_mm9_chr10.maf";
+    run_into("bgzip", &["-c", maf], Path::new("data/maf/ucsc_mm9_chr10.maf.bgz"))?;
+    let fasta = "data/maf/hg17_chr22_14.5M-15.5M.phast.fa";
+    let packed = format!("{fasta}.gz");
+    let index = format!("{packed}.gzi");
+    // -i -I: the .gzi block index that samtools needs to read a bgzip FASTA at random.
+    run_into("bgzip", &["-c", "-i", "-I", &index, fasta], Path::new(&packed))?;
+    run("samtools", &["faidx", &packed])
 }
 
 /// Runs cargo with `args`, failing when it fails.
@@ -126,6 +161,7 @@ fn main() -> Result<()> {
                 "msamamba-kernels/wgpu,msamamba-kernels/fusion,msamamba-model/wgpu",
             ])
         }
+        Task::Fixtures => fixtures(),
         Task::Bench { bench: Bench::Data } => {
             cargo(&["run", "--release", "-p", "msamamba-train", "--bin", "data_bench"])
         }
