@@ -204,12 +204,15 @@ where
     let source = Arc::new(config.source.open()?);
     let rows = source.species().len().min(config.model.max_rows);
     let extents = source.extents();
-    let regions = config.regions.as_deref().map(read_bed).transpose()?;
+    let regions = match &config.regions {
+        Some(path) => Some((path, read_bed(path)?)),
+        None => None,
+    };
     let (len, stride) = (config.window as u64, config.stride as u64);
     let windows = |stride| -> Result<WindowSet> {
         match (&regions, source.as_ref()) {
-            (Some(regions), _) => windows_in_regions(regions, &extents, len, stride)
-                .with_context(|| format!("--regions {}", config.regions.as_ref().expect("read").display())),
+            (Some((path, regions)), _) => windows_in_regions(regions, &extents, len, stride)
+                .with_context(|| format!("--regions {}", path.display())),
             (None, AlignmentSource::Maf { alignment, .. }) => Ok(tile_alignment(
                 alignment,
                 config.window,

@@ -138,9 +138,7 @@ impl AlignmentSource {
 
     /// Whether the source covers `region`.
     pub fn covers(&self, region: &Region) -> bool {
-        self.extents()
-            .iter()
-            .any(|e| e.chrom == region.chrom && e.start <= region.start && region.end <= e.end)
+        self.extents().iter().any(|extent| extent.contains(region))
     }
 
     /// The window `region` on `strand`, target first; an error names the region when the source

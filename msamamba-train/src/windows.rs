@@ -179,7 +179,7 @@ pub fn windows_in_regions(regions: &[BedRegion], extents: &[Region], len: u64, s
     for BedRegion { region, line, .. } in regions {
         let extent = extents
             .iter()
-            .find(|e| e.chrom == region.chrom && e.start <= region.start && region.end <= e.end)
+            .find(|extent| extent.contains(region))
             .with_context(|| format!("line {line}: region {region} is outside the alignment"))?;
         if extent.len() < len {
             bail!("line {line}: region {region}: the alignment covers only {extent}, shorter than the {len}-bp window");

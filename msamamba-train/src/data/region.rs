@@ -40,6 +40,11 @@ impl Region {
     pub fn is_empty(&self) -> bool {
         self.end <= self.start
     }
+
+    /// Whether `other` lies wholly inside this region.
+    pub fn contains(&self, other: &Region) -> bool {
+        self.chrom == other.chrom && self.start <= other.start && other.end <= self.end
+    }
 }
 
 impl FromStr for Region {
