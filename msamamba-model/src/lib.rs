@@ -5,6 +5,7 @@
 //! [`msa_mamba`] model predicts the target (first) row; [`pooler`] adds a classification head.
 
 pub mod block;
+pub mod causal_conv;
 pub mod mamba;
 pub mod mlm_loss;
 pub mod mlm_mask;
@@ -15,6 +16,7 @@ pub mod row_attention;
 pub mod row_scan;
 pub mod row_sparse;
 pub mod selective_ssm;
+pub mod token_embedding;
 pub mod tokens;
 pub mod variant_score;
 

@@ -1,4 +1,4 @@
-use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
+use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use msamamba_kernels::SelectiveScanBackend;
 
@@ -7,6 +7,7 @@ use crate::mamba::MambaConfig;
 use crate::mlp::MlpConfig;
 use crate::row_attention::RowAttentionConfig;
 use crate::row_sparse::RowSelection;
+use crate::token_embedding::{TokenEmbedding, TokenEmbeddingConfig};
 use crate::tokens::VOCAB_SIZE;
 
 /// MSAMamba: token embedding, blocks over the whole MSA, a language-model head on the target row.
@@ -45,7 +46,7 @@ pub struct MsaMambaConfig {
 #[derive(Module, Debug)]
 pub struct MsaMamba<B: Backend> {
     /// Token embedding: [6, D].
-    pub embedding: Embedding<B>,
+    pub embedding: TokenEmbedding<B>,
     /// The blocks.
     pub blocks: Vec<Block<B>>,
     /// D -> 6 logits for the target row.
@@ -76,7 +77,7 @@ impl MsaMambaConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> MsaMamba<B> {
         let block = self.block();
         MsaMamba {
-            embedding: EmbeddingConfig::new(VOCAB_SIZE, self.d_model).init(device),
+            embedding: TokenEmbeddingConfig::new(VOCAB_SIZE, self.d_model).init(device),
             blocks: (0..self.n_layers).map(|_| block.init(device)).collect(),
             lm_head: LinearConfig::new(self.d_model, VOCAB_SIZE).init(device),
         }

@@ -1,10 +1,11 @@
 use burn::module::{Module, Param};
-use burn::nn::conv::{Conv1d, Conv1dConfig};
-use burn::nn::{Initializer, Linear, LinearConfig, PaddingConfig1d};
+use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::activation::silu;
 use msamamba_kernels::{SelectiveScanBackend, SelectiveScanInput, selective_scan};
+
+use crate::causal_conv::{CausalConv, CausalConvConfig};
 
 /// One scan direction of a Mamba layer: causal depthwise conv, SiLU, then the selective SSM
 /// whose step size and B, C depend on the input.
@@ -34,8 +35,8 @@ pub struct SelectiveSsmConfig {
 /// See [`SelectiveSsmConfig`].
 #[derive(Module, Debug)]
 pub struct SelectiveSsm<B: Backend> {
-    /// Depthwise causal convolution, E groups.
-    pub conv: Conv1d<B>,
+    /// Depthwise causal convolution over each channel.
+    pub conv: CausalConv<B>,
     /// E -> dt_rank + 2N, no bias.
     pub x_proj: Linear<B>,
     /// dt_rank -> E, no bias: the bias is `dt_bias`, added inside the scan as mamba_ssm does.
@@ -57,10 +58,7 @@ impl SelectiveSsmConfig {
     /// log-uniform in [dt_min, dt_max].
     pub fn init<B: Backend>(&self, device: &B::Device) -> SelectiveSsm<B> {
         let (e, n) = (self.d_inner, self.d_state);
-        let conv = Conv1dConfig::new(e, e, self.d_conv)
-            .with_groups(e)
-            .with_padding(PaddingConfig1d::Explicit(self.d_conv - 1, 0))
-            .init(device);
+        let conv = CausalConvConfig::new(e).with_kernel_size(self.d_conv).init(device);
         let x_proj = LinearConfig::new(e, self.dt_rank + 2 * n).with_bias(false).init(device);
         let std = (self.dt_rank as f64).powf(-0.5);
         let dt_proj = LinearConfig::new(self.dt_rank, e)
@@ -95,26 +93,31 @@ impl<B: SelectiveScanBackend> SelectiveSsm<B> {
     /// # Shapes
     /// x: [R, L, E], z (gate): [R, L, E] -> [R, L, E], R the scanned rows.
     pub fn forward(&self, x: Tensor<B, 3>, z: Tensor<B, 3>) -> Tensor<B, 3> {
-        let [_, len, _] = x.dims();
+        let u = silu(self.conv.forward(x)); // [R, L, E]
+        selective_scan(self.scan_input(u, z)).swap_dims(1, 2) // [R, L, E]
+    }
+
+    /// The scan's inputs from the convolved sequence: B, C and the step size projected from
+    /// it, in the channels-first layout the scan takes.
+    ///
+    /// # Shapes
+    /// u, z: [R, L, E]
+    pub fn scan_input(&self, u: Tensor<B, 3>, z: Tensor<B, 3>) -> SelectiveScanInput<B> {
         let n = self.d_state;
-        let u = silu(self.conv.forward(x.swap_dims(1, 2))); // [R, E, L]
-        let x_dbl = self.x_proj.forward(u.clone().swap_dims(1, 2)); // [R, L, dt_rank + 2N]
+        let x_dbl = self.x_proj.forward(u.clone()); // [R, L, dt_rank + 2N]
         let dt = x_dbl.clone().narrow(2, 0, self.dt_rank); // [R, L, dt_rank]
         let b = x_dbl.clone().narrow(2, self.dt_rank, n).swap_dims(1, 2); // [R, N, L]
         let c = x_dbl.narrow(2, self.dt_rank + n, n).swap_dims(1, 2); // [R, N, L]
-        let delta = self.dt_proj.forward(dt).swap_dims(1, 2); // [R, E, L]
-        debug_assert_eq!(delta.dims()[2], len);
-        selective_scan(SelectiveScanInput {
-            u,
-            delta,
+        SelectiveScanInput {
+            u: u.swap_dims(1, 2),                            // [R, E, L]
+            delta: self.dt_proj.forward(dt).swap_dims(1, 2), // [R, E, L]
             a: self.a_log.val().exp().neg(),
             b,
             c,
             d: self.d.val(),
-            z: Some(z.swap_dims(1, 2)),
+            z: Some(z.swap_dims(1, 2)), // [R, E, L]
             delta_bias: self.dt_bias.val(),
             delta_softplus: true,
-        })
-        .swap_dims(1, 2) // [R, L, E]
+        }
     }
 }

@@ -18,6 +18,9 @@ pub struct MsaBatch<B: Backend> {
     pub row_keep: Tensor<B, 2, Bool>,
     /// Original target-row tokens at the masked positions, -100 elsewhere: [B, L] Int.
     pub targets: Tensor<B, 2, Int>,
+    /// Whether rows were sampled: only then is a training step worth scanning the kept rows
+    /// alone (gathering every row of a dense batch costs a copy and a host sync for nothing).
+    pub row_sparse: bool,
 }
 
 /// How items become batches.
@@ -106,6 +109,7 @@ impl<B: Backend> Batcher<B, MsaItem, MsaBatch<B>> for MsaBatcher {
             tokens: Tensor::from_data(TensorData::new(tokens, [batch, m, len]), device),
             row_keep: Tensor::from_data(TensorData::new(keep, [batch, m]), device),
             targets: Tensor::from_data(TensorData::new(targets, [batch, len]), device),
+            row_sparse: self.config.row_keep < 1.0,
         }
     }
 }

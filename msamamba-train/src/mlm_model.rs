@@ -37,7 +37,8 @@ impl<B: AutodiffBackend + SelectiveScanBackend> TrainStep for MlmModel<B> {
     type Output = SequenceOutput<B>;
 
     fn step(&self, batch: MsaBatch<B>) -> TrainOutput<SequenceOutput<B>> {
-        let (loss, output) = self.forward(batch, true);
+        let row_sparse = batch.row_sparse;
+        let (loss, output) = self.forward(batch, row_sparse);
         let grads = (loss / self.accumulate.max(1) as f64).backward();
         TrainOutput::new(self, grads, output)
     }

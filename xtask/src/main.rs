@@ -40,6 +40,19 @@ enum Bench {
     },
     /// Data loading: MAF parse MB/s, store and batch windows/s on the bundled 4.5 MB file.
     Data,
+    /// One MLM training step of the real model on synthetic MSAs: forward, backward and
+    /// optimizer times, peak memory, and a per-module breakdown, as JSON lines and a table.
+    /// The GPU backends run with burn's kernel fusion, as `pretrain` does in a fusion build.
+    Train {
+        /// The backend to time.
+        #[arg(long, value_enum, default_value_t = TrainBackend::Cuda)]
+        backend: TrainBackend,
+        /// Passed on to the benchmark: --batch B --rows M --len L[,L...] [--row-keep P]
+        /// [--bidirectional] [--d-model D] [--n-layers N] [--d-state N] [--runs R] [--warmup W]
+        /// [--no-breakdown].
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -53,6 +66,24 @@ impl GpuBackend {
         match self {
             GpuBackend::Cuda => "cuda",
             GpuBackend::Wgpu => "wgpu",
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TrainBackend {
+    Cuda,
+    Wgpu,
+    Cpu,
+}
+
+impl TrainBackend {
+    /// The backend's name and the features that build it.
+    fn name_and_features(self) -> (&'static str, &'static str) {
+        match self {
+            TrainBackend::Cuda => ("cuda", "cuda,fusion"),
+            TrainBackend::Wgpu => ("wgpu", "wgpu,fusion"),
+            TrainBackend::Cpu => ("cpu", "cpu"),
         }
     }
 }
@@ -164,6 +195,17 @@ fn main() -> Result<()> {
         Task::Fixtures => fixtures(),
         Task::Bench { bench: Bench::Data } => {
             cargo(&["run", "--release", "-p", "msamamba-train", "--bin", "data_bench"])
+        }
+        Task::Bench {
+            bench: Bench::Train { backend, args },
+        } => {
+            let (name, features) = backend.name_and_features();
+            let mut all = vec![
+                "run", "--release", "-p", "msamamba-train", "--features", features, "--bin", "train_bench", "--",
+                "--backend", name,
+            ];
+            all.extend(args.iter().map(String::as_str));
+            cargo(&all)
         }
         Task::Bench {
             bench: Bench::Scan { backend },

@@ -1,0 +1,367 @@
+//! `cargo xtask bench train`: one MLM training step of the real model on synthetic MSAs.
+//!
+//! Times the forward (model and loss), the backward and the AdamW step separately, each
+//! device-synchronised, as the median of `--runs` steps after `--warmup` steps; reads the
+//! allocator's memory after the forward and after the backward; then times each module of the
+//! first block on its own (forward and backward of the sum of its output) on the shapes the step
+//! gives it, so the step's time can be traced to the embedding, conv, projections, scan, row
+//! attention, MLP, norms, and head with loss. One JSON line per measurement on stdout, and a
+//! table on stderr.
+
+use std::any::Any;
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use burn::backend::Autodiff;
+use burn::backend::autodiff::checkpoint::strategy::{BalancedCheckpointing, CheckpointStrategy, NoCheckpointing};
+use burn::data::dataloader::batcher::Batcher;
+use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use burn::tensor::backend::AutodiffBackend;
+use clap::{Parser, ValueEnum};
+use msamamba_kernels::{SelectiveScanBackend, SelectiveScanInput, selective_scan};
+use msamamba_model::MsaMambaConfig;
+use msamamba_model::mlm_loss::mlm_loss;
+use msamamba_train::batcher::{MsaBatch, MsaBatcher, MsaBatcherConfig};
+use msamamba_train::windows::MsaItem;
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use serde_json::json;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum BackendChoice {
+    Cpu,
+    Wgpu,
+    Cuda,
+}
+
+/// What autodiff keeps for the backward.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Checkpointing {
+    /// Every operation's inputs are kept.
+    None,
+    /// burn's balanced strategy: memory-bound operations are recomputed in the backward.
+    Balanced,
+}
+
+#[derive(Parser, Debug)]
+#[command(about = "Times one MLM training step of MSAMamba on synthetic MSAs")]
+struct Args {
+    /// Backend to time.
+    #[arg(long, value_enum, default_value_t = BackendChoice::Cpu)]
+    backend: BackendChoice,
+    /// MSAs per batch.
+    #[arg(long, default_value_t = 2)]
+    batch: usize,
+    /// Rows M per MSA, target included.
+    #[arg(long, default_value_t = 90)]
+    rows: usize,
+    /// Window lengths L, comma-separated: each is its own measurement.
+    #[arg(long, value_delimiter = ',', default_value = "1024")]
+    len: Vec<usize>,
+    /// Probability of keeping each non-target row; 1 is dense.
+    #[arg(long, default_value_t = 1.0)]
+    row_keep: f64,
+    /// Reverse-direction scans as well.
+    #[arg(long)]
+    bidirectional: bool,
+    /// Model width D.
+    #[arg(long, default_value_t = 128)]
+    d_model: usize,
+    /// Blocks.
+    #[arg(long, default_value_t = 3)]
+    n_layers: usize,
+    /// SSM state size N.
+    #[arg(long, default_value_t = 16)]
+    d_state: usize,
+    /// Timed steps (the median is reported).
+    #[arg(long, default_value_t = 10)]
+    runs: usize,
+    /// Untimed steps first (kernel compilation, autotuning, pool growth).
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// What autodiff keeps for the backward.
+    #[arg(long, value_enum, default_value_t = Checkpointing::None)]
+    checkpointing: Checkpointing,
+    /// Skip the per-module breakdown.
+    #[arg(long)]
+    no_breakdown: bool,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    if args.runs < 1 || args.batch < 1 || args.rows < 1 || args.len.contains(&0) {
+        bail!("--runs, --batch, --rows and every --len must be at least 1");
+    }
+    if !(0.0..=1.0).contains(&args.row_keep) {
+        bail!("--row-keep must be between 0 and 1, got {}", args.row_keep);
+    }
+    match args.checkpointing {
+        Checkpointing::None => on_backend::<NoCheckpointing>(&args),
+        Checkpointing::Balanced => on_backend::<BalancedCheckpointing>(&args),
+    }
+}
+
+fn on_backend<C: CheckpointStrategy>(args: &Args) -> Result<()> {
+    match args.backend {
+        BackendChoice::Cpu => bench::<Autodiff<burn::backend::NdArray, C>>(args, "cpu"),
+        #[cfg(feature = "wgpu")]
+        BackendChoice::Wgpu => bench::<Autodiff<burn::backend::Wgpu, C>>(args, "wgpu"),
+        #[cfg(feature = "cuda")]
+        BackendChoice::Cuda => bench::<Autodiff<burn::backend::Cuda, C>>(args, "cuda"),
+        #[allow(unreachable_patterns)]
+        other => bail!("--backend {other:?}: build with `--features {}`", format!("{other:?}").to_lowercase()),
+    }
+}
+
+/// The allocator's (bytes in use, bytes reserved) on a cube backend's device; None on the CPU.
+fn memory(device: &dyn Any) -> Option<(u64, u64)> {
+    #[cfg(feature = "cuda")]
+    if let Some(device) = device.downcast_ref::<cubecl::cuda::CudaDevice>() {
+        let usage = <cubecl::cuda::CudaRuntime as cubecl::Runtime>::client(device).memory_usage().ok()?;
+        return Some((usage.bytes_in_use, usage.bytes_reserved));
+    }
+    #[cfg(feature = "wgpu")]
+    if let Some(device) = device.downcast_ref::<cubecl::wgpu::WgpuDevice>() {
+        let usage = <cubecl::wgpu::WgpuRuntime as cubecl::Runtime>::client(device).memory_usage().ok()?;
+        return Some((usage.bytes_in_use, usage.bytes_reserved));
+    }
+    let _ = device;
+    None
+}
+
+fn gib(bytes: u64) -> f64 {
+    bytes as f64 / (1u64 << 30) as f64
+}
+
+fn median(mut times: Vec<f64>) -> f64 {
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+/// Milliseconds since `start`, after waiting for the device.
+fn elapsed<B: Backend>(device: &B::Device, start: Instant) -> f64 {
+    B::sync(device).expect("device sync");
+    start.elapsed().as_secs_f64() * 1e3
+}
+
+/// A synthetic batch: random bases with 10% gaps in every row, masked and row-sampled by the
+/// training batcher.
+fn batch<B: Backend>(args: &Args, len: usize, seed: u64, device: &B::Device) -> MsaBatch<B> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let items = (0..args.batch)
+        .map(|_| MsaItem {
+            rows: (0..args.rows)
+                .map(|_| (0..len).map(|_| if rng.random_bool(0.1) { 0 } else { rng.random_range(1..=4) }).collect())
+                .collect(),
+            seed: rng.random(),
+        })
+        .collect();
+    let batcher = MsaBatcher::new(MsaBatcherConfig::new(args.rows).with_row_keep(args.row_keep));
+    batcher.batch(items, device)
+}
+
+fn bench<B>(args: &Args, backend: &str) -> Result<()>
+where
+    B: AutodiffBackend + SelectiveScanBackend,
+    B::InnerBackend: SelectiveScanBackend,
+{
+    let device = B::Device::default();
+    B::seed(&device, 7);
+    let config = MsaMambaConfig::new()
+        .with_d_model(args.d_model)
+        .with_d_state(args.d_state)
+        .with_n_layers(args.n_layers)
+        .with_bidirectional(args.bidirectional)
+        .with_max_rows(args.rows.max(128));
+    for &len in &args.len {
+        step::<B>(args, &config, len, backend, &device)?;
+        if !args.no_breakdown {
+            breakdown::<B>(args, &config, len, backend, &device)?;
+        }
+    }
+    Ok(())
+}
+
+/// Whole training steps: forward + loss, backward, AdamW.
+fn step<B>(args: &Args, config: &MsaMambaConfig, len: usize, backend: &str, device: &B::Device) -> Result<()>
+where
+    B: AutodiffBackend + SelectiveScanBackend,
+    B::InnerBackend: SelectiveScanBackend,
+{
+    let mut model = config.init::<B>(device);
+    let mut optim = AdamWConfig::new()
+        .with_beta_1(0.9)
+        .with_beta_2(0.95)
+        .with_weight_decay(1e-3)
+        .init::<B, msamamba_model::MsaMamba<B>>();
+    let (mut forward, mut backward, mut update) = (vec![], vec![], vec![]);
+    let (mut in_use, mut reserved) = (0u64, 0u64);
+    let mut kept = 0;
+    let mut loss_value = f32::NAN;
+    for i in 0..args.warmup + args.runs {
+        let batch = batch::<B>(args, len, i as u64, device);
+        kept = batch.row_keep.clone().int().sum().into_scalar().elem::<i64>();
+        B::sync(device).expect("device sync");
+        let start = Instant::now();
+        let logits = model.forward(batch.tokens, batch.row_keep, batch.row_sparse);
+        let loss = mlm_loss(logits, batch.targets).loss;
+        let forward_ms = elapsed::<B>(device, start);
+        let after_forward = memory(device as &dyn Any);
+        let start = Instant::now();
+        let grads = loss.backward();
+        let backward_ms = elapsed::<B>(device, start);
+        let after_backward = memory(device as &dyn Any);
+        let start = Instant::now();
+        let grads = GradientsParams::from_grads(grads, &model);
+        model = optim.step(1e-4, model, grads);
+        let update_ms = elapsed::<B>(device, start);
+        for (used, held) in [after_forward, after_backward].into_iter().flatten() {
+            in_use = in_use.max(used);
+            reserved = reserved.max(held);
+        }
+        if i >= args.warmup {
+            forward.push(forward_ms);
+            backward.push(backward_ms);
+            update.push(update_ms);
+        } else if i + 1 == args.warmup {
+            loss_value = loss.into_scalar().elem::<f32>();
+        }
+    }
+    let (forward, backward, update) = (median(forward), median(backward), median(update));
+    let line = json!({
+        "bench": "train_step", "backend": backend, "batch": args.batch, "rows": args.rows, "len": len,
+        "row_keep": args.row_keep, "kept_rows": kept, "bidirectional": args.bidirectional,
+        "checkpointing": format!("{:?}", args.checkpointing).to_lowercase(),
+        "d_model": args.d_model, "n_layers": args.n_layers, "d_state": args.d_state,
+        "forward_ms": forward, "backward_ms": backward, "optimizer_ms": update,
+        "step_ms": forward + backward + update, "runs": args.runs,
+        "peak_in_use_GiB": memory(device as &dyn Any).map(|_| gib(in_use)),
+        "reserved_GiB": memory(device as &dyn Any).map(|_| gib(reserved)),
+        "warmup_loss": loss_value,
+    });
+    println!("{line}");
+    eprintln!(
+        "{backend} b={} M={} L={len} row-keep {} ({kept} rows scanned): forward {forward:.1} ms, backward {backward:.1} ms, optimizer {update:.1} ms, step {:.1} ms{}",
+        args.batch,
+        args.rows,
+        args.row_keep,
+        forward + backward + update,
+        match memory(device as &dyn Any) {
+            Some(_) => format!(", peak in use {:.2} GiB, reserved {:.2} GiB", gib(in_use), gib(reserved)),
+            None => String::new(),
+        }
+    );
+    Ok(())
+}
+
+/// Median forward and backward milliseconds of `f`'s output, summed, after warm-up.
+fn time_module<B: AutodiffBackend, const D: usize>(
+    args: &Args,
+    device: &B::Device,
+    f: impl Fn() -> Tensor<B, D>,
+) -> (f64, f64) {
+    let (mut forward, mut backward) = (vec![], vec![]);
+    for i in 0..args.warmup + args.runs {
+        B::sync(device).expect("device sync");
+        let start = Instant::now();
+        let out = f().sum();
+        let forward_ms = elapsed::<B>(device, start);
+        let start = Instant::now();
+        drop(out.backward());
+        let backward_ms = elapsed::<B>(device, start);
+        if i >= args.warmup {
+            forward.push(forward_ms);
+            backward.push(backward_ms);
+        }
+    }
+    (median(forward), median(backward))
+}
+
+/// Each module of the first block on its own, plus the embedding and the head with its loss.
+fn breakdown<B>(args: &Args, config: &MsaMambaConfig, len: usize, backend: &str, device: &B::Device) -> Result<()>
+where
+    B: AutodiffBackend + SelectiveScanBackend,
+{
+    let model = config.init::<B>(device);
+    let Some(block) = model.blocks.first() else { return Ok(()) };
+    let data = batch::<B>(args, len, 0, device);
+    // The scan runs on the kept rows only when training row-sparse.
+    let scanned = if args.row_keep < 1.0 {
+        data.row_keep.clone().int().sum().into_scalar().elem::<i64>() as usize
+    } else {
+        args.batch * args.rows
+    };
+    let (b, m, d) = (args.batch, args.rows, args.d_model);
+    let e = config.expand * d;
+    let normal = Distribution::Normal(0.0, 1.0);
+    let input = |shape: [usize; 3]| Tensor::<B, 3>::random(shape, normal, device).require_grad();
+    let msa = Tensor::<B, 4>::random([b, m, len, d], normal, device).require_grad();
+    let mamba = &block.row_scan.mamba;
+    let ssm = &mamba.forward_ssm;
+    let directions = if args.bidirectional { 2 } else { 1 };
+    let (x_d, x_e) = (input([scanned, len, d]), input([scanned, len, e]));
+    let dt = input([scanned, len, ssm.dt_rank]);
+    let scan_inputs = SelectiveScanInput {
+        u: input([scanned, e, len]),
+        delta: input([scanned, e, len]),
+        a: Tensor::random([e, args.d_state], Distribution::Uniform(-8.0, -0.5), device).require_grad(),
+        b: input([scanned, args.d_state, len]),
+        c: input([scanned, args.d_state, len]),
+        d: Tensor::random([e], normal, device).require_grad(),
+        z: Some(input([scanned, e, len])),
+        delta_bias: Tensor::random([e], normal, device).require_grad(),
+        delta_softplus: true,
+    };
+    let target = Tensor::<B, 3>::random([b, len, d], normal, device).require_grad();
+    type Entry<'a, B> = (&'static str, usize, Box<dyn Fn() -> Tensor<B, 1> + 'a>);
+    let entries: Vec<Entry<B>> = vec![
+        ("embedding", 1, Box::new(|| model.embedding.forward(data.tokens.clone().reshape([b, m * len])).sum())),
+        ("conv", directions, Box::new(|| ssm.conv.forward(x_e.clone()).sum())),
+        (
+            "projections",
+            1,
+            Box::new(|| {
+                mamba.in_proj.forward(x_d.clone()).sum()
+                    + (ssm.x_proj.forward(x_e.clone()).sum() + ssm.dt_proj.forward(dt.clone()).sum())
+                        * directions as f64
+                    + mamba.out_proj.forward(x_e.clone()).sum()
+            }),
+        ),
+        ("scan", directions, Box::new(|| selective_scan(scan_inputs.clone()).sum())),
+        ("row_attention", 1, Box::new(|| block.row_attention.forward(msa.clone(), data.row_keep.clone()).sum())),
+        ("mlp", 1, Box::new(|| block.mlp.forward(msa.clone()).sum())),
+        (
+            "norms",
+            1,
+            Box::new(|| {
+                block.scan_norm.forward(msa.clone()).sum()
+                    + block.attention_norm.forward(msa.clone()).sum()
+                    + block.mlp_norm.forward(msa.clone()).sum()
+            }),
+        ),
+        ("head_loss", 1, Box::new(|| mlm_loss(model.lm_head.forward(target.clone()), data.targets.clone()).loss)),
+    ];
+    let mut total = 0.0;
+    for (name, repeat, f) in &entries {
+        let (forward, backward) = time_module::<B, 1>(args, device, f);
+        let per_step = if matches!(*name, "embedding" | "head_loss") { 1 } else { args.n_layers };
+        let step_ms = (forward + backward) * (*repeat * per_step) as f64;
+        total += step_ms;
+        println!(
+            "{}",
+            json!({
+                "bench": "train_module", "backend": backend, "batch": b, "rows": m, "len": len,
+                "row_keep": args.row_keep, "scanned_rows": scanned, "module": name,
+                "forward_ms": forward, "backward_ms": backward, "times_per_step": repeat * per_step,
+                "step_ms": step_ms,
+            })
+        );
+        eprintln!(
+            "  {name:<14} forward {forward:8.2} ms  backward {backward:8.2} ms  x{:<2} = {step_ms:8.2} ms per step",
+            repeat * per_step
+        );
+    }
+    eprintln!("  {:<14} {total:.1} ms per step (modules alone; the rest is glue)", "sum");
+    Ok(())
+}
