@@ -40,7 +40,9 @@ fn reference(
                 db[e] += g[at(r, l, e)];
                 for tap in 0..k {
                     // Tap `tap` reads position l - (K - 1) + tap; before the start it reads zero.
-                    let Some(src) = (l + tap).checked_sub(k - 1) else { continue };
+                    let Some(src) = (l + tap).checked_sub(k - 1) else {
+                        continue;
+                    };
                     y[at(r, l, e)] += weight[e * k + tap] * x[at(r, src, e)];
                     dx[at(r, src, e)] += weight[e * k + tap] * g[at(r, l, e)];
                     dw[e * k + tap] += x[at(r, src, e)] * g[at(r, l, e)];
@@ -66,24 +68,47 @@ fn causal_conv_matches_a_float64_loop_forward_and_backward() {
     let mut rng = rng();
     let device = Default::default();
     // Odd sizes: one row, one position, a kernel longer than the sequence, a width-1 kernel.
-    let shapes = [[1, 1, 1, 4], [3, 7, 5, 4], [2, 2, 3, 4], [2, 9, 6, 1], [4, 13, 11, 3], [1, 5, 2, 6]];
+    let shapes = [
+        [1, 1, 1, 4],
+        [3, 7, 5, 4],
+        [2, 2, 3, 4],
+        [2, 9, 6, 1],
+        [4, 13, 11, 3],
+        [1, 5, 2, 6],
+    ];
     for shape @ [rows, len, channels, k] in shapes {
         let x = random(&mut rng, rows * len * channels);
         let g = random(&mut rng, rows * len * channels);
-        let mut conv = CausalConvConfig::new(channels).with_kernel_size(k).init::<Exact>(&device);
+        let mut conv = CausalConvConfig::new(channels)
+            .with_kernel_size(k)
+            .init::<Exact>(&device);
         let weight = random(&mut rng, channels * k);
         let bias = random(&mut rng, channels);
-        conv.weight = Param::from_tensor(Tensor::from_data(TensorData::new(weight.clone(), [channels, k]), &device));
+        conv.weight = Param::from_tensor(Tensor::from_data(
+            TensorData::new(weight.clone(), [channels, k]),
+            &device,
+        ));
         conv.bias = Param::from_tensor(Tensor::from_data(TensorData::new(bias.clone(), [channels]), &device));
-        let xt = Tensor::<Exact, 3>::from_data(TensorData::new(x.clone(), [rows, len, channels]), &device).require_grad();
+        let xt =
+            Tensor::<Exact, 3>::from_data(TensorData::new(x.clone(), [rows, len, channels]), &device).require_grad();
         let gt = Tensor::<Exact, 3>::from_data(TensorData::new(g.clone(), [rows, len, channels]), &device);
         let y = conv.forward(xt.clone());
         let grads = (y.clone() * gt).sum().backward();
         let [y_ref, dx_ref, dw_ref, db_ref] = reference(shape, &x, &weight, &bias, &g);
         assert_close("y", shape, &to_vec(y.inner()), &y_ref);
         assert_close("dx", shape, &to_vec(xt.grad(&grads).expect("dx")), &dx_ref);
-        assert_close("dweight", shape, &to_vec(conv.weight.val().grad(&grads).expect("dw")), &dw_ref);
-        assert_close("dbias", shape, &to_vec(conv.bias.val().grad(&grads).expect("db")), &db_ref);
+        assert_close(
+            "dweight",
+            shape,
+            &to_vec(conv.weight.val().grad(&grads).expect("dw")),
+            &dw_ref,
+        );
+        assert_close(
+            "dbias",
+            shape,
+            &to_vec(conv.bias.val().grad(&grads).expect("db")),
+            &db_ref,
+        );
     }
 }
 

@@ -21,11 +21,17 @@ fn to_vec<const D: usize>(t: Tensor<NdArray<f64>, D>) -> Vec<f64> {
 fn token_embedding_matches_a_table_lookup_forward_and_backward() {
     let mut rng = rng();
     let device = Default::default();
-    for [batch, n, dim] in [[1, 1, 1], [2, 37, 5], [3, 200, 16]] {
+    // Fewer tokens than one chunk, and several chunks with a partial last one.
+    for [batch, n, dim] in [[1, 1, 1], [2, 37, 5], [3, 200, 16], [2, 1100, 3]] {
         let table: Vec<f64> = (0..VOCAB_SIZE * dim).map(|_| rng.random_range(-1.0..1.0)).collect();
         let tokens: Vec<i64> = (0..batch * n).map(|_| rng.random_range(0..VOCAB_SIZE as i64)).collect();
         let upstream: Vec<f64> = (0..batch * n * dim).map(|_| rng.random_range(-1.0..1.0)).collect();
-        let weight = || Param::from_tensor(Tensor::<Exact, 2>::from_data(TensorData::new(table.clone(), [VOCAB_SIZE, dim]), &device));
+        let weight = || {
+            Param::from_tensor(Tensor::<Exact, 2>::from_data(
+                TensorData::new(table.clone(), [VOCAB_SIZE, dim]),
+                &device,
+            ))
+        };
         let ids = Tensor::<Exact, 2, Int>::from_data(TensorData::new(tokens.clone(), [batch, n]), &device);
         let g = Tensor::<Exact, 3>::from_data(TensorData::new(upstream.clone(), [batch, n, dim]), &device);
 
@@ -42,7 +48,10 @@ fn token_embedding_matches_a_table_lookup_forward_and_backward() {
         let dw = to_vec(ours.weight.val().grad(&grads).expect("table gradient"));
         let dw_ref = to_vec(lookup.weight.val().grad(&grads_ref).expect("table gradient"));
         for (i, (a, b)) in dw.iter().zip(&dw_ref).enumerate() {
-            assert!((a - b).abs() <= 1e-12 * (1.0 + b.abs()), "dweight[{i}] [{batch}, {n}, {dim}]: {a} vs {b}");
+            assert!(
+                (a - b).abs() <= 1e-12 * (1.0 + b.abs()),
+                "dweight[{i}] [{batch}, {n}, {dim}]: {a} vs {b}"
+            );
         }
     }
 }

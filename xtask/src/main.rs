@@ -201,8 +201,17 @@ fn main() -> Result<()> {
         } => {
             let (name, features) = backend.name_and_features();
             let mut all = vec![
-                "run", "--release", "-p", "msamamba-train", "--features", features, "--bin", "train_bench", "--",
-                "--backend", name,
+                "run",
+                "--release",
+                "-p",
+                "msamamba-train",
+                "--features",
+                features,
+                "--bin",
+                "train_bench",
+                "--",
+                "--backend",
+                name,
             ];
             all.extend(args.iter().map(String::as_str));
             cargo(&all)

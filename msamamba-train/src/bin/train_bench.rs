@@ -80,9 +80,10 @@ struct Args {
     /// Untimed steps first (kernel compilation, autotuning, pool growth).
     #[arg(long, default_value_t = 3)]
     warmup: usize,
-    /// What autodiff keeps for the backward.
-    #[arg(long, value_enum, default_value_t = Checkpointing::None)]
-    checkpointing: Checkpointing,
+    /// What autodiff keeps for the backward (default: as `msamamba pretrain`, balanced on the
+    /// GPU backends and none on the CPU).
+    #[arg(long, value_enum)]
+    checkpointing: Option<Checkpointing>,
     /// Skip the per-module breakdown.
     #[arg(long)]
     no_breakdown: bool,
@@ -96,21 +97,29 @@ fn main() -> Result<()> {
     if !(0.0..=1.0).contains(&args.row_keep) {
         bail!("--row-keep must be between 0 and 1, got {}", args.row_keep);
     }
-    match args.checkpointing {
-        Checkpointing::None => on_backend::<NoCheckpointing>(&args),
-        Checkpointing::Balanced => on_backend::<BalancedCheckpointing>(&args),
+    let gpu = !matches!(args.backend, BackendChoice::Cpu);
+    match args.checkpointing.unwrap_or(if gpu {
+        Checkpointing::Balanced
+    } else {
+        Checkpointing::None
+    }) {
+        Checkpointing::None => on_backend::<NoCheckpointing>(&args, "none"),
+        Checkpointing::Balanced => on_backend::<BalancedCheckpointing>(&args, "balanced"),
     }
 }
 
-fn on_backend<C: CheckpointStrategy>(args: &Args) -> Result<()> {
+fn on_backend<C: CheckpointStrategy>(args: &Args, checkpointing: &str) -> Result<()> {
     match args.backend {
-        BackendChoice::Cpu => bench::<Autodiff<burn::backend::NdArray, C>>(args, "cpu"),
+        BackendChoice::Cpu => bench::<Autodiff<burn::backend::NdArray, C>>(args, "cpu", checkpointing),
         #[cfg(feature = "wgpu")]
-        BackendChoice::Wgpu => bench::<Autodiff<burn::backend::Wgpu, C>>(args, "wgpu"),
+        BackendChoice::Wgpu => bench::<Autodiff<burn::backend::Wgpu, C>>(args, "wgpu", checkpointing),
         #[cfg(feature = "cuda")]
-        BackendChoice::Cuda => bench::<Autodiff<burn::backend::Cuda, C>>(args, "cuda"),
+        BackendChoice::Cuda => bench::<Autodiff<burn::backend::Cuda, C>>(args, "cuda", checkpointing),
         #[allow(unreachable_patterns)]
-        other => bail!("--backend {other:?}: build with `--features {}`", format!("{other:?}").to_lowercase()),
+        other => bail!(
+            "--backend {other:?}: build with `--features {}`",
+            format!("{other:?}").to_lowercase()
+        ),
     }
 }
 
@@ -118,12 +127,16 @@ fn on_backend<C: CheckpointStrategy>(args: &Args) -> Result<()> {
 fn memory(device: &dyn Any) -> Option<(u64, u64)> {
     #[cfg(feature = "cuda")]
     if let Some(device) = device.downcast_ref::<cubecl::cuda::CudaDevice>() {
-        let usage = <cubecl::cuda::CudaRuntime as cubecl::Runtime>::client(device).memory_usage().ok()?;
+        let usage = <cubecl::cuda::CudaRuntime as cubecl::Runtime>::client(device)
+            .memory_usage()
+            .ok()?;
         return Some((usage.bytes_in_use, usage.bytes_reserved));
     }
     #[cfg(feature = "wgpu")]
     if let Some(device) = device.downcast_ref::<cubecl::wgpu::WgpuDevice>() {
-        let usage = <cubecl::wgpu::WgpuRuntime as cubecl::Runtime>::client(device).memory_usage().ok()?;
+        let usage = <cubecl::wgpu::WgpuRuntime as cubecl::Runtime>::client(device)
+            .memory_usage()
+            .ok()?;
         return Some((usage.bytes_in_use, usage.bytes_reserved));
     }
     let _ = device;
@@ -152,7 +165,17 @@ fn batch<B: Backend>(args: &Args, len: usize, seed: u64, device: &B::Device) -> 
     let items = (0..args.batch)
         .map(|_| MsaItem {
             rows: (0..args.rows)
-                .map(|_| (0..len).map(|_| if rng.random_bool(0.1) { 0 } else { rng.random_range(1..=4) }).collect())
+                .map(|_| {
+                    (0..len)
+                        .map(|_| {
+                            if rng.random_bool(0.1) {
+                                0
+                            } else {
+                                rng.random_range(1..=4)
+                            }
+                        })
+                        .collect()
+                })
                 .collect(),
             seed: rng.random(),
         })
@@ -161,7 +184,7 @@ fn batch<B: Backend>(args: &Args, len: usize, seed: u64, device: &B::Device) -> 
     batcher.batch(items, device)
 }
 
-fn bench<B>(args: &Args, backend: &str) -> Result<()>
+fn bench<B>(args: &Args, backend: &str, checkpointing: &str) -> Result<()>
 where
     B: AutodiffBackend + SelectiveScanBackend,
     B::InnerBackend: SelectiveScanBackend,
@@ -175,7 +198,7 @@ where
         .with_bidirectional(args.bidirectional)
         .with_max_rows(args.rows.max(128));
     for &len in &args.len {
-        step::<B>(args, &config, len, backend, &device)?;
+        step::<B>(args, &config, len, backend, checkpointing, &device)?;
         if !args.no_breakdown {
             breakdown::<B>(args, &config, len, backend, &device)?;
         }
@@ -184,7 +207,14 @@ where
 }
 
 /// Whole training steps: forward + loss, backward, AdamW.
-fn step<B>(args: &Args, config: &MsaMambaConfig, len: usize, backend: &str, device: &B::Device) -> Result<()>
+fn step<B>(
+    args: &Args,
+    config: &MsaMambaConfig,
+    len: usize,
+    backend: &str,
+    checkpointing: &str,
+    device: &B::Device,
+) -> Result<()>
 where
     B: AutodiffBackend + SelectiveScanBackend,
     B::InnerBackend: SelectiveScanBackend,
@@ -232,7 +262,7 @@ where
     let line = json!({
         "bench": "train_step", "backend": backend, "batch": args.batch, "rows": args.rows, "len": len,
         "row_keep": args.row_keep, "kept_rows": kept, "bidirectional": args.bidirectional,
-        "checkpointing": format!("{:?}", args.checkpointing).to_lowercase(),
+        "checkpointing": checkpointing,
         "d_model": args.d_model, "n_layers": args.n_layers, "d_state": args.d_state,
         "forward_ms": forward, "backward_ms": backward, "optimizer_ms": update,
         "step_ms": forward + backward + update, "runs": args.runs,
@@ -248,7 +278,11 @@ where
         args.row_keep,
         forward + backward + update,
         match memory(device as &dyn Any) {
-            Some(_) => format!(", peak in use {:.2} GiB, reserved {:.2} GiB", gib(in_use), gib(reserved)),
+            Some(_) => format!(
+                ", peak in use {:.2} GiB, reserved {:.2} GiB",
+                gib(in_use),
+                gib(reserved)
+            ),
             None => String::new(),
         }
     );
@@ -284,7 +318,9 @@ where
     B: AutodiffBackend + SelectiveScanBackend,
 {
     let model = config.init::<B>(device);
-    let Some(block) = model.blocks.first() else { return Ok(()) };
+    let Some(block) = model.blocks.first() else {
+        return Ok(());
+    };
     let data = batch::<B>(args, len, 0, device);
     // The scan runs on the kept rows only when training row-sparse.
     let scanned = if args.row_keep < 1.0 {
@@ -316,7 +352,11 @@ where
     let target = Tensor::<B, 3>::random([b, len, d], normal, device).require_grad();
     type Entry<'a, B> = (&'static str, usize, Box<dyn Fn() -> Tensor<B, 1> + 'a>);
     let entries: Vec<Entry<B>> = vec![
-        ("embedding", 1, Box::new(|| model.embedding.forward(data.tokens.clone().reshape([b, m * len])).sum())),
+        (
+            "embedding",
+            1,
+            Box::new(|| model.embedding.forward(data.tokens.clone().reshape([b, m * len])).sum()),
+        ),
         ("conv", directions, Box::new(|| ssm.conv.forward(x_e.clone()).sum())),
         (
             "projections",
@@ -328,8 +368,16 @@ where
                     + mamba.out_proj.forward(x_e.clone()).sum()
             }),
         ),
-        ("scan", directions, Box::new(|| selective_scan(scan_inputs.clone()).sum())),
-        ("row_attention", 1, Box::new(|| block.row_attention.forward(msa.clone(), data.row_keep.clone()).sum())),
+        (
+            "scan",
+            directions,
+            Box::new(|| selective_scan(scan_inputs.clone()).sum()),
+        ),
+        (
+            "row_attention",
+            1,
+            Box::new(|| block.row_attention.forward(msa.clone(), data.row_keep.clone()).sum()),
+        ),
         ("mlp", 1, Box::new(|| block.mlp.forward(msa.clone()).sum())),
         (
             "norms",
@@ -340,12 +388,20 @@ where
                     + block.mlp_norm.forward(msa.clone()).sum()
             }),
         ),
-        ("head_loss", 1, Box::new(|| mlm_loss(model.lm_head.forward(target.clone()), data.targets.clone()).loss)),
+        (
+            "head_loss",
+            1,
+            Box::new(|| mlm_loss(model.lm_head.forward(target.clone()), data.targets.clone()).loss),
+        ),
     ];
     let mut total = 0.0;
     for (name, repeat, f) in &entries {
         let (forward, backward) = time_module::<B, 1>(args, device, f);
-        let per_step = if matches!(*name, "embedding" | "head_loss") { 1 } else { args.n_layers };
+        let per_step = if matches!(*name, "embedding" | "head_loss") {
+            1
+        } else {
+            args.n_layers
+        };
         let step_ms = (forward + backward) * (*repeat * per_step) as f64;
         total += step_ms;
         println!(
@@ -362,6 +418,9 @@ where
             repeat * per_step
         );
     }
-    eprintln!("  {:<14} {total:.1} ms per step (modules alone; the rest is glue)", "sum");
+    eprintln!(
+        "  {:<14} {total:.1} ms per step (modules alone; the rest is glue)",
+        "sum"
+    );
     Ok(())
 }

@@ -2,6 +2,8 @@
 
 use anyhow::Result;
 use burn::backend::Autodiff;
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+use burn::backend::autodiff::checkpoint::strategy::BalancedCheckpointing;
 use burn::tensor::backend::AutodiffBackend;
 use clap::ValueEnum;
 use msamamba_kernels::SelectiveScanBackend;
@@ -51,6 +53,11 @@ fn probe<B: burn::tensor::backend::Backend>() -> std::result::Result<(), String>
 
 /// Runs `job` on `choice` on the default device. A backend this binary was built without, or
 /// one with no usable device, is a one-line error; `auto` falls back to the next backend.
+///
+/// On the GPU backends autodiff recomputes memory-bound operations (element-wise, reshapes) in
+/// the backward instead of keeping their outputs: ~40% less activation memory for a few percent
+/// more step time on the H200 (BENCHMARKS.md). On the CPU, where memory is not the limit,
+/// everything is kept.
 pub fn dispatch<J: OnBackend>(choice: BackendChoice, job: J) -> Result<J::Output> {
     dispatch_on(choice, &[], job)
 }
@@ -79,7 +86,7 @@ pub fn dispatch_on<J: OnBackend>(choice: BackendChoice, ids: &[usize], job: J) -
                         .map(|&i| burn::backend::wgpu::WgpuDevice::DiscreteGpu(i))
                         .collect(),
                 };
-                job.run::<Autodiff<burn::backend::Wgpu>>(devices, "wgpu")
+                job.run::<Autodiff<burn::backend::Wgpu, BalancedCheckpointing>>(devices, "wgpu")
             }
             Err(why) => anyhow::bail!("--backend wgpu: no usable GPU adapter ({why})"),
         },
@@ -90,7 +97,7 @@ pub fn dispatch_on<J: OnBackend>(choice: BackendChoice, ids: &[usize], job: J) -
                     [] => vec![Default::default()],
                     ids => ids.iter().map(|&i| burn::backend::cuda::CudaDevice::new(i)).collect(),
                 };
-                job.run::<Autodiff<burn::backend::Cuda>>(devices, "cuda")
+                job.run::<Autodiff<burn::backend::Cuda, BalancedCheckpointing>>(devices, "cuda")
             }
             Err(why) => anyhow::bail!("--backend cuda: no usable CUDA device or driver ({why})"),
         },
