@@ -42,6 +42,16 @@ pub struct MsaMambaConfig {
     pub mlp_expansion: usize,
 }
 
+/// A model size that cannot be built, from [`MsaMambaConfig::validate`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field} {reason}")]
+pub struct InvalidConfig {
+    /// The offending field of [`MsaMambaConfig`].
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
 /// See [`MsaMambaConfig`].
 #[derive(Module, Debug)]
 pub struct MsaMamba<B: Backend> {
@@ -71,6 +81,34 @@ impl MsaMambaConfig {
                 .with_d_model(self.d_model)
                 .with_expansion(self.mlp_expansion),
         )
+    }
+
+    /// Checks the sizes the modules need before anything is built: every size at least 1 and
+    /// the attention heads dividing the width (burn panics on either while initialising).
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        let positive = [
+            ("d_model", self.d_model),
+            ("expand", self.expand),
+            ("d_state", self.d_state),
+            ("d_conv", self.d_conv),
+            ("n_layers", self.n_layers),
+            ("n_heads", self.n_heads),
+            ("max_rows", self.max_rows),
+            ("mlp_expansion", self.mlp_expansion),
+        ];
+        if let Some((field, _)) = positive.into_iter().find(|(_, value)| *value == 0) {
+            return Err(InvalidConfig {
+                field,
+                reason: "must be at least 1".into(),
+            });
+        }
+        if !self.d_model.is_multiple_of(self.n_heads) {
+            return Err(InvalidConfig {
+                field: "n_heads",
+                reason: format!("({}) must divide d_model ({})", self.n_heads, self.d_model),
+            });
+        }
+        Ok(())
     }
 
     /// Initialises the model.

@@ -79,7 +79,11 @@ impl FinetuneConfig {
         if !(self.test_fraction > 0.0 && self.test_fraction < 1.0) {
             bail!("--test-fraction must be between 0 and 1, got {}", self.test_fraction);
         }
-        Ok(())
+        if !(0.0..1.0).contains(&self.classifier.dropout) {
+            bail!("--dropout must be in [0, 1), got {}", self.classifier.dropout);
+        }
+        crate::pretrain::check_weight_decay(self.weight_decay)?;
+        crate::pretrain::check_model(&self.classifier.model)
     }
 
     /// Rows M of every window: the target and `species`.

@@ -107,13 +107,35 @@ impl PretrainConfig {
         if !(0.0..1.0).contains(&self.valid_fraction) {
             bail!("--valid-fraction must be in [0, 1), got {}", self.valid_fraction);
         }
-        Ok(())
+        if !(0.0..=1.0).contains(&self.warmup_fraction) {
+            bail!(
+                "--warmup-fraction must be between 0 and 1, got {}",
+                self.warmup_fraction
+            );
+        }
+        check_weight_decay(self.weight_decay)?;
+        check_model(&self.model)
     }
 
     /// Learner epochs: one per checkpoint interval.
     pub fn epochs(&self) -> usize {
         self.steps.div_ceil(self.checkpoint_every)
     }
+}
+
+/// The model's sizes, each error naming its command-line flag.
+pub fn check_model(model: &MsaMambaConfig) -> Result<()> {
+    model
+        .validate()
+        .map_err(|err| anyhow::anyhow!("--{} {}", err.field.replace('_', "-"), err.reason))
+}
+
+/// A weight decay must be a finite number >= 0.
+pub fn check_weight_decay(weight_decay: f64) -> Result<()> {
+    if !(weight_decay >= 0.0 && weight_decay.is_finite()) {
+        bail!("--weight-decay must be 0 or more, got {weight_decay}");
+    }
+    Ok(())
 }
 
 /// Where a run's files go.

@@ -5,6 +5,7 @@ mod common;
 use common::{fixture, scratch_dir};
 use msamamba_train::alignment::Alignment;
 use msamamba_train::data::bed::read_bed;
+use msamamba_train::data::maf::Strand;
 use msamamba_train::data::region::Region;
 use msamamba_train::windows::{WindowSet, hold_out, tile_alignment, tile_extents, windows_in_regions};
 
@@ -106,6 +107,11 @@ fn bed_errors_name_file_and_line() {
         ("c1\t30\t20\n", 1, "not before end"),
         ("# header\nc1\t5\n", 2, "no end column"),
         ("# nothing\n", 0, "no regions"),
+        (
+            "c1\t0\t10\tr1\t0\t+\nc1\t10\t20\tr2\t0\tx\n",
+            2,
+            "strand `x` is not +, - or .",
+        ),
     ];
     for (i, (text, line, reason)) in cases.into_iter().enumerate() {
         let path = dir.join(format!("{i}.bed"));
@@ -119,6 +125,22 @@ fn bed_errors_name_file_and_line() {
         assert!(err.to_string().contains(reason), "{err}");
     }
     assert_eq!(read_bed(&dir.join("absent.bed")).unwrap_err().line, 0);
+}
+
+#[test]
+fn bed_strands_read_as_written_and_dot_or_none_as_forward() {
+    let dir = scratch_dir("bed-strands");
+    let path = dir.join("strands.bed");
+    std::fs::write(
+        &path,
+        "c1\t0\t10\ta\t0\t-\nc1\t0\t10\tb\t0\t+\nc1\t0\t10\tc\t0\t.\nc1\t0\t10\n",
+    )
+    .unwrap();
+    let strands: Vec<_> = read_bed(&path).unwrap().into_iter().map(|r| r.strand).collect();
+    assert_eq!(
+        strands,
+        [Strand::Reverse, Strand::Forward, Strand::Forward, Strand::Forward]
+    );
 }
 
 #[test]

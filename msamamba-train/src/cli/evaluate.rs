@@ -27,7 +27,7 @@ pub struct EvaluateArgs {
     #[arg(long)]
     out: Option<PathBuf>,
     /// Regions per batch (default: as fine-tuned).
-    #[arg(long)]
+    #[arg(long, value_parser = super::at_least_one)]
     batch_size: Option<usize>,
     /// Backend to run on.
     #[arg(long, value_enum, default_value = "auto")]

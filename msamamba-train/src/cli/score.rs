@@ -41,7 +41,7 @@ pub struct ScoreArgs {
     #[arg(long, default_value_t = 128)]
     window: usize,
     /// Variants per forward pass.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = super::at_least_one)]
     batch_size: usize,
     /// Output: `.vcf` writes the VCF with INFO/MSAMAMBA added, anything else a TSV
     /// (chrom, pos, ref, alt, score); default: TSV on stdout.
@@ -147,7 +147,7 @@ impl OnBackend for ScoreArgs {
             });
         }
         let mut scores = Vec::with_capacity(prepared.len());
-        for chunk in prepared.chunks(self.batch_size.max(1)) {
+        for chunk in prepared.chunks(self.batch_size) {
             scores.extend(score_both_strands::<B::InnerBackend>(
                 &model, chunk, rows, centre, &device,
             ));

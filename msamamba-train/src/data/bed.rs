@@ -66,7 +66,12 @@ pub fn read_bed(path: &Path) -> Result<Vec<BedRegion>, BedError> {
         let chrom = String::from_utf8(chrom.to_vec()).map_err(|_| error(line, "chromosome is not UTF-8".into()))?;
         let strand = match fields.nth(2) {
             Some(b"-") => Strand::Reverse,
-            _ => Strand::Forward,
+            // `.` is BED's "no strand".
+            Some(b"+" | b".") | None => Strand::Forward,
+            Some(other) => {
+                let other = String::from_utf8_lossy(other);
+                return Err(error(line, format!("strand `{other}` is not +, - or .")));
+            }
         };
         regions.push(BedRegion {
             region: Region { chrom, start, end },

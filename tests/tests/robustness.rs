@@ -1,0 +1,88 @@
+//! Bad values on the command line: a non-zero exit, an error naming the flag, and no panic.
+
+use msamamba_tests::*;
+
+const MM9: &str = "maf/ucsc_mm9_chr10_big.maf";
+
+/// Runs `pretrain` on the bundled alignment with `extra` flags, into a fresh directory.
+fn pretrain_with(name: &str, extra: &[&str]) -> std::process::Output {
+    let dir = scratch(name);
+    let maf = data(MM9);
+    let base = [
+        "pretrain",
+        "--maf",
+        &maf,
+        "--target",
+        "mm9",
+        "--out",
+        dir.to_str().unwrap(),
+        "--backend",
+        "cpu",
+    ];
+    run(&[&base[..], extra].concat())
+}
+
+/// The run failed with an error (first stderr line) containing `expected`, and did not panic.
+fn assert_refused(out: &std::process::Output, expected: &str) {
+    let err = stderr(out);
+    assert!(!out.status.success(), "accepted; stderr: {err}");
+    assert!(!err.contains("panicked"), "panicked: {err}");
+    let first = err.lines().next().unwrap_or_default();
+    assert!(
+        first.contains(expected),
+        "expected `{expected}` in the first line of: {err}"
+    );
+}
+
+#[test]
+fn model_sizes_that_cannot_be_built_are_refused_before_training() {
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["--d-model", "16", "--n-heads", "3"],
+            "--n-heads (3) must divide d_model (16)",
+        ),
+        (&["--n-heads", "0"], "--n-heads must be at least 1"),
+        (&["--d-model", "0"], "--d-model must be at least 1"),
+        (&["--d-state", "0"], "--d-state must be at least 1"),
+        (&["--n-layers", "0"], "--n-layers must be at least 1"),
+        (
+            &["--d-model", "30", "--n-heads", "4"],
+            "--n-heads (4) must divide d_model (30)",
+        ),
+    ];
+    for (i, (flags, expected)) in cases.into_iter().enumerate() {
+        assert_refused(&pretrain_with(&format!("model-size-{i}"), flags), expected);
+    }
+}
+
+#[test]
+fn training_values_out_of_range_are_refused() {
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--warmup-fraction", "1.5"],
+            "--warmup-fraction must be between 0 and 1",
+        ),
+        (
+            &["--warmup-fraction", "-0.1"],
+            "--warmup-fraction must be between 0 and 1",
+        ),
+        (&["--weight-decay", "-1"], "--weight-decay must be 0 or more"),
+        (&["--weight-decay", "NaN"], "--weight-decay must be 0 or more"),
+    ];
+    for (i, (flags, expected)) in cases.into_iter().enumerate() {
+        assert_refused(&pretrain_with(&format!("train-value-{i}"), flags), expected);
+    }
+}
+
+#[test]
+fn a_zero_batch_size_is_refused_by_score_and_evaluate() {
+    for command in ["score", "evaluate"] {
+        let out = run(&[command, "--batch-size", "0"]);
+        assert_refused(&out, "--batch-size");
+        assert!(
+            stderr(&out).contains("must be at least 1"),
+            "{command}: {}",
+            stderr(&out)
+        );
+    }
+}
