@@ -41,10 +41,10 @@ pub struct FinetuneArgs {
     #[arg(long, default_value_t = 5)]
     epochs: usize,
     /// AdamW learning rate.
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(long, default_value_t = 1e-4, allow_negative_numbers = true)]
     lr: f64,
     /// AdamW weight decay.
-    #[arg(long, default_value_t = 1e-2)]
+    #[arg(long, default_value_t = 1e-2, allow_negative_numbers = true)]
     weight_decay: f64,
     /// Regions per batch.
     #[arg(long, default_value_t = 16)]

@@ -43,13 +43,13 @@ pub struct PretrainArgs {
     #[arg(long, value_delimiter = ',')]
     species: Option<Vec<String>>,
     /// Peak learning rate (default 3e-5; the bundled demo uses 3e-3).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr: Option<f64>,
     /// AdamW weight decay.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     weight_decay: Option<f64>,
     /// Fraction of the steps spent warming up.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     warmup_fraction: Option<f64>,
     /// MSAs per micro-batch.
     #[arg(long)]
