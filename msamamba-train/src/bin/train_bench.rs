@@ -226,7 +226,8 @@ where
         .with_weight_decay(1e-3)
         .init::<B, msamamba_model::MsaMamba<B>>();
     let (mut forward, mut backward, mut update) = (vec![], vec![], vec![]);
-    let (mut in_use, mut reserved) = (0u64, 0u64);
+    // The allocator's most (in use, reserved) bytes; None where the backend has no readout.
+    let mut peak: Option<(u64, u64)> = None;
     let mut kept = 0;
     let mut loss_value = f32::NAN;
     for i in 0..args.warmup + args.runs {
@@ -247,8 +248,9 @@ where
         model = optim.step(1e-4, model, grads);
         let update_ms = elapsed::<B>(device, start);
         for (used, held) in [after_forward, after_backward].into_iter().flatten() {
-            in_use = in_use.max(used);
-            reserved = reserved.max(held);
+            let (in_use, reserved) = peak.get_or_insert((0, 0));
+            *in_use = (*in_use).max(used);
+            *reserved = (*reserved).max(held);
         }
         if i >= args.warmup {
             forward.push(forward_ms);
@@ -266,8 +268,8 @@ where
         "d_model": args.d_model, "n_layers": args.n_layers, "d_state": args.d_state,
         "forward_ms": forward, "backward_ms": backward, "optimizer_ms": update,
         "step_ms": forward + backward + update, "runs": args.runs,
-        "peak_in_use_GiB": memory(device as &dyn Any).map(|_| gib(in_use)),
-        "reserved_GiB": memory(device as &dyn Any).map(|_| gib(reserved)),
+        "peak_in_use_GiB": peak.map(|(in_use, _)| gib(in_use)),
+        "reserved_GiB": peak.map(|(_, reserved)| gib(reserved)),
         "warmup_loss": loss_value,
     });
     println!("{line}");
@@ -277,29 +279,23 @@ where
         args.rows,
         args.row_keep,
         forward + backward + update,
-        match memory(device as &dyn Any) {
-            Some(_) => format!(
-                ", peak in use {:.2} GiB, reserved {:.2} GiB",
-                gib(in_use),
-                gib(reserved)
-            ),
-            None => String::new(),
-        }
+        peak.map_or(String::new(), |(in_use, reserved)| format!(
+            ", peak in use {:.2} GiB, reserved {:.2} GiB",
+            gib(in_use),
+            gib(reserved)
+        ))
     );
     Ok(())
 }
 
-/// Median forward and backward milliseconds of `f`'s output, summed, after warm-up.
-fn time_module<B: AutodiffBackend, const D: usize>(
-    args: &Args,
-    device: &B::Device,
-    f: impl Fn() -> Tensor<B, D>,
-) -> (f64, f64) {
+/// Median forward and backward milliseconds of `f`, whose output is a module's summed
+/// output, after warm-up.
+fn time_module<B: AutodiffBackend>(args: &Args, device: &B::Device, f: impl Fn() -> Tensor<B, 1>) -> (f64, f64) {
     let (mut forward, mut backward) = (vec![], vec![]);
     for i in 0..args.warmup + args.runs {
         B::sync(device).expect("device sync");
         let start = Instant::now();
-        let out = f().sum();
+        let out = f();
         let forward_ms = elapsed::<B>(device, start);
         let start = Instant::now();
         drop(out.backward());
@@ -396,7 +392,7 @@ where
     ];
     let mut total = 0.0;
     for (name, repeat, f) in &entries {
-        let (forward, backward) = time_module::<B, 1>(args, device, f);
+        let (forward, backward) = time_module::<B>(args, device, f);
         let per_step = if matches!(*name, "embedding" | "head_loss") {
             1
         } else {
