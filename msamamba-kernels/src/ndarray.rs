@@ -3,7 +3,7 @@ use burn::backend::ndarray::{
 };
 use burn::tensor::Tensor;
 
-use crate::{ScanGrads, SelectiveScanBackend, SelectiveScanInput, cpu};
+use crate::{RowAttentionBackend, ScanGrads, SelectiveScanBackend, SelectiveScanInput, cpu};
 
 /// The CPU backend runs the scan as plain loops (see [`cpu`]).
 impl<E: FloatNdArrayElement, I: IntNdArrayElement, Q: QuantElement> SelectiveScanBackend for NdArray<E, I, Q>
@@ -18,4 +18,12 @@ where
     fn selective_scan_backward(input: SelectiveScanInput<Self>, dy: Tensor<Self, 3>) -> ScanGrads<Self> {
         cpu::backward(input, dy)
     }
+}
+
+/// The CPU backend runs the row attention as the tensor-op reference (batched matmuls).
+impl<E: FloatNdArrayElement, I: IntNdArrayElement, Q: QuantElement> RowAttentionBackend for NdArray<E, I, Q>
+where
+    NdArrayTensor: From<SharedArray<E>>,
+    NdArrayTensor: From<SharedArray<I>>,
+{
 }

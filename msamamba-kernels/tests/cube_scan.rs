@@ -2,21 +2,14 @@
 //! the scan inside burn's autodiff; on WGPU (the `wgpu` feature) and on CUDA (`cuda`).
 #![cfg(any(feature = "wgpu", feature = "cuda"))]
 
+mod common;
+
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::{Tensor, TensorData, backend::Backend};
+use common::rng;
 use msamamba_kernels::cube::{self, KernelConfig};
 use msamamba_kernels::{ScanGrads, SelectiveScanInput, reference, selective_scan};
-use rand::{Rng, SeedableRng, rngs::StdRng};
-
-/// Fresh inputs every run; the seed is printed so a failure can be replayed.
-fn rng() -> StdRng {
-    let seed = std::env::var("MSAMAMBA_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random::<u64>);
-    eprintln!("MSAMAMBA_TEST_SEED={seed}");
-    StdRng::seed_from_u64(seed)
-}
+use rand::{Rng, rngs::StdRng};
 
 /// One scan problem as flat f32 buffers, buildable on any backend.
 #[derive(Clone, Debug)]

@@ -1,20 +1,13 @@
 //! Both CPU implementations of the scan, the tensor-op reference and the loop kernel that the
 //! ndarray backend runs, against an independent float64 loop written here: values and gradients.
 
+mod common;
+
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::{Tensor, TensorData, backend::Backend};
+use common::rng;
 use msamamba_kernels::{ScanGrads, SelectiveScanInput, reference, selective_scan};
-use rand::{Rng, SeedableRng, rngs::StdRng};
-
-/// Fresh inputs every run; the seed is printed so a failure can be replayed.
-fn rng() -> StdRng {
-    let seed = std::env::var("MSAMAMBA_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random::<u64>);
-    eprintln!("MSAMAMBA_TEST_SEED={seed}");
-    StdRng::seed_from_u64(seed)
-}
+use rand::{Rng, rngs::StdRng};
 
 /// One scan problem in float64, flat row-major buffers.
 #[derive(Clone, Debug)]

@@ -1,6 +1,6 @@
 use burn::nn::{RmsNorm, RmsNormConfig};
 use burn::prelude::*;
-use msamamba_kernels::SelectiveScanBackend;
+use msamamba_kernels::KernelBackend;
 
 use crate::mamba::MambaConfig;
 use crate::mlp::{Mlp, MlpConfig};
@@ -51,7 +51,7 @@ impl BlockConfig {
     }
 }
 
-impl<B: SelectiveScanBackend> Block<B> {
+impl<B: KernelBackend> Block<B> {
     /// # Shapes
     /// x: [B, M, L, D], row_keep: [B, M] Bool -> [B, M, L, D]
     ///

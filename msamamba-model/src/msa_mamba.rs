@@ -1,6 +1,6 @@
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
-use msamamba_kernels::SelectiveScanBackend;
+use msamamba_kernels::KernelBackend;
 
 use crate::block::{Block, BlockConfig};
 use crate::mamba::MambaConfig;
@@ -122,7 +122,7 @@ impl MsaMambaConfig {
     }
 }
 
-impl<B: SelectiveScanBackend> MsaMamba<B> {
+impl<B: KernelBackend> MsaMamba<B> {
     /// Hidden states of every row after the last block.
     ///
     /// `row_keep` marks the rows that take part: the target row (row 0) must be kept. With

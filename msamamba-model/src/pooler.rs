@@ -2,7 +2,7 @@ use burn::nn::loss::BinaryCrossEntropyLossConfig;
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::tanh;
-use msamamba_kernels::SelectiveScanBackend;
+use msamamba_kernels::KernelBackend;
 
 use crate::msa_mamba::{MsaMamba, MsaMambaConfig};
 
@@ -88,7 +88,7 @@ impl MsaMambaClassifierConfig {
     }
 }
 
-impl<B: SelectiveScanBackend> MsaMambaClassifier<B> {
+impl<B: KernelBackend> MsaMambaClassifier<B> {
     /// # Shapes
     /// tokens: [B, M, L] Int, row_keep: [B, M] Bool -> logits: [B]
     pub fn forward(&self, tokens: Tensor<B, 3, Int>, row_keep: Tensor<B, 2, Bool>) -> Tensor<B, 1> {

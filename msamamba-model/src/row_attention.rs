@@ -1,9 +1,16 @@
-use burn::nn::attention::{MhaInput, MultiHeadAttention, MultiHeadAttentionConfig};
+use burn::nn::attention::{MultiHeadAttention, MultiHeadAttentionConfig};
 use burn::nn::{Embedding, EmbeddingConfig};
 use burn::prelude::*;
+use msamamba_kernels::row_attention::row_attention;
+use msamamba_kernels::{RowAttentionBackend, RowAttentionInput};
 
 /// Multi-head self-attention across the M rows at each position, with learned absolute
 /// row-position embeddings. Dropped and padding rows are masked out as keys.
+///
+/// The weights are those of burn's `MultiHeadAttention` (its query, key, value and output
+/// projections), but the attention itself runs as one fused operation
+/// ([`msamamba_kernels::row_attention`]) on the model's [B, M, L, D] layout: projections as plain
+/// [B·M·L, D] matmuls and no transposes, where burn's module works on [B·L, M, D] batches.
 #[derive(Config, Debug)]
 pub struct RowAttentionConfig {
     /// Model width D.
@@ -15,15 +22,12 @@ pub struct RowAttentionConfig {
     /// Most rows an MSA may have (size of the row-position table).
     #[config(default = 128)]
     pub max_rows: usize,
-    /// Dropout on the attention weights.
-    #[config(default = 0.0)]
-    pub dropout: f64,
 }
 
 /// See [`RowAttentionConfig`].
 #[derive(Module, Debug)]
 pub struct RowAttention<B: Backend> {
-    /// Attention over rows.
+    /// The projections of the attention over rows (burn's module, for its weights and record).
     pub attention: MultiHeadAttention<B>,
     /// Learned embedding of each row index: [max_rows, D].
     pub row_position: Embedding<B>,
@@ -34,7 +38,7 @@ impl RowAttentionConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> RowAttention<B> {
         RowAttention {
             attention: MultiHeadAttentionConfig::new(self.d_model, self.n_heads)
-                .with_dropout(self.dropout)
+                .with_dropout(0.0)
                 .init(device),
             row_position: EmbeddingConfig::new(self.max_rows, self.d_model)
                 .with_initializer(burn::nn::Initializer::Normal { mean: 0.0, std: 0.02 })
@@ -49,20 +53,27 @@ impl<B: Backend> RowAttention<B> {
         self.row_position.weight.dims()[0]
     }
 
+    /// x plus the row-position embeddings: [B, M, L, D].
+    pub fn with_positions(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let m = x.dims()[1];
+        let index = Tensor::<B, 1, Int>::arange(0..m as i64, &x.device()).unsqueeze_dim::<2>(0); // [1, M]
+        x + self.row_position.forward(index).unsqueeze_dim::<4>(2) // + [1, M, 1, D]
+    }
+}
+
+impl<B: RowAttentionBackend> RowAttention<B> {
     /// # Shapes
     /// x: [B, M, L, D], row_keep: [B, M] Bool (true = attend to this row) -> [B, M, L, D]
     pub fn forward(&self, x: Tensor<B, 4>, row_keep: Tensor<B, 2, Bool>) -> Tensor<B, 4> {
-        let [batch, m, len, dim] = x.dims();
-        let device = x.device();
-        let index = Tensor::<B, 1, Int>::arange(0..m as i64, &device).unsqueeze_dim::<2>(0); // [1, M]
-        let position = self.row_position.forward(index).unsqueeze_dim::<4>(2); // [1, M, 1, D]
-        let x = (x + position).swap_dims(1, 2).reshape([batch * len, m, dim]); // [B * L, M, D]
-        let pad = row_keep
-            .bool_not()
-            .unsqueeze_dim::<3>(1)
-            .expand([batch, len, m])
-            .reshape([batch * len, m]); // [B * L, M]
-        let context = self.attention.forward(MhaInput::self_attn(x).mask_pad(pad)).context; // [B * L, M, D]
-        context.reshape([batch, len, m, dim]).swap_dims(1, 2) // [B, M, L, D]
+        let x = self.with_positions(x);
+        let mha = &self.attention;
+        let context = row_attention(RowAttentionInput {
+            q: mha.query.forward(x.clone()),
+            k: mha.key.forward(x.clone()),
+            v: mha.value.forward(x),
+            key_keep: row_keep.float(),
+            n_heads: mha.n_heads,
+        });
+        mha.output.forward(context)
     }
 }

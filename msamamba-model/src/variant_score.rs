@@ -1,5 +1,5 @@
 use burn::prelude::*;
-use msamamba_kernels::SelectiveScanBackend;
+use msamamba_kernels::KernelBackend;
 
 use crate::msa_mamba::MsaMamba;
 use crate::tokens::MASK;
@@ -11,7 +11,7 @@ use crate::tokens::MASK;
 /// # Shapes
 /// tokens: [B, M, L] Int (unmasked), row_keep: [B, M] Bool, reference and alternative: [B] Int
 /// (token ids 1-4), `position` < L -> scores: [B]
-pub fn variant_scores<B: SelectiveScanBackend>(
+pub fn variant_scores<B: KernelBackend>(
     model: &MsaMamba<B>,
     tokens: Tensor<B, 3, Int>,
     row_keep: Tensor<B, 2, Bool>,

@@ -28,7 +28,7 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for Grads<'_, B> {
 }
 
 /// Logits and parameter gradients of one MLM step.
-fn step<B: AutodiffBackend + msamamba_kernels::SelectiveScanBackend>(
+fn step<B: AutodiffBackend + msamamba_kernels::KernelBackend>(
     model: &MsaMamba<B>,
     toks: &[i64],
     keep_rows: &[bool],

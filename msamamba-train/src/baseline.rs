@@ -2,7 +2,7 @@
 //! other rows of the column; and the model's accuracy on exactly the same masked positions.
 
 use burn::data::dataloader::batcher::Batcher;
-use msamamba_kernels::SelectiveScanBackend;
+use msamamba_kernels::KernelBackend;
 use msamamba_model::MsaMamba;
 use msamamba_model::mlm_mask::MlmMaskConfig;
 use msamamba_model::tokens::{A, GAP, T};
@@ -39,7 +39,7 @@ pub fn column_majority(others: impl Iterator<Item = u8>, fallback: u8) -> u8 {
 
 /// Scores the model and the baseline on every window of `windows`, each position chosen for
 /// MLM replaced by the mask token (no random or kept bases: neither side may see the answer).
-pub fn compare_with_baseline<B: SelectiveScanBackend>(
+pub fn compare_with_baseline<B: KernelBackend>(
     model: &MsaMamba<B>,
     windows: &[MsaItem],
     rows: usize,

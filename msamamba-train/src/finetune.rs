@@ -11,7 +11,7 @@ use burn::prelude::*;
 use burn::record::Recorder;
 use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::AutodiffBackend;
-use msamamba_kernels::SelectiveScanBackend;
+use msamamba_kernels::KernelBackend;
 use msamamba_model::MsaMamba;
 use msamamba_model::pooler::{MsaMambaClassifier, MsaMambaClassifierConfig};
 use rand::seq::SliceRandom;
@@ -235,7 +235,7 @@ pub fn finetune<B>(
     mut on_epoch: impl FnMut(usize, f64),
 ) -> Result<MsaMambaClassifier<B>>
 where
-    B: AutodiffBackend + SelectiveScanBackend,
+    B: AutodiffBackend + KernelBackend,
 {
     config.validate()?;
     if train.is_empty() {
@@ -271,7 +271,7 @@ where
 
 /// Probability of label 1 for each row (sigmoid of the logit), in order; dropout is off on a
 /// backend without autodiff.
-pub fn predict<B: SelectiveScanBackend>(
+pub fn predict<B: KernelBackend>(
     model: &MsaMambaClassifier<B>,
     windows: &LabelledWindows,
     rows: &[&LabelledRegion],

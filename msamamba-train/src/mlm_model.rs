@@ -3,7 +3,7 @@
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::{InferenceStep, SequenceOutput, TrainOutput, TrainStep};
-use msamamba_kernels::SelectiveScanBackend;
+use msamamba_kernels::KernelBackend;
 use msamamba_model::MsaMamba;
 use msamamba_model::mlm_loss::mlm_loss;
 use msamamba_model::tokens::MASK;
@@ -20,7 +20,7 @@ pub struct MlmModel<B: Backend> {
     pub accumulate: usize,
 }
 
-impl<B: SelectiveScanBackend> MlmModel<B> {
+impl<B: KernelBackend> MlmModel<B> {
     /// Logits and metric inputs; targets in the output use the mask token for "no target"
     /// (burn's metrics skip one pad index, and the mask token is never a target).
     fn forward(&self, batch: MsaBatch<B>, row_sparse: bool) -> (Tensor<B, 1>, SequenceOutput<B>) {
@@ -32,7 +32,7 @@ impl<B: SelectiveScanBackend> MlmModel<B> {
     }
 }
 
-impl<B: AutodiffBackend + SelectiveScanBackend> TrainStep for MlmModel<B> {
+impl<B: AutodiffBackend + KernelBackend> TrainStep for MlmModel<B> {
     type Input = MsaBatch<B>;
     type Output = SequenceOutput<B>;
 
@@ -44,7 +44,7 @@ impl<B: AutodiffBackend + SelectiveScanBackend> TrainStep for MlmModel<B> {
     }
 }
 
-impl<B: SelectiveScanBackend> InferenceStep for MlmModel<B> {
+impl<B: KernelBackend> InferenceStep for MlmModel<B> {
     type Input = MsaBatch<B>;
     type Output = SequenceOutput<B>;
 

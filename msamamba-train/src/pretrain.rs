@@ -14,7 +14,7 @@ use burn::tensor::backend::AutodiffBackend;
 use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, PerplexityMetric};
 use burn::train::{ExecutionStrategy, Interrupter, Learner, MultiDeviceOptim, SupervisedTraining, TrainingStrategy};
-use msamamba_kernels::SelectiveScanBackend;
+use msamamba_kernels::KernelBackend;
 use msamamba_model::MsaMambaConfig;
 use msamamba_model::mlm_mask::MlmMaskConfig;
 use msamamba_model::tokens::MASK;
@@ -199,8 +199,8 @@ pub fn pretrain<B>(
     devices: Vec<B::Device>,
 ) -> Result<PretrainOutcome<B>>
 where
-    B: AutodiffBackend + SelectiveScanBackend,
-    B::InnerBackend: SelectiveScanBackend,
+    B: AutodiffBackend + KernelBackend,
+    B::InnerBackend: KernelBackend,
 {
     config.validate()?;
     let device = devices.first().context("no device to train on")?.clone();

@@ -1,20 +1,24 @@
-//! The selective scan as CubeCL kernels, for burn's cube backends (CUDA and WGPU).
+//! The fused operations as CubeCL kernels, for burn's cube backends (CUDA and WGPU).
 //!
-//! `forward.rs` and `backward.rs` hold the `#[cube]` kernels, `combine.rs` the kernel that chains
-//! segments of L scanned in parallel, `launch.rs` the glue (and the choice to split L). The kernels
-//! compute in f32 with plain arithmetic, `exp`/`log1p`, shared memory and cube barriers: nothing
-//! newer than sm_60 (Pascal) on CUDA. Other float types fall back to the tensor-op reference.
+//! The selective scan: `forward.rs` and `backward.rs` hold the `#[cube]` kernels, `combine.rs` the
+//! kernel that chains segments of L scanned in parallel, `launch.rs` the glue (and the choice to
+//! split L). The row attention: `row_attention.rs`, kernels and glue. The kernels compute in f32
+//! with plain arithmetic, `exp`/`log1p`/`ln`, shared memory and cube barriers: nothing newer than
+//! sm_60 (Pascal) on CUDA. Other float types, and sizes the kernels do not cover, fall back to the
+//! tensor-op references.
 
 mod backward;
 mod combine;
 mod forward;
 mod launch;
+pub mod row_attention;
 
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 
 pub use launch::{KernelConfig, backward, forward, supported};
 
-use crate::{ScanGrads, SelectiveScanBackend, SelectiveScanInput, reference};
+use crate::row_attention::{RowAttentionGrads, RowAttentionInput, reference_backward, reference_forward};
+use crate::{RowAttentionBackend, ScanGrads, SelectiveScanBackend, SelectiveScanInput, reference};
 
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> SelectiveScanBackend
     for CubeBackend<R, F, I, BT>
@@ -34,6 +38,27 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> SelectiveS
             backward(input, dy, &config)
         } else {
             reference::backward(input, dy)
+        }
+    }
+}
+
+impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> RowAttentionBackend for CubeBackend<R, F, I, BT> {
+    fn row_attention(input: RowAttentionInput<Self>) -> burn::tensor::Tensor<Self, 4> {
+        if row_attention::supported(&input) {
+            row_attention::forward(input)
+        } else {
+            reference_forward(input)
+        }
+    }
+
+    fn row_attention_backward(
+        input: RowAttentionInput<Self>,
+        dout: burn::tensor::Tensor<Self, 4>,
+    ) -> RowAttentionGrads<Self> {
+        if row_attention::supported(&input) {
+            row_attention::backward(input, dout)
+        } else {
+            reference_backward(input, dout)
         }
     }
 }

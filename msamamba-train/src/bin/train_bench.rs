@@ -20,7 +20,7 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::backend::AutodiffBackend;
 use clap::{Parser, ValueEnum};
-use msamamba_kernels::{SelectiveScanBackend, SelectiveScanInput, selective_scan};
+use msamamba_kernels::{KernelBackend, SelectiveScanInput, selective_scan};
 use msamamba_model::MsaMambaConfig;
 use msamamba_model::mlm_loss::mlm_loss;
 use msamamba_train::batcher::{MsaBatch, MsaBatcher, MsaBatcherConfig};
@@ -186,8 +186,8 @@ fn batch<B: Backend>(args: &Args, len: usize, seed: u64, device: &B::Device) -> 
 
 fn bench<B>(args: &Args, backend: &str, checkpointing: &str) -> Result<()>
 where
-    B: AutodiffBackend + SelectiveScanBackend,
-    B::InnerBackend: SelectiveScanBackend,
+    B: AutodiffBackend + KernelBackend,
+    B::InnerBackend: KernelBackend,
 {
     let device = B::Device::default();
     B::seed(&device, 7);
@@ -216,8 +216,8 @@ fn step<B>(
     device: &B::Device,
 ) -> Result<()>
 where
-    B: AutodiffBackend + SelectiveScanBackend,
-    B::InnerBackend: SelectiveScanBackend,
+    B: AutodiffBackend + KernelBackend,
+    B::InnerBackend: KernelBackend,
 {
     let mut model = config.init::<B>(device);
     let mut optim = AdamWConfig::new()
@@ -311,7 +311,7 @@ fn time_module<B: AutodiffBackend>(args: &Args, device: &B::Device, f: impl Fn()
 /// Each module of the first block on its own, plus the embedding and the head with its loss.
 fn breakdown<B>(args: &Args, config: &MsaMambaConfig, len: usize, backend: &str, device: &B::Device) -> Result<()>
 where
-    B: AutodiffBackend + SelectiveScanBackend,
+    B: AutodiffBackend + KernelBackend,
 {
     let model = config.init::<B>(device);
     let Some(block) = model.blocks.first() else {

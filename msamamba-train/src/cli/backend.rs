@@ -6,7 +6,7 @@ use burn::backend::Autodiff;
 use burn::backend::autodiff::checkpoint::strategy::BalancedCheckpointing;
 use burn::tensor::backend::AutodiffBackend;
 use clap::ValueEnum;
-use msamamba_kernels::SelectiveScanBackend;
+use msamamba_kernels::KernelBackend;
 
 /// A compute backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -28,8 +28,8 @@ pub trait OnBackend {
     /// Runs on backend `B` (with autodiff) on `devices` (at least one; the first is the main one).
     fn run<B>(self, devices: Vec<B::Device>, name: &str) -> Result<Self::Output>
     where
-        B: AutodiffBackend + SelectiveScanBackend,
-        B::InnerBackend: SelectiveScanBackend;
+        B: AutodiffBackend + KernelBackend,
+        B::InnerBackend: KernelBackend;
 }
 
 /// Whether `B` can run here: a GPU backend without a driver or device panics at first use,

@@ -5,7 +5,7 @@ use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
-use msamamba_kernels::SelectiveScanBackend;
+use msamamba_kernels::KernelBackend;
 use msamamba_train::data::bed::read_bed;
 use msamamba_train::data::maf::Strand;
 use msamamba_train::data::region::Region;
@@ -65,8 +65,8 @@ impl OnBackend for EmbedArgs {
 
     fn run<B>(self, devices: Vec<B::Device>, _name: &str) -> Result<()>
     where
-        B: AutodiffBackend + SelectiveScanBackend,
-        B::InnerBackend: SelectiveScanBackend,
+        B: AutodiffBackend + KernelBackend,
+        B::InnerBackend: KernelBackend,
     {
         let device = devices[0].clone();
         let regions = regions(&self)?;

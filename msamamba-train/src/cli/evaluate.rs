@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
-use msamamba_kernels::SelectiveScanBackend;
+use msamamba_kernels::KernelBackend;
 use msamamba_train::classification_metrics::{ClassificationReport, check_both_classes, roc_curve};
 use msamamba_train::classifier_batch::LabelledWindows;
 use msamamba_train::finetune::{load_classifier, predict};
@@ -51,8 +51,8 @@ impl OnBackend for Job {
 
     fn run<B>(self, devices: Vec<B::Device>, name: &str) -> Result<()>
     where
-        B: AutodiffBackend + SelectiveScanBackend,
-        B::InnerBackend: SelectiveScanBackend,
+        B: AutodiffBackend + KernelBackend,
+        B::InnerBackend: KernelBackend,
     {
         let device = devices[0].clone();
         let Job { args, table } = self;

@@ -5,7 +5,7 @@ use burn::config::Config;
 use burn::module::{AutodiffModule, Module};
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
-use msamamba_kernels::SelectiveScanBackend;
+use msamamba_kernels::KernelBackend;
 use msamamba_model::pooler::MsaMambaClassifierConfig;
 use msamamba_train::atomic_recorder::CheckpointRecorder;
 use msamamba_train::classification_metrics::{ReportError, check_both_classes};
@@ -84,8 +84,8 @@ impl OnBackend for Job {
 
     fn run<B>(self, devices: Vec<B::Device>, name: &str) -> Result<()>
     where
-        B: AutodiffBackend + SelectiveScanBackend,
-        B::InnerBackend: SelectiveScanBackend,
+        B: AutodiffBackend + KernelBackend,
+        B::InnerBackend: KernelBackend,
     {
         let device = devices[0].clone();
         let Job { args, table } = self;

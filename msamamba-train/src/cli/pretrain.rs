@@ -4,7 +4,7 @@ use anyhow::{Context, Result, bail};
 use burn::config::Config;
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
-use msamamba_kernels::SelectiveScanBackend;
+use msamamba_kernels::KernelBackend;
 use msamamba_train::baseline::compare_with_baseline;
 use msamamba_train::loss_curve::{read_losses, write_png};
 use msamamba_train::pretrain::{PretrainConfig, RunDir, pretrain};
@@ -206,8 +206,8 @@ impl OnBackend for Job {
 
     fn run<B>(self, devices: Vec<B::Device>, name: &str) -> Result<()>
     where
-        B: AutodiffBackend + SelectiveScanBackend,
-        B::InnerBackend: SelectiveScanBackend,
+        B: AutodiffBackend + KernelBackend,
+        B::InnerBackend: KernelBackend,
     {
         let device = devices[0].clone();
         let Job { config, run, resume } = self;

@@ -5,7 +5,7 @@ use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
-use msamamba_kernels::SelectiveScanBackend;
+use msamamba_kernels::KernelBackend;
 use msamamba_model::tokens::{complement, token_of};
 use msamamba_model::variant_score::variant_scores;
 use msamamba_train::classification_metrics::{auroc, average_precision};
@@ -96,8 +96,8 @@ impl OnBackend for ScoreArgs {
 
     fn run<B>(self, devices: Vec<B::Device>, _name: &str) -> Result<()>
     where
-        B: AutodiffBackend + SelectiveScanBackend,
-        B::InnerBackend: SelectiveScanBackend,
+        B: AutodiffBackend + KernelBackend,
+        B::InnerBackend: KernelBackend,
     {
         let device = devices[0].clone();
         let (config, model) = load_backbone::<B::InnerBackend>(&self.checkpoint, &device)?;
@@ -185,7 +185,7 @@ impl OnBackend for ScoreArgs {
 
 /// Scores on both strands, averaged: the reverse strand sees the complemented bases at the
 /// mirrored position.
-fn score_both_strands<B: SelectiveScanBackend>(
+fn score_both_strands<B: KernelBackend>(
     model: &msamamba_model::MsaMamba<B>,
     chunk: &[Prepared],
     rows: usize,

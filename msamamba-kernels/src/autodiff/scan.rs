@@ -1,13 +1,13 @@
-//! The scan as one autodiff node: the backward calls the inner backend's
-//! `selective_scan_backward`, so a kernel backend trains through its own backward kernel.
+//! The scan as one autodiff node.
 
 use burn::backend::Autodiff;
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::tensor::{Tensor, TensorPrimitive, backend::Backend, ops::FloatTensor};
+use burn::tensor::{Tensor, ops::FloatTensor};
 
+use super::{inner, primitive};
 use crate::{ScanGrads, SelectiveScanBackend, SelectiveScanInput};
 
 /// Backward of the scan with `N` tensor inputs: 7 without the gate z, 8 with it.
@@ -19,14 +19,6 @@ struct ScanBackward<const N: usize>;
 struct ScanState<const N: usize> {
     inputs: [NodeId; N],
     delta_softplus: bool,
-}
-
-fn inner<B: Backend, const D: usize>(t: FloatTensor<B>) -> Tensor<B, D> {
-    Tensor::from_primitive(TensorPrimitive::Float(t))
-}
-
-fn primitive<B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTensor<B> {
-    t.into_primitive().tensor()
 }
 
 impl<B: SelectiveScanBackend, const N: usize> Backward<B, N> for ScanBackward<N> {

@@ -1,14 +1,13 @@
-//! The scan as one custom operation of burn-fusion, so that burn's default `Wgpu` and `Cuda`
-//! backends (fusion on) run the cube kernels: the fuser flushes the element-wise work queued
-//! before the scan, then the inner backend runs its kernel on the resolved buffers.
+//! The scan as one custom operation of burn-fusion.
 
 use std::marker::PhantomData;
 
-use burn::tensor::{Shape, Tensor, TensorPrimitive, backend::Backend};
+use burn::tensor::{Shape, Tensor};
 use burn_fusion::stream::{Operation, OperationStreams};
 use burn_fusion::{Fusion, FusionBackend, FusionRuntime, FusionTensor};
 use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
 
+use super::{primitive, tensor};
 use crate::{ScanGrads, SelectiveScanBackend, SelectiveScanInput};
 
 /// Which half of the scan an operation runs.
@@ -28,14 +27,6 @@ struct ScanOp<B> {
     has_z: bool,
     delta_softplus: bool,
     backend: PhantomData<B>,
-}
-
-fn tensor<B: Backend, const D: usize>(primitive: B::FloatTensorPrimitive) -> Tensor<B, D> {
-    Tensor::from_primitive(TensorPrimitive::Float(primitive))
-}
-
-fn primitive<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> B::FloatTensorPrimitive {
-    tensor.into_primitive().tensor()
 }
 
 impl<B: FusionBackend + SelectiveScanBackend> Operation<B::FusionRuntime> for ScanOp<B> {

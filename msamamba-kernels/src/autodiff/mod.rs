@@ -1,0 +1,15 @@
+//! The fused operations as single nodes of burn's autodiff graph: each backward calls the inner
+//! backend's backward, so a kernel backend trains through its own backward kernel.
+
+mod row_attention;
+mod scan;
+
+use burn::tensor::{Tensor, TensorPrimitive, backend::Backend, ops::FloatTensor};
+
+fn inner<B: Backend, const D: usize>(t: FloatTensor<B>) -> Tensor<B, D> {
+    Tensor::from_primitive(TensorPrimitive::Float(t))
+}
+
+fn primitive<B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTensor<B> {
+    t.into_primitive().tensor()
+}

@@ -1,0 +1,553 @@
+//! The row attention as CubeCL kernels: one cube per (batch item, position, head), one thread per
+//! row, the softmax over rows kept in registers.
+//!
+//! MSAs have at most a few hundred rows and the heads are narrow (d / n_heads = 32 in the paper
+//! model), so a thread can own a row and no score matrix is ever written:
+//! burn's generic attention spends its time in batched matmuls of [m, 32] x [32, m], the [m, m]
+//! scores and their softmax in global memory, and the transposes to and from [b·l, heads, m, 32].
+//! These kernels read q, k, v and write the output in the model's own [b, m, l, d] layout.
+//!
+//! - Forward: K and V of the problem pass through shared memory in tiles of 32 rows (coalesced
+//!   loads: one head's channels of a row are contiguous); each thread runs an online softmax over
+//!   the keys for its query row (the running maximum rescales the sums when it grows), its q row
+//!   and output in registers. Tiles keep the shared memory small whatever the row count (8 KiB at
+//!   32 channels per head: Metal and lavapipe offer 32 KiB), and leave room for several cubes per
+//!   multiprocessor.
+//! - Backward, recomputing the weights instead of storing them: (1) per query, over tiles of K and
+//!   V, the softmax's maximum and sum and c_i = sum_j p_ij dp_ij (dp_ij = dout_i . v_j);
+//!   (2) per key, over tiles of Q and dout, dk_j = sum_i ds_ij q_i and dv_j = sum_i p_ij dout_i,
+//!   ds_ij = p_ij (dp_ij - c_i); (3) per query, over K and V again, dq_i = sum_j ds_ij k_j. Every
+//!   gradient is owned by one thread: no atomics, no partial sums.
+//!
+//! Problems are spread over the grid's x and y (65 535 cubes at most on each for WGPU and CUDA's
+//! y), so any b·l·heads launches. Only f32 arithmetic, `exp`, shared memory and barriers:
+//! nothing newer than sm_60 (Pascal) on CUDA.
+
+use burn::tensor::{DType, Shape, Tensor as BurnTensor, TensorPrimitive};
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
+use burn_cubecl::tensor::CubeTensor;
+use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
+use cubecl::prelude::*;
+
+use crate::row_attention::{MASKED_SCORE, RowAttentionGrads, RowAttentionInput, score_scale};
+
+/// Rows per tile of keys (and of queries in the backward's second step) in shared memory.
+const TILE: usize = 32;
+/// Widest head the kernels keep in registers (two rows of it per thread, six in the backward).
+const MAX_HEAD: usize = 64;
+/// Cubes along one grid dimension that every backend accepts.
+const MAX_GRID: usize = 65535;
+
+/// Which problem (batch item, position, head) this cube solves, or `problems` when the cube is
+/// one of the grid's spare ones.
+#[cube]
+fn problem_index(problems: usize) -> usize {
+    let index = (CUBE_POS_Y * CUBE_COUNT_X + CUBE_POS_X) as usize;
+    if index < problems { index } else { problems }
+}
+
+/// Loads one head of `n` rows (from the row at `base`) into shared memory [n, head]: consecutive
+/// threads read consecutive channels (a head's channels are contiguous in [b, m, l, d]).
+#[cube]
+fn load_tile(
+    src: &Tensor<f32>,
+    dst: &mut SharedMemory<f32>,
+    base: usize,
+    stride: usize,
+    n: usize,
+    #[comptime] head: usize,
+    #[comptime] threads: usize,
+) {
+    let mut idx = UNIT_POS_X as usize;
+    while idx < n * head {
+        dst[idx] = src[base + (idx / head) * stride + idx % head];
+        idx += threads;
+    }
+}
+
+/// Rows in the tile starting at row `t0`.
+#[cube]
+fn tile_rows(t0: usize, rows: usize, #[comptime] tile: usize) -> usize {
+    let mut n = rows - t0;
+    if n > tile {
+        n = tile;
+    }
+    n
+}
+
+/// Dot product of a register row with row `j` of a shared [n, head] tile.
+#[cube]
+fn dot(row: &Array<f32>, tile: &SharedMemory<f32>, j: usize, #[comptime] head: usize) -> f32 {
+    let mut acc = 0.0f32;
+    #[unroll]
+    for c in 0..head {
+        acc += row[c] * tile[j * head + c];
+    }
+    acc
+}
+
+/// A row of a problem, scaled, into registers.
+#[cube]
+fn load_row(src: &Tensor<f32>, row: &mut Array<f32>, offset: usize, scale: f32, #[comptime] head: usize) {
+    #[unroll]
+    for c in 0..head {
+        row[c] = src[offset + c] * scale;
+    }
+}
+
+/// Where a cube's problem lives: the offset of (its batch item, row 0, its position, its head's
+/// first channel) in [b, m, l, d], the stride between rows, and the batch item.
+#[cube]
+fn problem_base(
+    problem: usize,
+    rows: usize,
+    len: usize,
+    n_heads: usize,
+    #[comptime] head: usize,
+) -> (usize, usize, usize) {
+    let width = n_heads * head;
+    let item = problem / (len * n_heads);
+    let base = (item * rows * len + (problem / n_heads) % len) * width + (problem % n_heads) * head;
+    (base, len * width, item)
+}
+
+/// Forward: out [b, m, l, d] from q, k, v [b, m, l, d] and the key mask `keep` [b, m]. Keys come
+/// in tiles of `tile` rows.
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+pub fn row_attention_forward_kernel(
+    q: &Tensor<f32>,
+    k: &Tensor<f32>,
+    v: &Tensor<f32>,
+    keep: &Tensor<f32>,
+    out: &mut Tensor<f32>,
+    batch: u32,
+    rows: u32,
+    len: u32,
+    n_heads: u32,
+    scale: f32,
+    masked: f32,
+    #[comptime] head: usize,
+    #[comptime] tile: usize,
+    #[comptime] threads: usize,
+) {
+    let rows = rows as usize;
+    let problems = batch as usize * len as usize * n_heads as usize;
+    let problem = problem_index(problems);
+    if problem == problems {
+        terminate!();
+    }
+    let me = UNIT_POS_X as usize;
+    let (base, stride, item) = problem_base(problem, rows, len as usize, n_heads as usize, head);
+
+    let mut ks = SharedMemory::<f32>::new(tile * head);
+    let mut vs = SharedMemory::<f32>::new(tile * head);
+    let mut kept = SharedMemory::<f32>::new(tile);
+    let mut qr = Array::<f32>::new(head);
+    let mut acc = Array::<f32>::new(head);
+    #[unroll]
+    for c in 0..head {
+        qr[c] = 0.0;
+        acc[c] = 0.0;
+    }
+    if me < rows {
+        load_row(q, &mut qr, base + me * stride, scale, head);
+    }
+    let mut top = f32::min_value();
+    let mut total = 0.0f32;
+    let mut t0 = 0;
+    while t0 < rows {
+        let n = tile_rows(t0, rows, tile);
+        load_tile(k, &mut ks, base + t0 * stride, stride, n, head, threads);
+        load_tile(v, &mut vs, base + t0 * stride, stride, n, head, threads);
+        if me < n {
+            kept[me] = keep[item * rows + t0 + me];
+        }
+        sync_cube();
+        if me < rows {
+            for j in 0..n {
+                let mut s = masked;
+                if kept[j] > 0.5 {
+                    s = dot(&qr, &ks, j, head);
+                }
+                if s > top {
+                    let rescale = f32::exp(top - s);
+                    total *= rescale;
+                    #[unroll]
+                    for c in 0..head {
+                        acc[c] *= rescale;
+                    }
+                    top = s;
+                }
+                let p = f32::exp(s - top);
+                total += p;
+                #[unroll]
+                for c in 0..head {
+                    acc[c] += p * vs[j * head + c];
+                }
+            }
+        }
+        sync_cube();
+        t0 += tile;
+    }
+    if me < rows {
+        let inv = 1.0 / total;
+        #[unroll]
+        for c in 0..head {
+            out[base + me * stride + c] = acc[c] * inv;
+        }
+    }
+}
+
+/// Backward: dq, dk, dv [b, m, l, d] from the forward's inputs and dout [b, m, l, d]. Keys (and in
+/// step 2 queries) come in tiles of `tile` rows.
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+pub fn row_attention_backward_kernel(
+    q: &Tensor<f32>,
+    k: &Tensor<f32>,
+    v: &Tensor<f32>,
+    keep: &Tensor<f32>,
+    dout: &Tensor<f32>,
+    dq: &mut Tensor<f32>,
+    dk: &mut Tensor<f32>,
+    dv: &mut Tensor<f32>,
+    batch: u32,
+    rows: u32,
+    len: u32,
+    n_heads: u32,
+    scale: f32,
+    masked: f32,
+    #[comptime] head: usize,
+    #[comptime] tile: usize,
+    #[comptime] threads: usize,
+) {
+    let rows = rows as usize;
+    let problems = batch as usize * len as usize * n_heads as usize;
+    let problem = problem_index(problems);
+    if problem == problems {
+        terminate!();
+    }
+    let me = UNIT_POS_X as usize;
+    let (base, stride, item) = problem_base(problem, rows, len as usize, n_heads as usize, head);
+    let mine = base + me * stride;
+
+    let mut sa = SharedMemory::<f32>::new(tile * head);
+    let mut sb = SharedMemory::<f32>::new(tile * head);
+    let mut kept = SharedMemory::<f32>::new(tile);
+    let mut peak = SharedMemory::<f32>::new(threads);
+    let mut norm = SharedMemory::<f32>::new(threads);
+    let mut centre = SharedMemory::<f32>::new(threads);
+    let mut qr = Array::<f32>::new(head);
+    let mut dor = Array::<f32>::new(head);
+    #[unroll]
+    for c in 0..head {
+        qr[c] = 0.0;
+        dor[c] = 0.0;
+    }
+    if me < rows {
+        load_row(q, &mut qr, mine, scale, head);
+        load_row(dout, &mut dor, mine, 1.0, head);
+    }
+
+    // (1) Per query: the largest score, 1 / the sum of exp(score - largest) and c_i, online over
+    // the key tiles. Kept apart rather than as a log-sum-exp: with every key masked the scores
+    // are all -1e4, where a float's spacing (~1e-3) would blur exp(s - lse).
+    let mut top = f32::min_value();
+    let mut total = 0.0f32;
+    let mut weighted = 0.0f32;
+    let mut t0 = 0;
+    while t0 < rows {
+        let n = tile_rows(t0, rows, tile);
+        load_tile(k, &mut sa, base + t0 * stride, stride, n, head, threads);
+        load_tile(v, &mut sb, base + t0 * stride, stride, n, head, threads);
+        if me < n {
+            kept[me] = keep[item * rows + t0 + me];
+        }
+        sync_cube();
+        if me < rows {
+            for j in 0..n {
+                let mut s = masked;
+                if kept[j] > 0.5 {
+                    s = dot(&qr, &sa, j, head);
+                }
+                let dp = dot(&dor, &sb, j, head);
+                if s > top {
+                    let rescale = f32::exp(top - s);
+                    total *= rescale;
+                    weighted *= rescale;
+                    top = s;
+                }
+                let p = f32::exp(s - top);
+                total += p;
+                weighted += p * dp;
+            }
+        }
+        sync_cube();
+        t0 += tile;
+    }
+    if me < rows {
+        peak[me] = top;
+        norm[me] = 1.0 / total;
+        centre[me] = weighted / total;
+    }
+
+    // (2) Per key: dk and dv, over tiles of Q and dout.
+    let mut kr = Array::<f32>::new(head);
+    let mut vr = Array::<f32>::new(head);
+    let mut dkr = Array::<f32>::new(head);
+    let mut dvr = Array::<f32>::new(head);
+    #[unroll]
+    for c in 0..head {
+        kr[c] = 0.0;
+        vr[c] = 0.0;
+        dkr[c] = 0.0;
+        dvr[c] = 0.0;
+    }
+    let mut live = false;
+    if me < rows {
+        load_row(k, &mut kr, mine, scale, head);
+        load_row(v, &mut vr, mine, 1.0, head);
+        live = keep[item * rows + me] > 0.5;
+    }
+    t0 = 0;
+    while t0 < rows {
+        let n = tile_rows(t0, rows, tile);
+        load_tile(q, &mut sa, base + t0 * stride, stride, n, head, threads);
+        load_tile(dout, &mut sb, base + t0 * stride, stride, n, head, threads);
+        sync_cube();
+        if me < rows {
+            for i in 0..n {
+                let mut s = masked;
+                if live {
+                    s = dot(&kr, &sa, i, head);
+                }
+                let p = f32::exp(s - peak[t0 + i]) * norm[t0 + i];
+                #[unroll]
+                for c in 0..head {
+                    dvr[c] += p * sb[i * head + c];
+                }
+                if live {
+                    let ds = p * (dot(&vr, &sb, i, head) - centre[t0 + i]);
+                    #[unroll]
+                    for c in 0..head {
+                        dkr[c] += ds * sa[i * head + c];
+                    }
+                }
+            }
+        }
+        sync_cube();
+        t0 += tile;
+    }
+    if me < rows {
+        #[unroll]
+        for c in 0..head {
+            dk[mine + c] = dkr[c] * scale;
+            dv[mine + c] = dvr[c];
+        }
+    }
+
+    // (3) Per query: dq, over the key tiles again.
+    let mut dqr = Array::<f32>::new(head);
+    #[unroll]
+    for c in 0..head {
+        dqr[c] = 0.0;
+    }
+    let mut my_peak = 0.0f32;
+    let mut my_norm = 0.0f32;
+    let mut my_centre = 0.0f32;
+    if me < rows {
+        my_peak = peak[me];
+        my_norm = norm[me];
+        my_centre = centre[me];
+    }
+    t0 = 0;
+    while t0 < rows {
+        let n = tile_rows(t0, rows, tile);
+        load_tile(k, &mut sa, base + t0 * stride, stride, n, head, threads);
+        load_tile(v, &mut sb, base + t0 * stride, stride, n, head, threads);
+        if me < n {
+            kept[me] = keep[item * rows + t0 + me];
+        }
+        sync_cube();
+        if me < rows {
+            for j in 0..n {
+                if kept[j] > 0.5 {
+                    let p = f32::exp(dot(&qr, &sa, j, head) - my_peak) * my_norm;
+                    let ds = p * (dot(&dor, &sb, j, head) - my_centre);
+                    #[unroll]
+                    for c in 0..head {
+                        dqr[c] += ds * sa[j * head + c];
+                    }
+                }
+            }
+        }
+        sync_cube();
+        t0 += tile;
+    }
+    if me < rows {
+        #[unroll]
+        for c in 0..head {
+            dq[mine + c] = dqr[c] * scale;
+        }
+    }
+}
+
+type Cube<R, F, I, BT> = CubeBackend<R, F, I, BT>;
+
+fn prim<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement, const D: usize>(
+    t: BurnTensor<Cube<R, F, I, BT>, D>,
+) -> CubeTensor<R> {
+    into_contiguous(t.into_primitive().tensor())
+}
+
+fn tensor<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
+    t: CubeTensor<R>,
+) -> BurnTensor<Cube<R, F, I, BT>, 4> {
+    BurnTensor::from_primitive(TensorPrimitive::Float(t))
+}
+
+/// Threads per cube: one per row, rounded up to whole warps.
+fn threads(rows: usize) -> usize {
+    rows.next_multiple_of(32)
+}
+
+/// Whether the kernels handle this input: f32, at least one problem, a head of at most
+/// [`MAX_HEAD`] channels, one thread per row within the device's cube size (1 024 rows on CUDA,
+/// the adapter's limit on WGPU), and the shared memory within the device's.
+pub fn supported<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
+    input: &RowAttentionInput<Cube<R, F, I, BT>>,
+) -> bool {
+    let [batch, rows, len, width] = input.dims();
+    let head = width / input.n_heads;
+    let threads = threads(rows);
+    // The backward's: two tiles, the tile's mask, three floats per row.
+    let shared = 4 * (2 * TILE * head + TILE + 3 * threads);
+    let device = input.q.clone().into_primitive().tensor();
+    let hardware = &device.client.properties().hardware;
+    input.q.dtype() == DType::F32
+        && batch * rows * len > 0
+        && (1..=MAX_HEAD).contains(&head)
+        && threads <= hardware.max_units_per_cube as usize
+        && shared <= hardware.max_shared_memory_size
+}
+
+/// The contiguous inputs, their sizes, and the launch shape.
+struct Launch<R: CubeRuntime> {
+    q: CubeTensor<R>,
+    k: CubeTensor<R>,
+    v: CubeTensor<R>,
+    keep: CubeTensor<R>,
+    /// batch, rows, positions, width
+    dims: [usize; 4],
+    n_heads: usize,
+}
+
+impl<R: CubeRuntime> Launch<R> {
+    fn new<F: FloatElement, I: IntElement, BT: BoolElement>(input: RowAttentionInput<Cube<R, F, I, BT>>) -> Self {
+        Launch {
+            dims: input.dims(),
+            n_heads: input.n_heads,
+            q: prim(input.q),
+            k: prim(input.k),
+            v: prim(input.v),
+            keep: prim(input.key_keep),
+        }
+    }
+
+    fn empty(&self) -> CubeTensor<R> {
+        empty_device_contiguous_dtype(
+            self.q.client.clone(),
+            self.q.device.clone(),
+            Shape::from(self.dims.to_vec()),
+            DType::F32,
+        )
+    }
+
+    /// One cube per problem, laid over x and (past 65 535) y.
+    fn cube_count(&self) -> CubeCount {
+        let [batch, _, len, _] = self.dims;
+        let problems = batch * len * self.n_heads;
+        let x = problems.min(MAX_GRID);
+        CubeCount::Static(x as u32, problems.div_ceil(x) as u32, 1)
+    }
+
+    fn cube_dim(&self) -> CubeDim {
+        CubeDim::new_1d(threads(self.dims[1]) as u32)
+    }
+
+    fn head(&self) -> usize {
+        self.dims[3] / self.n_heads
+    }
+
+    fn scale(&self) -> f32 {
+        score_scale(self.dims[3], self.n_heads) as f32
+    }
+}
+
+/// Forward on the kernel: out [b, m, l, d].
+pub fn forward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
+    input: RowAttentionInput<Cube<R, F, I, BT>>,
+) -> BurnTensor<Cube<R, F, I, BT>, 4> {
+    let p = Launch::new(input);
+    let [_, rows, len, _] = p.dims;
+    let out = p.empty();
+    row_attention_forward_kernel::launch::<R>(
+        &p.q.client,
+        p.cube_count(),
+        p.cube_dim(),
+        p.q.clone().into_tensor_arg(),
+        p.k.clone().into_tensor_arg(),
+        p.v.clone().into_tensor_arg(),
+        p.keep.clone().into_tensor_arg(),
+        out.clone().into_tensor_arg(),
+        p.dims[0] as u32,
+        rows as u32,
+        len as u32,
+        p.n_heads as u32,
+        p.scale(),
+        MASKED_SCORE,
+        p.head(),
+        TILE,
+        threads(rows),
+    );
+    tensor(out)
+}
+
+/// Backward on the kernel: gradients of `sum(out * dout)` for q, k and v.
+pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
+    input: RowAttentionInput<Cube<R, F, I, BT>>,
+    dout: BurnTensor<Cube<R, F, I, BT>, 4>,
+) -> RowAttentionGrads<Cube<R, F, I, BT>> {
+    let p = Launch::new(input);
+    let [_, rows, len, _] = p.dims;
+    let (dq, dk, dv) = (p.empty(), p.empty(), p.empty());
+    row_attention_backward_kernel::launch::<R>(
+        &p.q.client,
+        p.cube_count(),
+        p.cube_dim(),
+        p.q.clone().into_tensor_arg(),
+        p.k.clone().into_tensor_arg(),
+        p.v.clone().into_tensor_arg(),
+        p.keep.clone().into_tensor_arg(),
+        prim(dout).into_tensor_arg(),
+        dq.clone().into_tensor_arg(),
+        dk.clone().into_tensor_arg(),
+        dv.clone().into_tensor_arg(),
+        p.dims[0] as u32,
+        rows as u32,
+        len as u32,
+        p.n_heads as u32,
+        p.scale(),
+        MASKED_SCORE,
+        p.head(),
+        TILE,
+        threads(rows),
+    );
+    RowAttentionGrads {
+        q: tensor(dq),
+        k: tensor(dk),
+        v: tensor(dv),
+    }
+}

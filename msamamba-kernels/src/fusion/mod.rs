@@ -1,0 +1,16 @@
+//! The fused operations as custom operations of burn-fusion, so that burn's default `Wgpu` and
+//! `Cuda` backends (fusion on) run the cube kernels: the fuser flushes the element-wise work queued
+//! before the operation, then the inner backend runs its kernel on the resolved buffers.
+
+mod row_attention;
+mod scan;
+
+use burn::tensor::{Tensor, TensorPrimitive, backend::Backend};
+
+fn tensor<B: Backend, const D: usize>(primitive: B::FloatTensorPrimitive) -> Tensor<B, D> {
+    Tensor::from_primitive(TensorPrimitive::Float(primitive))
+}
+
+fn primitive<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> B::FloatTensorPrimitive {
+    tensor.into_primitive().tensor()
+}

@@ -1,0 +1,153 @@
+//! Multi-head attention across the rows of an MSA at each position, the core of MSAMamba's row
+//! attention (the projections stay in the model).
+//!
+//! [`row_attention`] is the entry point. Backends implement [`RowAttentionBackend`]; its default
+//! methods are the tensor-op reference below, so every burn backend runs it, and
+//! [`Autodiff`](burn::backend::Autodiff) records it as one graph node whose backward is the inner
+//! backend's. Inputs and output keep the model's [B, M, L, D] layout, so no transpose is needed
+//! around the call: the heads are the D axis cut into `n_heads` slices.
+
+use burn::tensor::{Bool, Tensor, activation, backend::Backend};
+
+/// Score of a masked key, as burn's `MultiHeadAttention` fills it (its `min_float`): with every
+/// key masked the weights are uniform rather than NaN.
+pub const MASKED_SCORE: f32 = -1.0e4;
+
+/// Inputs of the row attention.
+///
+/// # Shapes
+/// b batch, m rows, l positions, d width (`n_heads` heads of d / n_heads channels).
+#[derive(Debug, Clone)]
+pub struct RowAttentionInput<B: Backend> {
+    /// Queries: [b, m, l, d].
+    pub q: Tensor<B, 4>,
+    /// Keys: [b, m, l, d].
+    pub k: Tensor<B, 4>,
+    /// Values: [b, m, l, d].
+    pub v: Tensor<B, 4>,
+    /// 1 where a row may be attended to, 0 where it is masked as a key: [b, m].
+    pub key_keep: Tensor<B, 2>,
+    /// Attention heads; divides d.
+    pub n_heads: usize,
+}
+
+/// Gradients of the row attention with respect to q, k and v: each [b, m, l, d].
+#[derive(Debug, Clone)]
+pub struct RowAttentionGrads<B: Backend> {
+    /// [b, m, l, d]
+    pub q: Tensor<B, 4>,
+    /// [b, m, l, d]
+    pub k: Tensor<B, 4>,
+    /// [b, m, l, d]
+    pub v: Tensor<B, 4>,
+}
+
+impl<B: Backend> RowAttentionInput<B> {
+    /// [b, m, l, d] of the queries, after checking k, v, the mask and the head count against it.
+    ///
+    /// # Panics
+    /// When they disagree: a programming error inside the model, never user data.
+    pub fn dims(&self) -> [usize; 4] {
+        let dims = self.q.dims();
+        let [batch, rows, _, width] = dims;
+        assert_eq!(self.k.dims(), dims, "row_attention: k has the shape of q");
+        assert_eq!(self.v.dims(), dims, "row_attention: v has the shape of q");
+        assert_eq!(self.key_keep.dims(), [batch, rows], "row_attention: key_keep is [b, m]");
+        assert!(
+            self.n_heads > 0 && width.is_multiple_of(self.n_heads),
+            "row_attention: {} heads do not divide width {width}",
+            self.n_heads
+        );
+        dims
+    }
+}
+
+/// A backend that can run the row attention.
+///
+/// The defaults are the tensor-op reference: correct on every backend, and the oracle the kernels
+/// are tested against. Kernel backends override both methods; autodiff calls
+/// `row_attention_backward` of the inner backend, so the two must agree.
+pub trait RowAttentionBackend: Backend {
+    /// Context vectors: [b, m, l, d].
+    fn row_attention(input: RowAttentionInput<Self>) -> Tensor<Self, 4> {
+        reference_forward(input)
+    }
+
+    /// Gradients of `sum(out * dout)` for q, k and v; `dout`: [b, m, l, d].
+    fn row_attention_backward(input: RowAttentionInput<Self>, dout: Tensor<Self, 4>) -> RowAttentionGrads<Self> {
+        reference_backward(input, dout)
+    }
+}
+
+/// Runs the row attention on backend `B`: for every batch item, position and head, scores
+/// s_ij = q_i . k_j / sqrt(d / n_heads) over the rows, [`MASKED_SCORE`] where row j is masked,
+/// softmax over j, out_i = sum_j p_ij v_j.
+///
+/// # Shapes
+/// q, k, v: [b, m, l, d]; key_keep: [b, m] -> [b, m, l, d]
+pub fn row_attention<B: RowAttentionBackend>(input: RowAttentionInput<B>) -> Tensor<B, 4> {
+    input.dims();
+    B::row_attention(input)
+}
+
+/// The 1 / sqrt(head width) that scales the scores.
+pub fn score_scale(width: usize, n_heads: usize) -> f64 {
+    1.0 / ((width / n_heads) as f64).sqrt()
+}
+
+/// [b, m, l, d] -> [b, l, heads, m, d / heads]: one attention problem per (b, l, head).
+fn heads<B: Backend>(t: Tensor<B, 4>, n_heads: usize) -> Tensor<B, 5> {
+    let [batch, rows, len, width] = t.dims();
+    t.reshape([batch, rows, len, n_heads, width / n_heads])
+        .permute([0, 2, 3, 1, 4])
+}
+
+/// The inverse of [`heads`].
+fn unheads<B: Backend>(t: Tensor<B, 5>) -> Tensor<B, 4> {
+    let [batch, len, n_heads, rows, head] = t.dims();
+    t.permute([0, 3, 1, 2, 4]).reshape([batch, rows, len, n_heads * head])
+}
+
+/// Masked keys, broadcastable over scores [b, l, heads, m, m]: [b, 1, 1, 1, m].
+fn masked_keys<B: Backend>(key_keep: Tensor<B, 2>) -> Tensor<B, 5, Bool> {
+    let [batch, rows] = key_keep.dims();
+    key_keep.lower_elem(0.5).reshape([batch, 1, 1, 1, rows])
+}
+
+/// The attention weights p [b, l, heads, m, m] and the masked keys.
+fn weights<B: Backend>(input: &RowAttentionInput<B>) -> (Tensor<B, 5>, Tensor<B, 5, Bool>) {
+    let [_, _, _, width] = input.dims();
+    let q = heads(input.q.clone(), input.n_heads);
+    let k = heads(input.k.clone(), input.n_heads);
+    let scores = q
+        .matmul(k.swap_dims(3, 4))
+        .mul_scalar(score_scale(width, input.n_heads));
+    let masked = masked_keys(input.key_keep.clone()).expand(scores.shape());
+    let p = activation::softmax(scores.mask_fill(masked.clone(), MASKED_SCORE), 4);
+    (p, masked)
+}
+
+/// The row attention in tensor ops (batched matmuls over one problem per (b, l, head)).
+pub fn reference_forward<B: Backend>(input: RowAttentionInput<B>) -> Tensor<B, 4> {
+    let (p, _) = weights(&input);
+    unheads(p.matmul(heads(input.v, input.n_heads)))
+}
+
+/// Its backward, written out: with dp = dout v^T and ds = p (dp - rowsum(p dp)), zero where the
+/// key was masked (the fill cuts the score from q and k): dq = ds k, dk = ds^T q (both scaled),
+/// dv = p^T dout.
+pub fn reference_backward<B: Backend>(input: RowAttentionInput<B>, dout: Tensor<B, 4>) -> RowAttentionGrads<B> {
+    let [_, _, _, width] = input.dims();
+    let n_heads = input.n_heads;
+    let scale = score_scale(width, n_heads);
+    let (p, masked) = weights(&input);
+    let dout = heads(dout, n_heads);
+    let dp = dout.clone().matmul(heads(input.v, n_heads).swap_dims(3, 4));
+    let centre = (dp.clone() * p.clone()).sum_dim(4);
+    let ds = (p.clone() * (dp - centre)).mask_fill(masked, 0.0).mul_scalar(scale);
+    RowAttentionGrads {
+        q: unheads(ds.clone().matmul(heads(input.k, n_heads))),
+        k: unheads(ds.swap_dims(3, 4).matmul(heads(input.q, n_heads))),
+        v: unheads(p.swap_dims(3, 4).matmul(dout)),
+    }
+}

@@ -1,0 +1,133 @@
+//! Shared helpers of the kernel tests: fresh random inputs with printed seeds, row-attention
+//! problems buildable on any backend.
+#![allow(dead_code)]
+
+use burn::tensor::{Tensor, TensorData, backend::Backend};
+use msamamba_kernels::RowAttentionInput;
+use rand::{Rng, SeedableRng, rngs::StdRng};
+
+/// Fresh inputs every run; the seed is printed so a failure can be replayed.
+pub fn rng() -> StdRng {
+    let seed = std::env::var("MSAMAMBA_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random::<u64>);
+    eprintln!("MSAMAMBA_TEST_SEED={seed}");
+    StdRng::seed_from_u64(seed)
+}
+
+/// Which rows a row-attention problem masks as keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mask {
+    /// Every row attended to.
+    None,
+    /// About half the rows masked, row 0 (the target) never.
+    Random,
+    /// Every row but row 0 masked.
+    AllButFirst,
+    /// Every row masked (the weights fall back to uniform).
+    All,
+}
+
+/// One row-attention problem as flat float64 buffers: q, k, v, dout [b, m, l, d], keep [b, m].
+#[derive(Clone, Debug)]
+pub struct AttentionProblem {
+    /// b, m, l, d
+    pub dims: [usize; 4],
+    pub n_heads: usize,
+    pub q: Vec<f64>,
+    pub k: Vec<f64>,
+    pub v: Vec<f64>,
+    pub keep: Vec<f64>,
+    pub dout: Vec<f64>,
+}
+
+impl AttentionProblem {
+    pub fn random(rng: &mut StdRng, dims: [usize; 4], n_heads: usize, mask: Mask) -> Self {
+        let [b, m, l, d] = dims;
+        let mut uniform = |k: usize, lo: f64, hi: f64| (0..k).map(|_| rng.random_range(lo..hi)).collect::<Vec<f64>>();
+        let (q, k, v, dout) = (
+            uniform(b * m * l * d, -2.0, 2.0),
+            uniform(b * m * l * d, -2.0, 2.0),
+            uniform(b * m * l * d, -2.0, 2.0),
+            uniform(b * m * l * d, -1.0, 1.0),
+        );
+        let coin = uniform(b * m, 0.0, 1.0);
+        let keep = (0..b * m)
+            .map(|i| {
+                let first = i % m == 0;
+                let kept = match mask {
+                    Mask::None => true,
+                    Mask::Random => first || coin[i] < 0.5,
+                    Mask::AllButFirst => first,
+                    Mask::All => false,
+                };
+                if kept { 1.0 } else { 0.0 }
+            })
+            .collect();
+        AttentionProblem {
+            dims,
+            n_heads,
+            q,
+            k,
+            v,
+            keep,
+            dout,
+        }
+    }
+
+    fn t4<B: Backend>(&self, values: &[f64], device: &B::Device) -> Tensor<B, 4> {
+        Tensor::from_data(
+            TensorData::new(values.to_vec(), self.dims).convert::<B::FloatElem>(),
+            device,
+        )
+    }
+
+    pub fn input<B: Backend>(&self, device: &B::Device) -> RowAttentionInput<B> {
+        let [b, m, _, _] = self.dims;
+        RowAttentionInput {
+            q: self.t4(&self.q, device),
+            k: self.t4(&self.k, device),
+            v: self.t4(&self.v, device),
+            key_keep: Tensor::from_data(
+                TensorData::new(self.keep.clone(), [b, m]).convert::<B::FloatElem>(),
+                device,
+            ),
+            n_heads: self.n_heads,
+        }
+    }
+
+    pub fn dout<B: Backend>(&self, device: &B::Device) -> Tensor<B, 4> {
+        self.t4(&self.dout, device)
+    }
+}
+
+/// A tensor's values as float64.
+pub fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
+    t.into_data().convert::<f64>().to_vec().expect("float data")
+}
+
+/// Largest absolute difference over the largest absolute wanted value, or over `floor` when that
+/// is larger (a gradient that cancels to ~0 in float64 is only ~1e-7 in float32); asserts every
+/// value is finite.
+pub fn relative_error(what: &str, got: &[f64], want: &[f64], floor: f64) -> f64 {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    assert!(got.iter().all(|v| v.is_finite()), "{what}: non-finite value");
+    let scale = want.iter().fold(floor, |m, v| m.max(v.abs()));
+    got.iter().zip(want).fold(0.0f64, |m, (g, w)| m.max((g - w).abs())) / scale
+}
+
+/// Asserts the relative error of `got` against `want` (floor 1e-12) is below `tolerance`.
+pub fn assert_close(what: &str, got: &[f64], want: &[f64], tolerance: f64) {
+    assert_close_above(what, got, want, tolerance, 1e-12);
+}
+
+/// Asserts the relative error of `got` against `want`, with a `floor` on the scale, is below
+/// `tolerance`.
+pub fn assert_close_above(what: &str, got: &[f64], want: &[f64], tolerance: f64, floor: f64) {
+    let err = relative_error(what, got, want, floor);
+    assert!(
+        err < tolerance,
+        "{what}: relative error {err:e} (tolerance {tolerance:e})"
+    );
+}

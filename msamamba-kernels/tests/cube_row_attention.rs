@@ -1,0 +1,149 @@
+//! The row-attention kernels against the tensor-op reference (on NdArray): forward and the three
+//! gradients, directly and inside burn's autodiff with fusion; on WGPU (the `wgpu` feature) and
+//! on CUDA (`cuda`).
+#![cfg(any(feature = "wgpu", feature = "cuda"))]
+
+mod common;
+
+use burn::backend::{Autodiff, NdArray};
+use common::{AttentionProblem, Mask, assert_close_above, rng, values};
+use msamamba_kernels::RowAttentionInput;
+use msamamba_kernels::cube::row_attention::{backward, forward, supported};
+use msamamba_kernels::row_attention::{reference_backward, reference_forward, row_attention};
+
+/// (b, m, l, d, heads): the paper's rows and head width (90 rows, 4 heads of 32), the most rows
+/// the paper model takes (128), one row, rows off the warp size and the tile, one position, heads
+/// of one and of 64 channels, more rows than the smallest WGPU cube limit (256).
+const SHAPES: [([usize; 4], usize); 8] = [
+    ([2, 90, 3, 128], 4),
+    ([1, 128, 2, 64], 2),
+    ([2, 1, 5, 16], 2),
+    ([3, 33, 4, 24], 3),
+    ([1, 7, 1, 8], 8),
+    ([2, 40, 3, 64], 1),
+    ([1, 65, 2, 40], 5),
+    ([1, 250, 2, 8], 2),
+];
+
+const MASKS: [Mask; 4] = [Mask::None, Mask::Random, Mask::AllButFirst, Mask::All];
+
+/// f32 kernels against the float64 reference (sums of up to 128 terms), relative to the largest
+/// value or 1, whichever is larger: inputs are O(1), so are outputs and gradients.
+const TOLERANCE: f64 = 1e-4;
+
+fn assert_close(what: &str, got: &[f64], want: &[f64]) {
+    assert_close_above(what, got, want, TOLERANCE, 1.0);
+}
+
+/// Checks the kernels' forward and backward on `problem` against the reference.
+fn check<R, BT>(problem: &AttentionProblem)
+where
+    R: burn_cubecl::CubeRuntime,
+    BT: burn_cubecl::BoolElement,
+{
+    type G<R, BT> = burn_cubecl::CubeBackend<R, f32, i32, BT>;
+    let (gpu, cpu) = (Default::default(), Default::default());
+    let label = format!("{:?} heads {}", problem.dims, problem.n_heads);
+    let input = problem.input::<G<R, BT>>(&gpu);
+    assert!(supported(&input), "{label}: the kernels cover it");
+    let want = values(reference_forward(problem.input::<NdArray<f64>>(&cpu)));
+    assert_close(&format!("out {label}"), &values(forward(input)), &want);
+
+    let want = reference_backward(problem.input::<NdArray<f64>>(&cpu), problem.dout::<NdArray<f64>>(&cpu));
+    let got = backward(problem.input::<G<R, BT>>(&gpu), problem.dout::<G<R, BT>>(&gpu));
+    for (name, g, w) in [("dq", got.q, want.q), ("dk", got.k, want.k), ("dv", got.v, want.v)] {
+        assert_close(&format!("{name} {label}"), &values(g), &values(w));
+    }
+}
+
+/// Gradients of sum(out * dout) for q, k, v through burn's autodiff of the entry point.
+fn autodiff_grads<B: msamamba_kernels::RowAttentionBackend>(
+    problem: &AttentionProblem,
+    device: &B::Device,
+) -> Vec<Vec<f64>> {
+    let input = problem.input::<Autodiff<B>>(device);
+    let (q, k, v) = (input.q.require_grad(), input.k.require_grad(), input.v.require_grad());
+    let out = row_attention(RowAttentionInput {
+        q: q.clone(),
+        k: k.clone(),
+        v: v.clone(),
+        ..input
+    });
+    let grads = (out * problem.dout::<Autodiff<B>>(device)).sum().backward();
+    [q, k, v]
+        .iter()
+        .map(|t| values(t.grad(&grads).expect("gradient")))
+        .collect()
+}
+
+/// The tests, instantiated per GPU backend.
+macro_rules! gpu_tests {
+    ($name:ident, $gpu:ty, $runtime:ty, $bool:ty) => {
+        mod $name {
+            use super::*;
+            type Gpu = $gpu;
+            type R = $runtime;
+            type BT = $bool;
+
+            #[test]
+            fn kernels_match_reference_on_every_mask() {
+                let mut rng = rng();
+                for (dims, heads) in SHAPES {
+                    for mask in MASKS {
+                        check::<R, BT>(&AttentionProblem::random(&mut rng, dims, heads, mask));
+                    }
+                }
+            }
+
+            #[test]
+            fn kernels_match_reference_past_the_launch_grid() {
+                // 1 x 16 400 positions x 4 heads = 65 600 problems, past the 65 535 cubes of one
+                // grid dimension.
+                let mut rng = rng();
+                check::<R, BT>(&AttentionProblem::random(
+                    &mut rng,
+                    [1, 3, 16_400, 8],
+                    4,
+                    Mask::Random,
+                ));
+            }
+
+            #[test]
+            fn sizes_the_kernels_do_not_cover_fall_back_to_the_reference() {
+                type G = burn_cubecl::CubeBackend<R, f32, i32, BT>;
+                let mut rng = rng();
+                let gpu = Default::default();
+                // 1 100 rows need more threads than a cube has; 128-channel heads do not fit in
+                // registers.
+                for (dims, heads) in [([1, 1100, 1, 4], 1), ([1, 4, 2, 128], 1)] {
+                    let problem = AttentionProblem::random(&mut rng, dims, heads, Mask::Random);
+                    assert!(
+                        !supported(&problem.input::<G>(&gpu)),
+                        "{dims:?}: outside the kernels"
+                    );
+                    let got = autodiff_grads::<Gpu>(&problem, &gpu);
+                    let want = autodiff_grads::<NdArray>(&problem, &Default::default());
+                    for ((name, g), w) in ["dq", "dk", "dv"].iter().zip(&got).zip(&want) {
+                        assert_close(&format!("fallback {name} {dims:?}"), g, w);
+                    }
+                }
+            }
+
+            #[test]
+            fn autodiff_on_gpu_matches_autodiff_on_ndarray() {
+                let mut rng = rng();
+                let problem = AttentionProblem::random(&mut rng, [2, 90, 4, 128], 4, Mask::Random);
+                let got = autodiff_grads::<Gpu>(&problem, &Default::default());
+                let want = autodiff_grads::<NdArray>(&problem, &Default::default());
+                for ((name, g), w) in ["dq", "dk", "dv"].iter().zip(&got).zip(&want) {
+                    assert_close(&format!("autodiff {name}"), g, w);
+                }
+            }
+        }
+    };
+}
+
+#[cfg(feature = "wgpu")]
+gpu_tests!(wgpu, burn::backend::Wgpu, cubecl::wgpu::WgpuRuntime, u32);
+#[cfg(feature = "cuda")]
+gpu_tests!(cuda, burn::backend::Cuda, cubecl::cuda::CudaRuntime, u8);
