@@ -2,11 +2,9 @@
 //! against) against a float64 loop written here, and its hand-written backward against burn's
 //! autodiff of its forward; the attention inside autodiff as one node.
 
-mod common;
-
+use crate::common::{AttentionProblem, Mask, assert_close, rng, values};
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::Tensor;
-use common::{AttentionProblem, Mask, assert_close, rng, values};
 use msamamba_kernels::RowAttentionInput;
 use msamamba_kernels::row_attention::{MASKED_SCORE, reference_backward, reference_forward, row_attention};
 

@@ -1,12 +1,9 @@
 //! The row-attention kernels against the tensor-op reference (on NdArray): forward and the three
 //! gradients, directly and inside burn's autodiff with fusion; on WGPU (the `wgpu` feature) and
 //! on CUDA (`cuda`).
-#![cfg(any(feature = "wgpu", feature = "cuda"))]
 
-mod common;
-
+use crate::common::{AttentionProblem, Mask, assert_close_above, rng, values};
 use burn::backend::{Autodiff, NdArray};
-use common::{AttentionProblem, Mask, assert_close_above, rng, values};
 use msamamba_kernels::RowAttentionInput;
 use msamamba_kernels::cube::row_attention::{backward, forward, supported};
 use msamamba_kernels::row_attention::{reference_backward, reference_forward, row_attention};

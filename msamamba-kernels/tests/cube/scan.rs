@@ -1,12 +1,9 @@
 //! The CubeCL kernels against the tensor-op reference (on NdArray): forward, every gradient, and
 //! the scan inside burn's autodiff; on WGPU (the `wgpu` feature) and on CUDA (`cuda`).
-#![cfg(any(feature = "wgpu", feature = "cuda"))]
 
-mod common;
-
+use crate::common::rng;
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::{Tensor, TensorData, backend::Backend};
-use common::rng;
 use msamamba_kernels::cube::{self, KernelConfig};
 use msamamba_kernels::{ScanGrads, SelectiveScanInput, reference, selective_scan};
 use rand::{Rng, rngs::StdRng};

@@ -1,11 +1,9 @@
 //! Both CPU implementations of the scan, the tensor-op reference and the loop kernel that the
 //! ndarray backend runs, against an independent float64 loop written here: values and gradients.
 
-mod common;
-
+use crate::common::rng;
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::{Tensor, TensorData, backend::Backend};
-use common::rng;
 use msamamba_kernels::{ScanGrads, SelectiveScanInput, reference, selective_scan};
 use rand::{Rng, rngs::StdRng};
 
