@@ -6,7 +6,7 @@ use thiserror::Error;
 
 use crate::data::maf::Strand;
 use crate::data::region::Region;
-use crate::data::span::target_spans;
+use crate::data::span::coverage;
 use crate::data::window::{MsaWindow, WindowError, WindowRequest, project};
 
 /// Why an alignment could not be loaded.
@@ -26,6 +26,16 @@ pub enum AlignmentError {
         /// The target species.
         target: String,
     },
+    /// A species asked for has no row anywhere in the file (a typo, most likely).
+    #[error("{}: species `{species}` is not in the alignment; it has {}", path.display(), present.join(", "))]
+    UnknownSpecies {
+        /// The MAF.
+        path: PathBuf,
+        /// The species asked for.
+        species: String,
+        /// The file's species, in order of first appearance.
+        present: Vec<String>,
+    },
 }
 
 /// The target's aligned chromosomes as windows over their covered spans (target row first).
@@ -44,7 +54,19 @@ impl Alignment {
         species: Option<&[String]>,
         fasta: Option<&Path>,
     ) -> Result<Self, AlignmentError> {
-        let spans = target_spans(maf, target)?;
+        let coverage = coverage(maf, target)?;
+        if let Some(unknown) = species
+            .into_iter()
+            .flatten()
+            .find(|name| !coverage.species.contains(name))
+        {
+            return Err(AlignmentError::UnknownSpecies {
+                path: maf.to_path_buf(),
+                species: unknown.clone(),
+                present: coverage.species,
+            });
+        }
+        let spans = coverage.spans;
         if spans.is_empty() {
             return Err(AlignmentError::NoTarget {
                 path: maf.to_path_buf(),

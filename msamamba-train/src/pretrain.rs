@@ -9,7 +9,6 @@ use burn::config::Config;
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::InMemDataset;
 use burn::module::Module;
-use burn::optim::AdamWConfig;
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, PerplexityMetric};
@@ -24,7 +23,7 @@ use crate::data::bed::read_bed;
 use crate::loader::EpochLoader;
 use crate::metrics_log::MetricsLog;
 use crate::mlm_model::MlmModel;
-use crate::schedule::WarmupCosineConfig;
+use crate::schedule::{WarmupCosineConfig, adamw};
 use crate::source::{AlignmentSource, SourceConfig};
 use crate::windows::{MsaItem, WindowDataset, WindowSet, hold_out, tile_alignment, tile_extents, windows_in_regions};
 
@@ -107,12 +106,7 @@ impl PretrainConfig {
         if !(0.0..1.0).contains(&self.valid_fraction) {
             bail!("--valid-fraction must be in [0, 1), got {}", self.valid_fraction);
         }
-        if !(0.0..=1.0).contains(&self.warmup_fraction) {
-            bail!(
-                "--warmup-fraction must be between 0 and 1, got {}",
-                self.warmup_fraction
-            );
-        }
+        check_warmup_fraction(self.warmup_fraction)?;
         check_weight_decay(self.weight_decay)?;
         check_model(&self.model)
     }
@@ -128,6 +122,14 @@ pub fn check_model(model: &MsaMambaConfig) -> Result<()> {
     model
         .validate()
         .map_err(|err| anyhow::anyhow!("--{} {}", err.field.replace('_', "-"), err.reason))
+}
+
+/// Refuses a warmup fraction outside [0, 1].
+pub fn check_warmup_fraction(fraction: f64) -> Result<()> {
+    if !(0.0..=1.0).contains(&fraction) {
+        bail!("--warmup-fraction must be between 0 and 1, got {fraction}");
+    }
+    Ok(())
 }
 
 /// A weight decay must be a finite number >= 0.
@@ -296,11 +298,7 @@ where
         model: config.model.init::<B>(&device),
         accumulate: config.accumulate,
     };
-    let optim = AdamWConfig::new()
-        .with_beta_1(0.9)
-        .with_beta_2(0.95)
-        .with_weight_decay(config.weight_decay as f32)
-        .init();
+    let optim = adamw(config.weight_decay).init();
     let scheduler = WarmupCosineConfig::new(config.lr, config.steps)
         .with_warmup_fraction(config.warmup_fraction)
         .with_accumulate(config.accumulate)

@@ -175,6 +175,11 @@ fn finetune_then_evaluate_report_auroc_auprc_and_accuracy() {
         config.contains("\"d_model\": 16"),
         "the backbone config is saved: {config}"
     );
+    // The paper's fine-tuning optimizer unless asked otherwise: weight decay 1e-3, 10% warmup.
+    let saved: serde_json::Value = serde_json::from_str(&config).unwrap();
+    assert_eq!(saved["lr"], 1e-3, "{config}");
+    assert_eq!(saved["weight_decay"], 1e-3, "{config}");
+    assert_eq!(saved["warmup_fraction"], 0.1, "{config}");
 
     // Evaluate on every row of the same table, target taken from the fine-tuning config.
     let eval_dir = dir.join("eval");

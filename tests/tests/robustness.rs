@@ -86,3 +86,23 @@ fn a_zero_batch_size_is_refused_by_score_and_evaluate() {
         );
     }
 }
+
+#[test]
+fn species_the_alignment_lacks_are_refused_with_the_ones_it_has() {
+    // A typo after a comma and a space: the space is not part of the name, the typo is named,
+    // and the species the file does have are listed.
+    let out = pretrain_with("species-typo", &["--species", "rn4, hg81"]);
+    assert_refused(&out, "species `hg81` is not in the alignment");
+    let first = stderr(&out).lines().next().unwrap_or_default().to_string();
+    assert!(first.contains(MM9), "names the file: {first}");
+    assert!(
+        first.contains("hg18") && first.contains("rn4"),
+        "lists the species present: {first}"
+    );
+
+    // An empty name between two commas is a flag error.
+    let out = pretrain_with("species-empty", &["--species", "rn4,,hg18"]);
+    let err = stderr(&out);
+    assert!(!out.status.success() && !err.contains("panicked"), "{err}");
+    assert!(err.contains("--species") && err.contains("empty species name"), "{err}");
+}

@@ -12,7 +12,7 @@ use msamamba_train::batcher::{MsaBatch, MsaBatcher, MsaBatcherConfig};
 use msamamba_train::data::import::import_maf;
 use msamamba_train::data::maf::{MafReader, Strand};
 use msamamba_train::data::region::Region;
-use msamamba_train::data::span::target_spans;
+use msamamba_train::data::span::coverage;
 use msamamba_train::data::store::AlignmentStore;
 use msamamba_train::windows::MsaItem;
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -47,7 +47,8 @@ fn main() -> Result<()> {
     import_maf(std::slice::from_ref(&maf), "mm9", None, None, &store_dir)?;
     println!("import-maf: {:.2} s", clock.elapsed().as_secs_f64());
 
-    let span = target_spans(&maf, "mm9")?
+    let span = coverage(&maf, "mm9")?
+        .spans
         .into_iter()
         .next()
         .context("mm9 has no aligned bases")?;

@@ -29,7 +29,7 @@ pub struct FinetuneArgs {
     #[command(flatten)]
     source: SourceArgs,
     /// Rows after the target, comma-separated (default: as pre-trained, else every species).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = super::species_name)]
     species: Option<Vec<String>>,
     /// Output directory: config.json, classifier.mpk, metrics.json, roc.png.
     #[arg(long)]
@@ -40,12 +40,15 @@ pub struct FinetuneArgs {
     /// Passes over the training split.
     #[arg(long, default_value_t = 5)]
     epochs: usize,
-    /// AdamW learning rate.
-    #[arg(long, default_value_t = 1e-4, allow_negative_numbers = true)]
+    /// Peak AdamW learning rate (betas 0.9 / 0.95): warmup from 0, then cosine decay to 0.
+    #[arg(long, default_value_t = 3e-4, allow_negative_numbers = true)]
     lr: f64,
     /// AdamW weight decay.
-    #[arg(long, default_value_t = 1e-2, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
     weight_decay: f64,
+    /// Fraction of the optimizer steps spent warming the learning rate up.
+    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
+    warmup_fraction: f64,
     /// Regions per batch.
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
@@ -111,6 +114,7 @@ impl OnBackend for Job {
         .with_epochs(args.epochs)
         .with_lr(args.lr)
         .with_weight_decay(args.weight_decay)
+        .with_warmup_fraction(args.warmup_fraction)
         .with_batch_size(args.batch_size)
         .with_test_fraction(args.test_fraction)
         .with_seed(args.seed);

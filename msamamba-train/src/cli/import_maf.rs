@@ -13,7 +13,7 @@ pub struct ImportMafArgs {
     #[arg(long)]
     target: String,
     /// Rows after the target, comma-separated (default: every species, in file order).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = super::species_name)]
     species: Option<Vec<String>>,
     /// FASTA of the target genome: its bases fill the target column everywhere.
     #[arg(long)]

@@ -54,6 +54,15 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// One name of a comma-separated `--species` list, without the spaces around it (`"rn4, hg18"`
+/// names `hg18`, not ` hg18`); an empty name is an error.
+fn species_name(text: &str) -> Result<String, String> {
+    match text.trim() {
+        "" => Err("an empty species name (two commas in a row, or a trailing comma?)".into()),
+        name => Ok(name.to_string()),
+    }
+}
+
 /// A count flag that must be at least 1 (clap's range parser does not take `usize`).
 fn at_least_one(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {

@@ -40,7 +40,7 @@ pub struct PretrainArgs {
     #[arg(long)]
     regions: Option<PathBuf>,
     /// Rows after the target, comma-separated.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = super::species_name)]
     species: Option<Vec<String>>,
     /// Peak learning rate (default 3e-5; the bundled demo uses 3e-3).
     #[arg(long, allow_negative_numbers = true)]

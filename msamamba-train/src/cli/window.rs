@@ -18,7 +18,7 @@ pub struct WindowArgs {
     #[arg(long)]
     region: String,
     /// Rows after the target, comma-separated (default: every species, in file order).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = super::species_name)]
     species: Option<Vec<String>>,
     /// FASTA with the target's sequence: its bases fill the target row everywhere.
     #[arg(long)]

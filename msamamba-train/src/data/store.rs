@@ -95,12 +95,14 @@ pub enum StoreError {
         len: u64,
     },
     /// A species asked for is not a column of the store.
-    #[error("{}: species `{species}` is not in the store", path.display())]
+    #[error("{}: species `{species}` is not in the store; it has {}", path.display(), present.join(", "))]
     UnknownSpecies {
         /// The store path.
         path: PathBuf,
         /// The species asked for.
         species: String,
+        /// The store's species, in column order.
+        present: Vec<String>,
     },
     /// A row index past the store's species.
     #[error("{}: row {row} asked for, the store has {rows} species", path.display())]
@@ -283,6 +285,7 @@ impl AlignmentStore {
                     .ok_or_else(|| StoreError::UnknownSpecies {
                         path: self.path.clone(),
                         species: name.clone(),
+                        present: self.species.clone(),
                     })?;
             if !rows.contains(&row) {
                 rows.push(row);
