@@ -188,6 +188,18 @@ fn malformed_lines_are_typed_errors_at_their_line() {
                 }
             )
         }),
+        (
+            "bad-base",
+            "s mm.chr1 1 4 + 10 AZ-!T\n",
+            4,
+            |k| matches!(k, MafErrorKind::BadBase { character, column: 2 } if character == "Z"),
+        ),
+        (
+            "nul-base",
+            "s mm.chr1 1 4 + 10 AC-G\0\n",
+            4,
+            |k| matches!(k, MafErrorKind::BadBase { character, column: 5 } if character == "\\u{0}"),
+        ),
         ("columns", "s mm.chr1 1 4 + 10 ACGT\n", 4, |k| {
             matches!(k, MafErrorKind::ColumnMismatch { expected: 5, found: 4 })
         }),
@@ -246,6 +258,14 @@ fn valid_rows_of_every_kind_parse() {
     let blocks = read_all(&path);
     assert_eq!(blocks.len(), 1);
     assert_eq!(blocks[0].empty[0].strand, Strand::Reverse);
+}
+
+#[test]
+fn iupac_codes_and_lower_case_are_sequence() {
+    let text = "##maf version=1\na score=1\ns hg.chr1 0 4 + 10 AC-GT\ns mm.chr1 1 4 + 10 Rn-yK\n";
+    let path = scratch_dir("iupac").join("ok.maf");
+    std::fs::write(&path, text).unwrap();
+    assert_eq!(read_all(&path)[0].rows[1].text, b"Rn-yK");
 }
 
 #[test]

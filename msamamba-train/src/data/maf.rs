@@ -198,9 +198,41 @@ pub enum MafErrorKind {
         /// The field as written.
         value: String,
     },
+    /// A character in an `s` line's text that is neither a base, an IUPAC ambiguity code nor a gap.
+    #[error("`{character}` in the aligned text (column {column}) is not a base, IUPAC code or gap")]
+    BadBase {
+        /// The character, escaped when it is not printable.
+        character: String,
+        /// Its 1-based column in the text.
+        column: usize,
+    },
     /// A source name that is not valid UTF-8.
     #[error("source name is not UTF-8")]
     NotUtf8,
+}
+
+/// Whether `byte` may appear in an `s` line's text: `ACGT`, `N`, the IUPAC ambiguity codes (read
+/// as gaps by the model, like `N`) and the `-` gap, in either case.
+fn is_sequence_char(byte: u8) -> bool {
+    matches!(
+        byte.to_ascii_uppercase(),
+        b'A' | b'C'
+            | b'G'
+            | b'T'
+            | b'U'
+            | b'N'
+            | b'R'
+            | b'Y'
+            | b'S'
+            | b'W'
+            | b'K'
+            | b'M'
+            | b'B'
+            | b'D'
+            | b'H'
+            | b'V'
+            | b'-'
+    )
 }
 
 /// Streams [`Block`]s out of a MAF file.
@@ -381,6 +413,12 @@ fn parse_row(kind: u8, line: &[u8], number: u64, block: &mut Block) -> Result<()
         b's' => {
             let [_, src, start, size, strand, src_size, text] = split_fields(line, 's')?;
             let (start, size, strand, src_size) = coordinates([start, size, strand, src_size], true)?;
+            if let Some(column) = text.iter().position(|&b| !is_sequence_char(b)) {
+                return Err(MafErrorKind::BadBase {
+                    character: lossy(&text[column..=column]).escape_default().to_string(),
+                    column: column + 1,
+                });
+            }
             // The gap count is the one check that ties the header fields to the text.
             let bases = text.iter().filter(|&&b| b != b'-').count() as u64;
             if bases != size {
