@@ -129,6 +129,29 @@ fn check_shapes(fresh: &[Vec<usize>], loaded: &[Vec<usize>], weights: &Path, con
     Ok(())
 }
 
+/// Fails when a parameter of `module` holds a NaN or an infinity: such weights score and embed
+/// as NaN, silently.
+fn check_finite<B: Backend, M: Module<B>>(module: &M, weights: &Path) -> Result<()> {
+    struct Finite(usize);
+    impl<B: Backend> ModuleVisitor<B> for Finite {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            let value = param.val();
+            let bad = value.clone().is_nan().int().sum() + value.is_inf().int().sum();
+            self.0 += bad.into_scalar().elem::<i64>() as usize;
+        }
+    }
+    let mut count = Finite(0);
+    module.visit(&mut count);
+    if count.0 > 0 {
+        bail!(
+            "{}: {} weights are NaN or infinite (the run diverged); use an earlier checkpoint",
+            weights.display(),
+            count.0
+        );
+    }
+    Ok(())
+}
+
 /// The config file of a run directory, checked to exist.
 fn config_in(dir: &Path, what: &str) -> Result<PathBuf> {
     if !dir.is_dir() {
@@ -168,6 +191,7 @@ pub fn load_backbone<B: Backend>(dir: &Path, device: &B::Device) -> Result<(Pret
     let shapes = param_shapes::<B, _>(&fresh);
     let model = fresh.load_record(record);
     check_shapes(&shapes, &param_shapes::<B, _>(&model), &weights, &config_path)?;
+    check_finite(&model, &weights)?;
     Ok((config, model.model))
 }
 
@@ -204,6 +228,7 @@ pub fn load_classifier<B: Backend>(dir: &Path, device: &B::Device) -> Result<(Fi
     let shapes = param_shapes::<B, _>(&fresh);
     let model = fresh.load_record(record);
     check_shapes(&shapes, &param_shapes::<B, _>(&model), &weights, &config_path)?;
+    check_finite(&model, &weights)?;
     Ok((config, model))
 }
 

@@ -372,3 +372,53 @@ fn checkpoint_dirs_without_files_or_not_matching_their_config_are_errors() {
     let stderr = evaluate_fails(&table);
     assert!(stderr.contains("only label 1 in 2 example(s)"), "{stderr}");
 }
+
+#[test]
+fn weights_holding_nan_are_refused_before_any_work() {
+    use burn::module::Module;
+    use msamamba_train::atomic_recorder::CheckpointRecorder;
+    use msamamba_train::finetune::load_backbone;
+    use msamamba_train::mlm_model::MlmModel;
+    type Cpu = burn::backend::NdArray;
+
+    // A copy of the tiny run whose LM head went NaN, as a diverged run's would.
+    let dir = common::scratch_dir("nan-weights").join("run");
+    std::fs::create_dir_all(&dir).unwrap();
+    for file in ["config.json", "model.mpk"] {
+        std::fs::copy(pretrained().join(file), dir.join(file)).unwrap();
+    }
+    let device = Default::default();
+    let (config, mut model) = load_backbone::<Cpu>(&dir, &device).expect("the copy loads");
+    model.lm_head.weight = model.lm_head.weight.map(|w| w.mul_scalar(f32::NAN));
+    MlmModel {
+        model,
+        accumulate: config.accumulate,
+    }
+    .save_file(dir.join("model.mpk"), &CheckpointRecorder::default())
+    .unwrap();
+
+    let err = load_backbone::<Cpu>(&dir, &device)
+        .err()
+        .expect("NaN weights are refused");
+    assert!(err.to_string().contains("NaN or infinite"), "{err}");
+    let out_file = dir.join("emb.safetensors");
+    let out = msamamba(&[
+        "embed",
+        "--checkpoint",
+        path(&dir),
+        "--maf",
+        path(&maf()),
+        "--target",
+        "mm9",
+        "--region",
+        "chr10:3134200-3134260",
+        "--backend",
+        "cpu",
+        "--out",
+        path(&out_file),
+    ]);
+    let err = text(&out.stderr);
+    assert!(!out.status.success() && !err.contains("panicked"), "{err}");
+    assert!(err.contains("model.mpk") && err.contains("NaN or infinite"), "{err}");
+    assert!(!out_file.exists(), "nothing written");
+}
