@@ -106,3 +106,23 @@ fn species_the_alignment_lacks_are_refused_with_the_ones_it_has() {
     assert!(!out.status.success() && !err.contains("panicked"), "{err}");
     assert!(err.contains("--species") && err.contains("empty species name"), "{err}");
 }
+
+#[test]
+fn embed_refuses_a_region_given_twice_before_any_work() {
+    let dir = scratch("embed-twice");
+    let out_file = dir.join("emb.safetensors");
+    let region = "chr10:3134200-3134260";
+    let out = run(&[
+        "embed",
+        "--checkpoint",
+        dir.join("no-run").to_str().unwrap(),
+        "--region",
+        region,
+        "--region",
+        region,
+        "--out",
+        out_file.to_str().unwrap(),
+    ]);
+    assert_refused(&out, &format!("region {region} is given twice"));
+    assert!(!out_file.exists());
+}

@@ -52,7 +52,26 @@ fn regions(args: &EmbedArgs) -> Result<Vec<(Region, Strand)>> {
     if all.is_empty() {
         bail!("no regions: give --region CHR:START-END or --bed FILE");
     }
+    // One tensor per region and strand: a repeat would need two tensors of one name.
+    let mut seen = std::collections::HashSet::new();
+    if let Some((region, strand)) = all
+        .iter()
+        .find(|(region, strand)| !seen.insert(tensor_name(region, *strand)))
+    {
+        bail!(
+            "region {} is given twice (--region and --bed together, or a repeated line)",
+            tensor_name(region, *strand)
+        );
+    }
     Ok(all)
+}
+
+/// The output tensor's name: `chrom:start-end`, `/-` appended for the reverse strand.
+fn tensor_name(region: &Region, strand: Strand) -> String {
+    match strand {
+        Strand::Forward => region.to_string(),
+        Strand::Reverse => format!("{region}/-"),
+    }
 }
 
 pub fn run(args: EmbedArgs) -> Result<()> {
@@ -90,10 +109,7 @@ impl OnBackend for EmbedArgs {
                 false,
             ); // [1, L, D]
             let values: Vec<f32> = hidden.into_data().convert::<f32>().to_vec().unwrap_or_default();
-            let name = match strand {
-                Strand::Forward => region.to_string(),
-                Strand::Reverse => format!("{region}/-"),
-            };
+            let name = tensor_name(region, *strand);
             let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
             tensors.push((name, vec![len, config.model.d_model], bytes));
         }
