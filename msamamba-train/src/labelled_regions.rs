@@ -60,6 +60,7 @@ pub fn read_labels(path: &Path) -> Result<Vec<LabelledRegion>, LabelsError> {
     };
     let reader = std::io::BufReader::new(std::fs::File::open(path).map_err(io)?);
     let mut rows = Vec::new();
+    let mut first = true;
     for (index, line) in reader.lines().enumerate() {
         let line = line.map_err(io)?;
         let number = index + 1;
@@ -67,10 +68,10 @@ pub fn read_labels(path: &Path) -> Result<Vec<LabelledRegion>, LabelsError> {
         if text.is_empty() || text.starts_with('#') {
             continue;
         }
+        let header_allowed = std::mem::take(&mut first);
         match parse_line(text, number) {
             Ok(row) => rows.push(row),
-            // A first line whose start is not a number is the header.
-            Err(_) if rows.is_empty() && is_header(text) => continue,
+            Err(_) if header_allowed && is_header(text) => continue,
             Err(reason) => {
                 return Err(LabelsError::Line {
                     path: path.to_path_buf(),
@@ -88,10 +89,12 @@ pub fn read_labels(path: &Path) -> Result<Vec<LabelledRegion>, LabelsError> {
     Ok(rows)
 }
 
-/// Whether a line looks like a header: five fields, the second not a number.
+/// Whether the first line is a header: five fields, none of start, end and label a value (a
+/// data row with one mistyped number is an error, not a header to skip).
 fn is_header(text: &str) -> bool {
     let fields: Vec<&str> = text.split(',').map(str::trim).collect();
-    fields.len() == 5 && fields[1].parse::<u64>().is_err() && fields[1].chars().any(char::is_alphabetic)
+    let word = |field: &str| field.parse::<f64>().is_err() && field.chars().any(char::is_alphabetic);
+    fields.len() == 5 && word(fields[1]) && word(fields[2]) && word(fields[4])
 }
 
 /// One data line, or what is wrong with it.

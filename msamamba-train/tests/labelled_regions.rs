@@ -58,6 +58,19 @@ fn a_malformed_line_is_reported_with_file_and_line() {
         assert!(text.starts_with(&format!("{}:3: ", path.display())), "{text}");
         assert!(text.contains(reason), "{text}");
     }
+    // A first data row with a mistyped number is an error, not a header to skip; so is a
+    // header-like line after the first.
+    for (text, line) in [
+        ("chr10,1O0,200,+,1\nchr10,1,2,+,0\n", 1),
+        (
+            "chrom,start,end,strand,label\nchr10,1,2,+,0\nchrom,start,end,strand,label\n",
+            3,
+        ),
+    ] {
+        std::fs::write(&path, text).unwrap();
+        let err = read_labels(&path).unwrap_err();
+        assert!(matches!(err, LabelsError::Line { line: l, .. } if l == line), "{err}");
+    }
     std::fs::write(&path, "chrom,start,end,strand,label\n").unwrap();
     assert!(matches!(read_labels(&path), Err(LabelsError::Empty { .. })));
     assert!(matches!(
