@@ -1,6 +1,7 @@
 //! Data, batches and training for MSAMamba; the `msamamba` binary lives in `src/main.rs`.
 
 pub mod alignment;
+pub mod atomic_output;
 pub mod atomic_recorder;
 pub mod baseline;
 pub mod batcher;

@@ -126,3 +126,44 @@ fn embed_refuses_a_region_given_twice_before_any_work() {
     assert_refused(&out, &format!("region {region} is given twice"));
     assert!(!out_file.exists());
 }
+
+/// A one-variant VCF in `dir`.
+fn small_vcf(dir: &std::path::Path) -> std::path::PathBuf {
+    let vcf = dir.join("v.vcf");
+    std::fs::write(
+        &vcf,
+        "##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\nchr10\t3134250\trs1\tA\tG\t.\t.\t.\n",
+    )
+    .unwrap();
+    vcf
+}
+
+#[test]
+fn score_checks_its_flags_and_output_before_any_work() {
+    let dir = scratch("score-early");
+    let vcf = small_vcf(&dir);
+    let before = std::fs::read(&vcf).unwrap();
+    let score = |extra: &[&str]| {
+        // The checkpoint does not exist: these errors must come before it is even opened.
+        let base = [
+            "score",
+            "--vcf",
+            vcf.to_str().unwrap(),
+            "--checkpoint",
+            "no-such-run",
+            "--backend",
+            "cpu",
+        ];
+        run(&[&base[..], extra].concat())
+    };
+    let out = score(&["--out", vcf.to_str().unwrap()]);
+    assert_refused(&out, "is also an input");
+    assert_eq!(std::fs::read(&vcf).unwrap(), before, "the input VCF is untouched");
+
+    let missing = dir.join("no-such-folder").join("scores.tsv");
+    let out = score(&["--out", missing.to_str().unwrap()]);
+    assert_refused(&out, &format!("writing {}", missing.display()));
+
+    let out = score(&["--labels", "clinvar"]);
+    assert_refused(&out, "--labels clinvar: expected info:KEY or id:PREFIX");
+}

@@ -1,4 +1,5 @@
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
@@ -6,6 +7,7 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use msamamba_kernels::KernelBackend;
+use msamamba_train::atomic_output::AtomicOutput;
 use msamamba_train::data::bed::read_bed;
 use msamamba_train::data::maf::Strand;
 use msamamba_train::data::region::Region;
@@ -89,6 +91,7 @@ impl OnBackend for EmbedArgs {
     {
         let device = devices[0].clone();
         let regions = regions(&self)?;
+        let mut output = AtomicOutput::create(&self.out, &[])?;
         let (config, model) = load_backbone::<B::InnerBackend>(&self.checkpoint, &device)?;
         let source = self.source.config(&config.source)?.open()?;
         let rows = source.species().len().min(config.model.max_rows);
@@ -118,8 +121,12 @@ impl OnBackend for EmbedArgs {
             .map(|(name, shape, bytes)| Ok((name.clone(), TensorView::new(Dtype::F32, shape.clone(), bytes)?)))
             .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
         let metadata = HashMap::from([("species".to_string(), source.species()[..rows].join(","))]);
-        safetensors::serialize_to_file(views, Some(metadata), &self.out)
+        let bytes = safetensors::serialize(views, Some(metadata))?;
+        output
+            .writer()
+            .write_all(&bytes)
             .with_context(|| format!("writing {}", self.out.display()))?;
+        output.commit()?;
         eprintln!(
             "msamamba: wrote {} embedding(s) of width {} to {}",
             tensors.len(),

@@ -1,4 +1,4 @@
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
@@ -8,6 +8,7 @@ use clap::Args;
 use msamamba_kernels::KernelBackend;
 use msamamba_model::tokens::{complement, token_of};
 use msamamba_model::variant_score::variant_scores;
+use msamamba_train::atomic_output::AtomicOutput;
 use msamamba_train::classification_metrics::{auroc, average_precision};
 use msamamba_train::data::maf::Strand;
 use msamamba_train::data::region::Region;
@@ -100,6 +101,17 @@ impl OnBackend for ScoreArgs {
         B::InnerBackend: KernelBackend,
     {
         let device = devices[0].clone();
+        // Flags that can fail are checked before the work: the labels' form, the output's folder.
+        if let Some(spec) = &self.labels
+            && !matches!(spec.split_once(':'), Some(("id" | "info", _)))
+        {
+            bail!("--labels {spec}: expected info:KEY or id:PREFIX");
+        }
+        let mut output = self
+            .out
+            .as_ref()
+            .map(|path| AtomicOutput::create(path, &[&self.vcf]))
+            .transpose()?;
         let (config, model) = load_backbone::<B::InnerBackend>(&self.checkpoint, &device)?;
         let source = self.source.config(&config.source)?.open()?;
         let mut variants = read_snvs(&self.vcf)?;
@@ -146,18 +158,41 @@ impl OnBackend for ScoreArgs {
                 rows: window.rows.into_iter().take(rows).collect(),
             });
         }
+        // Every label is read before the scoring, so a missing one stops the run at once.
+        let labels = self
+            .labels
+            .as_ref()
+            .map(|spec| {
+                prepared
+                    .iter()
+                    .map(|p| label_of(spec, &p.snv, &self.vcf))
+                    .collect::<Result<Vec<bool>>>()
+            })
+            .transpose()?;
         let mut scores = Vec::with_capacity(prepared.len());
         for chunk in prepared.chunks(self.batch_size) {
             scores.extend(score_both_strands::<B::InnerBackend>(
                 &model, chunk, rows, centre, &device,
             ));
         }
-        write_scores(&self, &variants.header, &prepared, &scores)?;
-        if let Some(spec) = &self.labels {
-            let labels = prepared
-                .iter()
-                .map(|p| label_of(spec, &p.snv, &self.vcf))
-                .collect::<Result<Vec<bool>>>()?;
+        match &mut output {
+            Some(file) => {
+                let name = file.path().display().to_string();
+                write_scores(&self, file.writer(), &name, &variants.header, &prepared, &scores)?;
+            }
+            None => write_scores(
+                &self,
+                &mut std::io::stdout().lock(),
+                "stdout",
+                &variants.header,
+                &prepared,
+                &scores,
+            )?,
+        }
+        if let Some(file) = output {
+            file.commit()?;
+        }
+        if let (Some(spec), Some(labels)) = (&self.labels, labels) {
             // Damaging variants should score low: rank by the negated score.
             let ranking: Vec<f64> = scores.iter().map(|&s| -f64::from(s)).collect();
             let positives = labels.iter().filter(|&&l| l).count();
@@ -229,16 +264,15 @@ fn score_both_strands<B: KernelBackend>(
     forward.iter().zip(&reverse).map(|(f, r)| 0.5 * (f + r)).collect()
 }
 
-fn write_scores(args: &ScoreArgs, header: &vcf::Header, prepared: &[Prepared], scores: &[f32]) -> Result<()> {
-    let (mut out, name): (Box<dyn Write>, String) = match &args.out {
-        Some(path) => (
-            Box::new(BufWriter::new(
-                std::fs::File::create(path).with_context(|| format!("writing {}", path.display()))?,
-            )),
-            path.display().to_string(),
-        ),
-        None => (Box::new(std::io::stdout().lock()), "stdout".into()),
-    };
+/// Writes the scores to `out` (named `name` in errors).
+fn write_scores(
+    args: &ScoreArgs,
+    out: &mut impl Write,
+    name: &str,
+    header: &vcf::Header,
+    prepared: &[Prepared],
+    scores: &[f32],
+) -> Result<()> {
     let as_vcf = args
         .out
         .as_ref()
@@ -256,7 +290,7 @@ fn write_scores(args: &ScoreArgs, header: &vcf::Header, prepared: &[Prepared], s
                     "MSAMamba zero-shot score, logit(alt) - logit(ref), mean of both strands",
                 ),
             );
-            vcf::io::Writer::new(&mut out).write_header(&header)?;
+            vcf::io::Writer::new(&mut *out).write_header(&header)?;
         } else {
             writeln!(out, "chrom\tpos\tref\talt\tscore")?;
         }

@@ -1,0 +1,64 @@
+//! Output files written whole or not at all: the bytes go to a temporary file beside the
+//! destination, which is synced and renamed into place once complete, so a failure (a crash, a
+//! full disk, a bad input found late) never leaves a partial file or replaces a good one.
+//! `tempfile` makes the temporary file; the rename is atomic within one folder.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use tempfile::NamedTempFile;
+
+/// An output file being written; [`AtomicOutput::commit`] puts it in place.
+pub struct AtomicOutput {
+    file: BufWriter<NamedTempFile>,
+    path: PathBuf,
+}
+
+impl AtomicOutput {
+    /// Starts `path`, before any work: refuses a path that is one of `inputs`, and creates the
+    /// temporary file now, so an unwritable folder is an error at once, not after the work.
+    pub fn create(path: &Path, inputs: &[&Path]) -> Result<Self> {
+        if let Ok(out) = path.canonicalize()
+            && let Some(input) = inputs.iter().find(|input| input.canonicalize().is_ok_and(|i| i == out))
+        {
+            bail!(
+                "--out {} is also an input ({}); write elsewhere",
+                path.display(),
+                input.display()
+            );
+        }
+        let folder = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        let file = NamedTempFile::new_in(folder).with_context(|| format!("writing {}", path.display()))?;
+        Ok(Self {
+            file: BufWriter::new(file),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Where the bytes go until [`AtomicOutput::commit`].
+    pub fn writer(&mut self) -> &mut impl Write {
+        &mut self.file
+    }
+
+    /// The destination.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Flushes and syncs the bytes, then renames them into place.
+    pub fn commit(self) -> Result<()> {
+        let context = || format!("writing {}", self.path.display());
+        let file = self
+            .file
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(context)?;
+        file.as_file().sync_all().with_context(context)?;
+        file.persist(&self.path).map_err(|e| e.error).with_context(context)?;
+        Ok(())
+    }
+}
