@@ -66,6 +66,33 @@ fn load_tile(
     }
 }
 
+/// Loads rows of K and V (the first at `first`) into the two tiles and their key mask (from
+/// `first_key` of `keep`) into `kept`, then waits for the whole cube.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn load_keys(
+    k: &Tensor<f32>,
+    v: &Tensor<f32>,
+    keep: &Tensor<f32>,
+    ks: &mut SharedMemory<f32>,
+    vs: &mut SharedMemory<f32>,
+    kept: &mut SharedMemory<f32>,
+    first: usize,
+    stride: usize,
+    first_key: usize,
+    n: usize,
+    #[comptime] head: usize,
+    #[comptime] threads: usize,
+) {
+    load_tile(k, ks, first, stride, n, head, threads);
+    load_tile(v, vs, first, stride, n, head, threads);
+    let me = UNIT_POS_X as usize;
+    if me < n {
+        kept[me] = keep[first_key + me];
+    }
+    sync_cube();
+}
+
 /// Rows in the tile starting at row `t0`.
 #[cube]
 fn tile_rows(t0: usize, rows: usize, #[comptime] tile: usize) -> usize {
@@ -159,12 +186,20 @@ pub fn row_attention_forward_kernel(
     let mut t0 = 0;
     while t0 < rows {
         let n = tile_rows(t0, rows, tile);
-        load_tile(k, &mut ks, base + t0 * stride, stride, n, head, threads);
-        load_tile(v, &mut vs, base + t0 * stride, stride, n, head, threads);
-        if me < n {
-            kept[me] = keep[item * rows + t0 + me];
-        }
-        sync_cube();
+        load_keys(
+            k,
+            v,
+            keep,
+            &mut ks,
+            &mut vs,
+            &mut kept,
+            base + t0 * stride,
+            stride,
+            item * rows + t0,
+            n,
+            head,
+            threads,
+        );
         if me < rows {
             for j in 0..n {
                 let mut s = masked;
@@ -260,12 +295,20 @@ pub fn row_attention_backward_kernel(
     let mut t0 = 0;
     while t0 < rows {
         let n = tile_rows(t0, rows, tile);
-        load_tile(k, &mut sa, base + t0 * stride, stride, n, head, threads);
-        load_tile(v, &mut sb, base + t0 * stride, stride, n, head, threads);
-        if me < n {
-            kept[me] = keep[item * rows + t0 + me];
-        }
-        sync_cube();
+        load_keys(
+            k,
+            v,
+            keep,
+            &mut sa,
+            &mut sb,
+            &mut kept,
+            base + t0 * stride,
+            stride,
+            item * rows + t0,
+            n,
+            head,
+            threads,
+        );
         if me < rows {
             for j in 0..n {
                 let mut s = masked;
@@ -365,12 +408,20 @@ pub fn row_attention_backward_kernel(
     t0 = 0;
     while t0 < rows {
         let n = tile_rows(t0, rows, tile);
-        load_tile(k, &mut sa, base + t0 * stride, stride, n, head, threads);
-        load_tile(v, &mut sb, base + t0 * stride, stride, n, head, threads);
-        if me < n {
-            kept[me] = keep[item * rows + t0 + me];
-        }
-        sync_cube();
+        load_keys(
+            k,
+            v,
+            keep,
+            &mut sa,
+            &mut sb,
+            &mut kept,
+            base + t0 * stride,
+            stride,
+            item * rows + t0,
+            n,
+            head,
+            threads,
+        );
         if me < rows {
             for j in 0..n {
                 if kept[j] > 0.5 {
