@@ -178,6 +178,24 @@ impl RunDir {
     pub fn final_model(&self) -> PathBuf {
         self.dir.join("model.mpk")
     }
+
+    /// Refuses a directory whose `config.json` belongs to another kind of run than `kind` (a
+    /// run's config has `key`: `model` for pre-training, `classifier` for fine-tuning), so that
+    /// writing this run's config never overwrites it.
+    pub fn refuse_other_run(&self, kind: &str, key: &str) -> Result<()> {
+        let path = self.dir.join("config.json");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Ok(());
+        };
+        let ours = serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|config| config.get(key).is_some());
+        if !ours {
+            bail!(
+                "{} holds another run (its config.json is not a {kind} config): choose another --out",
+                self.dir.display()
+            );
+        }
+        Ok(())
+    }
 }
 
 /// What a run produced.
@@ -206,6 +224,7 @@ where
 {
     config.validate()?;
     let device = devices.first().context("no device to train on")?.clone();
+    run.refuse_other_run("pre-training", "model")?;
     std::fs::create_dir_all(&run.dir).with_context(|| format!("creating {}", run.dir.display()))?;
     let start_epoch = match resume {
         true => Some(

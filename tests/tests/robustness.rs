@@ -167,3 +167,47 @@ fn score_checks_its_flags_and_output_before_any_work() {
     let out = score(&["--labels", "clinvar"]);
     assert_refused(&out, "--labels clinvar: expected info:KEY or id:PREFIX");
 }
+
+#[test]
+fn an_out_holding_another_kind_of_run_is_refused_and_kept() {
+    // A pre-training run's config, and a fine-tuning run's, as their commands write them.
+    let pretrain_dir = scratch("out-pretrain-run");
+    std::fs::create_dir_all(&pretrain_dir).unwrap();
+    let pretrain_config = "{\"model\": {\"d_model\": 16}, \"steps\": 4}";
+    std::fs::write(pretrain_dir.join("config.json"), pretrain_config).unwrap();
+    let finetune_dir = scratch("out-finetune-run");
+    std::fs::create_dir_all(&finetune_dir).unwrap();
+    let finetune_config = "{\"classifier\": {\"dropout\": 0.25}, \"epochs\": 5}";
+    std::fs::write(finetune_dir.join("config.json"), finetune_config).unwrap();
+
+    let labels = finetune_dir.join("labels.csv");
+    std::fs::write(&labels, "chr10,3134100,3134200,+,1\n").unwrap();
+    let out = run(&[
+        "finetune",
+        "--checkpoint",
+        pretrain_dir.to_str().unwrap(),
+        "--labels",
+        labels.to_str().unwrap(),
+        "--out",
+        pretrain_dir.to_str().unwrap(),
+    ]);
+    assert_refused(&out, "holds another run (its config.json is not a fine-tuning config)");
+    let kept = std::fs::read_to_string(pretrain_dir.join("config.json")).unwrap();
+    assert_eq!(kept, pretrain_config, "the pre-training config is untouched");
+
+    let maf = data(MM9);
+    let out = run(&[
+        "pretrain",
+        "--maf",
+        &maf,
+        "--target",
+        "mm9",
+        "--backend",
+        "cpu",
+        "--out",
+        finetune_dir.to_str().unwrap(),
+    ]);
+    assert_refused(&out, "holds another run (its config.json is not a pre-training config)");
+    let kept = std::fs::read_to_string(finetune_dir.join("config.json")).unwrap();
+    assert_eq!(kept, finetune_config, "the fine-tuning config is untouched");
+}

@@ -12,6 +12,7 @@ use msamamba_train::classification_metrics::{ReportError, check_both_classes};
 use msamamba_train::classifier_batch::LabelledWindows;
 use msamamba_train::finetune::{FinetuneConfig, classifier_path, finetune, load_backbone, predict, split};
 use msamamba_train::labelled_regions::{LabelledRegion, read_labels};
+use msamamba_train::pretrain::RunDir;
 
 use super::backend::{BackendChoice, OnBackend, dispatch};
 use super::evaluate::report;
@@ -67,6 +68,7 @@ pub struct FinetuneArgs {
 }
 
 pub fn run(args: FinetuneArgs) -> Result<()> {
+    RunDir { dir: args.out.clone() }.refuse_other_run("fine-tuning", "classifier")?;
     if classifier_path(&args.out).exists() {
         bail!(
             "{} already holds a fine-tuned classifier: choose another --out",
