@@ -69,18 +69,20 @@ impl KernelConfig {
     }
 }
 
-type Cube<R, F, I, BT> = CubeBackend<R, F, I, BT>;
+pub(super) type Cube<R, F, I, BT> = CubeBackend<R, F, I, BT>;
 
 /// Cubes along one launch grid dimension that every backend accepts (CUDA's y and z, WGPU's all).
-const MAX_GRID: usize = 65535;
+pub(super) const MAX_GRID: usize = 65535;
 
-fn prim<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement, const D: usize>(
+/// A burn tensor as a contiguous cube tensor, for a launch.
+pub(super) fn prim<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement, const D: usize>(
     t: Tensor<Cube<R, F, I, BT>, D>,
 ) -> CubeTensor<R> {
     into_contiguous(t.into_primitive().tensor())
 }
 
-fn tensor<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement, const D: usize>(
+/// A launch's output as a burn tensor.
+pub(super) fn tensor<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement, const D: usize>(
     t: CubeTensor<R>,
 ) -> Tensor<Cube<R, F, I, BT>, D> {
     Tensor::from_primitive(TensorPrimitive::Float(t))

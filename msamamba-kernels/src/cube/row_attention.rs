@@ -23,21 +23,19 @@
 //! y), so any b·l·heads launches. Only f32 arithmetic, `exp`, shared memory and barriers:
 //! nothing newer than sm_60 (Pascal) on CUDA.
 
-use burn::tensor::{DType, Shape, Tensor as BurnTensor, TensorPrimitive};
-use burn_cubecl::kernel::into_contiguous;
+use burn::tensor::{DType, Shape, Tensor as BurnTensor};
 use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::tensor::CubeTensor;
-use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
+use burn_cubecl::{BoolElement, CubeRuntime, FloatElement, IntElement};
 use cubecl::prelude::*;
 
+use super::launch::{Cube, MAX_GRID, prim, tensor};
 use crate::row_attention::{MASKED_SCORE, RowAttentionGrads, RowAttentionInput, score_scale};
 
 /// Rows per tile of keys (and of queries in the backward's second step) in shared memory.
 const TILE: usize = 32;
 /// Widest head the kernels keep in registers (two rows of it per thread, six in the backward).
 const MAX_HEAD: usize = 64;
-/// Cubes along one grid dimension that every backend accepts.
-const MAX_GRID: usize = 65535;
 
 /// Which problem (batch item, position, head) this cube solves, or `problems` when the cube is
 /// one of the grid's spare ones.
@@ -443,20 +441,6 @@ pub fn row_attention_backward_kernel(
             dq[mine + c] = dqr[c] * scale;
         }
     }
-}
-
-type Cube<R, F, I, BT> = CubeBackend<R, F, I, BT>;
-
-fn prim<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement, const D: usize>(
-    t: BurnTensor<Cube<R, F, I, BT>, D>,
-) -> CubeTensor<R> {
-    into_contiguous(t.into_primitive().tensor())
-}
-
-fn tensor<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
-    t: CubeTensor<R>,
-) -> BurnTensor<Cube<R, F, I, BT>, 4> {
-    BurnTensor::from_primitive(TensorPrimitive::Float(t))
 }
 
 /// Threads per cube: one per row, rounded up to whole warps.
