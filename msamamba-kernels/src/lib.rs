@@ -1,11 +1,12 @@
-//! The fused operations of MSAMamba: the selective scan of Mamba (S6) along every row, and the
-//! attention across rows at each position.
+//! The fused operations of MSAMamba: the selective scan of Mamba (S6) along every row, the
+//! attention across rows at each position, and the residual add + RMSNorm after each sub-layer.
 //!
-//! [`selective_scan`] and [`row_attention`](row_attention::row_attention) are the entry points.
-//! Backends implement [`SelectiveScanBackend`] and [`RowAttentionBackend`]; their default methods
-//! are tensor-op references ([`reference`] for the scan), so every burn backend runs both, and
-//! [`Autodiff`](burn::backend::Autodiff) wires each backward in as one graph node. Models ask for
-//! [`KernelBackend`], the two together.
+//! [`selective_scan`], [`row_attention`](row_attention::row_attention) and
+//! [`residual_rms_norm`](residual_norm::residual_rms_norm) are the entry points. Backends
+//! implement [`SelectiveScanBackend`], [`RowAttentionBackend`] and [`ResidualNormBackend`]; their
+//! default methods are tensor-op references ([`reference`] for the scan), so every burn backend
+//! runs all three, and [`Autodiff`](burn::backend::Autodiff) wires each backward in as one graph
+//! node. Models ask for [`KernelBackend`], the three together.
 
 mod autodiff;
 #[cfg(feature = "ndarray")]
@@ -17,14 +18,16 @@ mod fusion;
 #[cfg(feature = "ndarray")]
 mod ndarray;
 pub mod reference;
+pub mod residual_norm;
 pub mod row_attention;
 mod scan;
 
+pub use residual_norm::{ResidualNormBackend, ResidualNormGrads, ResidualNormInput};
 pub use row_attention::{RowAttentionBackend, RowAttentionGrads, RowAttentionInput};
 
 pub use scan::{ScanGrads, ScanShapeError, SelectiveScanBackend, SelectiveScanInput, selective_scan};
 
-/// A backend with both fused operations (every burn backend has them, through the references).
-pub trait KernelBackend: SelectiveScanBackend + RowAttentionBackend {}
+/// A backend with every fused operation (every burn backend has them, through the references).
+pub trait KernelBackend: SelectiveScanBackend + RowAttentionBackend + ResidualNormBackend {}
 
-impl<B: SelectiveScanBackend + RowAttentionBackend> KernelBackend for B {}
+impl<B: SelectiveScanBackend + RowAttentionBackend + ResidualNormBackend> KernelBackend for B {}

@@ -3,7 +3,7 @@ use burn::backend::ndarray::{
 };
 use burn::tensor::Tensor;
 
-use crate::{RowAttentionBackend, ScanGrads, SelectiveScanBackend, SelectiveScanInput, cpu};
+use crate::{ResidualNormBackend, RowAttentionBackend, ScanGrads, SelectiveScanBackend, SelectiveScanInput, cpu};
 
 /// The CPU backend runs the scan as plain loops (see [`cpu`]).
 impl<E: FloatNdArrayElement, I: IntNdArrayElement, Q: QuantElement> SelectiveScanBackend for NdArray<E, I, Q>
@@ -22,6 +22,14 @@ where
 
 /// The CPU backend runs the row attention as the tensor-op reference (batched matmuls).
 impl<E: FloatNdArrayElement, I: IntNdArrayElement, Q: QuantElement> RowAttentionBackend for NdArray<E, I, Q>
+where
+    NdArrayTensor: From<SharedArray<E>>,
+    NdArrayTensor: From<SharedArray<I>>,
+{
+}
+
+/// The CPU backend runs the residual RMSNorm as the tensor-op reference.
+impl<E: FloatNdArrayElement, I: IntNdArrayElement, Q: QuantElement> ResidualNormBackend for NdArray<E, I, Q>
 where
     NdArrayTensor: From<SharedArray<E>>,
     NdArrayTensor: From<SharedArray<I>>,

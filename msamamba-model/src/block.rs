@@ -1,6 +1,7 @@
 use burn::nn::{RmsNorm, RmsNormConfig};
 use burn::prelude::*;
-use msamamba_kernels::KernelBackend;
+use msamamba_kernels::residual_norm::residual_rms_norm;
+use msamamba_kernels::{KernelBackend, ResidualNormInput};
 
 use crate::mamba::MambaConfig;
 use crate::mlp::{Mlp, MlpConfig};
@@ -62,10 +63,26 @@ impl<B: KernelBackend> Block<B> {
         row_keep: Tensor<B, 2, Bool>,
         rows: Option<&RowSelection<B>>,
     ) -> Tensor<B, 4> {
-        let x = self.scan_norm.forward(x.clone() + self.row_scan.forward(x, rows));
-        let x = self
-            .attention_norm
-            .forward(x.clone() + self.row_attention.forward(x, row_keep));
-        self.mlp_norm.forward(x.clone() + self.mlp.forward(x))
+        let x = add_norm(&self.scan_norm, x.clone(), self.row_scan.forward(x, rows));
+        let x = add_norm(&self.attention_norm, x.clone(), self.row_attention.forward(x, row_keep));
+        add_norm(&self.mlp_norm, x.clone(), self.mlp.forward(x))
     }
+}
+
+/// `norm(x + residual)`, the end of every sub-layer, as one fused operation (burn's `RmsNorm`
+/// holds the weights).
+///
+/// # Shapes
+/// x, residual: [B, M, L, D] -> [B, M, L, D]
+pub fn add_norm<B: KernelBackend>(norm: &RmsNorm<B>, x: Tensor<B, 4>, residual: Tensor<B, 4>) -> Tensor<B, 4> {
+    let dims = x.dims();
+    let rows = dims[..3].iter().product::<usize>();
+    let flat = |t: Tensor<B, 4>| t.reshape([rows, dims[3]]);
+    residual_rms_norm(ResidualNormInput {
+        x: flat(x),
+        residual: flat(residual),
+        gamma: norm.gamma.val(),
+        epsilon: norm.epsilon,
+    })
+    .reshape(dims)
 }

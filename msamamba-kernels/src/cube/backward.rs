@@ -36,7 +36,7 @@
 //!   blocks by the caller.
 //! - Global memory: inputs read for the reverse pass, u / delta' / B once more for the chunk
 //!   re-run (and u / delta / B by the checkpoint pass), du / ddelta / dz written once, dB / dC
-//!   per channel block [b, blocks, N, l], dA / dD / d(delta_bias) per batch row and segment.
+//!   per channel block [b, blocks, N, l] (or [b, blocks, l, N]), dA / dD / d(delta_bias) per batch row and segment.
 //!
 //! Extra memory: delta' (b·d·l floats), the checkpoints b·d·N·⌈l/chunk⌉ floats, per segment the
 //! adjoint carry b·d·N floats and the scratch b·d·N·⌈chunk/tile⌉ floats, and the per-block dB/dC
@@ -46,7 +46,7 @@
 
 use cubecl::prelude::*;
 
-use super::forward::{load_rows, load_states, sigmoid, store_rows};
+use super::forward::{load_rows, load_states, sigmoid, slot_pos, slot_row, store_rows};
 
 /// The end of piece `c` (`size` positions each) of a sequence of `len`.
 #[cube]
@@ -83,6 +83,7 @@ pub fn scan_adjoint_kernel(
     #[comptime] block: usize,
     #[comptime] tile: usize,
     #[comptime] has_z: bool,
+    #[comptime] channels_last: bool,
 ) {
     let dim = dim as usize;
     let len = len as usize;
@@ -127,12 +128,23 @@ pub fn scan_adjoint_kernel(
         if steps > tile {
             steps = tile;
         }
-        load_rows(dtp, &mut sdt, batch, first, dim, len, t0, steps, block, tile);
-        load_rows(dy, &mut sdy, batch, first, dim, len, t0, steps, block, tile);
+        load_rows(dtp, &mut sdt, batch, first, dim, t0, steps, block, tile, channels_last);
+        load_rows(dy, &mut sdy, batch, first, dim, t0, steps, block, tile, channels_last);
         if has_z {
-            load_rows(z, &mut sz, batch, first, dim, len, t0, steps, block, tile);
+            load_rows(z, &mut sz, batch, first, dim, t0, steps, block, tile, channels_last);
         }
-        load_states(cm, &mut sc, batch, len, t0, steps, n_state, block, tile, false);
+        load_states(
+            cm,
+            &mut sc,
+            batch,
+            t0,
+            steps,
+            n_state,
+            block,
+            tile,
+            false,
+            channels_last,
+        );
         sync_cube();
         let mut j = steps;
         while j > 0 {
@@ -162,10 +174,12 @@ pub fn scan_adjoint_kernel(
 }
 
 /// Backward scan: gradients of `sum(y * dy)`. Tensors as in the forward kernel plus dy and
-/// delta' `dtp` [b, d, l] and the chunk-start states `ckpt` [b, chunks, d, N]. Segment `CUBE_POS_Z` covers `per_segment`
-/// chunks of `chunk` positions; its adjoint state starts from `adj` [b, segments, d, N] when
-/// `has_adj`, from zero otherwise. Outputs du, ddelta, dz [b, d, l], db_part and dc_part
-/// [b, blocks, N, l], da_part [b, segments, d, N], dd_part and dbias_part [b, segments, d].
+/// delta' `dtp` [b, d, l] and the chunk-start states `ckpt` [b, chunks, d, N]. Segment
+/// `CUBE_POS_Z` covers `per_segment` chunks of `chunk` positions; its adjoint state starts from
+/// `adj` [b, segments, d, N] when `has_adj`, from zero otherwise. Outputs du, ddelta, dz
+/// [b, d, l] (any strides, like the inputs), db_part and dc_part [b, blocks, N, l] contiguous
+/// ([b, blocks, l, N] when `channels_last`), da_part [b, segments, d, N], dd_part and dbias_part
+/// [b, segments, d].
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
 pub fn scan_backward_kernel(
@@ -200,6 +214,7 @@ pub fn scan_backward_kernel(
     #[comptime] has_z: bool,
     #[comptime] delta_softplus: bool,
     #[comptime] has_adj: bool,
+    #[comptime] channels_last: bool,
 ) {
     let dim = dim as usize;
     let len = len as usize;
@@ -298,9 +313,9 @@ pub fn scan_backward_kernel(
             }
             // The state after the last tile is not needed.
             if k + 1 < tiles {
-                load_rows(u, &mut su, batch, first, dim, len, t0, steps, block, tile);
-                load_rows(dtp, &mut sdt, batch, first, dim, len, t0, steps, block, tile);
-                load_states(bm, &mut sb, batch, len, t0, steps, n_state, block, tile, true);
+                load_rows(u, &mut su, batch, first, dim, t0, steps, block, tile, channels_last);
+                load_rows(dtp, &mut sdt, batch, first, dim, t0, steps, block, tile, channels_last);
+                load_states(bm, &mut sb, batch, t0, steps, n_state, block, tile, true, channels_last);
                 sync_cube();
                 for j in 0..steps {
                     let dt = sdt[me * row + j];
@@ -323,17 +338,28 @@ pub fn scan_backward_kernel(
             if steps > tile {
                 steps = tile;
             }
-            load_rows(u, &mut su, batch, first, dim, len, t0, steps, block, tile);
-            load_rows(dtp, &mut sdt, batch, first, dim, len, t0, steps, block, tile);
+            load_rows(u, &mut su, batch, first, dim, t0, steps, block, tile, channels_last);
+            load_rows(dtp, &mut sdt, batch, first, dim, t0, steps, block, tile, channels_last);
             if delta_softplus {
-                load_rows(delta, &mut ssig, batch, first, dim, len, t0, steps, block, tile);
+                load_rows(
+                    delta,
+                    &mut ssig,
+                    batch,
+                    first,
+                    dim,
+                    t0,
+                    steps,
+                    block,
+                    tile,
+                    channels_last,
+                );
             }
-            load_rows(dy, &mut sdy, batch, first, dim, len, t0, steps, block, tile);
+            load_rows(dy, &mut sdy, batch, first, dim, t0, steps, block, tile, channels_last);
             if has_z {
-                load_rows(z, &mut sz, batch, first, dim, len, t0, steps, block, tile);
+                load_rows(z, &mut sz, batch, first, dim, t0, steps, block, tile, channels_last);
             }
-            load_states(bm, &mut sb, batch, len, t0, steps, n_state, block, tile, true);
-            load_states(cm, &mut sc, batch, len, t0, steps, n_state, block, tile, true);
+            load_states(bm, &mut sb, batch, t0, steps, n_state, block, tile, true, channels_last);
+            load_states(cm, &mut sc, batch, t0, steps, n_state, block, tile, true, channels_last);
             sync_cube();
 
             // Re-run the tile's steps into shared memory.
@@ -405,16 +431,16 @@ pub fn scan_backward_kernel(
             }
             sync_cube();
 
-            store_rows(&su, du, batch, first, dim, len, t0, steps, block, tile);
-            store_rows(&sdt, ddelta, batch, first, dim, len, t0, steps, block, tile);
+            store_rows(&su, du, batch, first, dim, t0, steps, block, tile, channels_last);
+            store_rows(&sdt, ddelta, batch, first, dim, t0, steps, block, tile, channels_last);
             if has_z {
-                store_rows(&sz, dz, batch, first, dim, len, t0, steps, block, tile);
+                store_rows(&sz, dz, batch, first, dim, t0, steps, block, tile, channels_last);
             }
             // dB and dC of the tile, summed over the cube's channels (one row per thread).
             let mut p = me;
             while p < n_state * tile {
-                let i = p / tile;
-                let j = p % tile;
+                let i = slot_row(p, n_state, tile, channels_last);
+                let j = slot_pos(p, n_state, tile, channels_last);
                 if j < steps {
                     let rb = (j * n_state + i) * pad;
                     let rc = ((j + 1) * n_state + i) * pad;
@@ -425,7 +451,10 @@ pub fn scan_backward_kernel(
                         sum_b += dbs[rb + q];
                         sum_c += xs[rc + q] * sg[q * row + j];
                     }
-                    let g = ((batch * blocks + blk) * n_state + i) * len + t0 + j;
+                    let mut g = ((batch * blocks + blk) * n_state + i) * len + t0 + j;
+                    if channels_last {
+                        g = ((batch * blocks + blk) * len + t0 + j) * n_state + i;
+                    }
                     db_part[g] = sum_b;
                     dc_part[g] = sum_c;
                 }

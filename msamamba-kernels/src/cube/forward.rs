@@ -42,8 +42,49 @@ pub fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + f32::exp(-x))
 }
 
+/// The offset of (batch row, channel or state index `c`, position `pos`) in a [b, c, l] tensor of
+/// any strides: the model hands the scan views (its channels-last activations, slices of the x
+/// projection) rather than channels-first copies.
+#[cube]
+pub fn at(t: &Tensor<f32>, batch: usize, c: usize, pos: usize) -> usize {
+    batch * t.stride(0) + c * t.stride(1) + pos * t.stride(2)
+}
+
+/// The tile row (channel or state index, of `rows`) that load slot `idx` covers. Consecutive
+/// slots take consecutive memory: consecutive positions, or consecutive rows when `channels_last`
+/// (the rows are then adjacent in memory), so every warp load is coalesced.
+#[cube]
+pub fn slot_row(
+    idx: usize,
+    #[comptime] rows: usize,
+    #[comptime] tile: usize,
+    #[comptime] channels_last: bool,
+) -> usize {
+    let mut r = idx / tile;
+    if channels_last {
+        r = idx % rows;
+    }
+    r
+}
+
+/// The tile position that load slot `idx` covers (see [`slot_row`]).
+#[cube]
+pub fn slot_pos(
+    idx: usize,
+    #[comptime] rows: usize,
+    #[comptime] tile: usize,
+    #[comptime] channels_last: bool,
+) -> usize {
+    let mut j = idx % tile;
+    if channels_last {
+        j = idx / rows;
+    }
+    j
+}
+
 /// Loads `steps` (≤ `tile`) positions from `t0` of a [b, d, l] tensor into shared memory rows of
-/// `tile + 1`, one row per channel of the cube: consecutive threads read consecutive positions.
+/// `tile + 1`, one row per channel of the cube. The padding keeps both the loads (consecutive
+/// channels or positions) and the recurrence's per-channel reads on distinct banks.
 #[cube]
 #[allow(clippy::too_many_arguments)]
 pub fn load_rows(
@@ -52,22 +93,22 @@ pub fn load_rows(
     batch: usize,
     first: usize,
     dim: usize,
-    len: usize,
     t0: usize,
     steps: usize,
     #[comptime] block: usize,
     #[comptime] tile: usize,
+    #[comptime] channels_last: bool,
 ) {
     let me = UNIT_POS_X as usize;
     #[unroll]
     for k in 0..tile {
         let idx = k * block + me;
-        let ch = idx / tile;
-        let j = idx % tile;
+        let ch = slot_row(idx, block, tile, channels_last);
+        let j = slot_pos(idx, block, tile, channels_last);
         let gch = first + ch;
         let mut v = 0.0f32;
         if j < steps && gch < dim {
-            v = src[(batch * dim + gch) * len + t0 + j];
+            v = src[at(src, batch, gch, t0 + j)];
         }
         dst[ch * (tile + 1) + j] = v;
     }
@@ -83,57 +124,69 @@ pub fn store_rows(
     batch: usize,
     first: usize,
     dim: usize,
-    len: usize,
     t0: usize,
     steps: usize,
     #[comptime] block: usize,
     #[comptime] tile: usize,
+    #[comptime] channels_last: bool,
 ) {
     let me = UNIT_POS_X as usize;
     #[unroll]
     for k in 0..tile {
         let idx = k * block + me;
-        let ch = idx / tile;
-        let j = idx % tile;
+        let ch = slot_row(idx, block, tile, channels_last);
+        let j = slot_pos(idx, block, tile, channels_last);
         let gch = first + ch;
         if j < steps && gch < dim {
-            dst[(batch * dim + gch) * len + t0 + j] = src[ch * (tile + 1) + j];
+            dst[at(dst, batch, gch, t0 + j)] = src[ch * (tile + 1) + j];
         }
     }
 }
 
-/// Loads `steps` positions from `t0` of a [b, N, l] tensor (B or C) into shared memory, [tile, N]
-/// when `position_major`, else [N, tile]. Global reads are coalesced (consecutive threads on
-/// consecutive positions), so position-major stores conflict on shared-memory banks unless the
-/// tile is short; its gain is that a position's N values are adjacent, which lets the compiler
-/// fetch them four at a time.
+/// Where state index `i` of tile position `j` lives in a shared tile of B or C: [tile, N] when
+/// `position_major`, else [N, tile].
+#[cube]
+pub fn state_slot(
+    i: usize,
+    j: usize,
+    #[comptime] n_state: usize,
+    #[comptime] tile: usize,
+    #[comptime] position_major: bool,
+) -> usize {
+    let mut s = i * tile + j;
+    if position_major {
+        s = j * n_state + i;
+    }
+    s
+}
+
+/// Loads `steps` positions from `t0` of a [b, N, l] tensor (B or C) into shared memory, laid out
+/// as [`state_slot`] says. Global reads are coalesced (see [`slot_row`]); a layout whose shared
+/// stores run across the loads' order conflicts on banks unless the tile is short. Position-major
+/// puts a position's N values side by side, which lets the compiler fetch them four at a time.
 #[cube]
 #[allow(clippy::too_many_arguments)]
 pub fn load_states(
     src: &Tensor<f32>,
     dst: &mut SharedMemory<f32>,
     batch: usize,
-    len: usize,
     t0: usize,
     steps: usize,
     #[comptime] n_state: usize,
     #[comptime] block: usize,
     #[comptime] tile: usize,
     #[comptime] position_major: bool,
+    #[comptime] channels_last: bool,
 ) {
     let mut idx = UNIT_POS_X as usize;
     while idx < n_state * tile {
-        let i = idx / tile;
-        let j = idx % tile;
+        let i = slot_row(idx, n_state, tile, channels_last);
+        let j = slot_pos(idx, n_state, tile, channels_last);
         let mut v = 0.0f32;
         if j < steps {
-            v = src[(batch * n_state + i) * len + t0 + j];
+            v = src[at(src, batch, i, t0 + j)];
         }
-        if position_major {
-            dst[j * n_state + i] = v;
-        } else {
-            dst[idx] = v;
-        }
+        dst[state_slot(i, j, n_state, tile, position_major)] = v;
         idx += block;
     }
 }
@@ -144,8 +197,10 @@ pub fn load_states(
 /// written, each segment starting from `start` [b, segments, d, N] with delta' read from `dtp`
 /// when `has_start`, from zero otherwise.
 ///
-/// Tensors are contiguous: u, delta, z, y [b, d, l]; a [d, N]; bm, cm [b, N, l]; dskip,
-/// delta_bias [d]. Tensors a launch does not use may be any tensor (`z` without `has_z`, ...).
+/// u, delta, z, y, dtp [b, d, l] and bm, cm [b, N, l] may have any strides (see [`at`]);
+/// `channels_last` says which of positions or channels (states) are adjacent in memory, for
+/// coalesced loads. a [d, N], dskip, delta_bias [d] and the per-segment tensors are contiguous.
+/// Tensors a launch does not use may be any tensor (`z` without `has_z`, ...).
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
 pub fn scan_forward_kernel(
@@ -172,6 +227,7 @@ pub fn scan_forward_kernel(
     #[comptime] delta_softplus: bool,
     #[comptime] has_start: bool,
     #[comptime] to_end: bool,
+    #[comptime] channels_last: bool,
 ) {
     let dim = dim as usize;
     let len = len as usize;
@@ -234,22 +290,21 @@ pub fn scan_forward_kernel(
         #[unroll]
         for k in 0..tile {
             let idx = k * block + me;
-            let ch = idx / tile;
-            let j = idx % tile;
+            let ch = slot_row(idx, block, tile, channels_last);
+            let j = slot_pos(idx, block, tile, channels_last);
             let gch = first + ch;
             let mut vu = 0.0f32;
             let mut vd = 0.0f32;
             let mut vz = 0.0f32;
             if j < steps && gch < dim {
-                let g = (batch * dim + gch) * len + t0 + j;
-                vu = u[g];
+                vu = u[at(u, batch, gch, t0 + j)];
                 if has_start {
-                    vd = dtp[g];
+                    vd = dtp[at(dtp, batch, gch, t0 + j)];
                 } else {
-                    vd = delta[g];
+                    vd = delta[at(delta, batch, gch, t0 + j)];
                 }
                 if read_z {
-                    vz = z[g];
+                    vz = z[at(z, batch, gch, t0 + j)];
                 }
             }
             su[ch * row + j] = vu;
@@ -258,22 +313,24 @@ pub fn scan_forward_kernel(
                 sz[ch * row + j] = vz;
             }
         }
+        // B and C position-major when their states are adjacent in memory: the shared stores
+        // then follow the coalesced loads without bank conflicts.
         let mut idx = me;
         while idx < n_state * tile {
-            let i = idx / tile;
-            let j = idx % tile;
+            let i = slot_row(idx, n_state, tile, channels_last);
+            let j = slot_pos(idx, n_state, tile, channels_last);
             let mut vb = 0.0f32;
             let mut vc = 0.0f32;
             if j < steps {
-                let g = (batch * n_state + i) * len + t0 + j;
-                vb = bm[g];
+                vb = bm[at(bm, batch, i, t0 + j)];
                 if !to_end {
-                    vc = cm[g];
+                    vc = cm[at(cm, batch, i, t0 + j)];
                 }
             }
-            sb[idx] = vb;
+            let s = state_slot(i, j, n_state, tile, channels_last);
+            sb[s] = vb;
             if !to_end {
-                sc[idx] = vc;
+                sc[s] = vc;
             }
             idx += block;
         }
@@ -297,14 +354,15 @@ pub fn scan_forward_kernel(
                 dt_acc += dt;
                 #[unroll]
                 for i in 0..n_state {
-                    x[i] = f32::exp(dt * ar[i]) * x[i] + du * sb[i * tile + j];
+                    x[i] = f32::exp(dt * ar[i]) * x[i] + du * sb[state_slot(i, j, n_state, tile, channels_last)];
                 }
             } else {
                 let mut acc = 0.0f32;
                 #[unroll]
                 for i in 0..n_state {
-                    x[i] = f32::exp(dt * ar[i]) * x[i] + du * sb[i * tile + j];
-                    acc += x[i] * sc[i * tile + j];
+                    let s = state_slot(i, j, n_state, tile, channels_last);
+                    x[i] = f32::exp(dt * ar[i]) * x[i] + du * sb[s];
+                    acc += x[i] * sc[s];
                 }
                 let mut out = acc + skip * uu;
                 if has_z {
@@ -317,9 +375,9 @@ pub fn scan_forward_kernel(
         sync_cube();
 
         if to_end {
-            store_rows(&sdt, dtp, batch, first, dim, len, t0, steps, block, tile);
+            store_rows(&sdt, dtp, batch, first, dim, t0, steps, block, tile, channels_last);
         } else {
-            store_rows(&su, y, batch, first, dim, len, t0, steps, block, tile);
+            store_rows(&su, y, batch, first, dim, t0, steps, block, tile, channels_last);
         }
         sync_cube();
         t0 += tile;

@@ -88,7 +88,15 @@ pub(super) fn tensor<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolEle
     Tensor::from_primitive(TensorPrimitive::Float(t))
 }
 
-/// The inputs as contiguous cube tensors.
+/// A burn tensor as a cube tensor of whatever strides it has: the scan kernels index their
+/// [b, d, l] and [b, N, l] tensors through strides, so views need no copy.
+fn view<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
+    t: Tensor<Cube<R, F, I, BT>, 3>,
+) -> CubeTensor<R> {
+    t.into_primitive().tensor()
+}
+
+/// The inputs as cube tensors: views for the sequences, contiguous for the per-channel ones.
 struct Prepared<R: CubeRuntime> {
     u: CubeTensor<R>,
     delta: CubeTensor<R>,
@@ -99,6 +107,10 @@ struct Prepared<R: CubeRuntime> {
     d: CubeTensor<R>,
     delta_bias: CubeTensor<R>,
     softplus: bool,
+    /// Whether u's channels, rather than its positions, are adjacent in memory (the model's
+    /// [R, L, E] activations seen as [R, E, L]): the kernels then load along channels, and the
+    /// sequence outputs are allocated the same way.
+    channels_last: bool,
     /// batch, channels, states, positions
     dims: [usize; 4],
 }
@@ -107,17 +119,32 @@ impl<R: CubeRuntime> Prepared<R> {
     fn new<F: FloatElement, I: IntElement, BT: BoolElement>(input: SelectiveScanInput<Cube<R, F, I, BT>>) -> Self {
         let [batch, dim, len] = input.u.dims();
         let [_, n_state] = input.a.dims();
+        let u = view(input.u);
+        let strides = u.meta.strides();
         Prepared {
-            u: prim(input.u),
-            delta: prim(input.delta),
-            z: input.z.map(prim),
+            channels_last: strides[1] < strides[2],
+            u,
+            delta: view(input.delta),
+            z: input.z.map(view),
             a: prim(input.a),
-            b: prim(input.b),
-            c: prim(input.c),
+            b: view(input.b),
+            c: view(input.c),
             d: prim(input.d),
             delta_bias: prim(input.delta_bias),
             softplus: input.delta_softplus,
             dims: [batch, dim, n_state, len],
+        }
+    }
+
+    /// A new [b, d, l] sequence tensor laid out as u is.
+    fn empty_sequence(&self) -> CubeTensor<R> {
+        let [batch, dim, _, len] = self.dims;
+        if self.channels_last {
+            let mut t = self.empty(vec![batch, len, dim]);
+            t.meta.swap(1, 2);
+            t
+        } else {
+            self.empty(vec![batch, dim, len])
         }
     }
 
@@ -204,6 +231,7 @@ impl<R: CubeRuntime> Prepared<R> {
             self.softplus,
             has_start,
             to_end,
+            self.channels_last,
         );
     }
 
@@ -230,11 +258,11 @@ impl<R: CubeRuntime> Prepared<R> {
     /// The state entering every chunk [b, chunks, d, N] (the chunks scanned from zero in
     /// parallel, then chained) and delta' [b, d, l].
     fn checkpoints(&self, config: &KernelConfig) -> (CubeTensor<R>, CubeTensor<R>) {
-        let [batch, dim, n_state, len] = self.dims;
+        let [batch, dim, n_state, _] = self.dims;
         let (_, chunks) = self.grid(config);
         let state = self.empty(vec![batch, chunks, dim, n_state]);
         let dt_sum = self.empty(vec![batch, chunks, dim]);
-        let dtp = self.empty(vec![batch, dim, len]);
+        let dtp = self.empty_sequence();
         self.launch_forward(
             config,
             Pass::Ends {
@@ -287,8 +315,7 @@ pub fn forward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
     config: &KernelConfig,
 ) -> Tensor<Cube<R, F, I, BT>, 3> {
     let p = Prepared::new(input);
-    let [batch, dim, _, len] = p.dims;
-    let y = p.empty(vec![batch, dim, len]);
+    let y = p.empty_sequence();
     if p.split(config) {
         let (start, dtp) = p.checkpoints(config);
         p.launch_forward(
@@ -312,7 +339,7 @@ pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>
     config: &KernelConfig,
 ) -> ScanGrads<Cube<R, F, I, BT>> {
     let p = Prepared::new(input);
-    let dy = prim(dy);
+    let dy = view(dy);
     let [batch, dim, n_state, len] = p.dims;
     let block = config.block;
     let (blocks, chunks) = p.grid(config);
@@ -343,17 +370,27 @@ pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>
             block,
             config.forward_tile,
             p.z.is_some(),
+            p.channels_last,
         );
         p.combine(&carry, &dt_sum, segments, true);
         carry
     });
 
     let scratch = p.empty(vec![batch * segments * blocks * chunk.div_ceil(tile) * n_state * block]);
-    let du = p.empty(vec![batch, dim, len]);
-    let ddelta = p.empty(vec![batch, dim, len]);
-    let dz = p.empty(if p.z.is_some() { vec![batch, dim, len] } else { vec![1] });
-    let db_part = p.empty(vec![batch, blocks, n_state, len]);
-    let dc_part = p.empty(vec![batch, blocks, n_state, len]);
+    let du = p.empty_sequence();
+    let ddelta = p.empty_sequence();
+    let dz = if p.z.is_some() {
+        p.empty_sequence()
+    } else {
+        p.empty(vec![1])
+    };
+    let part_shape = if p.channels_last {
+        vec![batch, blocks, len, n_state]
+    } else {
+        vec![batch, blocks, n_state, len]
+    };
+    let db_part = p.empty(part_shape.clone());
+    let dc_part = p.empty(part_shape);
     let da_part = p.empty(vec![batch * segments, dim, n_state]);
     let dd_part = p.empty(vec![batch * segments, dim]);
     let dbias_part = p.empty(vec![batch * segments, dim]);
@@ -392,10 +429,18 @@ pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>
         p.z.is_some(),
         p.softplus,
         adj.is_some(),
+        p.channels_last,
     );
     // Sums over channel blocks, and over batch rows and segments: [b, blocks, N, l] -> [b, N, l];
     // [b · segments, d, ..] -> [d, ..].
-    let over_blocks = |t: CubeTensor<R>| tensor::<R, F, I, BT, 4>(t).sum_dim(1).reshape([batch, n_state, len]);
+    let over_blocks = |t: CubeTensor<R>| {
+        let sum = tensor::<R, F, I, BT, 4>(t).sum_dim(1);
+        if p.channels_last {
+            sum.reshape([batch, len, n_state]).swap_dims(1, 2)
+        } else {
+            sum.reshape([batch, n_state, len])
+        }
+    };
     ScanGrads {
         u: tensor(du),
         delta: tensor(ddelta),

@@ -2,7 +2,8 @@
 //!
 //! The selective scan: `forward.rs` and `backward.rs` hold the `#[cube]` kernels, `combine.rs` the
 //! kernel that chains segments of L scanned in parallel, `launch.rs` the glue (and the choice to
-//! split L). The row attention: `row_attention.rs`, kernels and glue. The kernels compute in f32
+//! split L). The row attention: `row_attention.rs`, kernels and glue; the residual RMSNorm:
+//! `residual_norm.rs`, likewise. The kernels compute in f32
 //! with plain arithmetic, `exp`/`log1p`/`ln`, shared memory and cube barriers: nothing newer than
 //! sm_60 (Pascal) on CUDA. Other float types, and sizes the kernels do not cover, fall back to the
 //! tensor-op references.
@@ -11,6 +12,7 @@ mod backward;
 mod combine;
 mod forward;
 mod launch;
+pub mod residual_norm;
 pub mod row_attention;
 
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
@@ -18,7 +20,10 @@ use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElemen
 pub use launch::{KernelConfig, backward, forward, supported};
 
 use crate::row_attention::{RowAttentionGrads, RowAttentionInput, reference_backward, reference_forward};
-use crate::{RowAttentionBackend, ScanGrads, SelectiveScanBackend, SelectiveScanInput, reference};
+use crate::{
+    ResidualNormBackend, ResidualNormGrads, ResidualNormInput, RowAttentionBackend, ScanGrads, SelectiveScanBackend,
+    SelectiveScanInput, reference, residual_norm as norm,
+};
 
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> SelectiveScanBackend
     for CubeBackend<R, F, I, BT>
@@ -59,6 +64,27 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> RowAttenti
             row_attention::backward(input, dout)
         } else {
             reference_backward(input, dout)
+        }
+    }
+}
+
+impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ResidualNormBackend for CubeBackend<R, F, I, BT> {
+    fn residual_rms_norm(input: ResidualNormInput<Self>) -> burn::tensor::Tensor<Self, 2> {
+        if residual_norm::supported(&input) {
+            residual_norm::forward(input)
+        } else {
+            norm::reference_forward(input)
+        }
+    }
+
+    fn residual_rms_norm_backward(
+        input: ResidualNormInput<Self>,
+        dout: burn::tensor::Tensor<Self, 2>,
+    ) -> ResidualNormGrads<Self> {
+        if residual_norm::supported(&input) {
+            residual_norm::backward(input, dout)
+        } else {
+            norm::reference_backward(input, dout)
         }
     }
 }

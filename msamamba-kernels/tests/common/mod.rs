@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use burn::tensor::{Tensor, TensorData, backend::Backend};
-use msamamba_kernels::RowAttentionInput;
+use msamamba_kernels::{ResidualNormInput, RowAttentionInput};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 /// Fresh inputs every run; the seed is printed so a failure can be replayed.
@@ -99,6 +99,56 @@ impl AttentionProblem {
 
     pub fn dout<B: Backend>(&self, device: &B::Device) -> Tensor<B, 4> {
         self.t4(&self.dout, device)
+    }
+}
+
+/// One residual RMSNorm problem as float64 buffers, buildable on any backend.
+#[derive(Clone, Debug)]
+pub struct NormProblem {
+    /// rows, width
+    pub dims: [usize; 2],
+    pub x: Vec<f64>,
+    pub residual: Vec<f64>,
+    pub gamma: Vec<f64>,
+    pub dout: Vec<f64>,
+    pub epsilon: f64,
+}
+
+impl NormProblem {
+    pub fn random(rng: &mut StdRng, [rows, width]: [usize; 2]) -> Self {
+        let mut uniform = |k: usize, lo: f64, hi: f64| (0..k).map(|_| rng.random_range(lo..hi)).collect::<Vec<f64>>();
+        NormProblem {
+            dims: [rows, width],
+            x: uniform(rows * width, -2.0, 2.0),
+            residual: uniform(rows * width, -2.0, 2.0),
+            gamma: uniform(width, -1.5, 1.5),
+            dout: uniform(rows * width, -1.0, 1.0),
+            // burn's RmsNorm default.
+            epsilon: 1e-5,
+        }
+    }
+
+    fn t2<B: Backend>(&self, values: &[f64], device: &B::Device) -> Tensor<B, 2> {
+        Tensor::from_data(
+            TensorData::new(values.to_vec(), self.dims).convert::<B::FloatElem>(),
+            device,
+        )
+    }
+
+    pub fn input<B: Backend>(&self, device: &B::Device) -> ResidualNormInput<B> {
+        ResidualNormInput {
+            x: self.t2(&self.x, device),
+            residual: self.t2(&self.residual, device),
+            gamma: Tensor::from_data(
+                TensorData::new(self.gamma.clone(), [self.dims[1]]).convert::<B::FloatElem>(),
+                device,
+            ),
+            epsilon: self.epsilon,
+        }
+    }
+
+    pub fn dout<B: Backend>(&self, device: &B::Device) -> Tensor<B, 2> {
+        self.t2(&self.dout, device)
     }
 }
 

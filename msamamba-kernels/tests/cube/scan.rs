@@ -75,6 +75,58 @@ impl Problem {
         let [bs, d, _, l] = self.dims;
         Tensor::from_data(TensorData::new(self.dy.clone(), [bs, d, l]), device)
     }
+
+    /// The input as the model hands it over: u and delta channels-last ([b, l, d] seen as
+    /// [b, d, l]), z the second half of a channels-last [b, l, 2d], B and C slices of one
+    /// channels-last [b, l, 3 + 2n + 5] (as of the x projection), at offsets off any alignment.
+    fn input_views<B: Backend>(&self, device: &B::Device) -> SelectiveScanInput<B> {
+        let [bs, d, n, l] = self.dims;
+        let flat = self.input::<B>(device);
+        let bc = channels_last_slices(&[&self.b, &self.c], [bs, n, l], 3, 5, device);
+        SelectiveScanInput {
+            u: channels_last_slices(&[&self.u], [bs, d, l], 0, 0, device).remove(0),
+            delta: channels_last_slices(&[&self.delta], [bs, d, l], 0, 0, device).remove(0),
+            b: bc[0].clone(),
+            c: bc[1].clone(),
+            z: self.z.as_ref().map(|z| {
+                let junk = vec![7.0; z.len()];
+                channels_last_slices(&[&junk, z], [bs, d, l], 0, 0, device).remove(1)
+            }),
+            ..flat
+        }
+    }
+
+    fn dy_view<B: Backend>(&self, device: &B::Device) -> Tensor<B, 3> {
+        let [bs, d, _, l] = self.dims;
+        channels_last_slices(&[&self.dy], [bs, d, l], 0, 0, device).remove(0)
+    }
+}
+
+/// `parts`, each [b, rows, l] channels-first, stored side by side in one channels-last
+/// [b, l, before + parts · rows + after] tensor (the columns around them hold junk), and returned
+/// as [b, rows, l] views of it.
+fn channels_last_slices<B: Backend>(
+    parts: &[&Vec<f32>],
+    [bs, rows, l]: [usize; 3],
+    before: usize,
+    after: usize,
+    device: &B::Device,
+) -> Vec<Tensor<B, 3>> {
+    let width = before + parts.len() * rows + after;
+    let mut buffer = vec![1e3f32; bs * l * width];
+    for (p, part) in parts.iter().enumerate() {
+        for b in 0..bs {
+            for r in 0..rows {
+                for t in 0..l {
+                    buffer[(b * l + t) * width + before + p * rows + r] = part[(b * rows + r) * l + t];
+                }
+            }
+        }
+    }
+    let whole = Tensor::<B, 3>::from_data(TensorData::new(buffer, [bs, l, width]), device);
+    (0..parts.len())
+        .map(|p| whole.clone().narrow(2, before + p * rows, rows).swap_dims(1, 2))
+        .collect()
 }
 
 fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
@@ -119,8 +171,26 @@ const SPLIT_SHAPES: [([usize; 4], usize); 4] = [
 /// one backward segment per chunk; and into backward segments of several chunks.
 const SPLITS: [(usize, usize); 3] = [(0, 4096), (usize::MAX, usize::MAX), (usize::MAX, 8)];
 
+/// How the kernels are handed their sequences.
+#[derive(Clone, Copy, Debug)]
+enum Layout {
+    /// Contiguous [b, d, l] and [b, n, l] tensors.
+    ChannelsFirst,
+    /// Views of channels-last tensors, as the model passes them (`Problem::input_views`).
+    ModelViews,
+}
+
 /// Checks the forward and every gradient under each (`split_below`, `split_cubes`) of `splits`.
 fn check_problem<R, BT>(problem: &Problem, chunk: usize, splits: &[(usize, usize)])
+where
+    R: burn_cubecl::CubeRuntime,
+    BT: burn_cubecl::BoolElement,
+{
+    check_problem_in::<R, BT>(problem, chunk, splits, Layout::ChannelsFirst);
+}
+
+/// [`check_problem`] with the inputs laid out as `layout` says.
+fn check_problem_in<R, BT>(problem: &Problem, chunk: usize, splits: &[(usize, usize)], layout: Layout)
 where
     R: burn_cubecl::CubeRuntime,
     BT: burn_cubecl::BoolElement,
@@ -138,16 +208,20 @@ where
             ..Default::default()
         };
         let label = format!(
-            "{:?} z={} softplus={} chunk={chunk} split_below={split_below} split_cubes={split_cubes}",
+            "{:?} {layout:?} z={} softplus={} chunk={chunk} split_below={split_below} split_cubes={split_cubes}",
             problem.dims,
             problem.z.is_some(),
             problem.softplus
         );
 
-        let y = cube::forward(problem.input::<G<R, BT>>(&gpu), &config);
+        let (input, dy) = match layout {
+            Layout::ChannelsFirst => (problem.input::<G<R, BT>>(&gpu), problem.dy::<G<R, BT>>(&gpu)),
+            Layout::ModelViews => (problem.input_views::<G<R, BT>>(&gpu), problem.dy_view::<G<R, BT>>(&gpu)),
+        };
+        let y = cube::forward(input.clone(), &config);
         assert_close(&format!("y {label}"), &values(y), &y_ref);
 
-        let got = cube::backward(problem.input::<G<R, BT>>(&gpu), problem.dy::<G<R, BT>>(&gpu), &config);
+        let got = cube::backward(input, dy, &config);
         compare_grads(&label, got, want.clone());
     }
 }
@@ -249,6 +323,23 @@ macro_rules! gpu_tests {
                         let problem = Problem::random(&mut rng, dims, gated, softplus);
                         check_problem::<R, BT>(&problem, chunk, &SPLITS);
                     }
+                }
+            }
+
+            #[test]
+            fn kernel_matches_reference_on_the_models_channels_last_views() {
+                // Channels off the block, L off the tiles, d_state 1 and 16, chunks off the tiles
+                // down to shorter than one; with and without the gate and softplus.
+                let mut rng = rng();
+                let cases = [
+                    (SHAPES[0], true),
+                    (SHAPES[1], false),
+                    (SPLIT_SHAPES[0], true),
+                    (SPLIT_SHAPES[3], false),
+                ];
+                for ((dims, chunk), gated_softplus) in cases {
+                    let problem = Problem::random(&mut rng, dims, gated_softplus, gated_softplus);
+                    check_problem_in::<R, BT>(&problem, chunk, &SPLITS, Layout::ModelViews);
                 }
             }
 

@@ -22,6 +22,7 @@ use burn::tensor::backend::AutodiffBackend;
 use clap::{Parser, ValueEnum};
 use msamamba_kernels::{KernelBackend, SelectiveScanInput, selective_scan};
 use msamamba_model::MsaMambaConfig;
+use msamamba_model::block::add_norm;
 use msamamba_model::mlm_loss::mlm_loss;
 use msamamba_train::batcher::{MsaBatch, MsaBatcher, MsaBatcherConfig};
 use msamamba_train::windows::MsaItem;
@@ -329,19 +330,22 @@ where
     let normal = Distribution::Normal(0.0, 1.0);
     let input = |shape: [usize; 3]| Tensor::<B, 3>::random(shape, normal, device).require_grad();
     let msa = Tensor::<B, 4>::random([b, m, len, d], normal, device).require_grad();
+    let residual = Tensor::<B, 4>::random([b, m, len, d], normal, device).require_grad();
     let mamba = &block.row_scan.mamba;
     let ssm = &mamba.forward_ssm;
     let directions = if args.bidirectional { 2 } else { 1 };
     let (x_d, x_e) = (input([scanned, len, d]), input([scanned, len, e]));
     let dt = input([scanned, len, ssm.dt_rank]);
+    // Channels-last views, as the model hands them to the scan.
+    let sequence = |rows: usize| input([scanned, len, rows]).swap_dims(1, 2);
     let scan_inputs = SelectiveScanInput {
-        u: input([scanned, e, len]),
-        delta: input([scanned, e, len]),
+        u: sequence(e),
+        delta: sequence(e),
         a: Tensor::random([e, args.d_state], Distribution::Uniform(-8.0, -0.5), device).require_grad(),
-        b: input([scanned, args.d_state, len]),
-        c: input([scanned, args.d_state, len]),
+        b: sequence(args.d_state),
+        c: sequence(args.d_state),
         d: Tensor::random([e], normal, device).require_grad(),
-        z: Some(input([scanned, e, len])),
+        z: Some(sequence(e)),
         delta_bias: Tensor::random([e], normal, device).require_grad(),
         delta_softplus: true,
     };
@@ -376,12 +380,14 @@ where
         ),
         ("mlp", 1, Box::new(|| block.mlp.forward(msa.clone()).sum())),
         (
-            "norms",
+            "residual_norms",
             1,
             Box::new(|| {
-                block.scan_norm.forward(msa.clone()).sum()
-                    + block.attention_norm.forward(msa.clone()).sum()
-                    + block.mlp_norm.forward(msa.clone()).sum()
+                [&block.scan_norm, &block.attention_norm, &block.mlp_norm]
+                    .into_iter()
+                    .map(|norm| add_norm(norm, msa.clone(), residual.clone()).sum())
+                    .reduce(|a, b| a + b)
+                    .expect("three norms")
             }),
         ),
         (

@@ -1,0 +1,86 @@
+//! The residual RMSNorm as one custom operation of burn-fusion.
+
+use std::marker::PhantomData;
+
+use burn::tensor::Tensor;
+use burn_fusion::stream::{Operation, OperationStreams};
+use burn_fusion::{Fusion, FusionBackend, FusionRuntime, FusionTensor};
+use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
+
+use super::{primitive, tensor};
+use crate::{ResidualNormBackend, ResidualNormGrads, ResidualNormInput};
+
+/// The queued operation. Inputs, in order: x, residual, gamma, then dout for the backward.
+/// Outputs: the normalised sum; or the sum's gradient and gamma's.
+#[derive(Debug)]
+struct ResidualNormOp<B> {
+    desc: CustomOpIr,
+    epsilon: f64,
+    backend: PhantomData<B>,
+}
+
+impl<B: FusionBackend + ResidualNormBackend> Operation<B::FusionRuntime> for ResidualNormOp<B> {
+    fn execute(&self, handles: &mut HandleContainer<<B::FusionRuntime as FusionRuntime>::FusionHandle>) {
+        let mut inputs = self.desc.inputs.iter().map(|ir| handles.get_float_tensor::<B>(ir));
+        let mut next = || inputs.next().expect("the operation declares every input it reads");
+        let input = ResidualNormInput::<B> {
+            x: tensor(next()),
+            residual: tensor(next()),
+            gamma: tensor(next()),
+            epsilon: self.epsilon,
+        };
+        let outputs = match inputs.next() {
+            None => vec![primitive(B::residual_rms_norm(input))],
+            Some(dout) => {
+                let g = B::residual_rms_norm_backward(input, tensor(dout));
+                vec![primitive(g.sum), primitive(g.gamma)]
+            }
+        };
+        for (ir, output) in self.desc.outputs.iter().zip(outputs) {
+            handles.register_float_tensor::<B>(&ir.id, output);
+        }
+    }
+}
+
+/// Queues the norm (and `dout`) as one custom operation: outputs of x's shape, then (backward)
+/// one of gamma's.
+fn queue<B: FusionBackend + ResidualNormBackend>(
+    input: ResidualNormInput<Fusion<B>>,
+    dout: Option<Tensor<Fusion<B>, 2>>,
+) -> Vec<FusionTensor<B::FusionRuntime>> {
+    let epsilon = input.epsilon;
+    let (shape, gamma_shape) = (input.x.shape(), input.gamma.shape());
+    let backward = dout.is_some();
+    let mut inputs = vec![primitive(input.x), primitive(input.residual), primitive(input.gamma)];
+    inputs.extend(dout.map(primitive));
+    let client = inputs[0].client.clone();
+    let dtype = inputs[0].dtype;
+    let streams = OperationStreams::with_inputs(&inputs);
+    let mut outputs = vec![TensorIr::uninit(client.create_empty_handle(), shape, dtype)];
+    if backward {
+        outputs.push(TensorIr::uninit(client.create_empty_handle(), gamma_shape, dtype));
+    }
+    let inputs: Vec<TensorIr> = inputs.into_iter().map(FusionTensor::into_ir).collect();
+    let desc = CustomOpIr::new("msamamba_residual_rms_norm", &inputs, &outputs);
+    let op = ResidualNormOp::<B> {
+        desc: desc.clone(),
+        epsilon,
+        backend: PhantomData,
+    };
+    client.register(streams, OperationIr::Custom(desc), op)
+}
+
+impl<B: FusionBackend + ResidualNormBackend> ResidualNormBackend for Fusion<B> {
+    fn residual_rms_norm(input: ResidualNormInput<Self>) -> Tensor<Self, 2> {
+        let [out] = <[_; 1]>::try_from(queue::<B>(input, None)).expect("one output");
+        tensor(out)
+    }
+
+    fn residual_rms_norm_backward(input: ResidualNormInput<Self>, dout: Tensor<Self, 2>) -> ResidualNormGrads<Self> {
+        let [sum, gamma] = <[_; 2]>::try_from(queue::<B>(input, Some(dout))).expect("two outputs");
+        ResidualNormGrads {
+            sum: tensor(sum),
+            gamma: tensor(gamma),
+        }
+    }
+}
