@@ -1,14 +1,17 @@
-//! The fused operations of MSAMamba: the selective scan of Mamba (S6) along every row, the
-//! attention across rows at each position, and the residual add + RMSNorm after each sub-layer.
+//! The fused operations of MSAMamba: the causal convolution in front of each scan, the selective
+//! scan of Mamba (S6) along every row, the attention across rows at each position, and the
+//! residual add + RMSNorm after each sub-layer.
 //!
-//! [`selective_scan`], [`row_attention`](row_attention::row_attention) and
+//! [`causal_conv1d`](causal_conv::causal_conv1d), [`selective_scan`],
+//! [`row_attention`](row_attention::row_attention) and
 //! [`residual_rms_norm`](residual_norm::residual_rms_norm) are the entry points. Backends
-//! implement [`SelectiveScanBackend`], [`RowAttentionBackend`] and [`ResidualNormBackend`]; their
-//! default methods are tensor-op references ([`reference`] for the scan), so every burn backend
-//! runs all three, and [`Autodiff`](burn::backend::Autodiff) wires each backward in as one graph
-//! node. Models ask for [`KernelBackend`], the three together.
+//! implement [`CausalConvBackend`], [`SelectiveScanBackend`], [`RowAttentionBackend`] and
+//! [`ResidualNormBackend`]; their default methods are tensor-op references ([`reference`] for the
+//! scan), so every burn backend runs them all, and [`Autodiff`](burn::backend::Autodiff) wires
+//! each backward in as one graph node. Models ask for [`KernelBackend`], all of them together.
 
 mod autodiff;
+pub mod causal_conv;
 #[cfg(feature = "ndarray")]
 pub mod cpu;
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
@@ -22,12 +25,13 @@ pub mod residual_norm;
 pub mod row_attention;
 mod scan;
 
+pub use causal_conv::{CausalConvBackend, CausalConvGrads, CausalConvInput};
 pub use residual_norm::{ResidualNormBackend, ResidualNormGrads, ResidualNormInput};
 pub use row_attention::{RowAttentionBackend, RowAttentionGrads, RowAttentionInput};
 
 pub use scan::{ScanGrads, ScanShapeError, SelectiveScanBackend, SelectiveScanInput, selective_scan};
 
 /// A backend with every fused operation (every burn backend has them, through the references).
-pub trait KernelBackend: SelectiveScanBackend + RowAttentionBackend + ResidualNormBackend {}
+pub trait KernelBackend: CausalConvBackend + SelectiveScanBackend + RowAttentionBackend + ResidualNormBackend {}
 
-impl<B: SelectiveScanBackend + RowAttentionBackend + ResidualNormBackend> KernelBackend for B {}
+impl<B: CausalConvBackend + SelectiveScanBackend + RowAttentionBackend + ResidualNormBackend> KernelBackend for B {}

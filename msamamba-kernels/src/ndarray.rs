@@ -3,7 +3,10 @@ use burn::backend::ndarray::{
 };
 use burn::tensor::Tensor;
 
-use crate::{ResidualNormBackend, RowAttentionBackend, ScanGrads, SelectiveScanBackend, SelectiveScanInput, cpu};
+use crate::{
+    CausalConvBackend, ResidualNormBackend, RowAttentionBackend, ScanGrads, SelectiveScanBackend, SelectiveScanInput,
+    cpu,
+};
 
 /// The CPU backend runs the scan as plain loops (see [`cpu`]).
 impl<E: FloatNdArrayElement, I: IntNdArrayElement, Q: QuantElement> SelectiveScanBackend for NdArray<E, I, Q>
@@ -30,6 +33,14 @@ where
 
 /// The CPU backend runs the residual RMSNorm as the tensor-op reference.
 impl<E: FloatNdArrayElement, I: IntNdArrayElement, Q: QuantElement> ResidualNormBackend for NdArray<E, I, Q>
+where
+    NdArrayTensor: From<SharedArray<E>>,
+    NdArrayTensor: From<SharedArray<I>>,
+{
+}
+
+/// The CPU backend runs the causal convolution as the tensor-op reference.
+impl<E: FloatNdArrayElement, I: IntNdArrayElement, Q: QuantElement> CausalConvBackend for NdArray<E, I, Q>
 where
     NdArrayTensor: From<SharedArray<E>>,
     NdArrayTensor: From<SharedArray<I>>,

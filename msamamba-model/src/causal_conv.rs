@@ -1,14 +1,15 @@
 //! The causal depthwise convolution in front of each selective scan (mamba_ssm's causal_conv1d).
 //!
-//! Written as K shifted multiply-adds over the channels-last activations rather than burn's
-//! grouped `Conv1d`: on the GPU backends burn's grouped conv runs its backward as one
-//! single-warp launch per channel (94% of a training step's GPU time on the H200), while K
-//! element-wise passes fuse into a few memory-bound kernels, forward and backward. Working on
-//! [R, L, E] also drops the transposes to and from the channels-first layout a `Conv1d` needs.
+//! It runs as the fused operation of `msamamba_kernels::causal_conv` (one kernel each way on the
+//! GPU backends, with the SiLU that follows it) on the channels-last activations: burn's grouped
+//! `Conv1d` ran its backward as one single-warp launch per channel (94% of a training step's GPU
+//! time on the H200) and needs channels-first copies.
 
 use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::Distribution;
+use msamamba_kernels::causal_conv::causal_conv1d;
+use msamamba_kernels::{CausalConvBackend, CausalConvInput};
 
 /// Depthwise causal convolution: y[l, e] = bias[e] + sum_k weight[e, k] * x[l - (K - 1) + k, e],
 /// zeros before the first position.
@@ -43,17 +44,27 @@ impl CausalConvConfig {
     }
 }
 
-impl<B: Backend> CausalConv<B> {
+impl<B: CausalConvBackend> CausalConv<B> {
     /// # Shapes
     /// x: [R, L, E] -> [R, L, E], R the scanned rows.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let [rows, len, channels] = x.dims();
-        let weight = self.weight.val();
-        let [_, k] = weight.dims();
-        let padded = Tensor::cat(vec![Tensor::zeros([rows, k - 1, channels], &x.device()), x], 1); // [R, L + K - 1, E]
-        (0..k).fold(self.bias.val().reshape([1, 1, channels]), |y, tap| {
-            let w = weight.clone().narrow(1, tap, 1).reshape([1, 1, channels]); // [1, 1, E]
-            y + padded.clone().narrow(1, tap, len) * w
+        self.apply(x, false)
+    }
+
+    /// SiLU(conv(x)), as one operation: what the selective scan takes.
+    ///
+    /// # Shapes
+    /// x: [R, L, E] -> [R, L, E]
+    pub fn forward_silu(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        self.apply(x, true)
+    }
+
+    fn apply(&self, x: Tensor<B, 3>, silu: bool) -> Tensor<B, 3> {
+        causal_conv1d(CausalConvInput {
+            x,
+            weight: self.weight.val(),
+            bias: self.bias.val(),
+            silu,
         })
     }
 }

@@ -1,6 +1,6 @@
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
-use msamamba_kernels::SelectiveScanBackend;
+use msamamba_kernels::KernelBackend;
 
 use crate::selective_ssm::{SelectiveSsm, SelectiveSsmConfig};
 
@@ -59,7 +59,7 @@ impl MambaConfig {
     }
 }
 
-impl<B: SelectiveScanBackend> Mamba<B> {
+impl<B: KernelBackend> Mamba<B> {
     /// # Shapes
     /// x: [R, L, D] -> [R, L, D], R the scanned rows.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {

@@ -1,5 +1,5 @@
 use burn::prelude::*;
-use msamamba_kernels::SelectiveScanBackend;
+use msamamba_kernels::KernelBackend;
 
 use crate::mamba::{Mamba, MambaConfig};
 use crate::row_sparse::RowSelection;
@@ -27,7 +27,7 @@ impl RowScanConfig {
     }
 }
 
-impl<B: SelectiveScanBackend> RowScan<B> {
+impl<B: KernelBackend> RowScan<B> {
     /// Scans the kept rows (all rows when `rows` is `None`); dropped rows come back as zeros.
     ///
     /// # Shapes

@@ -2,8 +2,7 @@ use burn::module::{Module, Param};
 use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use burn::tensor::activation::silu;
-use msamamba_kernels::{SelectiveScanBackend, SelectiveScanInput, selective_scan};
+use msamamba_kernels::{KernelBackend, SelectiveScanInput, selective_scan};
 
 use crate::causal_conv::{CausalConv, CausalConvConfig};
 
@@ -89,11 +88,11 @@ impl SelectiveSsmConfig {
     }
 }
 
-impl<B: SelectiveScanBackend> SelectiveSsm<B> {
+impl<B: KernelBackend> SelectiveSsm<B> {
     /// # Shapes
     /// x: [R, L, E], z (gate): [R, L, E] -> [R, L, E], R the scanned rows.
     pub fn forward(&self, x: Tensor<B, 3>, z: Tensor<B, 3>) -> Tensor<B, 3> {
-        let u = silu(self.conv.forward(x)); // [R, L, E]
+        let u = self.conv.forward_silu(x); // [R, L, E]
         selective_scan(self.scan_input(u, z)).swap_dims(1, 2) // [R, L, E]
     }
 

@@ -1,6 +1,7 @@
 //! The fused operations as single nodes of burn's autodiff graph: each backward calls the inner
 //! backend's backward, so a kernel backend trains through its own backward kernel.
 
+mod causal_conv;
 mod residual_norm;
 mod row_attention;
 mod scan;

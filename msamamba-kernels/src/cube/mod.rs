@@ -2,13 +2,14 @@
 //!
 //! The selective scan: `forward.rs` and `backward.rs` hold the `#[cube]` kernels, `combine.rs` the
 //! kernel that chains segments of L scanned in parallel, `launch.rs` the glue (and the choice to
-//! split L). The row attention: `row_attention.rs`, kernels and glue; the residual RMSNorm:
-//! `residual_norm.rs`, likewise. The kernels compute in f32
+//! split L). The row attention, the residual RMSNorm and the causal convolution:
+//! `row_attention.rs`, `residual_norm.rs` and `causal_conv.rs`, kernels and glue each. The kernels compute in f32
 //! with plain arithmetic, `exp`/`log1p`/`ln`, shared memory and cube barriers: nothing newer than
 //! sm_60 (Pascal) on CUDA. Other float types, and sizes the kernels do not cover, fall back to the
 //! tensor-op references.
 
 mod backward;
+pub mod causal_conv;
 mod combine;
 mod forward;
 mod launch;
@@ -21,8 +22,9 @@ pub use launch::{KernelConfig, backward, forward, supported};
 
 use crate::row_attention::{RowAttentionGrads, RowAttentionInput, reference_backward, reference_forward};
 use crate::{
-    ResidualNormBackend, ResidualNormGrads, ResidualNormInput, RowAttentionBackend, ScanGrads, SelectiveScanBackend,
-    SelectiveScanInput, reference, residual_norm as norm,
+    CausalConvBackend, CausalConvGrads, CausalConvInput, ResidualNormBackend, ResidualNormGrads, ResidualNormInput,
+    RowAttentionBackend, ScanGrads, SelectiveScanBackend, SelectiveScanInput, causal_conv as conv, reference,
+    residual_norm as norm,
 };
 
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> SelectiveScanBackend
@@ -85,6 +87,24 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> ResidualNo
             residual_norm::backward(input, dout)
         } else {
             norm::reference_backward(input, dout)
+        }
+    }
+}
+
+impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> CausalConvBackend for CubeBackend<R, F, I, BT> {
+    fn causal_conv(input: CausalConvInput<Self>) -> burn::tensor::Tensor<Self, 3> {
+        if causal_conv::supported(&input) {
+            causal_conv::forward(input)
+        } else {
+            conv::reference_forward(input)
+        }
+    }
+
+    fn causal_conv_backward(input: CausalConvInput<Self>, dy: burn::tensor::Tensor<Self, 3>) -> CausalConvGrads<Self> {
+        if causal_conv::supported(&input) {
+            causal_conv::backward(input, dy)
+        } else {
+            conv::reference_backward(input, dy)
         }
     }
 }

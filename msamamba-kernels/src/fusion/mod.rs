@@ -2,6 +2,7 @@
 //! `Cuda` backends (fusion on) run the cube kernels: the fuser flushes the element-wise work queued
 //! before the operation, then the inner backend runs its kernel on the resolved buffers.
 
+mod causal_conv;
 mod residual_norm;
 mod row_attention;
 mod scan;

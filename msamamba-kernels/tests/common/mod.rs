@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use burn::tensor::{Tensor, TensorData, backend::Backend};
-use msamamba_kernels::{ResidualNormInput, RowAttentionInput};
+use msamamba_kernels::{CausalConvInput, ResidualNormInput, RowAttentionInput};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 /// Fresh inputs every run; the seed is printed so a failure can be replayed.
@@ -149,6 +149,56 @@ impl NormProblem {
 
     pub fn dout<B: Backend>(&self, device: &B::Device) -> Tensor<B, 2> {
         self.t2(&self.dout, device)
+    }
+}
+
+/// One causal-convolution problem as float64 buffers, buildable on any backend.
+#[derive(Clone, Debug)]
+pub struct ConvProblem {
+    /// rows, positions, channels, taps
+    pub dims: [usize; 4],
+    /// [r, l, e]
+    pub x: Vec<f64>,
+    /// [e, k]
+    pub weight: Vec<f64>,
+    pub bias: Vec<f64>,
+    pub dy: Vec<f64>,
+    pub silu: bool,
+}
+
+impl ConvProblem {
+    pub fn random(rng: &mut StdRng, [rows, len, channels, taps]: [usize; 4], silu: bool) -> Self {
+        let mut uniform = |k: usize, lo: f64, hi: f64| (0..k).map(|_| rng.random_range(lo..hi)).collect::<Vec<f64>>();
+        ConvProblem {
+            dims: [rows, len, channels, taps],
+            x: uniform(rows * len * channels, -2.0, 2.0),
+            weight: uniform(channels * taps, -1.0, 1.0),
+            bias: uniform(channels, -1.0, 1.0),
+            dy: uniform(rows * len * channels, -1.0, 1.0),
+            silu,
+        }
+    }
+
+    fn t<B: Backend, const D: usize>(values: &[f64], shape: [usize; D], device: &B::Device) -> Tensor<B, D> {
+        Tensor::from_data(
+            TensorData::new(values.to_vec(), shape).convert::<B::FloatElem>(),
+            device,
+        )
+    }
+
+    pub fn input<B: Backend>(&self, device: &B::Device) -> CausalConvInput<B> {
+        let [rows, len, channels, taps] = self.dims;
+        CausalConvInput {
+            x: Self::t(&self.x, [rows, len, channels], device),
+            weight: Self::t(&self.weight, [channels, taps], device),
+            bias: Self::t(&self.bias, [channels], device),
+            silu: self.silu,
+        }
+    }
+
+    pub fn dy<B: Backend>(&self, device: &B::Device) -> Tensor<B, 3> {
+        let [rows, len, channels, _] = self.dims;
+        Self::t(&self.dy, [rows, len, channels], device)
     }
 }
 

@@ -3,6 +3,7 @@
 //! feature) and on CUDA (`cuda`).
 #![cfg(any(feature = "wgpu", feature = "cuda"))]
 
+mod causal_conv;
 #[path = "../common/mod.rs"]
 mod common;
 mod residual_norm;

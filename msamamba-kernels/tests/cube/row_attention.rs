@@ -118,10 +118,12 @@ macro_rules! gpu_tests {
                         !supported(&problem.input::<G>(&gpu)),
                         "{dims:?}: outside the kernels"
                     );
+                    // Both sides are f32 tensor ops, summing up to 1 100 terms in different
+                    // orders (2e-4 seen on CUDA), against a float64 oracle elsewhere.
                     let got = autodiff_grads::<Gpu>(&problem, &gpu);
                     let want = autodiff_grads::<NdArray>(&problem, &Default::default());
                     for ((name, g), w) in ["dq", "dk", "dv"].iter().zip(&got).zip(&want) {
-                        assert_close(&format!("fallback {name} {dims:?}"), g, w);
+                        assert_close_above(&format!("fallback {name} {dims:?}"), g, w, 1e-3, 1.0);
                     }
                 }
             }

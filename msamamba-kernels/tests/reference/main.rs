@@ -1,6 +1,8 @@
 //! CPU implementations of the fused operations against independent float64 references: the
-//! selective scan, the row attention and the residual RMSNorm, values and gradients.
+//! causal convolution, the selective scan, the row attention and the residual RMSNorm, values and
+//! gradients.
 
+mod causal_conv;
 #[path = "../common/mod.rs"]
 mod common;
 mod residual_norm;

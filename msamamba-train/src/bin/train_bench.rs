@@ -5,7 +5,7 @@
 //! allocator's memory after the forward and after the backward; then times each module of the
 //! first block on its own (forward and backward of the sum of its output) on the shapes the step
 //! gives it, so the step's time can be traced to the embedding, conv, projections, scan, row
-//! attention, MLP, norms, and head with loss. One JSON line per measurement on stdout, and a
+//! attention, MLP, residual norms, and head with loss. One JSON line per measurement on stdout, and a
 //! table on stderr.
 
 use std::any::Any;
@@ -336,16 +336,16 @@ where
     let directions = if args.bidirectional { 2 } else { 1 };
     let (x_d, x_e) = (input([scanned, len, d]), input([scanned, len, e]));
     let dt = input([scanned, len, ssm.dt_rank]);
-    // Channels-last views, as the model hands them to the scan.
-    let sequence = |rows: usize| input([scanned, len, rows]).swap_dims(1, 2);
+    // Channels-last, as the model hands them to the scan (as views, made anew for every step:
+    // a view is a graph node, used up by each backward).
     let scan_inputs = SelectiveScanInput {
-        u: sequence(e),
-        delta: sequence(e),
+        u: input([scanned, len, e]),
+        delta: input([scanned, len, e]),
         a: Tensor::random([e, args.d_state], Distribution::Uniform(-8.0, -0.5), device).require_grad(),
-        b: sequence(args.d_state),
-        c: sequence(args.d_state),
+        b: input([scanned, len, args.d_state]),
+        c: input([scanned, len, args.d_state]),
         d: Tensor::random([e], normal, device).require_grad(),
-        z: Some(sequence(e)),
+        z: Some(input([scanned, len, e])),
         delta_bias: Tensor::random([e], normal, device).require_grad(),
         delta_softplus: true,
     };
@@ -357,7 +357,11 @@ where
             1,
             Box::new(|| model.embedding.forward(data.tokens.clone().reshape([b, m * len])).sum()),
         ),
-        ("conv", directions, Box::new(|| ssm.conv.forward(x_e.clone()).sum())),
+        (
+            "conv",
+            directions,
+            Box::new(|| ssm.conv.forward_silu(x_e.clone()).sum()),
+        ),
         (
             "projections",
             1,
@@ -371,7 +375,18 @@ where
         (
             "scan",
             directions,
-            Box::new(|| selective_scan(scan_inputs.clone()).sum()),
+            Box::new(|| {
+                let view = |t: &Tensor<B, 3>| t.clone().swap_dims(1, 2);
+                selective_scan(SelectiveScanInput {
+                    u: view(&scan_inputs.u),
+                    delta: view(&scan_inputs.delta),
+                    b: view(&scan_inputs.b),
+                    c: view(&scan_inputs.c),
+                    z: scan_inputs.z.as_ref().map(view),
+                    ..scan_inputs.clone()
+                })
+                .sum()
+            }),
         ),
         (
             "row_attention",
