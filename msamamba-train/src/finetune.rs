@@ -22,8 +22,9 @@ use crate::classifier_batch::LabelledWindows;
 use crate::labelled_regions::LabelledRegion;
 use crate::mlm_model::MlmModel;
 use crate::pretrain::{PretrainConfig, RunDir};
-use crate::schedule::{WarmupCosineConfig, adamw};
+use crate::schedule::WarmupCosineConfig;
 use crate::source::SourceConfig;
+use crate::weight_decay::SelectiveAdamW;
 use crate::windows::mix;
 
 /// Everything a fine-tuning run depends on; saved as `config.json` next to `classifier.mpk`.
@@ -52,6 +53,9 @@ pub struct FinetuneConfig {
     /// AdamW weight decay (the paper's fine-tuning value).
     #[config(default = 1e-3)]
     pub weight_decay: f64,
+    /// Decay every parameter, also A_log, D, dt_bias, norms and embeddings (mamba_ssm does not).
+    #[config(default = false)]
+    pub decay_all: bool,
     /// Fraction of the optimizer steps spent warming the learning rate up from 0.
     #[config(default = 0.1)]
     pub warmup_fraction: f64,
@@ -274,7 +278,7 @@ where
     }
     B::seed(device, config.seed);
     let mut model = config.classifier.with_backbone(backbone, device);
-    let mut optim = adamw(config.weight_decay).init::<B, MsaMambaClassifier<B>>();
+    let mut optim = SelectiveAdamW::<MsaMambaClassifier<B>, B>::new(config.weight_decay, config.decay_all);
     let steps = config.epochs * train.len().div_ceil(config.batch_size);
     let schedule = WarmupCosineConfig::new(config.lr, steps).with_warmup_fraction(config.warmup_fraction);
     let mut step = 0;

@@ -20,4 +20,5 @@ pub mod roc_plot;
 pub mod schedule;
 pub mod source;
 pub mod vcf;
+pub mod weight_decay;
 pub mod windows;

@@ -23,8 +23,9 @@ use crate::data::bed::read_bed;
 use crate::loader::EpochLoader;
 use crate::metrics_log::MetricsLog;
 use crate::mlm_model::MlmModel;
-use crate::schedule::{WarmupCosineConfig, adamw};
+use crate::schedule::WarmupCosineConfig;
 use crate::source::{AlignmentSource, SourceConfig};
+use crate::weight_decay::SelectiveAdamW;
 use crate::windows::{MsaItem, WindowDataset, WindowSet, hold_out, tile_alignment, tile_extents, windows_in_regions};
 
 /// Everything a pre-training run depends on; saved as `config.json` next to the checkpoints.
@@ -45,6 +46,9 @@ pub struct PretrainConfig {
     /// AdamW weight decay.
     #[config(default = 1e-3)]
     pub weight_decay: f64,
+    /// Decay every parameter, also A_log, D, dt_bias, norms and embeddings (mamba_ssm does not).
+    #[config(default = false)]
+    pub decay_all: bool,
     /// Fraction of the optimizer steps spent on linear warmup (cosine decay after).
     #[config(default = 0.1)]
     pub warmup_fraction: f64,
@@ -317,7 +321,7 @@ where
         model: config.model.init::<B>(&device),
         accumulate: config.accumulate,
     };
-    let optim = adamw(config.weight_decay).init();
+    let optim = SelectiveAdamW::new(config.weight_decay, config.decay_all);
     let scheduler = WarmupCosineConfig::new(config.lr, config.steps)
         .with_warmup_fraction(config.warmup_fraction)
         .with_accumulate(config.accumulate)

@@ -47,6 +47,9 @@ pub struct FinetuneArgs {
     /// AdamW weight decay.
     #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
     weight_decay: f64,
+    /// Decay every parameter, also A_log, D, dt_bias, norms and embeddings (not decayed by default).
+    #[arg(long)]
+    decay_all: bool,
     /// Fraction of the optimizer steps spent warming the learning rate up.
     #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
     warmup_fraction: f64,
@@ -116,6 +119,7 @@ impl OnBackend for Job {
         .with_epochs(args.epochs)
         .with_lr(args.lr)
         .with_weight_decay(args.weight_decay)
+        .with_decay_all(args.decay_all)
         .with_warmup_fraction(args.warmup_fraction)
         .with_batch_size(args.batch_size)
         .with_test_fraction(args.test_fraction)

@@ -48,6 +48,9 @@ pub struct PretrainArgs {
     /// AdamW weight decay.
     #[arg(long, allow_negative_numbers = true)]
     weight_decay: Option<f64>,
+    /// Decay every parameter, also A_log, D, dt_bias, norms and embeddings (not decayed by default).
+    #[arg(long)]
+    decay_all: bool,
     /// Fraction of the steps spent warming up.
     #[arg(long, allow_negative_numbers = true)]
     warmup_fraction: Option<f64>,
@@ -171,6 +174,9 @@ impl PretrainArgs {
         set_model!(d_model, n_layers, d_state, n_heads);
         if self.bidirectional {
             config.model.bidirectional = true;
+        }
+        if self.decay_all {
+            config.decay_all = true;
         }
         Ok(config)
     }
