@@ -266,9 +266,9 @@ where
                 stride as usize,
                 config.window / 2,
             )),
-            // Reading a whole store to drop gap windows would cost a pass over the genome;
-            // --regions chooses windows there.
-            (None, AlignmentSource::Store { .. }) => Ok(tile_extents(&extents, len, stride)),
+            // Reading a whole store to drop gap windows would cost a pass over the genome: the
+            // chunks never written are dropped here, the remaining gap windows as they are read.
+            (None, AlignmentSource::Store { store, .. }) => Ok(tile_extents(&store.stored_stretches()?, len, stride)),
         }
     };
     let tiled = windows(stride)?;
@@ -295,9 +295,17 @@ where
                 .with_mlm(MlmMaskConfig::new()),
         )
     };
+    let valid_windows = valid.count();
     let train_set = WindowDataset::new(source.clone(), train, config.seed);
     // Validation windows are few: read them now, so a source that cannot supply them fails here.
     let valid_set = WindowDataset::new(source.clone(), valid, config.seed ^ 0x5eed).load()?;
+    if valid_set.is_empty() {
+        bail!(
+            "{}: none of the {} validation windows has a target base (the target is not aligned there); choose windows with --regions",
+            source.describe(),
+            valid_windows
+        );
+    }
     let interrupter = Interrupter::new();
     let batches_per_epoch = config.checkpoint_every * config.accumulate;
     // Each device takes its share of an epoch: batches_per_epoch batches per device.

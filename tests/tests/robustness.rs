@@ -211,3 +211,85 @@ fn an_out_holding_another_kind_of_run_is_refused_and_kept() {
     let kept = std::fs::read_to_string(finetune_dir.join("config.json")).unwrap();
     assert_eq!(kept, finetune_config, "the fine-tuning config is untouched");
 }
+
+/// Flags of a tiny, fast pre-training run of `steps` steps, a checkpoint every `every`.
+fn tiny<'a>(steps: &'a str, every: &'a str) -> Vec<&'a str> {
+    vec![
+        "--steps",
+        steps,
+        "--checkpoint-every",
+        every,
+        "--batch-size",
+        "4",
+        "--window",
+        "32",
+        "--stride",
+        "16",
+        "--d-model",
+        "16",
+        "--n-layers",
+        "1",
+        "--n-heads",
+        "2",
+        "--lr",
+        "3e-3",
+        "--backend",
+        "cpu",
+    ]
+}
+
+/// Imports the bundled mm9 alignment into a store in `dir`.
+fn import_mm9(dir: &std::path::Path) -> std::path::PathBuf {
+    let store = dir.join("mm9.zarr");
+    let out = run(&[
+        "import-maf",
+        "--maf",
+        &data(MM9),
+        "--target",
+        "mm9",
+        "--out",
+        store.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    store
+}
+
+#[test]
+fn windows_without_target_bases_are_never_trained_on() {
+    // The store covers all of chr10 (130 Mb), the alignment about 1 Mb of it.
+    let dir = scratch("store-gaps");
+    let store = import_mm9(&dir);
+    let run_dir = dir.join("run");
+    let base = [
+        "pretrain",
+        "--store",
+        store.to_str().unwrap(),
+        "--out",
+        run_dir.to_str().unwrap(),
+    ];
+    let out = run(&[&base[..], &tiny("4", "4")].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    for file in ["train.tsv", "valid.tsv"] {
+        for column in ["loss", "accuracy"] {
+            for (step, value) in tsv_column(&run_dir.join(file), column) {
+                assert!(value.is_finite() && value > 0.0, "{file} step {step}: {column} {value}");
+            }
+        }
+    }
+
+    // Regions where the target is not aligned at all: an error, not a run that learns nothing.
+    let bed = dir.join("unaligned.bed");
+    std::fs::write(&bed, "chr10\t1000\t20000\n").unwrap();
+    let run_dir = dir.join("unaligned");
+    let base = [
+        "pretrain",
+        "--store",
+        store.to_str().unwrap(),
+        "--regions",
+        bed.to_str().unwrap(),
+        "--out",
+        run_dir.to_str().unwrap(),
+    ];
+    let out = run(&[&base[..], &tiny("4", "4")].concat());
+    assert_refused(&out, "validation windows has a target base");
+}
