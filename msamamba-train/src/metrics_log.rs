@@ -43,6 +43,8 @@ pub struct MetricsLog {
     health: RunHealth,
     every: usize,
     batches_per_epoch: usize,
+    /// The run's last step, where its shorter last epoch ends.
+    last_step: usize,
     /// Devices training data-parallel: each logs its own batches.
     devices: usize,
     /// Sums of the validation metrics over the batches of the current validation pass.
@@ -54,12 +56,14 @@ pub struct MetricsLog {
 impl MetricsLog {
     /// Logs into `dir` (appending, so a resumed run continues the files); prints a line every
     /// `every` steps when stdout is not a terminal. burn-train counts iterations per epoch, one
-    /// per batch of each of `devices`: `batches_per_epoch` turns them into global steps.
+    /// per batch of each of `devices`: `batches_per_epoch` turns them into global steps, up to
+    /// `last_step`.
     pub fn new(
         dir: &Path,
         interrupter: Interrupter,
         every: usize,
         batches_per_epoch: usize,
+        last_step: usize,
         devices: usize,
         checkpoint: Option<usize>,
     ) -> std::io::Result<(Self, RunHealth)> {
@@ -86,6 +90,7 @@ impl MetricsLog {
             health: health.clone(),
             every: every.max(1),
             batches_per_epoch,
+            last_step,
             devices: devices.max(1),
             valid_sums: [0.0; 4],
             valid_batches: 0,
@@ -173,7 +178,7 @@ impl MetricsRendererTraining for MetricsLog {
             .as_ref()
             .is_some_and(|p| p.items_processed >= p.items_total);
         if done {
-            let step = item.global_progress.items_processed * self.batches_per_epoch;
+            let step = (item.global_progress.items_processed * self.batches_per_epoch).min(self.last_step);
             let batches = self.valid_batches as f64;
             self.current = self.valid_sums.map(|sum| Some(sum / batches));
             let line = self

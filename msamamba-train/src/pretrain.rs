@@ -115,7 +115,8 @@ impl PretrainConfig {
         check_model(&self.model)
     }
 
-    /// Learner epochs: one per checkpoint interval.
+    /// Learner epochs: one per checkpoint interval, the last one shorter when `steps` is not a
+    /// multiple of `checkpoint_every`.
     pub fn epochs(&self) -> usize {
         self.steps.div_ceil(self.checkpoint_every)
     }
@@ -314,6 +315,7 @@ where
         batcher(config.row_keep),
         config.batch_size,
         batches_per_epoch * devices.len(),
+        config.steps * config.accumulate * devices.len(),
         config.seed,
         start_epoch.unwrap_or(0),
         device.clone(),
@@ -339,6 +341,7 @@ where
         interrupter.clone(),
         10,
         batches_per_epoch,
+        config.steps * config.accumulate,
         devices.len(),
         start_epoch,
     )?;

@@ -293,3 +293,43 @@ fn windows_without_target_bases_are_never_trained_on() {
     let out = run(&[&base[..], &tiny("4", "4")].concat());
     assert_refused(&out, "validation windows has a target base");
 }
+
+#[test]
+fn steps_not_a_multiple_of_the_checkpoint_interval_are_trained_exactly() {
+    let run_dir = scratch("steps-exact");
+    let maf = data(MM9);
+    let base = [
+        "pretrain",
+        "--maf",
+        &maf,
+        "--target",
+        "mm9",
+        "--out",
+        run_dir.to_str().unwrap(),
+    ];
+    let out = run(&[&base[..], &tiny("5", "2")].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let steps: Vec<usize> = tsv_column(&run_dir.join("train.tsv"), "loss")
+        .iter()
+        .map(|p| p.0)
+        .collect();
+    assert_eq!(steps, [1, 2, 3, 4, 5]);
+    let valid: Vec<usize> = tsv_column(&run_dir.join("valid.tsv"), "loss")
+        .iter()
+        .map(|p| p.0)
+        .collect();
+    assert_eq!(valid, [2, 4, 5]);
+
+    // A changed flag on --resume is named, not ignored.
+    let out = run(&[
+        "pretrain",
+        "--resume",
+        "--out",
+        run_dir.to_str().unwrap(),
+        "--steps",
+        "8",
+        "--backend",
+        "cpu",
+    ]);
+    assert_refused(&out, "--steps 8 (the run has 5)");
+}

@@ -9,6 +9,7 @@ use msamamba_train::baseline::compare_with_baseline;
 use msamamba_train::loss_curve::{read_losses, write_png};
 use msamamba_train::pretrain::{PretrainConfig, RunDir, pretrain};
 use msamamba_train::source::SourceConfig;
+use serde_json::Value;
 
 use super::backend::{BackendChoice, OnBackend, dispatch_on};
 use super::source_args::SourceArgs;
@@ -133,12 +134,14 @@ fn demo(maf: PathBuf) -> PretrainConfig {
 }
 
 impl PretrainArgs {
-    /// The config: --config or the demo or the defaults, then every flag given.
-    fn config(&self) -> Result<PretrainConfig> {
-        let mut config = match &self.config {
-            Some(path) => PretrainConfig::load(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
-            None if !self.source.given() => demo(bundled_maf()?),
-            None => PretrainConfig::new(),
+    /// The config: --config or `base` (the demo or the defaults when `None`), then every flag
+    /// given.
+    fn config(&self, base: Option<PretrainConfig>) -> Result<PretrainConfig> {
+        let mut config = match (&self.config, base) {
+            (Some(path), _) => PretrainConfig::load(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+            (None, Some(base)) => base,
+            (None, None) if !self.source.given() => demo(bundled_maf()?),
+            (None, None) => PretrainConfig::new(),
         };
         // A source given as a flag replaces the config's, whichever kind it was.
         if self.source.given() {
@@ -184,11 +187,13 @@ impl PretrainArgs {
 
 pub fn run(args: PretrainArgs) -> Result<()> {
     let run = RunDir { dir: args.out.clone() };
-    let config = if args.resume && args.config.is_none() {
-        let saved = run.dir.join("config.json");
-        PretrainConfig::load(&saved).map_err(|e| anyhow::anyhow!("--resume: {}: {e}", saved.display()))?
+    let config = if args.resume {
+        let path = run.dir.join("config.json");
+        let saved = PretrainConfig::load(&path).map_err(|e| anyhow::anyhow!("--resume: {}: {e}", path.display()))?;
+        refuse_changes(&saved, &args.config(Some(saved.clone()))?, &path)?;
+        saved
     } else {
-        args.config()?
+        args.config(None)?
     };
     dispatch_on(
         args.backend,
@@ -199,6 +204,37 @@ pub fn run(args: PretrainArgs) -> Result<()> {
             resume: args.resume,
         },
     )
+}
+
+/// A resumed run continues the schedule and data order it started with: refuses flags (or a
+/// --config) that change its saved config, naming them.
+fn refuse_changes(saved: &PretrainConfig, asked: &PretrainConfig, path: &std::path::Path) -> Result<()> {
+    fn differences(saved: &Value, asked: &Value, key: &str, out: &mut Vec<String>) {
+        match (saved, asked) {
+            (Value::Object(saved), Value::Object(asked)) => {
+                for (key, value) in asked {
+                    differences(saved.get(key).unwrap_or(&Value::Null), value, key, out);
+                }
+            }
+            _ if saved != asked => out.push(format!("--{} {asked} (the run has {saved})", key.replace('_', "-"))),
+            _ => {}
+        }
+    }
+    let mut changed = Vec::new();
+    differences(
+        &serde_json::to_value(saved)?,
+        &serde_json::to_value(asked)?,
+        "",
+        &mut changed,
+    );
+    if !changed.is_empty() {
+        bail!(
+            "--resume continues the run as {} has it; these flags change it: {}; start a new --out to train otherwise",
+            path.display(),
+            changed.join(", ")
+        );
+    }
+    Ok(())
 }
 
 struct Job {
