@@ -9,6 +9,8 @@ use burn::config::Config;
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::InMemDataset;
 use burn::module::Module;
+use burn::optim::Optimizer;
+use burn::record::Recorder;
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, PerplexityMetric};
@@ -20,6 +22,7 @@ use msamamba_model::tokens::MASK;
 
 use crate::batcher::{MsaBatcher, MsaBatcherConfig};
 use crate::data::bed::read_bed;
+use crate::finetune::load_mlm;
 use crate::loader::EpochLoader;
 use crate::metrics_log::MetricsLog;
 use crate::mlm_model::MlmModel;
@@ -145,6 +148,9 @@ pub fn check_weight_decay(weight_decay: f64) -> Result<()> {
     Ok(())
 }
 
+/// The files of one checkpoint, as burn-train names them.
+const CHECKPOINT_KINDS: [&str; 3] = ["model", "optim", "scheduler"];
+
 /// Where a run's files go.
 pub struct RunDir {
     /// The output directory.
@@ -159,13 +165,16 @@ impl RunDir {
 
     /// The last epoch with a complete checkpoint (model, optimizer and scheduler).
     pub fn last_checkpoint(&self) -> Option<usize> {
-        let entries = std::fs::read_dir(self.checkpoints()).ok()?;
-        let complete = |e: usize| {
-            ["model", "optim", "scheduler"]
-                .iter()
-                .all(|k| self.checkpoints().join(format!("{k}-{e}.mpk")).exists())
+        self.complete_checkpoints().last().copied()
+    }
+
+    /// Epochs with a complete checkpoint, in order.
+    fn complete_checkpoints(&self) -> Vec<usize> {
+        let Ok(entries) = std::fs::read_dir(self.checkpoints()) else {
+            return Vec::new();
         };
-        entries
+        let complete = |&e: &usize| CHECKPOINT_KINDS.iter().all(|k| self.checkpoint(k, e).exists());
+        let mut epochs: Vec<usize> = entries
             .filter_map(|e| {
                 e.ok()?
                     .file_name()
@@ -175,8 +184,77 @@ impl RunDir {
                     .parse()
                     .ok()
             })
-            .filter(|&e| complete(e))
-            .max()
+            .filter(complete)
+            .collect();
+        epochs.sort_unstable();
+        epochs
+    }
+
+    /// The `kind` file of checkpoint `epoch`.
+    fn checkpoint(&self, kind: &str, epoch: usize) -> PathBuf {
+        self.checkpoints().join(format!("{kind}-{epoch}.mpk"))
+    }
+
+    /// Removes checkpoint `epoch`, whichever of its files exist.
+    fn remove_checkpoint(&self, epoch: usize) -> Result<()> {
+        for kind in CHECKPOINT_KINDS {
+            let path = self.checkpoint(kind, epoch);
+            if path.exists() {
+                std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Fails unless checkpoint `epoch` reads back whole and its weights fit `config` and are
+    /// finite (burn-train panics on a checkpoint it cannot read).
+    fn check_checkpoint<B: AutodiffBackend>(
+        &self,
+        epoch: usize,
+        config: &PretrainConfig,
+        device: &B::Device,
+    ) -> Result<()> {
+        load_mlm::<B>(
+            config,
+            &self.checkpoint("model", epoch),
+            &self.dir.join("config.json"),
+            device,
+        )?;
+        let recorder = CheckpointRecorder::default();
+        let unreadable = |kind: &str| format!("{}: unreadable", self.checkpoint(kind, epoch).display());
+        Recorder::<B>::load::<<SelectiveAdamW<MlmModel<B>, B> as Optimizer<MlmModel<B>, B>>::Record>(
+            &recorder,
+            self.checkpoint("optim", epoch),
+            device,
+        )
+        .with_context(|| unreadable("optim"))?;
+        Recorder::<B>::load::<usize>(&recorder, self.checkpoint("scheduler", epoch), device)
+            .with_context(|| unreadable("scheduler"))?;
+        Ok(())
+    }
+
+    /// The newest checkpoint that reads back with finite weights. Newer ones that do not (a
+    /// file damaged on disk, weights a diverging step left NaN) are passed over with a warning,
+    /// and with `remove`, removed, so that nothing takes them for the last good one.
+    pub fn newest_usable_checkpoint<B: AutodiffBackend>(
+        &self,
+        config: &PretrainConfig,
+        device: &B::Device,
+        remove: bool,
+    ) -> Result<Option<usize>> {
+        for epoch in self.complete_checkpoints().into_iter().rev() {
+            // burn's record errors span lines; a warning is one.
+            let why = |err: anyhow::Error| format!("{err:#}").replace('\n', " ");
+            match self.check_checkpoint::<B>(epoch, config, device) {
+                Ok(()) => return Ok(Some(epoch)),
+                Err(err) if remove => {
+                    eprintln!("msamamba: warning: checkpoint {epoch} removed: {}", why(err));
+                    self.remove_checkpoint(epoch)?;
+                }
+                Err(err) => eprintln!("msamamba: warning: checkpoint {epoch} passed over: {}", why(err)),
+            }
+        }
+        Ok(None)
     }
 
     /// The final model weights.
@@ -233,8 +311,8 @@ where
     std::fs::create_dir_all(&run.dir).with_context(|| format!("creating {}", run.dir.display()))?;
     let start_epoch = match resume {
         true => Some(
-            run.last_checkpoint()
-                .with_context(|| format!("--resume: no complete checkpoint in {}", run.checkpoints().display()))?,
+            run.newest_usable_checkpoint::<B>(config, &device, false)?
+                .with_context(|| format!("--resume: no usable checkpoint in {}", run.checkpoints().display()))?,
         ),
         false => None,
     };
@@ -386,20 +464,18 @@ where
     .min();
     if let Some(last_good) = last_good {
         for epoch in last_good + 1..=config.epochs() {
-            for kind in ["model", "optim", "scheduler"] {
-                let path = run.checkpoints().join(format!("{kind}-{epoch}.mpk"));
-                if path.exists() {
-                    std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
-                }
-            }
+            run.remove_checkpoint(epoch)?;
         }
     }
+    // A step can leave non-finite weights before any loss shows it.
+    run.newest_usable_checkpoint::<B>(config, &device, true)?;
     if let Some(failure) = load_failure {
         return Err(failure
             .error
             .context("training stopped: a window could not be read; checkpoints before it are kept"));
     }
     if non_finite_at.is_none() {
+        crate::finetune::check_finite(&result.model, &run.final_model())?;
         result
             .model
             .clone()

@@ -333,3 +333,89 @@ fn steps_not_a_multiple_of_the_checkpoint_interval_are_trained_exactly() {
     ]);
     assert_refused(&out, "--steps 8 (the run has 5)");
 }
+
+/// Makes every weight of checkpoint `epoch` of `run_dir` NaN, as a diverging step leaves them.
+fn poison_checkpoint(run_dir: &std::path::Path, epoch: usize) {
+    use burn::config::Config;
+    use burn::module::Module;
+    use msamamba_train::atomic_recorder::CheckpointRecorder;
+    use msamamba_train::pretrain::PretrainConfig;
+    type Cpu = burn::backend::NdArray;
+
+    let config_path = run_dir.join("config.json");
+    let config = PretrainConfig::load(&config_path).unwrap();
+    let weights = run_dir.join(format!("checkpoint/model-{epoch}.mpk"));
+    let mut model =
+        msamamba_train::finetune::load_mlm::<Cpu>(&config, &weights, &config_path, &Default::default()).unwrap();
+    model.model.lm_head.weight = model.model.lm_head.weight.map(|w| w.mul_scalar(f32::NAN));
+    model.save_file(weights, &CheckpointRecorder::default()).unwrap();
+}
+
+#[test]
+fn resume_passes_over_damaged_and_non_finite_checkpoints_with_a_warning() {
+    let run_dir = scratch("resume-damaged");
+    let maf = data(MM9);
+    let base = [
+        "pretrain",
+        "--maf",
+        &maf,
+        "--target",
+        "mm9",
+        "--out",
+        run_dir.to_str().unwrap(),
+    ];
+    let out = run(&[&base[..], &tiny("6", "2")].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The newest checkpoint holds NaN weights, the one before it was cut short on disk.
+    poison_checkpoint(&run_dir, 3);
+    let damaged = run_dir.join("checkpoint/model-2.mpk");
+    let bytes = std::fs::read(&damaged).unwrap();
+    std::fs::write(&damaged, &bytes[..bytes.len() / 2]).unwrap();
+
+    let out = run(&[
+        "pretrain",
+        "--resume",
+        "--out",
+        run_dir.to_str().unwrap(),
+        "--backend",
+        "cpu",
+    ]);
+    let err = stderr(&out);
+    assert!(out.status.success() && !err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("checkpoint 3 passed over") && err.contains("NaN or infinite"),
+        "{err}"
+    );
+    assert!(
+        err.contains("checkpoint 2 passed over") && err.contains("model-2.mpk"),
+        "{err}"
+    );
+    let steps = tsv_column(&run_dir.join("train.tsv"), "loss");
+    assert_eq!(
+        steps.last().map(|p| p.0),
+        Some(6),
+        "trained from checkpoint 1 to the end"
+    );
+
+    // No usable checkpoint at all: a clear error.
+    for epoch in 1..=3 {
+        let model = run_dir.join(format!("checkpoint/model-{epoch}.mpk"));
+        std::fs::write(&model, b"not a checkpoint").unwrap();
+    }
+    let out = run(&[
+        "pretrain",
+        "--resume",
+        "--out",
+        run_dir.to_str().unwrap(),
+        "--backend",
+        "cpu",
+    ]);
+    let err = stderr(&out);
+    assert!(!out.status.success() && !err.contains("panicked"), "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(last.contains("--resume: no usable checkpoint"), "{err}");
+    assert!(
+        run_dir.join("checkpoint/model-1.mpk").exists(),
+        "damaged checkpoints are kept"
+    );
+}
