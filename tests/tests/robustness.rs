@@ -419,3 +419,37 @@ fn resume_passes_over_damaged_and_non_finite_checkpoints_with_a_warning() {
         "damaged checkpoints are kept"
     );
 }
+
+#[test]
+fn a_resumed_run_logs_each_step_once() {
+    // A run killed after logging steps 5 and 6 but before checkpointing them: its last
+    // checkpoint is 2 (step 4).
+    let run_dir = scratch("resume-log");
+    let maf = data(MM9);
+    let base = [
+        "pretrain",
+        "--maf",
+        &maf,
+        "--target",
+        "mm9",
+        "--out",
+        run_dir.to_str().unwrap(),
+    ];
+    let out = run(&[&base[..], &tiny("6", "2")].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    for kind in ["model", "optim", "scheduler"] {
+        std::fs::remove_file(run_dir.join(format!("checkpoint/{kind}-3.mpk"))).unwrap();
+    }
+    let out = run(&[
+        "pretrain",
+        "--resume",
+        "--out",
+        run_dir.to_str().unwrap(),
+        "--backend",
+        "cpu",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let steps = |file: &str| -> Vec<usize> { tsv_column(&run_dir.join(file), "loss").iter().map(|p| p.0).collect() };
+    assert_eq!(steps("train.tsv"), [1, 2, 3, 4, 5, 6]);
+    assert_eq!(steps("valid.tsv"), [2, 4, 6]);
+}
