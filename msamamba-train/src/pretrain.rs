@@ -262,6 +262,22 @@ impl RunDir {
         self.dir.join("model.mpk")
     }
 
+    /// Locks the directory for this run (until the returned file is dropped or the process
+    /// ends, however it ends): two runs writing one directory would interleave their files.
+    pub fn lock(&self) -> Result<std::fs::File> {
+        let path = self.dir.join(".lock");
+        let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => bail!(
+                "{} is in use by another run ({} is locked): wait for it to end, or choose another --out",
+                self.dir.display(),
+                path.display()
+            ),
+            Err(std::fs::TryLockError::Error(err)) => Err(err).with_context(|| format!("locking {}", path.display())),
+        }
+    }
+
     /// Refuses a directory whose `config.json` belongs to another kind of run than `kind` (a
     /// run's config has `key`: `model` for pre-training, `classifier` for fine-tuning), so that
     /// writing this run's config never overwrites it.
@@ -309,6 +325,7 @@ where
     let device = devices.first().context("no device to train on")?.clone();
     run.refuse_other_run("pre-training", "model")?;
     std::fs::create_dir_all(&run.dir).with_context(|| format!("creating {}", run.dir.display()))?;
+    let _lock = run.lock()?;
     let start_epoch = match resume {
         true => Some(
             run.newest_usable_checkpoint::<B>(config, &device, false)?

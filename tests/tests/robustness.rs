@@ -453,3 +453,32 @@ fn a_resumed_run_logs_each_step_once() {
     assert_eq!(steps("train.tsv"), [1, 2, 3, 4, 5, 6]);
     assert_eq!(steps("valid.tsv"), [2, 4, 6]);
 }
+
+#[test]
+fn a_second_run_on_the_same_out_is_refused_while_the_first_runs() {
+    let run_dir = scratch("locked");
+    let maf = data(MM9);
+    let base = [
+        "pretrain",
+        "--maf",
+        &maf,
+        "--target",
+        "mm9",
+        "--out",
+        run_dir.to_str().unwrap(),
+    ];
+    let mut first = std::process::Command::new(msamamba())
+        .args([&base[..], &tiny("100000", "100000")].concat())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !run_dir.join("train.tsv").exists() {
+        assert!(started.elapsed().as_secs() < 120, "the first run never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let second = run(&[&base[..], &tiny("4", "2")].concat());
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_refused(&second, "is in use by another run");
+}
