@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::atomic_recorder::CheckpointRecorder;
 use anyhow::{Context, Result, bail};
-use burn::config::Config;
+use burn::config::{Config, config_to_json};
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::InMemDataset;
 use burn::module::Module;
@@ -20,6 +20,7 @@ use msamamba_model::MsaMambaConfig;
 use msamamba_model::mlm_mask::MlmMaskConfig;
 use msamamba_model::tokens::MASK;
 
+use crate::atomic_output::AtomicOutput;
 use crate::batcher::{MsaBatcher, MsaBatcherConfig};
 use crate::data::bed::read_bed;
 use crate::finetune::load_mlm;
@@ -339,9 +340,7 @@ where
             run.dir.display()
         );
     }
-    config
-        .save(run.dir.join("config.json"))
-        .with_context(|| format!("writing {}", run.dir.join("config.json").display()))?;
+    AtomicOutput::write(&run.dir.join("config.json"), config_to_json(config))?;
     B::seed(&device, config.seed);
 
     let source = Arc::new(config.source.open()?);

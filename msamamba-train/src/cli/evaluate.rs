@@ -4,6 +4,7 @@ use anyhow::{Context, Result};
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use msamamba_kernels::KernelBackend;
+use msamamba_train::atomic_output::AtomicOutput;
 use msamamba_train::classification_metrics::{ClassificationReport, check_both_classes, roc_curve};
 use msamamba_train::classifier_batch::LabelledWindows;
 use msamamba_train::finetune::{load_classifier, predict};
@@ -106,7 +107,7 @@ pub(super) fn report(split: &str, probabilities: &[f64], labels: &[bool], out: O
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let json = dir.join("metrics.json");
     let text = serde_json::to_string_pretty(&metrics).context("encoding metrics")?;
-    std::fs::write(&json, text + "\n").with_context(|| format!("writing {}", json.display()))?;
+    AtomicOutput::write(&json, text + "\n")?;
     let png = dir.join("roc.png");
     if let Some(points) = roc_curve(probabilities, labels) {
         write_roc_png(&points, &png)?;

@@ -1,12 +1,13 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use burn::config::Config;
+use burn::config::config_to_json;
 use burn::module::{AutodiffModule, Module};
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use msamamba_kernels::KernelBackend;
 use msamamba_model::pooler::MsaMambaClassifierConfig;
+use msamamba_train::atomic_output::AtomicOutput;
 use msamamba_train::atomic_recorder::CheckpointRecorder;
 use msamamba_train::classification_metrics::{ReportError, check_both_classes};
 use msamamba_train::classifier_batch::LabelledWindows;
@@ -163,9 +164,7 @@ impl OnBackend for Job {
         );
         std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
         let config_path = args.out.join("config.json");
-        config
-            .save(&config_path)
-            .with_context(|| format!("writing {}", config_path.display()))?;
+        AtomicOutput::write(&config_path, config_to_json(&config))?;
 
         let train_rows: Vec<&LabelledRegion> = train.iter().map(|&i| &table[i]).collect();
         let started = std::time::Instant::now();

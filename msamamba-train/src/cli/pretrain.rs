@@ -1,10 +1,11 @@
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use burn::config::Config;
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use msamamba_kernels::KernelBackend;
+use msamamba_train::atomic_output::AtomicOutput;
 use msamamba_train::baseline::compare_with_baseline;
 use msamamba_train::loss_curve::{read_losses, write_png};
 use msamamba_train::pretrain::{PretrainConfig, RunDir, pretrain};
@@ -106,9 +107,7 @@ pub struct PretrainArgs {
 fn bundled_maf() -> Result<PathBuf> {
     let path = std::env::temp_dir().join(format!("msamamba-bundled-mm9-{}.maf", BUNDLED_MAF.len()));
     if std::fs::metadata(&path).map(|m| m.len() as usize).ok() != Some(BUNDLED_MAF.len()) {
-        let partial = path.with_extension("partial");
-        std::fs::write(&partial, BUNDLED_MAF).with_context(|| format!("writing {}", partial.display()))?;
-        std::fs::rename(&partial, &path).with_context(|| format!("writing {}", path.display()))?;
+        AtomicOutput::write(&path, BUNDLED_MAF)?;
     }
     Ok(path)
 }
@@ -309,8 +308,7 @@ impl OnBackend for Job {
             "{{\"steps\": {}, \"seconds\": {seconds:.1}, \"backend\": \"{name}\", \"model_accuracy\": {:.6}, \"baseline_accuracy\": {:.6}, \"positions\": {}}}\n",
             config.steps, comparison.model, comparison.baseline, comparison.positions
         );
-        std::fs::write(run.dir.join("summary.json"), summary)
-            .with_context(|| format!("writing {}", run.dir.join("summary.json").display()))?;
+        AtomicOutput::write(&run.dir.join("summary.json"), summary)?;
         Ok(())
     }
 }
