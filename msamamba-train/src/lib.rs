@@ -17,6 +17,7 @@ pub mod metrics_log;
 pub mod mlm_model;
 pub mod pretrain;
 pub mod roc_plot;
+pub mod row_order;
 pub mod schedule;
 pub mod source;
 pub mod vcf;

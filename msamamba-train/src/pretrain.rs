@@ -44,6 +44,11 @@ pub struct PretrainConfig {
     /// BED file of regions to cut windows from (default: tile every chromosome).
     #[config(default = "None")]
     pub regions: Option<PathBuf>,
+    /// Species of the model's rows, target first, as the run resolved them from the source (the
+    /// first `max_rows` of its species): written by `pretrain`, so that every later use of the
+    /// model finds its rows by these names. Empty in runs made before they were recorded.
+    #[config(default = "Vec::new()")]
+    pub rows: Vec<String>,
     /// Peak learning rate.
     #[config(default = 3e-5)]
     pub lr: f64,
@@ -340,11 +345,23 @@ where
             run.dir.display()
         );
     }
+    let source = Arc::new(config.source.open()?);
+    let species = source.species();
+    if config.source.species.is_some() && species.len() > config.model.max_rows {
+        bail!(
+            "--species: {} rows with the target, but the model takes at most max_rows {}",
+            species.len(),
+            config.model.max_rows
+        );
+    }
+    let rows = species.len().min(config.model.max_rows);
+    // The model's species, saved with the run: every later use finds its rows by these names.
+    let config = &PretrainConfig {
+        rows: species[..rows].to_vec(),
+        ..config.clone()
+    };
     AtomicOutput::write(&run.dir.join("config.json"), config_to_json(config))?;
     B::seed(&device, config.seed);
-
-    let source = Arc::new(config.source.open()?);
-    let rows = source.species().len().min(config.model.max_rows);
     let extents = source.extents();
     let regions = match &config.regions {
         Some(path) => Some((path, read_bed(path)?)),

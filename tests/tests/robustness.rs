@@ -482,3 +482,67 @@ fn a_second_run_on_the_same_out_is_refused_while_the_first_runs() {
     first.wait().unwrap();
     assert_refused(&second, "is in use by another run");
 }
+
+#[test]
+fn a_model_finds_its_rows_by_species_name_in_any_source() {
+    let dir = scratch("row-names");
+    let maf = data(MM9);
+    let run_dir = dir.join("run");
+    let base = [
+        "pretrain",
+        "--maf",
+        &maf,
+        "--target",
+        "mm9",
+        "--species",
+        "rn4,hg18",
+        "--out",
+        run_dir.to_str().unwrap(),
+    ];
+    let out = run(&[&base[..], &tiny("2", "2")].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["rows"], serde_json::json!(["mm9", "rn4", "hg18"]));
+
+    let embed = |source: &[&str], name: &str| {
+        let out_file = dir.join(format!("{name}.safetensors"));
+        let base = [
+            "embed",
+            "--checkpoint",
+            run_dir.to_str().unwrap(),
+            "--region",
+            "chr10:3134200-3134231",
+        ];
+        let out = run(&[
+            &base[..],
+            source,
+            &["--backend", "cpu", "--out", out_file.to_str().unwrap()],
+        ]
+        .concat());
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        (std::fs::read(out_file).unwrap(), stderr(&out))
+    };
+    // A store holds every species, in its own order: the model takes its three by name.
+    let store = import_mm9(&dir);
+    let (from_maf, _) = embed(&["--maf", &maf], "maf");
+    let (from_store, _) = embed(&["--store", store.to_str().unwrap()], "store");
+    assert!(from_maf == from_store, "the store's rows differ from the MAF's");
+    assert!(String::from_utf8_lossy(&from_maf).contains("mm9,rn4,hg18"));
+
+    // A MAF without hg18: its row is gaps, with a warning.
+    let text = std::fs::read_to_string(&maf).unwrap();
+    let without: String = text
+        .lines()
+        .filter(|line| {
+            line.split_whitespace()
+                .nth(1)
+                .is_none_or(|src| !src.starts_with("hg18."))
+        })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let no_human = dir.join("no-hg18.maf");
+    std::fs::write(&no_human, without).unwrap();
+    let (_, err) = embed(&["--maf", no_human.to_str().unwrap(), "--target", "mm9"], "no-hg18");
+    assert!(err.contains("warning") && err.contains("hg18"), "{err}");
+}

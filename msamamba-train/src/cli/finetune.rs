@@ -99,16 +99,27 @@ impl OnBackend for Job {
         let device = devices[0].clone();
         let Job { args, table } = self;
         let (pretrained, backbone) = load_backbone::<B>(&args.checkpoint, &device)?;
-        // With a MAF, the target and rows default to the pre-training run's.
-        let pretrained_source = &pretrained.source;
-        let mut source_config = args.source.config(pretrained_source)?;
-        if args.species.is_some() {
-            source_config.species = args.species.clone();
+        // With a MAF, the target defaults to the pre-training run's; the rows are its species
+        // (by name, from any source), unless --species chooses others.
+        let mut source_config = args.source.config(&pretrained.source)?;
+        match (&args.species, pretrained.rows.split_first()) {
+            (Some(species), _) => source_config.species = Some(species.clone()),
+            (None, Some((_, species))) => source_config.species = Some(species.to_vec()),
+            (None, None) => {}
         }
         let source = source_config.open()?;
         // The rows the classifier sees, recorded so that `evaluate` reads the same ones.
         let mut rows = source.species();
-        rows.truncate(pretrained.model.max_rows);
+        let max_rows = pretrained.model.max_rows;
+        match (&args.species, rows.len() > max_rows) {
+            (Some(_), true) => bail!(
+                "--species: {} rows with the target, but the pre-trained model takes at most {max_rows}",
+                rows.len()
+            ),
+            // A run made before its species were recorded: its first rows, as it trained.
+            (None, true) => rows.truncate(max_rows),
+            (_, false) => {}
+        }
         source_config.species = Some(rows[1..].to_vec());
         let config = FinetuneConfig::new(
             MsaMambaClassifierConfig::new(pretrained.model.clone()).with_dropout(args.dropout),
