@@ -546,3 +546,67 @@ fn a_model_finds_its_rows_by_species_name_in_any_source() {
     let (_, err) = embed(&["--maf", no_human.to_str().unwrap(), "--target", "mm9"], "no-hg18");
     assert!(err.contains("warning") && err.contains("hg18"), "{err}");
 }
+
+/// Rows dropped as a species' second row in a block, as `import-maf` warns (0 without warning).
+fn duplicate_rows(out: &std::process::Output) -> usize {
+    stderr(out)
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("msamamba: warning: ")?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn import_maf_names_a_species_it_lacks_and_counts_duplicate_rows() {
+    let dir = scratch("import-species");
+    let maf = data(MM9);
+    let import = |maf: &str, name: &str, extra: &[&str]| {
+        let out_dir = dir.join(name);
+        let base = [
+            "import-maf",
+            "--maf",
+            maf,
+            "--target",
+            "mm9",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ];
+        run(&[&base[..], extra].concat())
+    };
+    let out = import(&maf, "typo", &["--species", "rn4,hg81"]);
+    assert_refused(&out, "--species `hg81` is in no block; the alignment has");
+    let first = stderr(&out).lines().next().unwrap_or_default().to_string();
+    assert!(
+        first.contains(MM9) && first.contains("hg18") && first.contains("rn4"),
+        "{first}"
+    );
+
+    // A second rn4 row in the first block: the first row wins, and the drop is counted.
+    let text = std::fs::read_to_string(&maf).unwrap();
+    let rn4 = text.lines().find(|line| line.starts_with("s rn4.")).unwrap();
+    let doubled = text.replacen(&format!("{rn4}\n"), &format!("{rn4}\n{rn4}\n"), 1);
+    let doubled_maf = dir.join("doubled.maf");
+    std::fs::write(&doubled_maf, doubled).unwrap();
+    let once = import(&maf, "once", &[]);
+    let twice = import(doubled_maf.to_str().unwrap(), "twice", &[]);
+    assert!(once.status.success() && twice.status.success(), "{}", stderr(&twice));
+    assert_eq!(duplicate_rows(&twice), duplicate_rows(&once) + 1, "{}", stderr(&twice));
+}
+
+#[test]
+fn a_bed_strand_other_than_plus_minus_or_dot_is_an_error_naming_the_line() {
+    let dir = scratch("bed-strand");
+    let bed = dir.join("regions.bed");
+    std::fs::write(
+        &bed,
+        "chr10\t3134100\t3140100\tr1\t0\t+\nchr10\t3141000\t3143000\tr2\t0\tx\n",
+    )
+    .unwrap();
+    let out = pretrain_with("bed-strand-run", &["--regions", bed.to_str().unwrap()]);
+    assert_refused(&out, &format!("{}:2: strand `x` is not +, - or .", bed.display()));
+}
