@@ -545,6 +545,37 @@ fn a_model_finds_its_rows_by_species_name_in_any_source() {
     std::fs::write(&no_human, without).unwrap();
     let (_, err) = embed(&["--maf", no_human.to_str().unwrap(), "--target", "mm9"], "no-hg18");
     assert!(err.contains("warning") && err.contains("hg18"), "{err}");
+
+    // Fine-tuning on it keeps the model's rows, hg18's as gaps.
+    let labels = dir.join("labels.csv");
+    let table: String = (0..10)
+        .map(|k| format!("chr10,{},{},+,{}\n", 3134100 + 200 * k, 3134132 + 200 * k, k % 2))
+        .collect();
+    std::fs::write(&labels, table).unwrap();
+    let ft = dir.join("ft");
+    let out = run(&[
+        "finetune",
+        "--checkpoint",
+        run_dir.to_str().unwrap(),
+        "--labels",
+        labels.to_str().unwrap(),
+        "--maf",
+        no_human.to_str().unwrap(),
+        "--window",
+        "32",
+        "--epochs",
+        "1",
+        "--backend",
+        "cpu",
+        "--out",
+        ft.to_str().unwrap(),
+    ]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("warning") && err.contains("hg18"), "{err}");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ft.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["source"]["species"], serde_json::json!(["rn4", "hg18"]));
 }
 
 /// Rows dropped as a species' second row in a block, as `import-maf` warns (0 without warning).

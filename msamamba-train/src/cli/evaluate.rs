@@ -10,6 +10,7 @@ use msamamba_train::classifier_batch::LabelledWindows;
 use msamamba_train::finetune::{load_classifier, predict};
 use msamamba_train::labelled_regions::{LabelledRegion, read_labels};
 use msamamba_train::roc_plot::write_roc_png;
+use msamamba_train::row_order::RowOrder;
 
 use super::backend::{BackendChoice, OnBackend, dispatch};
 use super::source_args::SourceArgs;
@@ -58,17 +59,22 @@ impl OnBackend for Job {
         let device = devices[0].clone();
         let Job { args, table } = self;
         let (config, model) = load_classifier::<B::InnerBackend>(&args.checkpoint, &device)?;
-        // The alignment may move or be imported to a store; the rows stay the trained ones.
-        let source = args
-            .source
-            .config(&config.source)?
-            .with_species(config.source.species.clone())
-            .open()?;
+        // The alignment may move or be imported to a store; the rows stay the trained ones,
+        // found by name among every species of the source.
+        let source = args.source.config(&config.source)?.with_species(None).open()?;
+        let present = source.species();
+        let trained: Vec<String> = present
+            .iter()
+            .take(1)
+            .chain(config.source.species.iter().flatten())
+            .cloned()
+            .collect();
+        let order = RowOrder::new(&trained, &present, config.classifier.model.max_rows)?;
         let windows = LabelledWindows {
             source,
             table: args.labels.clone(),
             len: config.window,
-            rows: config.rows(),
+            order,
         };
         windows.check(&table)?;
         println!(

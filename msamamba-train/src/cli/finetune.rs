@@ -14,6 +14,7 @@ use msamamba_train::classifier_batch::LabelledWindows;
 use msamamba_train::finetune::{FinetuneConfig, classifier_path, finetune, load_backbone, predict, split};
 use msamamba_train::labelled_regions::{LabelledRegion, read_labels};
 use msamamba_train::pretrain::RunDir;
+use msamamba_train::row_order::RowOrder;
 
 use super::backend::{BackendChoice, OnBackend, dispatch};
 use super::evaluate::report;
@@ -99,28 +100,23 @@ impl OnBackend for Job {
         let device = devices[0].clone();
         let Job { args, table } = self;
         let (pretrained, backbone) = load_backbone::<B>(&args.checkpoint, &device)?;
-        // With a MAF, the target defaults to the pre-training run's; the rows are its species
-        // (by name, from any source), unless --species chooses others.
+        // With a MAF, the target defaults to the pre-training run's. The rows are --species (a
+        // name the source lacks is an error), or else the pre-trained model's, found by name
+        // among every species of the source.
         let mut source_config = args.source.config(&pretrained.source)?;
-        match (&args.species, pretrained.rows.split_first()) {
-            (Some(species), _) => source_config.species = Some(species.clone()),
-            (None, Some((_, species))) => source_config.species = Some(species.to_vec()),
-            (None, None) => {}
+        if args.species.is_some() || !pretrained.rows.is_empty() {
+            source_config.species = args.species.clone();
         }
         let source = source_config.open()?;
-        // The rows the classifier sees, recorded so that `evaluate` reads the same ones.
-        let mut rows = source.species();
-        let max_rows = pretrained.model.max_rows;
-        match (&args.species, rows.len() > max_rows) {
-            (Some(_), true) => bail!(
-                "--species: {} rows with the target, but the pre-trained model takes at most {max_rows}",
-                rows.len()
-            ),
-            // A run made before its species were recorded: its first rows, as it trained.
-            (None, true) => rows.truncate(max_rows),
-            (_, false) => {}
-        }
-        source_config.species = Some(rows[1..].to_vec());
+        let present = source.species();
+        let trained = if args.species.is_some() {
+            &present
+        } else {
+            &pretrained.rows
+        };
+        let order = RowOrder::new(trained, &present, pretrained.model.max_rows)?;
+        // The rows the classifier sees, recorded so that `evaluate` finds the same ones.
+        source_config.species = Some(order.species()[1..].to_vec());
         let config = FinetuneConfig::new(
             MsaMambaClassifierConfig::new(pretrained.model.clone()).with_dropout(args.dropout),
             args.checkpoint.clone(),
@@ -141,7 +137,7 @@ impl OnBackend for Job {
             source,
             table: args.labels.clone(),
             len: config.window,
-            rows: config.rows(),
+            order,
         };
         windows.check(&table)?;
 
