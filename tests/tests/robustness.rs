@@ -1,8 +1,9 @@
 //! Bad values on the command line: a non-zero exit, an error naming the flag, and no panic.
 
-use msamamba_tests::*;
+use std::path::Path;
+use std::process::Output;
 
-const MM9: &str = "maf/ucsc_mm9_chr10_big.maf";
+use msamamba_tests::*;
 
 /// Runs `pretrain` on the bundled alignment with `extra` flags, into a fresh directory.
 fn pretrain_with(name: &str, extra: &[&str]) -> std::process::Output {
@@ -212,62 +213,31 @@ fn an_out_holding_another_kind_of_run_is_refused_and_kept() {
     assert_eq!(kept, finetune_config, "the fine-tuning config is untouched");
 }
 
-/// Flags of a tiny, fast pre-training run of `steps` steps, a checkpoint every `every`.
-fn tiny<'a>(steps: &'a str, every: &'a str) -> Vec<&'a str> {
-    vec![
-        "--steps",
-        steps,
-        "--checkpoint-every",
-        every,
-        "--batch-size",
-        "4",
-        "--window",
-        "32",
-        "--stride",
-        "16",
-        "--d-model",
-        "16",
-        "--n-layers",
-        "1",
-        "--n-heads",
-        "2",
-        "--lr",
-        "3e-3",
-        "--backend",
-        "cpu",
-    ]
+/// A tiny pre-training run into `out` of `steps` steps, a checkpoint every `every`, on the bundled
+/// MAF or on `source` (`--store S`, or `--maf M --target T`), with `extra` flags.
+fn tiny_run(out: &Path, steps: &str, every: &str, source: Option<&[&str]>, extra: &[&str]) -> Output {
+    let maf = data(MM9);
+    let mut args = tiny_pretrain(&maf, out.to_str().unwrap(), steps, every);
+    if let Some(source) = source {
+        args.splice(1..5, source.iter().copied());
+    }
+    args.extend(extra);
+    run(&args)
 }
 
-/// Imports the bundled mm9 alignment into a store in `dir`.
-fn import_mm9(dir: &std::path::Path) -> std::path::PathBuf {
-    let store = dir.join("mm9.zarr");
-    let out = run(&[
-        "import-maf",
-        "--maf",
-        &data(MM9),
-        "--target",
-        "mm9",
-        "--out",
-        store.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    store
+/// The steps of the rows of a metrics file.
+fn steps_in(path: &Path) -> Vec<usize> {
+    tsv_column(path, "loss").iter().map(|p| p.0).collect()
 }
 
 #[test]
 fn windows_without_target_bases_are_never_trained_on() {
     // The store covers all of chr10 (130 Mb), the alignment about 1 Mb of it.
     let dir = scratch("store-gaps");
-    let store = import_mm9(&dir);
+    let store = dir.join("mm9.zarr");
+    import_mm9(&store);
     let run_dir = dir.join("run");
-    let base = [
-        "pretrain",
-        "--store",
-        store.to_str().unwrap(),
-        "--out",
-        run_dir.to_str().unwrap(),
-    ];
-    let out = run(&[&base[..], &tiny("4", "4")].concat());
+    let out = tiny_run(&run_dir, "4", "4", Some(&["--store", store.to_str().unwrap()]), &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     for file in ["train.tsv", "valid.tsv"] {
         for column in ["loss", "accuracy"] {
@@ -281,44 +251,23 @@ fn windows_without_target_bases_are_never_trained_on() {
     let bed = dir.join("unaligned.bed");
     std::fs::write(&bed, "chr10\t1000\t20000\n").unwrap();
     let run_dir = dir.join("unaligned");
-    let base = [
-        "pretrain",
-        "--store",
-        store.to_str().unwrap(),
-        "--regions",
-        bed.to_str().unwrap(),
-        "--out",
-        run_dir.to_str().unwrap(),
-    ];
-    let out = run(&[&base[..], &tiny("4", "4")].concat());
+    let out = tiny_run(
+        &run_dir,
+        "4",
+        "4",
+        Some(&["--store", store.to_str().unwrap()]),
+        &["--regions", bed.to_str().unwrap()],
+    );
     assert_refused(&out, "validation windows has a target base");
 }
 
 #[test]
 fn steps_not_a_multiple_of_the_checkpoint_interval_are_trained_exactly() {
     let run_dir = scratch("steps-exact");
-    let maf = data(MM9);
-    let base = [
-        "pretrain",
-        "--maf",
-        &maf,
-        "--target",
-        "mm9",
-        "--out",
-        run_dir.to_str().unwrap(),
-    ];
-    let out = run(&[&base[..], &tiny("5", "2")].concat());
+    let out = tiny_run(&run_dir, "5", "2", None, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let steps: Vec<usize> = tsv_column(&run_dir.join("train.tsv"), "loss")
-        .iter()
-        .map(|p| p.0)
-        .collect();
-    assert_eq!(steps, [1, 2, 3, 4, 5]);
-    let valid: Vec<usize> = tsv_column(&run_dir.join("valid.tsv"), "loss")
-        .iter()
-        .map(|p| p.0)
-        .collect();
-    assert_eq!(valid, [2, 4, 5]);
+    assert_eq!(steps_in(&run_dir.join("train.tsv")), [1, 2, 3, 4, 5]);
+    assert_eq!(steps_in(&run_dir.join("valid.tsv")), [2, 4, 5]);
 
     // A changed flag on --resume is named, not ignored.
     let out = run(&[
@@ -354,17 +303,7 @@ fn poison_checkpoint(run_dir: &std::path::Path, epoch: usize) {
 #[test]
 fn resume_passes_over_damaged_and_non_finite_checkpoints_with_a_warning() {
     let run_dir = scratch("resume-damaged");
-    let maf = data(MM9);
-    let base = [
-        "pretrain",
-        "--maf",
-        &maf,
-        "--target",
-        "mm9",
-        "--out",
-        run_dir.to_str().unwrap(),
-    ];
-    let out = run(&[&base[..], &tiny("6", "2")].concat());
+    let out = tiny_run(&run_dir, "6", "2", None, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     // The newest checkpoint holds NaN weights, the one before it was cut short on disk.
     poison_checkpoint(&run_dir, 3);
@@ -372,14 +311,7 @@ fn resume_passes_over_damaged_and_non_finite_checkpoints_with_a_warning() {
     let bytes = std::fs::read(&damaged).unwrap();
     std::fs::write(&damaged, &bytes[..bytes.len() / 2]).unwrap();
 
-    let out = run(&[
-        "pretrain",
-        "--resume",
-        "--out",
-        run_dir.to_str().unwrap(),
-        "--backend",
-        "cpu",
-    ]);
+    let out = resume(&run_dir);
     let err = stderr(&out);
     assert!(out.status.success() && !err.contains("panicked"), "{err}");
     assert!(
@@ -390,10 +322,9 @@ fn resume_passes_over_damaged_and_non_finite_checkpoints_with_a_warning() {
         err.contains("checkpoint 2 passed over") && err.contains("model-2.mpk"),
         "{err}"
     );
-    let steps = tsv_column(&run_dir.join("train.tsv"), "loss");
     assert_eq!(
-        steps.last().map(|p| p.0),
-        Some(6),
+        steps_in(&run_dir.join("train.tsv")).last(),
+        Some(&6),
         "trained from checkpoint 1 to the end"
     );
 
@@ -402,14 +333,7 @@ fn resume_passes_over_damaged_and_non_finite_checkpoints_with_a_warning() {
         let model = run_dir.join(format!("checkpoint/model-{epoch}.mpk"));
         std::fs::write(&model, b"not a checkpoint").unwrap();
     }
-    let out = run(&[
-        "pretrain",
-        "--resume",
-        "--out",
-        run_dir.to_str().unwrap(),
-        "--backend",
-        "cpu",
-    ]);
+    let out = resume(&run_dir);
     let err = stderr(&out);
     assert!(!out.status.success() && !err.contains("panicked"), "{err}");
     let last = err.lines().last().unwrap_or_default();
@@ -425,50 +349,23 @@ fn a_resumed_run_logs_each_step_once() {
     // A run killed after logging steps 5 and 6 but before checkpointing them: its last
     // checkpoint is 2 (step 4).
     let run_dir = scratch("resume-log");
-    let maf = data(MM9);
-    let base = [
-        "pretrain",
-        "--maf",
-        &maf,
-        "--target",
-        "mm9",
-        "--out",
-        run_dir.to_str().unwrap(),
-    ];
-    let out = run(&[&base[..], &tiny("6", "2")].concat());
+    let out = tiny_run(&run_dir, "6", "2", None, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     for kind in ["model", "optim", "scheduler"] {
         std::fs::remove_file(run_dir.join(format!("checkpoint/{kind}-3.mpk"))).unwrap();
     }
-    let out = run(&[
-        "pretrain",
-        "--resume",
-        "--out",
-        run_dir.to_str().unwrap(),
-        "--backend",
-        "cpu",
-    ]);
+    let out = resume(&run_dir);
     assert!(out.status.success(), "{}", stderr(&out));
-    let steps = |file: &str| -> Vec<usize> { tsv_column(&run_dir.join(file), "loss").iter().map(|p| p.0).collect() };
-    assert_eq!(steps("train.tsv"), [1, 2, 3, 4, 5, 6]);
-    assert_eq!(steps("valid.tsv"), [2, 4, 6]);
+    assert_eq!(steps_in(&run_dir.join("train.tsv")), [1, 2, 3, 4, 5, 6]);
+    assert_eq!(steps_in(&run_dir.join("valid.tsv")), [2, 4, 6]);
 }
 
 #[test]
 fn a_second_run_on_the_same_out_is_refused_while_the_first_runs() {
     let run_dir = scratch("locked");
-    let maf = data(MM9);
-    let base = [
-        "pretrain",
-        "--maf",
-        &maf,
-        "--target",
-        "mm9",
-        "--out",
-        run_dir.to_str().unwrap(),
-    ];
+    let (maf, out) = (data(MM9), run_dir.to_str().unwrap());
     let mut first = std::process::Command::new(msamamba())
-        .args([&base[..], &tiny("100000", "100000")].concat())
+        .args(tiny_pretrain(&maf, out, "100000", "100000"))
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
@@ -477,7 +374,7 @@ fn a_second_run_on_the_same_out_is_refused_while_the_first_runs() {
         assert!(started.elapsed().as_secs() < 120, "the first run never started");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let second = run(&[&base[..], &tiny("4", "2")].concat());
+    let second = run(&tiny_pretrain(&maf, out, "4", "2"));
     first.kill().unwrap();
     first.wait().unwrap();
     assert_refused(&second, "is in use by another run");
@@ -488,18 +385,7 @@ fn a_model_finds_its_rows_by_species_name_in_any_source() {
     let dir = scratch("row-names");
     let maf = data(MM9);
     let run_dir = dir.join("run");
-    let base = [
-        "pretrain",
-        "--maf",
-        &maf,
-        "--target",
-        "mm9",
-        "--species",
-        "rn4,hg18",
-        "--out",
-        run_dir.to_str().unwrap(),
-    ];
-    let out = run(&[&base[..], &tiny("2", "2")].concat());
+    let out = tiny_run(&run_dir, "2", "2", None, &["--species", "rn4,hg18"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("config.json")).unwrap()).unwrap();
@@ -524,7 +410,8 @@ fn a_model_finds_its_rows_by_species_name_in_any_source() {
         (std::fs::read(out_file).unwrap(), stderr(&out))
     };
     // A store holds every species, in its own order: the model takes its three by name.
-    let store = import_mm9(&dir);
+    let store = dir.join("mm9.zarr");
+    import_mm9(&store);
     let (from_maf, _) = embed(&["--maf", &maf], "maf");
     let (from_store, _) = embed(&["--store", store.to_str().unwrap()], "store");
     assert!(from_maf == from_store, "the store's rows differ from the MAF's");
