@@ -281,6 +281,20 @@ fn steps_not_a_multiple_of_the_checkpoint_interval_are_trained_exactly() {
         "cpu",
     ]);
     assert_refused(&out, "--steps 8 (the run has 5)");
+
+    // The run's own config, given again, changes nothing: the finished run resumes as it was.
+    let config = run_dir.join("config.json");
+    let args = [
+        "pretrain",
+        "--resume",
+        "--config",
+        config.to_str().unwrap(),
+        "--steps",
+        "5",
+    ];
+    let out = run(&[&args[..], &["--out", run_dir.to_str().unwrap(), "--backend", "cpu"]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(steps_in(&run_dir.join("train.tsv")), [1, 2, 3, 4, 5]);
 }
 
 /// Makes every weight of checkpoint `epoch` of `run_dir` NaN, as a diverging step leaves them.

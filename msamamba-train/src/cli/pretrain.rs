@@ -189,7 +189,12 @@ pub fn run(args: PretrainArgs) -> Result<()> {
     let config = if args.resume {
         let path = run.dir.join("config.json");
         let saved = PretrainConfig::load(&path).map_err(|e| anyhow::anyhow!("--resume: {}: {e}", path.display()))?;
-        refuse_changes(&saved, &args.config(Some(saved.clone()))?, &path)?;
+        // The rows are the run's own record of its source, not a setting (a --config lacks them).
+        let asked = PretrainConfig {
+            rows: saved.rows.clone(),
+            ..args.config(Some(saved.clone()))?
+        };
+        refuse_changes(&saved, &asked, &path)?;
         saved
     } else {
         args.config(None)?
