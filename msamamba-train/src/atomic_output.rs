@@ -39,6 +39,15 @@ impl AtomicOutput {
         })
     }
 
+    /// Writes `bytes` to `path`, whole or not at all.
+    pub fn write(path: &Path, bytes: impl AsRef<[u8]>) -> Result<()> {
+        let mut out = Self::create(path, &[])?;
+        out.writer()
+            .write_all(bytes.as_ref())
+            .with_context(|| format!("writing {}", path.display()))?;
+        out.commit()
+    }
+
     /// Where the bytes go until [`AtomicOutput::commit`].
     pub fn writer(&mut self) -> &mut impl Write {
         &mut self.file
@@ -60,5 +69,26 @@ impl AtomicOutput {
         file.as_file().sync_all().with_context(context)?;
         file.persist(&self.path).map_err(|e| e.error).with_context(context)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_output_not_committed_leaves_the_previous_file_and_no_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("summary.json");
+        AtomicOutput::write(&path, "{\"good\": true}\n").unwrap();
+        let mut failed = AtomicOutput::create(&path, &[]).unwrap();
+        write!(failed.writer(), "{{\"partial").unwrap();
+        drop(failed); // a failure before commit
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"good\": true}\n");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["summary.json"]);
     }
 }

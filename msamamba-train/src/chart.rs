@@ -2,10 +2,11 @@
 //! black, lines between points given in [0, 1] x [0, 1] (y up). Enough for loss and ROC curves
 //! without a plotting library or fonts.
 
-use std::io::BufWriter;
 use std::path::Path;
 
 use anyhow::{Context, Result};
+
+use crate::atomic_output::AtomicOutput;
 
 /// An RGB canvas with a plotting area inset by a margin.
 pub struct Chart {
@@ -73,13 +74,15 @@ impl Chart {
 
     /// Writes the chart as an 8-bit RGB PNG.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let file = std::fs::File::create(path).with_context(|| format!("writing {}", path.display()))?;
-        let mut encoder = png::Encoder::new(BufWriter::new(file), self.width as u32, self.height as u32);
+        let mut out = AtomicOutput::create(path, &[])?;
+        let mut encoder = png::Encoder::new(out.writer(), self.width as u32, self.height as u32);
         encoder.set_color(png::ColorType::Rgb);
         encoder.set_depth(png::BitDepth::Eight);
-        encoder
-            .write_header()?
+        let mut writer = encoder.write_header()?;
+        writer
             .write_image_data(&self.pixels)
-            .with_context(|| format!("writing {}", path.display()))
+            .and_then(|()| writer.finish())
+            .with_context(|| format!("writing {}", path.display()))?;
+        out.commit()
     }
 }

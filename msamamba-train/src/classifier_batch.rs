@@ -1,14 +1,14 @@
 //! Labelled regions -> classifier batches: the window centred on each region, cut from a MAF
-//! or an alignment store, read on the region's strand, rows padded or cut to M.
+//! or an alignment store, read on the region's strand, its rows in the classifier's order.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
-use msamamba_model::tokens::GAP;
 
 use crate::data::region::Region;
 use crate::labelled_regions::{LabelledRegion, centred_window};
+use crate::row_order::RowOrder;
 use crate::source::AlignmentSource;
 
 /// A batch for the classifier.
@@ -30,8 +30,8 @@ pub struct LabelledWindows {
     pub table: PathBuf,
     /// Window length L.
     pub len: usize,
-    /// Rows M: extra rows are cut, missing rows are padding.
-    pub rows: usize,
+    /// The classifier's M rows in the source's windows.
+    pub order: RowOrder,
 }
 
 impl LabelledWindows {
@@ -66,7 +66,7 @@ impl LabelledWindows {
     /// # Shapes
     /// -> tokens [B, M, L] Int, row_keep [B, M] Bool, labels [B] Int
     pub fn batch<B: Backend>(&self, table: &[&LabelledRegion], device: &B::Device) -> Result<ClassifierBatch<B>> {
-        let (batch, m, len) = (table.len(), self.rows, self.len);
+        let (batch, m, len) = (table.len(), self.order.len(), self.len);
         let mut tokens = Vec::with_capacity(batch * m * len);
         let mut keep = Vec::with_capacity(batch * m);
         for row in table {
@@ -76,13 +76,11 @@ impl LabelledWindows {
                 .window(&window, row.strand)
                 .with_context(|| format!("{}:{}", self.table.display(), row.line))?
                 .rows;
-            for i in 0..m {
-                match rows.get(i) {
-                    Some(tokens_of_row) => tokens.extend(tokens_of_row.iter().map(|&t| i64::from(t))),
-                    None => tokens.extend(std::iter::repeat_n(i64::from(GAP), len)),
-                }
-                keep.push(i < rows.len());
+            for tokens_of_row in self.order.arrange(&rows) {
+                tokens.extend(tokens_of_row.iter().map(|&t| i64::from(t)));
             }
+            // A species the source lacks is a row of gaps, as one missing from a block is.
+            keep.extend(std::iter::repeat_n(true, m));
         }
         let labels: Vec<i64> = table.iter().map(|row| i64::from(row.label)).collect();
         Ok(ClassifierBatch {

@@ -22,8 +22,9 @@ use crate::classifier_batch::LabelledWindows;
 use crate::labelled_regions::LabelledRegion;
 use crate::mlm_model::MlmModel;
 use crate::pretrain::{PretrainConfig, RunDir};
-use crate::schedule::{WarmupCosineConfig, adamw};
+use crate::schedule::WarmupCosineConfig;
 use crate::source::SourceConfig;
+use crate::weight_decay::SelectiveAdamW;
 use crate::windows::mix;
 
 /// Everything a fine-tuning run depends on; saved as `config.json` next to `classifier.mpk`.
@@ -52,6 +53,9 @@ pub struct FinetuneConfig {
     /// AdamW weight decay (the paper's fine-tuning value).
     #[config(default = 1e-3)]
     pub weight_decay: f64,
+    /// Decay every parameter, also A_log, D, dt_bias, norms and embeddings (mamba_ssm does not).
+    #[config(default = false)]
+    pub decay_all: bool,
     /// Fraction of the optimizer steps spent warming the learning rate up from 0.
     #[config(default = 0.1)]
     pub warmup_fraction: f64,
@@ -131,7 +135,7 @@ fn check_shapes(fresh: &[Vec<usize>], loaded: &[Vec<usize>], weights: &Path, con
 
 /// Fails when a parameter of `module` holds a NaN or an infinity: such weights score and embed
 /// as NaN, silently.
-fn check_finite<B: Backend, M: Module<B>>(module: &M, weights: &Path) -> Result<()> {
+pub(crate) fn check_finite<B: Backend, M: Module<B>>(module: &M, weights: &Path) -> Result<()> {
     struct Finite(usize);
     impl<B: Backend> ModuleVisitor<B> for Finite {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
@@ -172,13 +176,31 @@ pub fn load_backbone<B: Backend>(dir: &Path, device: &B::Device) -> Result<(Pret
     if !weights.exists() {
         bail!("{}: no model.mpk (has the pre-training run finished?)", dir.display());
     }
+    let model = load_mlm(&config, &weights, &config_path, device)?;
+    Ok((config, model.model))
+}
+
+/// The language model of `config` (read from `config_path`) with the weights in `weights`, a
+/// final model or a checkpoint; refused when they do not fit the config or are not finite.
+pub fn load_mlm<B: Backend>(
+    config: &PretrainConfig,
+    weights: &Path,
+    config_path: &Path,
+    device: &B::Device,
+) -> Result<MlmModel<B>> {
     let fresh = MlmModel {
         model: config.model.init::<B>(device),
         accumulate: config.accumulate,
     };
     let record: <MlmModel<B> as Module<B>>::Record = CheckpointRecorder::default()
-        .load(weights.clone(), device)
-        .with_context(|| format!("{}: does not match {}", weights.display(), config_path.display()))?;
+        .load(weights.to_path_buf(), device)
+        .with_context(|| {
+            format!(
+                "{}: damaged, or not weights of the model in {}",
+                weights.display(),
+                config_path.display()
+            )
+        })?;
     if record.model.blocks.len() != config.model.n_layers {
         bail!(
             "{}: does not match {}: {} blocks, the config says n_layers {}",
@@ -190,9 +212,9 @@ pub fn load_backbone<B: Backend>(dir: &Path, device: &B::Device) -> Result<(Pret
     }
     let shapes = param_shapes::<B, _>(&fresh);
     let model = fresh.load_record(record);
-    check_shapes(&shapes, &param_shapes::<B, _>(&model), &weights, &config_path)?;
-    check_finite(&model, &weights)?;
-    Ok((config, model.model))
+    check_shapes(&shapes, &param_shapes::<B, _>(&model), weights, config_path)?;
+    check_finite(&model, weights)?;
+    Ok(model)
 }
 
 /// The config and classifier of a fine-tuning run (`msamamba finetune --out`).
@@ -274,7 +296,7 @@ where
     }
     B::seed(device, config.seed);
     let mut model = config.classifier.with_backbone(backbone, device);
-    let mut optim = adamw(config.weight_decay).init::<B, MsaMambaClassifier<B>>();
+    let mut optim = SelectiveAdamW::<MsaMambaClassifier<B>, B>::new(config.weight_decay, config.decay_all);
     let steps = config.epochs * train.len().div_ceil(config.batch_size);
     let schedule = WarmupCosineConfig::new(config.lr, steps).with_warmup_fraction(config.warmup_fraction);
     let mut step = 0;

@@ -23,7 +23,8 @@ pub struct LoadFailure {
     pub error: anyhow::Error,
 }
 
-/// Yields `batches_per_epoch` batches of `batch_size` windows per epoch. A window the source
+/// Yields `batches_per_epoch` batches of `batch_size` windows per epoch, and in the last epoch
+/// only what remains of `total_batches`, so that the run takes exactly the steps asked. A window the source
 /// cannot read (a corrupt store chunk) ends the epoch, stops training through the interrupter and
 /// is kept for the caller: the loader interface has no error path.
 pub struct EpochLoader<B: Backend> {
@@ -32,6 +33,8 @@ pub struct EpochLoader<B: Backend> {
     batch_size: usize,
     /// Items of this loader's share of an epoch: `range` of the epoch's item list.
     range: std::ops::Range<usize>,
+    /// Batches of this loader's share over the whole run.
+    total_batches: usize,
     seed: u64,
     next_epoch: Arc<AtomicUsize>,
     device: B::Device,
@@ -40,13 +43,15 @@ pub struct EpochLoader<B: Backend> {
 }
 
 impl<B: Backend> EpochLoader<B> {
-    /// A loader whose first `iter()` is epoch `first_epoch` (0 for a fresh run).
+    /// A loader whose first `iter()` is epoch `first_epoch` (0 for a fresh run); `total_batches`
+    /// counts, as `batches_per_epoch` does, the batches of every device.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         dataset: WindowDataset,
         batcher: MsaBatcher,
         batch_size: usize,
         batches_per_epoch: usize,
+        total_batches: usize,
         seed: u64,
         first_epoch: usize,
         device: B::Device,
@@ -57,6 +62,7 @@ impl<B: Backend> EpochLoader<B> {
             batcher,
             batch_size,
             range: 0..batch_size * batches_per_epoch,
+            total_batches,
             seed,
             next_epoch: Arc::new(AtomicUsize::new(first_epoch)),
             device,
@@ -92,7 +98,10 @@ impl<B: Backend> EpochLoader<B> {
             pass += 1;
         }
         items.drain(..self.range.start.min(items.len()));
-        items.truncate(self.range.len());
+        // This share's batches still to take in the run: fewer than an epoch's in the last one.
+        let per_epoch = self.range.len() / self.batch_size.max(1);
+        let left = self.total_batches.saturating_sub(epoch * per_epoch);
+        items.truncate(self.range.len().min(left * self.batch_size));
         items
     }
 }
@@ -167,8 +176,11 @@ impl<B: Backend> DataLoader<B, MsaBatch<B>> for EpochLoader<B> {
 
     fn slice(&self, start: usize, end: usize) -> Arc<dyn DataLoader<B, MsaBatch<B>>> {
         let (from, to) = (self.range.start + start, (self.range.start + end).min(self.range.end));
+        // A share of the run's batches in proportion to its share of an epoch.
+        let total_batches = self.total_batches * (to - from) / self.range.len().max(1);
         Arc::new(Self {
             range: from..to,
+            total_batches,
             ..self.share()
         })
     }
@@ -182,6 +194,7 @@ impl<B: Backend> EpochLoader<B> {
             batcher: self.batcher.clone(),
             batch_size: self.batch_size,
             range: self.range.clone(),
+            total_batches: self.total_batches,
             seed: self.seed,
             next_epoch: self.next_epoch.clone(),
             device: self.device.clone(),

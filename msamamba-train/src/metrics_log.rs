@@ -8,6 +8,7 @@ use std::io::{BufWriter, IsTerminal, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use anyhow::{Context, Result};
 use burn::train::Interrupter;
 use burn::train::metric::{MetricDefinition, MetricId, NumericEntry};
 use burn::train::renderer::tui::TuiMetricsRendererWrapper;
@@ -15,6 +16,8 @@ use burn::train::renderer::{
     EvaluationName, EvaluationProgress, MetricState, MetricsRenderer, MetricsRendererEvaluation,
     MetricsRendererTraining, ProgressType, TrainingProgress,
 };
+
+use crate::atomic_output::AtomicOutput;
 
 /// Metrics of one training step, in TSV column order.
 const COLUMNS: [&str; 4] = ["loss", "accuracy", "perplexity", "lr"];
@@ -43,6 +46,8 @@ pub struct MetricsLog {
     health: RunHealth,
     every: usize,
     batches_per_epoch: usize,
+    /// The run's last step, where its shorter last epoch ends.
+    last_step: usize,
     /// Devices training data-parallel: each logs its own batches.
     devices: usize,
     /// Sums of the validation metrics over the batches of the current validation pass.
@@ -52,21 +57,33 @@ pub struct MetricsLog {
 }
 
 impl MetricsLog {
-    /// Logs into `dir` (appending, so a resumed run continues the files); prints a line every
+    /// Logs into `dir` (appending, so a resumed run continues the files from its `checkpoint`
+    /// epoch: rows past it, of a run killed before its next checkpoint, are dropped, as those
+    /// steps are trained again); prints a line every
     /// `every` steps when stdout is not a terminal. burn-train counts iterations per epoch, one
-    /// per batch of each of `devices`: `batches_per_epoch` turns them into global steps.
+    /// per batch of each of `devices`: `batches_per_epoch` turns them into global steps, up to
+    /// `last_step`.
     pub fn new(
         dir: &Path,
         interrupter: Interrupter,
         every: usize,
         batches_per_epoch: usize,
+        last_step: usize,
         devices: usize,
         checkpoint: Option<usize>,
-    ) -> std::io::Result<(Self, RunHealth)> {
-        let open = |name: &str| -> std::io::Result<BufWriter<File>> {
+    ) -> Result<(Self, RunHealth)> {
+        let open = |name: &str| -> Result<BufWriter<File>> {
             let path = dir.join(name);
+            if let Some(epoch) = checkpoint {
+                keep_rows_up_to(&path, epoch * batches_per_epoch)?;
+            }
             let fresh = !path.exists();
-            let mut file = BufWriter::new(File::options().create(true).append(true).open(path)?);
+            let file = File::options()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .with_context(|| format!("writing {}", path.display()))?;
+            let mut file = BufWriter::new(file);
             if fresh {
                 writeln!(file, "step\t{}", COLUMNS.join("\t"))?;
             }
@@ -86,6 +103,7 @@ impl MetricsLog {
             health: health.clone(),
             every: every.max(1),
             batches_per_epoch,
+            last_step,
             devices: devices.max(1),
             valid_sums: [0.0; 4],
             valid_batches: 0,
@@ -126,6 +144,23 @@ impl MetricsLog {
             .join("  ");
         Ok(line)
     }
+}
+
+/// Drops the rows of the metrics file at `path` whose step is past `last`, if it has any.
+fn keep_rows_up_to(path: &Path, last: usize) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(()); // not written yet
+    };
+    // The header's first field is not a number: it stays.
+    let step = |line: &str| line.split('\t').next().and_then(|s| s.parse::<usize>().ok());
+    if text.lines().all(|line| step(line).is_none_or(|s| s <= last)) {
+        return Ok(());
+    }
+    let mut out = AtomicOutput::create(path, &[])?;
+    for line in text.lines().filter(|line| step(line).is_none_or(|s| s <= last)) {
+        writeln!(out.writer(), "{line}").with_context(|| format!("writing {}", path.display()))?;
+    }
+    out.commit()
 }
 
 impl MetricsRendererTraining for MetricsLog {
@@ -173,7 +208,7 @@ impl MetricsRendererTraining for MetricsLog {
             .as_ref()
             .is_some_and(|p| p.items_processed >= p.items_total);
         if done {
-            let step = item.global_progress.items_processed * self.batches_per_epoch;
+            let step = (item.global_progress.items_processed * self.batches_per_epoch).min(self.last_step);
             let batches = self.valid_batches as f64;
             self.current = self.valid_sums.map(|sum| Some(sum / batches));
             let line = self

@@ -5,10 +5,12 @@ use std::sync::Arc;
 
 use crate::atomic_recorder::CheckpointRecorder;
 use anyhow::{Context, Result, bail};
-use burn::config::Config;
+use burn::config::{Config, config_to_json};
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::InMemDataset;
 use burn::module::Module;
+use burn::optim::Optimizer;
+use burn::record::Recorder;
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, PerplexityMetric};
@@ -18,13 +20,16 @@ use msamamba_model::MsaMambaConfig;
 use msamamba_model::mlm_mask::MlmMaskConfig;
 use msamamba_model::tokens::MASK;
 
+use crate::atomic_output::AtomicOutput;
 use crate::batcher::{MsaBatcher, MsaBatcherConfig};
 use crate::data::bed::read_bed;
+use crate::finetune::load_mlm;
 use crate::loader::EpochLoader;
 use crate::metrics_log::MetricsLog;
 use crate::mlm_model::MlmModel;
-use crate::schedule::{WarmupCosineConfig, adamw};
+use crate::schedule::WarmupCosineConfig;
 use crate::source::{AlignmentSource, SourceConfig};
+use crate::weight_decay::SelectiveAdamW;
 use crate::windows::{MsaItem, WindowDataset, WindowSet, hold_out, tile_alignment, tile_extents, windows_in_regions};
 
 /// Everything a pre-training run depends on; saved as `config.json` next to the checkpoints.
@@ -39,12 +44,20 @@ pub struct PretrainConfig {
     /// BED file of regions to cut windows from (default: tile every chromosome).
     #[config(default = "None")]
     pub regions: Option<PathBuf>,
+    /// Species of the model's rows, target first, as the run resolved them from the source (the
+    /// first `max_rows` of its species): written by `pretrain`, so that every later use of the
+    /// model finds its rows by these names. Empty in runs made before they were recorded.
+    #[config(default = "Vec::new()")]
+    pub rows: Vec<String>,
     /// Peak learning rate.
     #[config(default = 3e-5)]
     pub lr: f64,
     /// AdamW weight decay.
     #[config(default = 1e-3)]
     pub weight_decay: f64,
+    /// Decay every parameter, also A_log, D, dt_bias, norms and embeddings (mamba_ssm does not).
+    #[config(default = false)]
+    pub decay_all: bool,
     /// Fraction of the optimizer steps spent on linear warmup (cosine decay after).
     #[config(default = 0.1)]
     pub warmup_fraction: f64,
@@ -111,7 +124,8 @@ impl PretrainConfig {
         check_model(&self.model)
     }
 
-    /// Learner epochs: one per checkpoint interval.
+    /// Learner epochs: one per checkpoint interval, the last one shorter when `steps` is not a
+    /// multiple of `checkpoint_every`.
     pub fn epochs(&self) -> usize {
         self.steps.div_ceil(self.checkpoint_every)
     }
@@ -140,6 +154,9 @@ pub fn check_weight_decay(weight_decay: f64) -> Result<()> {
     Ok(())
 }
 
+/// The files of one checkpoint, as burn-train names them.
+const CHECKPOINT_KINDS: [&str; 3] = ["model", "optim", "scheduler"];
+
 /// Where a run's files go.
 pub struct RunDir {
     /// The output directory.
@@ -154,13 +171,16 @@ impl RunDir {
 
     /// The last epoch with a complete checkpoint (model, optimizer and scheduler).
     pub fn last_checkpoint(&self) -> Option<usize> {
-        let entries = std::fs::read_dir(self.checkpoints()).ok()?;
-        let complete = |e: usize| {
-            ["model", "optim", "scheduler"]
-                .iter()
-                .all(|k| self.checkpoints().join(format!("{k}-{e}.mpk")).exists())
+        self.complete_checkpoints().last().copied()
+    }
+
+    /// Epochs with a complete checkpoint, in order.
+    fn complete_checkpoints(&self) -> Vec<usize> {
+        let Ok(entries) = std::fs::read_dir(self.checkpoints()) else {
+            return Vec::new();
         };
-        entries
+        let complete = |&e: &usize| CHECKPOINT_KINDS.iter().all(|k| self.checkpoint(k, e).exists());
+        let mut epochs: Vec<usize> = entries
             .filter_map(|e| {
                 e.ok()?
                     .file_name()
@@ -170,13 +190,98 @@ impl RunDir {
                     .parse()
                     .ok()
             })
-            .filter(|&e| complete(e))
-            .max()
+            .filter(complete)
+            .collect();
+        epochs.sort_unstable();
+        epochs
+    }
+
+    /// The `kind` file of checkpoint `epoch`.
+    fn checkpoint(&self, kind: &str, epoch: usize) -> PathBuf {
+        self.checkpoints().join(format!("{kind}-{epoch}.mpk"))
+    }
+
+    /// Removes checkpoint `epoch`, whichever of its files exist.
+    fn remove_checkpoint(&self, epoch: usize) -> Result<()> {
+        for kind in CHECKPOINT_KINDS {
+            let path = self.checkpoint(kind, epoch);
+            if path.exists() {
+                std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Fails unless checkpoint `epoch` reads back whole and its weights fit `config` and are
+    /// finite (burn-train panics on a checkpoint it cannot read).
+    fn check_checkpoint<B: AutodiffBackend>(
+        &self,
+        epoch: usize,
+        config: &PretrainConfig,
+        device: &B::Device,
+    ) -> Result<()> {
+        load_mlm::<B>(
+            config,
+            &self.checkpoint("model", epoch),
+            &self.dir.join("config.json"),
+            device,
+        )?;
+        let recorder = CheckpointRecorder::default();
+        let unreadable = |kind: &str| format!("{}: unreadable", self.checkpoint(kind, epoch).display());
+        Recorder::<B>::load::<<SelectiveAdamW<MlmModel<B>, B> as Optimizer<MlmModel<B>, B>>::Record>(
+            &recorder,
+            self.checkpoint("optim", epoch),
+            device,
+        )
+        .with_context(|| unreadable("optim"))?;
+        Recorder::<B>::load::<usize>(&recorder, self.checkpoint("scheduler", epoch), device)
+            .with_context(|| unreadable("scheduler"))?;
+        Ok(())
+    }
+
+    /// The newest checkpoint that reads back with finite weights. Newer ones that do not (a
+    /// file damaged on disk, weights a diverging step left NaN) are passed over with a warning,
+    /// and with `remove`, removed, so that nothing takes them for the last good one.
+    pub fn newest_usable_checkpoint<B: AutodiffBackend>(
+        &self,
+        config: &PretrainConfig,
+        device: &B::Device,
+        remove: bool,
+    ) -> Result<Option<usize>> {
+        for epoch in self.complete_checkpoints().into_iter().rev() {
+            // burn's record errors span lines; a warning is one.
+            let why = |err: anyhow::Error| format!("{err:#}").replace('\n', " ");
+            match self.check_checkpoint::<B>(epoch, config, device) {
+                Ok(()) => return Ok(Some(epoch)),
+                Err(err) if remove => {
+                    eprintln!("msamamba: warning: checkpoint {epoch} removed: {}", why(err));
+                    self.remove_checkpoint(epoch)?;
+                }
+                Err(err) => eprintln!("msamamba: warning: checkpoint {epoch} passed over: {}", why(err)),
+            }
+        }
+        Ok(None)
     }
 
     /// The final model weights.
     pub fn final_model(&self) -> PathBuf {
         self.dir.join("model.mpk")
+    }
+
+    /// Locks the directory for this run (until the returned file is dropped or the process
+    /// ends, however it ends): two runs writing one directory would interleave their files.
+    pub fn lock(&self) -> Result<std::fs::File> {
+        let path = self.dir.join(".lock");
+        let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => bail!(
+                "{} is in use by another run ({} is locked): wait for it to end, or choose another --out",
+                self.dir.display(),
+                path.display()
+            ),
+            Err(std::fs::TryLockError::Error(err)) => Err(err).with_context(|| format!("locking {}", path.display())),
+        }
     }
 
     /// Refuses a directory whose `config.json` belongs to another kind of run than `kind` (a
@@ -226,10 +331,11 @@ where
     let device = devices.first().context("no device to train on")?.clone();
     run.refuse_other_run("pre-training", "model")?;
     std::fs::create_dir_all(&run.dir).with_context(|| format!("creating {}", run.dir.display()))?;
+    let _lock = run.lock()?;
     let start_epoch = match resume {
         true => Some(
-            run.last_checkpoint()
-                .with_context(|| format!("--resume: no complete checkpoint in {}", run.checkpoints().display()))?,
+            run.newest_usable_checkpoint::<B>(config, &device, false)?
+                .with_context(|| format!("--resume: no usable checkpoint in {}", run.checkpoints().display()))?,
         ),
         false => None,
     };
@@ -239,13 +345,23 @@ where
             run.dir.display()
         );
     }
-    config
-        .save(run.dir.join("config.json"))
-        .with_context(|| format!("writing {}", run.dir.join("config.json").display()))?;
-    B::seed(&device, config.seed);
-
     let source = Arc::new(config.source.open()?);
-    let rows = source.species().len().min(config.model.max_rows);
+    let species = source.species();
+    if config.source.species.is_some() && species.len() > config.model.max_rows {
+        bail!(
+            "--species: {} rows with the target, but the model takes at most max_rows {}",
+            species.len(),
+            config.model.max_rows
+        );
+    }
+    let rows = species.len().min(config.model.max_rows);
+    // The model's species, saved with the run: every later use finds its rows by these names.
+    let config = &PretrainConfig {
+        rows: species[..rows].to_vec(),
+        ..config.clone()
+    };
+    AtomicOutput::write(&run.dir.join("config.json"), config_to_json(config))?;
+    B::seed(&device, config.seed);
     let extents = source.extents();
     let regions = match &config.regions {
         Some(path) => Some((path, read_bed(path)?)),
@@ -262,9 +378,9 @@ where
                 stride as usize,
                 config.window / 2,
             )),
-            // Reading a whole store to drop gap windows would cost a pass over the genome;
-            // --regions chooses windows there.
-            (None, AlignmentSource::Store { .. }) => Ok(tile_extents(&extents, len, stride)),
+            // Reading a whole store to drop gap windows would cost a pass over the genome: the
+            // chunks never written are dropped here, the remaining gap windows as they are read.
+            (None, AlignmentSource::Store { store, .. }) => Ok(tile_extents(&store.stored_stretches()?, len, stride)),
         }
     };
     let tiled = windows(stride)?;
@@ -291,9 +407,17 @@ where
                 .with_mlm(MlmMaskConfig::new()),
         )
     };
+    let valid_windows = valid.count();
     let train_set = WindowDataset::new(source.clone(), train, config.seed);
     // Validation windows are few: read them now, so a source that cannot supply them fails here.
     let valid_set = WindowDataset::new(source.clone(), valid, config.seed ^ 0x5eed).load()?;
+    if valid_set.is_empty() {
+        bail!(
+            "{}: none of the {} validation windows has a target base (the target is not aligned there); choose windows with --regions",
+            source.describe(),
+            valid_windows
+        );
+    }
     let interrupter = Interrupter::new();
     let batches_per_epoch = config.checkpoint_every * config.accumulate;
     // Each device takes its share of an epoch: batches_per_epoch batches per device.
@@ -302,6 +426,7 @@ where
         batcher(config.row_keep),
         config.batch_size,
         batches_per_epoch * devices.len(),
+        config.steps * config.accumulate * devices.len(),
         config.seed,
         start_epoch.unwrap_or(0),
         device.clone(),
@@ -317,7 +442,7 @@ where
         model: config.model.init::<B>(&device),
         accumulate: config.accumulate,
     };
-    let optim = adamw(config.weight_decay).init();
+    let optim = SelectiveAdamW::new(config.weight_decay, config.decay_all);
     let scheduler = WarmupCosineConfig::new(config.lr, config.steps)
         .with_warmup_fraction(config.warmup_fraction)
         .with_accumulate(config.accumulate)
@@ -327,6 +452,7 @@ where
         interrupter.clone(),
         10,
         batches_per_epoch,
+        config.steps * config.accumulate,
         devices.len(),
         start_epoch,
     )?;
@@ -371,20 +497,18 @@ where
     .min();
     if let Some(last_good) = last_good {
         for epoch in last_good + 1..=config.epochs() {
-            for kind in ["model", "optim", "scheduler"] {
-                let path = run.checkpoints().join(format!("{kind}-{epoch}.mpk"));
-                if path.exists() {
-                    std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
-                }
-            }
+            run.remove_checkpoint(epoch)?;
         }
     }
+    // A step can leave non-finite weights before any loss shows it.
+    run.newest_usable_checkpoint::<B>(config, &device, true)?;
     if let Some(failure) = load_failure {
         return Err(failure
             .error
             .context("training stopped: a window could not be read; checkpoints before it are kept"));
     }
     if non_finite_at.is_none() {
+        crate::finetune::check_finite(&result.model, &run.final_model())?;
         result
             .model
             .clone()

@@ -7,14 +7,14 @@ use burn::optim::{AdamWConfig, LearningRate};
 use burn::tensor::backend::Backend;
 
 /// AdamW with betas (0.9, 0.95) and PyTorch's epsilon 1e-8 (burn's default 1e-5 damps the
-/// updates of parameters with small gradients at the pre-training rate of 3e-5), decoupled weight
-/// decay `weight_decay`.
-pub fn adamw(weight_decay: f64) -> AdamWConfig {
+/// updates of parameters with small gradients at the pre-training rate of 3e-5), without weight
+/// decay: [`crate::weight_decay::SelectiveAdamW`] decays the parameters that are decayed.
+pub fn adamw() -> AdamWConfig {
     AdamWConfig::new()
         .with_beta_1(0.9)
         .with_beta_2(0.95)
         .with_epsilon(1e-8)
-        .with_weight_decay(weight_decay as f32)
+        .with_weight_decay(0.0)
 }
 
 /// Warmup over the first `warmup_fraction` of the steps from 0 to `lr`, then cosine to 0.
@@ -87,11 +87,10 @@ mod tests {
 
     #[test]
     fn adamw_is_the_papers() {
-        let config = serde_json::to_value(adamw(1e-3)).unwrap();
+        let config = serde_json::to_value(adamw()).unwrap();
         assert_eq!(config["beta_1"], 0.9f32 as f64, "{config}");
         assert_eq!(config["beta_2"], 0.95f32 as f64, "{config}");
         assert_eq!(config["epsilon"], 1e-8f32 as f64, "{config}");
-        assert_eq!(config["weight_decay"], 1e-3f32 as f64, "{config}");
     }
 
     #[test]

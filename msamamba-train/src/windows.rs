@@ -237,6 +237,14 @@ pub fn mix(seed: u64, index: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Windows drawn in a row without a target base before [`WindowDataset::item`] gives up.
+const MAX_DRAWS: u64 = 1000;
+
+/// Whether the target row (the MLM's only targets) holds a base.
+fn has_target_base(item: &MsaItem) -> bool {
+    item.rows.first().is_some_and(|target| target.iter().any(|&t| t != GAP))
+}
+
 /// Windows of a source, read when asked for (a store is read chunk by chunk, never whole).
 #[derive(Clone)]
 pub struct WindowDataset {
@@ -251,8 +259,26 @@ impl WindowDataset {
         Self { source, windows, seed }
     }
 
-    /// Window `k` with `seed`; an error names the window and what the source could not read.
+    /// Window `k` with `seed`. A window whose target row holds no base has no MLM target (its
+    /// loss would be 0 and its accuracy undefined): another window, drawn with `seed`, takes its
+    /// place, so that no item is all gaps; a run of [`MAX_DRAWS`] such windows is an error.
     pub fn item(&self, k: u64, seed: u64) -> Result<MsaItem> {
+        let mut window = k;
+        for draw in 0..MAX_DRAWS {
+            let item = self.read(window, seed)?;
+            if has_target_base(&item) {
+                return Ok(item);
+            }
+            window = mix(seed, draw) % self.count();
+        }
+        bail!(
+            "{}: {MAX_DRAWS} windows drawn at random have no target base (the target is not aligned there); choose windows with --regions",
+            self.source.describe()
+        )
+    }
+
+    /// Window `k` as it is; an error names the window and what the source could not read.
+    fn read(&self, k: u64, seed: u64) -> Result<MsaItem> {
         let region = self
             .windows
             .region(k)
@@ -272,8 +298,16 @@ impl WindowDataset {
         self.windows.count()
     }
 
-    /// Every item, read now, so that a source that cannot supply one fails before training.
+    /// Every item that has a target base, read now, so that a source that cannot supply one
+    /// fails before training.
     pub fn load(&self) -> Result<Vec<MsaItem>> {
-        (0..self.count()).map(|k| self.item(k, mix(self.seed, k))).collect()
+        let mut items = Vec::new();
+        for k in 0..self.count() {
+            let item = self.read(k, mix(self.seed, k))?;
+            if has_target_base(&item) {
+                items.push(item);
+            }
+        }
+        Ok(items)
     }
 }

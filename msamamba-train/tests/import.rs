@@ -125,11 +125,11 @@ fn mm9_import_reads_back_as_the_maf_projection() {
 fn hg17_import_with_fasta_and_species_list_reads_back_as_the_maf_projection() {
     let maf = fixture(HG17_MAF);
     let fasta = fixture(HG17_FASTA);
-    // Listed order, a species the MAF lacks (an all-gap column) and the target again (ignored).
-    let species: Vec<String> = ["galGal2", "rn3", "panTro1", "hg17", "mm5"].map(String::from).to_vec();
+    // Listed order and the target again (ignored); a species the MAF lacks is an error (below).
+    let species: Vec<String> = ["galGal2", "rn3", "hg17", "mm5"].map(String::from).to_vec();
     let out = scratch_dir("import_hg17").join("hg17.zarr");
     let summary = import_maf(std::slice::from_ref(&maf), "hg17", Some(&species), Some(&fasta), &out).unwrap();
-    assert_eq!(summary.species, ["hg17", "galGal2", "rn3", "panTro1", "mm5"]);
+    assert_eq!(summary.species, ["hg17", "galGal2", "rn3", "mm5"]);
     let store = AlignmentStore::open(&out).unwrap();
     let (chrom, size, _, _) = target_span(&maf, "hg17");
     // The whole chromosome, uncovered stretches showing the reference, and the overlap counts.
@@ -154,6 +154,21 @@ fn hg17_import_with_fasta_and_species_list_reads_back_as_the_maf_projection() {
     assert_eq!(summary.covered, projection.covered);
     assert_eq!(summary.covered_twice, projection.covered_twice);
     check_store_matches_projection(&maf, "hg17", Some(&fasta), Some(&species), &store, 17);
+
+    let typo = [species.clone(), vec!["panTro1".into()]].concat();
+    let err = import_maf(
+        std::slice::from_ref(&maf),
+        "hg17",
+        Some(&typo),
+        None,
+        &out.with_extension("typo"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("--species `panTro1` is in no block; the alignment has fr1, galGal2"),
+        "{err}"
+    );
 }
 
 #[test]

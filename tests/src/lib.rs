@@ -65,3 +65,65 @@ pub fn tsv_column(path: &Path, column: &str) -> Vec<(usize, f64)> {
         })
         .collect()
 }
+
+/// The bundled 30-species mm9 alignment.
+pub const MM9: &str = "maf/ucsc_mm9_chr10_big.maf";
+
+/// Arguments of a tiny, fast pre-training run into `out`.
+pub fn tiny_pretrain<'a>(maf: &'a str, out: &'a str, steps: &'a str, every: &'a str) -> Vec<&'a str> {
+    vec![
+        "pretrain",
+        "--maf",
+        maf,
+        "--target",
+        "mm9",
+        "--out",
+        out,
+        "--steps",
+        steps,
+        "--checkpoint-every",
+        every,
+        "--batch-size",
+        "4",
+        "--window",
+        "32",
+        "--stride",
+        "16",
+        "--d-model",
+        "16",
+        "--n-layers",
+        "1",
+        "--n-heads",
+        "2",
+        "--lr",
+        "3e-3",
+        "--backend",
+        "cpu",
+    ]
+}
+
+/// Imports the bundled mm9 alignment into a store at `store`.
+pub fn import_mm9(store: &Path) {
+    let out = run(&[
+        "import-maf",
+        "--maf",
+        &data(MM9),
+        "--target",
+        "mm9",
+        "--out",
+        store.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// Continues the pre-training run in `out` (`pretrain --resume`).
+pub fn resume(out: &Path) -> Output {
+    run(&[
+        "pretrain",
+        "--resume",
+        "--out",
+        out.to_str().expect("UTF-8 path"),
+        "--backend",
+        "cpu",
+    ])
+}

@@ -5,55 +5,6 @@ use std::time::{Duration, Instant};
 
 use msamamba_tests::*;
 
-const MM9: &str = "maf/ucsc_mm9_chr10_big.maf";
-
-/// Arguments of a tiny, fast pre-training run into `out`.
-fn tiny_pretrain<'a>(maf: &'a str, out: &'a str, steps: &'a str, every: &'a str) -> Vec<&'a str> {
-    vec![
-        "pretrain",
-        "--maf",
-        maf,
-        "--target",
-        "mm9",
-        "--out",
-        out,
-        "--steps",
-        steps,
-        "--checkpoint-every",
-        every,
-        "--batch-size",
-        "4",
-        "--window",
-        "32",
-        "--stride",
-        "16",
-        "--d-model",
-        "16",
-        "--n-layers",
-        "1",
-        "--n-heads",
-        "2",
-        "--lr",
-        "3e-3",
-        "--backend",
-        "cpu",
-    ]
-}
-
-/// Imports the bundled mm9 alignment into a store at `store`.
-fn import_mm9(store: &std::path::Path) {
-    let out = run(&[
-        "import-maf",
-        "--maf",
-        &data(MM9),
-        "--target",
-        "mm9",
-        "--out",
-        store.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-}
-
 #[test]
 fn window_prints_the_rows_read_by_hand_from_the_maf() {
     let out = run(&[

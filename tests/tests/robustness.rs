@@ -1,8 +1,9 @@
 //! Bad values on the command line: a non-zero exit, an error naming the flag, and no panic.
 
-use msamamba_tests::*;
+use std::path::Path;
+use std::process::Output;
 
-const MM9: &str = "maf/ucsc_mm9_chr10_big.maf";
+use msamamba_tests::*;
 
 /// Runs `pretrain` on the bundled alignment with `extra` flags, into a fresh directory.
 fn pretrain_with(name: &str, extra: &[&str]) -> std::process::Output {
@@ -210,4 +211,334 @@ fn an_out_holding_another_kind_of_run_is_refused_and_kept() {
     assert_refused(&out, "holds another run (its config.json is not a pre-training config)");
     let kept = std::fs::read_to_string(finetune_dir.join("config.json")).unwrap();
     assert_eq!(kept, finetune_config, "the fine-tuning config is untouched");
+}
+
+/// A tiny pre-training run into `out` of `steps` steps, a checkpoint every `every`, on the bundled
+/// MAF or on `source` (`--store S`, or `--maf M --target T`), with `extra` flags.
+fn tiny_run(out: &Path, steps: &str, every: &str, source: Option<&[&str]>, extra: &[&str]) -> Output {
+    let maf = data(MM9);
+    let mut args = tiny_pretrain(&maf, out.to_str().unwrap(), steps, every);
+    if let Some(source) = source {
+        args.splice(1..5, source.iter().copied());
+    }
+    args.extend(extra);
+    run(&args)
+}
+
+/// The steps of the rows of a metrics file.
+fn steps_in(path: &Path) -> Vec<usize> {
+    tsv_column(path, "loss").iter().map(|p| p.0).collect()
+}
+
+#[test]
+fn windows_without_target_bases_are_never_trained_on() {
+    // The store covers all of chr10 (130 Mb), the alignment about 1 Mb of it.
+    let dir = scratch("store-gaps");
+    let store = dir.join("mm9.zarr");
+    import_mm9(&store);
+    let run_dir = dir.join("run");
+    let out = tiny_run(&run_dir, "4", "4", Some(&["--store", store.to_str().unwrap()]), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for file in ["train.tsv", "valid.tsv"] {
+        for column in ["loss", "accuracy"] {
+            for (step, value) in tsv_column(&run_dir.join(file), column) {
+                assert!(value.is_finite() && value > 0.0, "{file} step {step}: {column} {value}");
+            }
+        }
+    }
+
+    // Regions where the target is not aligned at all: an error, not a run that learns nothing.
+    let bed = dir.join("unaligned.bed");
+    std::fs::write(&bed, "chr10\t1000\t20000\n").unwrap();
+    let run_dir = dir.join("unaligned");
+    let out = tiny_run(
+        &run_dir,
+        "4",
+        "4",
+        Some(&["--store", store.to_str().unwrap()]),
+        &["--regions", bed.to_str().unwrap()],
+    );
+    assert_refused(&out, "validation windows has a target base");
+}
+
+#[test]
+fn steps_not_a_multiple_of_the_checkpoint_interval_are_trained_exactly() {
+    let run_dir = scratch("steps-exact");
+    let out = tiny_run(&run_dir, "5", "2", None, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(steps_in(&run_dir.join("train.tsv")), [1, 2, 3, 4, 5]);
+    assert_eq!(steps_in(&run_dir.join("valid.tsv")), [2, 4, 5]);
+
+    // A changed flag on --resume is named, not ignored.
+    let out = run(&[
+        "pretrain",
+        "--resume",
+        "--out",
+        run_dir.to_str().unwrap(),
+        "--steps",
+        "8",
+        "--backend",
+        "cpu",
+    ]);
+    assert_refused(&out, "--steps 8 (the run has 5)");
+
+    // The run's own config, given again, changes nothing: the finished run resumes as it was.
+    let config = run_dir.join("config.json");
+    let args = [
+        "pretrain",
+        "--resume",
+        "--config",
+        config.to_str().unwrap(),
+        "--steps",
+        "5",
+    ];
+    let out = run(&[&args[..], &["--out", run_dir.to_str().unwrap(), "--backend", "cpu"]].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(steps_in(&run_dir.join("train.tsv")), [1, 2, 3, 4, 5]);
+}
+
+/// Makes every weight of checkpoint `epoch` of `run_dir` NaN, as a diverging step leaves them.
+fn poison_checkpoint(run_dir: &std::path::Path, epoch: usize) {
+    use burn::config::Config;
+    use burn::module::Module;
+    use msamamba_train::atomic_recorder::CheckpointRecorder;
+    use msamamba_train::pretrain::PretrainConfig;
+    type Cpu = burn::backend::NdArray;
+
+    let config_path = run_dir.join("config.json");
+    let config = PretrainConfig::load(&config_path).unwrap();
+    let weights = run_dir.join(format!("checkpoint/model-{epoch}.mpk"));
+    let mut model =
+        msamamba_train::finetune::load_mlm::<Cpu>(&config, &weights, &config_path, &Default::default()).unwrap();
+    model.model.lm_head.weight = model.model.lm_head.weight.map(|w| w.mul_scalar(f32::NAN));
+    model.save_file(weights, &CheckpointRecorder::default()).unwrap();
+}
+
+#[test]
+fn resume_passes_over_damaged_and_non_finite_checkpoints_with_a_warning() {
+    let run_dir = scratch("resume-damaged");
+    let out = tiny_run(&run_dir, "6", "2", None, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The newest checkpoint holds NaN weights, the one before it was cut short on disk.
+    poison_checkpoint(&run_dir, 3);
+    let damaged = run_dir.join("checkpoint/model-2.mpk");
+    let bytes = std::fs::read(&damaged).unwrap();
+    std::fs::write(&damaged, &bytes[..bytes.len() / 2]).unwrap();
+
+    let out = resume(&run_dir);
+    let err = stderr(&out);
+    assert!(out.status.success() && !err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("checkpoint 3 passed over") && err.contains("NaN or infinite"),
+        "{err}"
+    );
+    assert!(
+        err.contains("checkpoint 2 passed over") && err.contains("model-2.mpk"),
+        "{err}"
+    );
+    assert_eq!(
+        steps_in(&run_dir.join("train.tsv")).last(),
+        Some(&6),
+        "trained from checkpoint 1 to the end"
+    );
+
+    // No usable checkpoint at all: a clear error.
+    for epoch in 1..=3 {
+        let model = run_dir.join(format!("checkpoint/model-{epoch}.mpk"));
+        std::fs::write(&model, b"not a checkpoint").unwrap();
+    }
+    let out = resume(&run_dir);
+    let err = stderr(&out);
+    assert!(!out.status.success() && !err.contains("panicked"), "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(last.contains("--resume: no usable checkpoint"), "{err}");
+    assert!(
+        run_dir.join("checkpoint/model-1.mpk").exists(),
+        "damaged checkpoints are kept"
+    );
+}
+
+#[test]
+fn a_resumed_run_logs_each_step_once() {
+    // A run killed after logging steps 5 and 6 but before checkpointing them: its last
+    // checkpoint is 2 (step 4).
+    let run_dir = scratch("resume-log");
+    let out = tiny_run(&run_dir, "6", "2", None, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for kind in ["model", "optim", "scheduler"] {
+        std::fs::remove_file(run_dir.join(format!("checkpoint/{kind}-3.mpk"))).unwrap();
+    }
+    let out = resume(&run_dir);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(steps_in(&run_dir.join("train.tsv")), [1, 2, 3, 4, 5, 6]);
+    assert_eq!(steps_in(&run_dir.join("valid.tsv")), [2, 4, 6]);
+}
+
+#[test]
+fn a_second_run_on_the_same_out_is_refused_while_the_first_runs() {
+    let run_dir = scratch("locked");
+    let (maf, out) = (data(MM9), run_dir.to_str().unwrap());
+    let mut first = std::process::Command::new(msamamba())
+        .args(tiny_pretrain(&maf, out, "100000", "100000"))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !run_dir.join("train.tsv").exists() {
+        assert!(started.elapsed().as_secs() < 120, "the first run never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let second = run(&tiny_pretrain(&maf, out, "4", "2"));
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_refused(&second, "is in use by another run");
+}
+
+#[test]
+fn a_model_finds_its_rows_by_species_name_in_any_source() {
+    let dir = scratch("row-names");
+    let maf = data(MM9);
+    let run_dir = dir.join("run");
+    let out = tiny_run(&run_dir, "2", "2", None, &["--species", "rn4,hg18"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["rows"], serde_json::json!(["mm9", "rn4", "hg18"]));
+
+    let embed = |source: &[&str], name: &str| {
+        let out_file = dir.join(format!("{name}.safetensors"));
+        let base = [
+            "embed",
+            "--checkpoint",
+            run_dir.to_str().unwrap(),
+            "--region",
+            "chr10:3134200-3134231",
+        ];
+        let out = run(&[
+            &base[..],
+            source,
+            &["--backend", "cpu", "--out", out_file.to_str().unwrap()],
+        ]
+        .concat());
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        (std::fs::read(out_file).unwrap(), stderr(&out))
+    };
+    // A store holds every species, in its own order: the model takes its three by name.
+    let store = dir.join("mm9.zarr");
+    import_mm9(&store);
+    let (from_maf, _) = embed(&["--maf", &maf], "maf");
+    let (from_store, _) = embed(&["--store", store.to_str().unwrap()], "store");
+    assert!(from_maf == from_store, "the store's rows differ from the MAF's");
+    assert!(String::from_utf8_lossy(&from_maf).contains("mm9,rn4,hg18"));
+
+    // A MAF without hg18: its row is gaps, with a warning.
+    let text = std::fs::read_to_string(&maf).unwrap();
+    let without: String = text
+        .lines()
+        .filter(|line| {
+            line.split_whitespace()
+                .nth(1)
+                .is_none_or(|src| !src.starts_with("hg18."))
+        })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let no_human = dir.join("no-hg18.maf");
+    std::fs::write(&no_human, without).unwrap();
+    let (_, err) = embed(&["--maf", no_human.to_str().unwrap(), "--target", "mm9"], "no-hg18");
+    assert!(err.contains("warning") && err.contains("hg18"), "{err}");
+
+    // Fine-tuning on it keeps the model's rows, hg18's as gaps.
+    let labels = dir.join("labels.csv");
+    let table: String = (0..10)
+        .map(|k| format!("chr10,{},{},+,{}\n", 3134100 + 200 * k, 3134132 + 200 * k, k % 2))
+        .collect();
+    std::fs::write(&labels, table).unwrap();
+    let ft = dir.join("ft");
+    let out = run(&[
+        "finetune",
+        "--checkpoint",
+        run_dir.to_str().unwrap(),
+        "--labels",
+        labels.to_str().unwrap(),
+        "--maf",
+        no_human.to_str().unwrap(),
+        "--window",
+        "32",
+        "--epochs",
+        "1",
+        "--backend",
+        "cpu",
+        "--out",
+        ft.to_str().unwrap(),
+    ]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("warning") && err.contains("hg18"), "{err}");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ft.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["source"]["species"], serde_json::json!(["rn4", "hg18"]));
+}
+
+/// Rows dropped as a species' second row in a block, as `import-maf` warns (0 without warning).
+fn duplicate_rows(out: &std::process::Output) -> usize {
+    stderr(out)
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("msamamba: warning: ")?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn import_maf_names_a_species_it_lacks_and_counts_duplicate_rows() {
+    let dir = scratch("import-species");
+    let maf = data(MM9);
+    let import = |maf: &str, name: &str, extra: &[&str]| {
+        let out_dir = dir.join(name);
+        let base = [
+            "import-maf",
+            "--maf",
+            maf,
+            "--target",
+            "mm9",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ];
+        run(&[&base[..], extra].concat())
+    };
+    let out = import(&maf, "typo", &["--species", "rn4,hg81"]);
+    assert_refused(&out, "--species `hg81` is in no block; the alignment has");
+    let first = stderr(&out).lines().next().unwrap_or_default().to_string();
+    assert!(
+        first.contains(MM9) && first.contains("hg18") && first.contains("rn4"),
+        "{first}"
+    );
+
+    // A second rn4 row in the first block: the first row wins, and the drop is counted.
+    let text = std::fs::read_to_string(&maf).unwrap();
+    let rn4 = text.lines().find(|line| line.starts_with("s rn4.")).unwrap();
+    let doubled = text.replacen(&format!("{rn4}\n"), &format!("{rn4}\n{rn4}\n"), 1);
+    let doubled_maf = dir.join("doubled.maf");
+    std::fs::write(&doubled_maf, doubled).unwrap();
+    let once = import(&maf, "once", &[]);
+    let twice = import(doubled_maf.to_str().unwrap(), "twice", &[]);
+    assert!(once.status.success() && twice.status.success(), "{}", stderr(&twice));
+    assert_eq!(duplicate_rows(&twice), duplicate_rows(&once) + 1, "{}", stderr(&twice));
+}
+
+#[test]
+fn a_bed_strand_other_than_plus_minus_or_dot_is_an_error_naming_the_line() {
+    let dir = scratch("bed-strand");
+    let bed = dir.join("regions.bed");
+    std::fs::write(
+        &bed,
+        "chr10\t3134100\t3140100\tr1\t0\t+\nchr10\t3141000\t3143000\tr2\t0\tx\n",
+    )
+    .unwrap();
+    let out = pretrain_with("bed-strand-run", &["--regions", bed.to_str().unwrap()]);
+    assert_refused(&out, &format!("{}:2: strand `x` is not +, - or .", bed.display()));
 }

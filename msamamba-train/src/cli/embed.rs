@@ -93,19 +93,17 @@ impl OnBackend for EmbedArgs {
         let regions = regions(&self)?;
         let mut output = AtomicOutput::create(&self.out, &[])?;
         let (config, model) = load_backbone::<B::InnerBackend>(&self.checkpoint, &device)?;
-        let source = self.source.config(&config.source)?.open()?;
-        let rows = source.species().len().min(config.model.max_rows);
+        let (source, order) = self.source.open_for(&config)?;
         let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
         for (region, strand) in &regions {
             let window = source.window(region, *strand)?;
             let len = window.len();
-            let tokens: Vec<i64> = window
-                .rows
+            let tokens: Vec<i64> = order
+                .arrange(&window.rows)
                 .iter()
-                .take(rows)
                 .flat_map(|r| r.iter().map(|&t| i64::from(t)))
                 .collect();
-            let m = tokens.len() / len.max(1);
+            let m = order.len();
             let hidden = model.forward_target(
                 Tensor::from_data(TensorData::new(tokens, [1, m, len]), &device),
                 Tensor::from_data(TensorData::new(vec![true; m], [1, m]), &device),
@@ -120,7 +118,7 @@ impl OnBackend for EmbedArgs {
             .iter()
             .map(|(name, shape, bytes)| Ok((name.clone(), TensorView::new(Dtype::F32, shape.clone(), bytes)?)))
             .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
-        let metadata = HashMap::from([("species".to_string(), source.species()[..rows].join(","))]);
+        let metadata = HashMap::from([("species".to_string(), order.species().join(","))]);
         let bytes = safetensors::serialize(views, Some(metadata))?;
         output
             .writer()

@@ -4,11 +4,13 @@ use anyhow::{Context, Result};
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use msamamba_kernels::KernelBackend;
+use msamamba_train::atomic_output::AtomicOutput;
 use msamamba_train::classification_metrics::{ClassificationReport, check_both_classes, roc_curve};
 use msamamba_train::classifier_batch::LabelledWindows;
 use msamamba_train::finetune::{load_classifier, predict};
 use msamamba_train::labelled_regions::{LabelledRegion, read_labels};
 use msamamba_train::roc_plot::write_roc_png;
+use msamamba_train::row_order::RowOrder;
 
 use super::backend::{BackendChoice, OnBackend, dispatch};
 use super::source_args::SourceArgs;
@@ -57,17 +59,22 @@ impl OnBackend for Job {
         let device = devices[0].clone();
         let Job { args, table } = self;
         let (config, model) = load_classifier::<B::InnerBackend>(&args.checkpoint, &device)?;
-        // The alignment may move or be imported to a store; the rows stay the trained ones.
-        let source = args
-            .source
-            .config(&config.source)?
-            .with_species(config.source.species.clone())
-            .open()?;
+        // The alignment may move or be imported to a store; the rows stay the trained ones,
+        // found by name among every species of the source.
+        let source = args.source.config(&config.source)?.with_species(None).open()?;
+        let present = source.species();
+        let trained: Vec<String> = present
+            .iter()
+            .take(1)
+            .chain(config.source.species.iter().flatten())
+            .cloned()
+            .collect();
+        let order = RowOrder::new(&trained, &present, config.classifier.model.max_rows)?;
         let windows = LabelledWindows {
             source,
             table: args.labels.clone(),
             len: config.window,
-            rows: config.rows(),
+            order,
         };
         windows.check(&table)?;
         println!(
@@ -106,7 +113,7 @@ pub(super) fn report(split: &str, probabilities: &[f64], labels: &[bool], out: O
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let json = dir.join("metrics.json");
     let text = serde_json::to_string_pretty(&metrics).context("encoding metrics")?;
-    std::fs::write(&json, text + "\n").with_context(|| format!("writing {}", json.display()))?;
+    AtomicOutput::write(&json, text + "\n")?;
     let png = dir.join("roc.png");
     if let Some(points) = roc_curve(probabilities, labels) {
         write_roc_png(&points, &png)?;

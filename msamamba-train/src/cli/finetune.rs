@@ -1,18 +1,20 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use burn::config::Config;
+use burn::config::config_to_json;
 use burn::module::{AutodiffModule, Module};
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use msamamba_kernels::KernelBackend;
 use msamamba_model::pooler::MsaMambaClassifierConfig;
+use msamamba_train::atomic_output::AtomicOutput;
 use msamamba_train::atomic_recorder::CheckpointRecorder;
 use msamamba_train::classification_metrics::{ReportError, check_both_classes};
 use msamamba_train::classifier_batch::LabelledWindows;
 use msamamba_train::finetune::{FinetuneConfig, classifier_path, finetune, load_backbone, predict, split};
 use msamamba_train::labelled_regions::{LabelledRegion, read_labels};
 use msamamba_train::pretrain::RunDir;
+use msamamba_train::row_order::RowOrder;
 
 use super::backend::{BackendChoice, OnBackend, dispatch};
 use super::evaluate::report;
@@ -47,6 +49,9 @@ pub struct FinetuneArgs {
     /// AdamW weight decay.
     #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
     weight_decay: f64,
+    /// Decay every parameter, also A_log, D, dt_bias, norms and embeddings (not decayed by default).
+    #[arg(long)]
+    decay_all: bool,
     /// Fraction of the optimizer steps spent warming the learning rate up.
     #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
     warmup_fraction: f64,
@@ -95,17 +100,23 @@ impl OnBackend for Job {
         let device = devices[0].clone();
         let Job { args, table } = self;
         let (pretrained, backbone) = load_backbone::<B>(&args.checkpoint, &device)?;
-        // With a MAF, the target and rows default to the pre-training run's.
-        let pretrained_source = &pretrained.source;
-        let mut source_config = args.source.config(pretrained_source)?;
-        if args.species.is_some() {
+        // With a MAF, the target defaults to the pre-training run's. The rows are --species (a
+        // name the source lacks is an error), or else the pre-trained model's, found by name
+        // among every species of the source.
+        let mut source_config = args.source.config(&pretrained.source)?;
+        if args.species.is_some() || !pretrained.rows.is_empty() {
             source_config.species = args.species.clone();
         }
         let source = source_config.open()?;
-        // The rows the classifier sees, recorded so that `evaluate` reads the same ones.
-        let mut rows = source.species();
-        rows.truncate(pretrained.model.max_rows);
-        source_config.species = Some(rows[1..].to_vec());
+        let present = source.species();
+        let trained = if args.species.is_some() {
+            &present
+        } else {
+            &pretrained.rows
+        };
+        let order = RowOrder::new(trained, &present, pretrained.model.max_rows)?;
+        // The rows the classifier sees, recorded so that `evaluate` finds the same ones.
+        source_config.species = Some(order.species()[1..].to_vec());
         let config = FinetuneConfig::new(
             MsaMambaClassifierConfig::new(pretrained.model.clone()).with_dropout(args.dropout),
             args.checkpoint.clone(),
@@ -116,6 +127,7 @@ impl OnBackend for Job {
         .with_epochs(args.epochs)
         .with_lr(args.lr)
         .with_weight_decay(args.weight_decay)
+        .with_decay_all(args.decay_all)
         .with_warmup_fraction(args.warmup_fraction)
         .with_batch_size(args.batch_size)
         .with_test_fraction(args.test_fraction)
@@ -125,7 +137,7 @@ impl OnBackend for Job {
             source,
             table: args.labels.clone(),
             len: config.window,
-            rows: config.rows(),
+            order,
         };
         windows.check(&table)?;
 
@@ -159,9 +171,7 @@ impl OnBackend for Job {
         );
         std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
         let config_path = args.out.join("config.json");
-        config
-            .save(&config_path)
-            .with_context(|| format!("writing {}", config_path.display()))?;
+        AtomicOutput::write(&config_path, config_to_json(&config))?;
 
         let train_rows: Vec<&LabelledRegion> = train.iter().map(|&i| &table[i]).collect();
         let started = std::time::Instant::now();

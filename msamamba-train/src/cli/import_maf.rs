@@ -46,5 +46,11 @@ pub fn run(args: ImportMafArgs) -> Result<()> {
             n => format!("; {n} aligned twice, first block kept"),
         }
     );
+    if summary.duplicate_rows > 0 {
+        eprintln!(
+            "msamamba: warning: {} row(s) of a species that already had a row in their block dropped (the first row wins)",
+            summary.duplicate_rows
+        );
+    }
     Ok(())
 }

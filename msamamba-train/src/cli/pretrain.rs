@@ -1,14 +1,16 @@
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use burn::config::Config;
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use msamamba_kernels::KernelBackend;
+use msamamba_train::atomic_output::AtomicOutput;
 use msamamba_train::baseline::compare_with_baseline;
 use msamamba_train::loss_curve::{read_losses, write_png};
 use msamamba_train::pretrain::{PretrainConfig, RunDir, pretrain};
 use msamamba_train::source::SourceConfig;
+use serde_json::Value;
 
 use super::backend::{BackendChoice, OnBackend, dispatch_on};
 use super::source_args::SourceArgs;
@@ -48,6 +50,9 @@ pub struct PretrainArgs {
     /// AdamW weight decay.
     #[arg(long, allow_negative_numbers = true)]
     weight_decay: Option<f64>,
+    /// Decay every parameter, also A_log, D, dt_bias, norms and embeddings (not decayed by default).
+    #[arg(long)]
+    decay_all: bool,
     /// Fraction of the steps spent warming up.
     #[arg(long, allow_negative_numbers = true)]
     warmup_fraction: Option<f64>,
@@ -102,9 +107,7 @@ pub struct PretrainArgs {
 fn bundled_maf() -> Result<PathBuf> {
     let path = std::env::temp_dir().join(format!("msamamba-bundled-mm9-{}.maf", BUNDLED_MAF.len()));
     if std::fs::metadata(&path).map(|m| m.len() as usize).ok() != Some(BUNDLED_MAF.len()) {
-        let partial = path.with_extension("partial");
-        std::fs::write(&partial, BUNDLED_MAF).with_context(|| format!("writing {}", partial.display()))?;
-        std::fs::rename(&partial, &path).with_context(|| format!("writing {}", path.display()))?;
+        AtomicOutput::write(&path, BUNDLED_MAF)?;
     }
     Ok(path)
 }
@@ -130,12 +133,14 @@ fn demo(maf: PathBuf) -> PretrainConfig {
 }
 
 impl PretrainArgs {
-    /// The config: --config or the demo or the defaults, then every flag given.
-    fn config(&self) -> Result<PretrainConfig> {
-        let mut config = match &self.config {
-            Some(path) => PretrainConfig::load(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
-            None if !self.source.given() => demo(bundled_maf()?),
-            None => PretrainConfig::new(),
+    /// The config: --config or `base` (the demo or the defaults when `None`), then every flag
+    /// given.
+    fn config(&self, base: Option<PretrainConfig>) -> Result<PretrainConfig> {
+        let mut config = match (&self.config, base) {
+            (Some(path), _) => PretrainConfig::load(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+            (None, Some(base)) => base,
+            (None, None) if !self.source.given() => demo(bundled_maf()?),
+            (None, None) => PretrainConfig::new(),
         };
         // A source given as a flag replaces the config's, whichever kind it was.
         if self.source.given() {
@@ -172,17 +177,27 @@ impl PretrainArgs {
         if self.bidirectional {
             config.model.bidirectional = true;
         }
+        if self.decay_all {
+            config.decay_all = true;
+        }
         Ok(config)
     }
 }
 
 pub fn run(args: PretrainArgs) -> Result<()> {
     let run = RunDir { dir: args.out.clone() };
-    let config = if args.resume && args.config.is_none() {
-        let saved = run.dir.join("config.json");
-        PretrainConfig::load(&saved).map_err(|e| anyhow::anyhow!("--resume: {}: {e}", saved.display()))?
+    let config = if args.resume {
+        let path = run.dir.join("config.json");
+        let saved = PretrainConfig::load(&path).map_err(|e| anyhow::anyhow!("--resume: {}: {e}", path.display()))?;
+        // The rows are the run's own record of its source, not a setting (a --config lacks them).
+        let asked = PretrainConfig {
+            rows: saved.rows.clone(),
+            ..args.config(Some(saved.clone()))?
+        };
+        refuse_changes(&saved, &asked, &path)?;
+        saved
     } else {
-        args.config()?
+        args.config(None)?
     };
     dispatch_on(
         args.backend,
@@ -193,6 +208,37 @@ pub fn run(args: PretrainArgs) -> Result<()> {
             resume: args.resume,
         },
     )
+}
+
+/// A resumed run continues the schedule and data order it started with: refuses flags (or a
+/// --config) that change its saved config, naming them.
+fn refuse_changes(saved: &PretrainConfig, asked: &PretrainConfig, path: &std::path::Path) -> Result<()> {
+    fn differences(saved: &Value, asked: &Value, key: &str, out: &mut Vec<String>) {
+        match (saved, asked) {
+            (Value::Object(saved), Value::Object(asked)) => {
+                for (key, value) in asked {
+                    differences(saved.get(key).unwrap_or(&Value::Null), value, key, out);
+                }
+            }
+            _ if saved != asked => out.push(format!("--{} {asked} (the run has {saved})", key.replace('_', "-"))),
+            _ => {}
+        }
+    }
+    let mut changed = Vec::new();
+    differences(
+        &serde_json::to_value(saved)?,
+        &serde_json::to_value(asked)?,
+        "",
+        &mut changed,
+    );
+    if !changed.is_empty() {
+        bail!(
+            "--resume continues the run as {} has it; these flags change it: {}; start a new --out to train otherwise",
+            path.display(),
+            changed.join(", ")
+        );
+    }
+    Ok(())
 }
 
 struct Job {
@@ -267,8 +313,7 @@ impl OnBackend for Job {
             "{{\"steps\": {}, \"seconds\": {seconds:.1}, \"backend\": \"{name}\", \"model_accuracy\": {:.6}, \"baseline_accuracy\": {:.6}, \"positions\": {}}}\n",
             config.steps, comparison.model, comparison.baseline, comparison.positions
         );
-        std::fs::write(run.dir.join("summary.json"), summary)
-            .with_context(|| format!("writing {}", run.dir.join("summary.json").display()))?;
+        AtomicOutput::write(&run.dir.join("summary.json"), summary)?;
         Ok(())
     }
 }

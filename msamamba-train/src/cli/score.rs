@@ -113,9 +113,9 @@ impl OnBackend for ScoreArgs {
             .map(|path| AtomicOutput::create(path, &[&self.vcf]))
             .transpose()?;
         let (config, model) = load_backbone::<B::InnerBackend>(&self.checkpoint, &device)?;
-        let source = self.source.config(&config.source)?.open()?;
+        let (source, order) = self.source.open_for(&config)?;
         let mut variants = read_snvs(&self.vcf)?;
-        let rows = source.species().len().min(config.model.max_rows);
+        let rows = order.len();
         let centre = self.window / 2;
         let (mut prepared, mut mismatched, mut outside) = (Vec::new(), 0usize, 0usize);
         for snv in std::mem::take(&mut variants.snvs) {
@@ -155,7 +155,7 @@ impl OnBackend for ScoreArgs {
             }
             prepared.push(Prepared {
                 snv,
-                rows: window.rows.into_iter().take(rows).collect(),
+                rows: order.arrange(&window.rows),
             });
         }
         // Every label is read before the scoring, so a missing one stops the run at once.

@@ -2,7 +2,9 @@ use std::path::PathBuf;
 
 use anyhow::{Result, ensure};
 use clap::Args;
-use msamamba_train::source::SourceConfig;
+use msamamba_train::pretrain::PretrainConfig;
+use msamamba_train::row_order::RowOrder;
+use msamamba_train::source::{AlignmentSource, SourceConfig};
 
 /// Where windows are cut from: `--maf F --target SP` or `--store DIR`, the same flags for every
 /// subcommand.
@@ -46,6 +48,19 @@ impl SourceArgs {
             .with_target(self.target.clone().or(trained.target.clone()).filter(|_| from_maf))
             .with_store(self.store.clone())
             .with_species(trained.species.clone().filter(|_| from_maf)))
+    }
+
+    /// The alignment these flags name, for `trained`'s model, and where its rows are in it.
+    /// When the model records its species, the source is opened with every species and the
+    /// model's are found by name.
+    pub fn open_for(&self, trained: &PretrainConfig) -> Result<(AlignmentSource, RowOrder)> {
+        let mut config = self.config(&trained.source)?;
+        if !trained.rows.is_empty() {
+            config.species = None;
+        }
+        let source = config.open()?;
+        let order = RowOrder::new(&trained.rows, &source.species(), trained.model.max_rows)?;
+        Ok((source, order))
     }
 }
 

@@ -13,7 +13,7 @@
 //! Without `--species`, species seen for the first time after some chunks were written make the
 //! array wider: those chunks are rewritten once, at the end, with gap columns added.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
@@ -37,6 +37,9 @@ pub struct ImportSummary {
     pub covered: u64,
     /// Times a block aligned a position an earlier block already had (the earlier one is kept).
     pub covered_twice: u64,
+    /// Rows dropped because an earlier row of the block had their species (and, for the
+    /// target, chromosome): the first row wins.
+    pub duplicate_rows: u64,
 }
 
 /// Why an import failed.
@@ -51,6 +54,16 @@ pub enum ImportError {
     /// The store cannot be written.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A `--species` name no block has.
+    #[error("{paths}: --species `{species}` is in no block; the alignment has {}", present.join(", "))]
+    UnknownSpecies {
+        /// The species asked for.
+        species: String,
+        /// The MAF files, comma-separated.
+        paths: String,
+        /// The species the blocks have, sorted.
+        present: Vec<String>,
+    },
     /// No `s` row of any file belongs to the target species.
     #[error("{paths}: target species `{species}` has no aligned rows")]
     TargetNotFound {
@@ -106,14 +119,24 @@ pub fn import_maf(
             import.add(&block?, path)?;
         }
     }
+    let paths = || {
+        mafs.iter()
+            .map(|path| path.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     if import.chromosomes.is_empty() {
         return Err(ImportError::TargetNotFound {
             species: target.to_string(),
-            paths: mafs
-                .iter()
-                .map(|path| path.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
+            paths: paths(),
+        });
+    }
+    // Checked once every block is read: a species may first appear in the last one.
+    if let Some(missing) = import.species.iter().find(|name| !import.seen.contains(*name)) {
+        return Err(ImportError::UnknownSpecies {
+            species: missing.clone(),
+            paths: paths(),
+            present: import.seen.into_iter().collect(),
         });
     }
     import.finish()
@@ -134,6 +157,9 @@ struct Import<'a> {
     by_name: HashMap<String, usize>,
     blocks: u64,
     covered_twice: u64,
+    duplicate_rows: u64,
+    /// Every species some block has.
+    seen: BTreeSet<String>,
 }
 
 /// One target chromosome's array while blocks stream past.
@@ -171,6 +197,8 @@ impl<'a> Import<'a> {
             by_name: HashMap::new(),
             blocks: 0,
             covered_twice: 0,
+            duplicate_rows: 0,
+            seen: BTreeSet::new(),
         };
         import.column_of(target);
         if let Some(list) = species {
@@ -205,15 +233,20 @@ impl<'a> Import<'a> {
         let mut others: Vec<(usize, &[u8])> = Vec::new();
         for row in &block.rows {
             let (species, chrom) = split_src(&row.src);
+            if !self.seen.contains(species) {
+                self.seen.insert(species.to_string());
+            }
             let Some(column) = self.column_of(species) else {
                 continue;
             };
-            if column == 0 {
-                if targets.iter().all(|seen| split_src(&seen.src).1 != chrom) {
-                    targets.push(row);
-                }
-            } else if others.iter().all(|&(other, _)| other != column) {
-                others.push((column, &row.text));
+            let first = match column {
+                0 => targets.iter().all(|seen| split_src(&seen.src).1 != chrom),
+                _ => others.iter().all(|&(other, _)| other != column),
+            };
+            match (first, column) {
+                (false, _) => self.duplicate_rows += 1,
+                (true, 0) => targets.push(row),
+                (true, _) => others.push((column, &row.text)),
             }
         }
         for target in targets {
@@ -383,6 +416,7 @@ impl<'a> Import<'a> {
             blocks: self.blocks,
             covered: self.chromosomes.iter().map(|state| state.covered).sum(),
             covered_twice: self.covered_twice,
+            duplicate_rows: self.duplicate_rows,
         })
     }
 }

@@ -154,6 +154,8 @@ pub enum StoreError {
 struct Chromosome {
     array: Array<dyn ReadableListableStorageTraits>,
     len: u64,
+    /// Positions per chunk.
+    chunk_len: u64,
 }
 
 /// An open alignment store (directory or zip), ready for random-access window reads.
@@ -161,6 +163,7 @@ pub struct AlignmentStore {
     path: PathBuf,
     species: Vec<String>,
     chromosomes: BTreeMap<String, Chromosome>,
+    storage: ReadableListableStorage,
 }
 
 impl std::fmt::Debug for AlignmentStore {
@@ -219,9 +222,10 @@ impl AlignmentStore {
                     format!("{columns} species columns, other chromosomes have {width:?}"),
                 ));
             }
+            let chunk_len = metadata.chunks[0].get();
             let array = Array::new_with_metadata(storage.clone(), &format!("/{chrom}"), ArrayMetadata::V2(metadata))
                 .map_err(|err| metadata_error(&key, err.to_string()))?;
-            chromosomes.insert(chrom.to_string(), Chromosome { array, len });
+            chromosomes.insert(chrom.to_string(), Chromosome { array, len, chunk_len });
         }
         let Some(width) = width else {
             return Err(not_a_store("no chromosome arrays"));
@@ -234,6 +238,7 @@ impl AlignmentStore {
             path: path.to_path_buf(),
             species: (0..width).map(|column| column.to_string()).collect(),
             chromosomes,
+            storage,
         };
         match species {
             Some(names) => store.with_species(names),
@@ -268,6 +273,51 @@ impl AlignmentStore {
     /// Chromosomes and their lengths, sorted by name.
     pub fn chromosomes(&self) -> impl Iterator<Item = (&str, u64)> {
         self.chromosomes.iter().map(|(name, chrom)| (name.as_str(), chrom.len))
+    }
+
+    /// Per chromosome, the stretches its stored chunks cover, merged. A chunk never written
+    /// reads as gaps (the fill value), so no window outside them holds a base; listing the chunks
+    /// costs no read of them.
+    pub fn stored_stretches(&self) -> Result<Vec<Region>, StoreError> {
+        let mut stretches: Vec<Region> = Vec::new();
+        for (name, chrom) in &self.chromosomes {
+            let storage_error = |reason: String| StoreError::Storage {
+                path: self.path.clone(),
+                reason,
+            };
+            let prefix = StorePrefix::new(format!("{name}/")).map_err(|err| storage_error(err.to_string()))?;
+            let keys = self
+                .storage
+                .list_prefix(&prefix)
+                .map_err(|err| storage_error(err.to_string()))?;
+            // Chunk keys are `i.0` (or `i/0`); `.zarray` and `.zattrs` parse as no chunk.
+            let mut chunks: Vec<u64> = keys
+                .iter()
+                .filter_map(|key| {
+                    key.as_str()
+                        .strip_prefix(prefix.as_str())?
+                        .split(['.', '/'])
+                        .next()?
+                        .parse()
+                        .ok()
+                })
+                .collect();
+            chunks.sort_unstable();
+            chunks.dedup();
+            for chunk in chunks {
+                let start = chunk * chrom.chunk_len;
+                let end = (start + chrom.chunk_len).min(chrom.len);
+                match stretches.last_mut() {
+                    Some(last) if last.chrom == *name && last.end == start => last.end = end,
+                    _ => stretches.push(Region {
+                        chrom: name.clone(),
+                        start,
+                        end,
+                    }),
+                }
+            }
+        }
+        Ok(stretches)
     }
 
     /// Column indices of a window's rows: the target (column 0) first, then `species` in order
