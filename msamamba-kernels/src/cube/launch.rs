@@ -1,5 +1,8 @@
 //! Launch glue: burn tensors in, kernel launches, burn tensors out.
 
+use std::ops::Range;
+
+use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Shape, Tensor, TensorPrimitive};
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
@@ -163,9 +166,11 @@ impl<R: CubeRuntime> Prepared<R> {
     }
 
     /// Positions per chunk: the configured length, or longer where L would need more chunks than
-    /// a launch grid dimension holds (chunks run along one).
+    /// a launch grid dimension holds (chunks run along one); never longer than L, which sizes
+    /// the backward's scratch.
     fn chunk(&self, config: &KernelConfig) -> usize {
-        config.chunk.max(self.dims[3].div_ceil(MAX_GRID))
+        let len = self.dims[3];
+        config.chunk.max(len.div_ceil(MAX_GRID)).min(len.max(1))
     }
 
     /// Channel blocks (cubes per batch row) and chunks of L.
@@ -309,8 +314,85 @@ pub fn supported<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement
         && config.backward_shared(1, n_state) <= config.backward_shared_bytes
 }
 
+/// The batch rows of each launch: batch rows run along the grid's y dimension, which holds
+/// `MAX_GRID` (scoring a large batch of many-row alignments passes it).
+fn launches(batch: usize) -> impl Iterator<Item = Range<usize>> {
+    (0..batch)
+        .step_by(MAX_GRID)
+        .map(move |start| start..(start + MAX_GRID).min(batch))
+}
+
+/// `rows` of the input's batch, as views.
+fn batch_rows<B: Backend>(input: &SelectiveScanInput<B>, rows: &Range<usize>) -> SelectiveScanInput<B> {
+    let part = |t: &Tensor<B, 3>| t.clone().narrow(0, rows.start, rows.len());
+    SelectiveScanInput {
+        u: part(&input.u),
+        delta: part(&input.delta),
+        b: part(&input.b),
+        c: part(&input.c),
+        z: input.z.as_ref().map(part),
+        ..input.clone()
+    }
+}
+
 /// Forward scan on the kernel: y [b, d, l].
 pub fn forward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
+    input: SelectiveScanInput<Cube<R, F, I, BT>>,
+    config: &KernelConfig,
+) -> Tensor<Cube<R, F, I, BT>, 3> {
+    let batch = input.u.dims()[0];
+    if batch <= MAX_GRID {
+        return forward_launch(input, config);
+    }
+    let parts = launches(batch).map(|rows| forward_launch(batch_rows(&input, &rows), config));
+    Tensor::cat(parts.collect(), 0)
+}
+
+/// Backward scan on the kernel: gradients of `sum(y * dy)` for every input.
+pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
+    input: SelectiveScanInput<Cube<R, F, I, BT>>,
+    dy: Tensor<Cube<R, F, I, BT>, 3>,
+    config: &KernelConfig,
+) -> ScanGrads<Cube<R, F, I, BT>> {
+    let batch = input.u.dims()[0];
+    if batch <= MAX_GRID {
+        return backward_launch(input, dy, config);
+    }
+    let parts: Vec<_> = launches(batch)
+        .map(|rows| {
+            let dy = dy.clone().narrow(0, rows.start, rows.len());
+            backward_launch(batch_rows(&input, &rows), dy, config)
+        })
+        .collect();
+    let cat = |pick: fn(&ScanGrads<Cube<R, F, I, BT>>) -> Tensor<Cube<R, F, I, BT>, 3>| {
+        Tensor::cat(parts.iter().map(pick).collect(), 0)
+    };
+    ScanGrads {
+        u: cat(|g| g.u.clone()),
+        delta: cat(|g| g.delta.clone()),
+        a: parts
+            .iter()
+            .map(|g| g.a.clone())
+            .reduce(|x, y| x + y)
+            .expect("one launch at least"),
+        b: cat(|g| g.b.clone()),
+        c: cat(|g| g.c.clone()),
+        d: parts
+            .iter()
+            .map(|g| g.d.clone())
+            .reduce(|x, y| x + y)
+            .expect("one launch at least"),
+        z: input.z.is_some().then(|| cat(|g| g.z.clone().expect("z's gradient"))),
+        delta_bias: parts
+            .iter()
+            .map(|g| g.delta_bias.clone())
+            .reduce(|x, y| x + y)
+            .expect("one launch at least"),
+    }
+}
+
+/// [`forward`] of at most `MAX_GRID` batch rows.
+fn forward_launch<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
     input: SelectiveScanInput<Cube<R, F, I, BT>>,
     config: &KernelConfig,
 ) -> Tensor<Cube<R, F, I, BT>, 3> {
@@ -332,8 +414,8 @@ pub fn forward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
     tensor(y)
 }
 
-/// Backward scan on the kernel: gradients of `sum(y * dy)` for every input.
-pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
+/// [`backward`] of at most `MAX_GRID` batch rows.
+fn backward_launch<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
     input: SelectiveScanInput<Cube<R, F, I, BT>>,
     dy: Tensor<Cube<R, F, I, BT>, 3>,
     config: &KernelConfig,

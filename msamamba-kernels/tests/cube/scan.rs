@@ -355,6 +355,56 @@ macro_rules! gpu_tests {
             }
 
             #[test]
+            fn kernel_matches_reference_past_the_grids_batch_rows() {
+                // Batch rows run along a grid dimension of at most 65 535 cubes: two launches.
+                type G = burn_cubecl::CubeBackend<R, f32, i32, BT>;
+                let mut rng = rng();
+                let problem = Problem::random(&mut rng, [65_600, 2, 2, 3], true, true);
+                let (gpu, cpu) = (Default::default(), Default::default());
+                let config = KernelConfig::default();
+                let y = cube::forward(problem.input::<G>(&gpu), &config);
+                assert_close(
+                    "y",
+                    &values(y),
+                    &values(reference::forward(problem.input::<NdArray>(&cpu))),
+                );
+                let got = cube::backward(problem.input::<G>(&gpu), problem.dy::<G>(&gpu), &config);
+                let want = reference::backward(problem.input::<NdArray>(&cpu), problem.dy::<NdArray>(&cpu));
+                for (name, g, w) in [
+                    ("du", got.u, want.u),
+                    ("ddelta", got.delta, want.delta),
+                    ("dB", got.b, want.b),
+                    ("dC", got.c, want.c),
+                    ("dz", got.z.expect("gated"), want.z.expect("gated")),
+                ] {
+                    assert_close(name, &values(g), &values(w));
+                }
+                // The per-channel gradients sum 65 600 rows, too many for an f32 comparison with
+                // the reference's order of summing: each launch's part on its own, added.
+                let part = |rows: std::ops::Range<usize>| {
+                    let input = problem.input::<G>(&gpu);
+                    let narrow = |t: Tensor<G, 3>| t.narrow(0, rows.start, rows.len());
+                    let input = SelectiveScanInput {
+                        u: narrow(input.u),
+                        delta: narrow(input.delta),
+                        b: narrow(input.b),
+                        c: narrow(input.c),
+                        z: input.z.map(narrow),
+                        ..input
+                    };
+                    cube::backward(input, narrow(problem.dy::<G>(&gpu)), &config)
+                };
+                let (first, rest) = (part(0..65_535), part(65_535..65_600));
+                assert_close("dA", &values(got.a), &values(first.a + rest.a));
+                assert_close("dD", &values(got.d), &values(first.d + rest.d));
+                assert_close(
+                    "d delta_bias",
+                    &values(got.delta_bias),
+                    &values(first.delta_bias + rest.delta_bias),
+                );
+            }
+
+            #[test]
             fn autodiff_on_gpu_matches_autodiff_on_ndarray() {
                 let mut rng = rng();
                 // L = 200 crosses the default chunk (128); so few channels split L.
