@@ -364,30 +364,24 @@ pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>
             backward_launch(batch_rows(&input, &rows), dy, config)
         })
         .collect();
-    let cat = |pick: fn(&ScanGrads<Cube<R, F, I, BT>>) -> Tensor<Cube<R, F, I, BT>, 3>| {
-        Tensor::cat(parts.iter().map(pick).collect(), 0)
-    };
+    let joined = |pick: fn(&ScanGrads<_>) -> Tensor<_, 3>| Tensor::cat(parts.iter().map(pick).collect(), 0);
+    let summed = |parts: Vec<Tensor<Cube<R, F, I, BT>, 1>>| parts.into_iter().reduce(|x, y| x + y);
     ScanGrads {
-        u: cat(|g| g.u.clone()),
-        delta: cat(|g| g.delta.clone()),
+        u: joined(|g| g.u.clone()),
+        delta: joined(|g| g.delta.clone()),
         a: parts
             .iter()
             .map(|g| g.a.clone())
             .reduce(|x, y| x + y)
             .expect("one launch at least"),
-        b: cat(|g| g.b.clone()),
-        c: cat(|g| g.c.clone()),
-        d: parts
-            .iter()
-            .map(|g| g.d.clone())
-            .reduce(|x, y| x + y)
-            .expect("one launch at least"),
-        z: input.z.is_some().then(|| cat(|g| g.z.clone().expect("z's gradient"))),
-        delta_bias: parts
-            .iter()
-            .map(|g| g.delta_bias.clone())
-            .reduce(|x, y| x + y)
-            .expect("one launch at least"),
+        b: joined(|g| g.b.clone()),
+        c: joined(|g| g.c.clone()),
+        d: summed(parts.iter().map(|g| g.d.clone()).collect()).expect("one launch at least"),
+        z: input
+            .z
+            .is_some()
+            .then(|| joined(|g| g.z.clone().expect("z's gradient"))),
+        delta_bias: summed(parts.iter().map(|g| g.delta_bias.clone()).collect()).expect("one launch at least"),
     }
 }
 
