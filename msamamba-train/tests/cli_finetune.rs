@@ -397,9 +397,9 @@ fn weights_holding_nan_are_refused_before_any_work() {
     .save_file(dir.join("model.mpk"), &CheckpointRecorder::default())
     .unwrap();
 
-    let err = load_backbone::<Cpu>(&dir, &device)
-        .err()
-        .expect("NaN weights are refused");
+    let Err(err) = load_backbone::<Cpu>(&dir, &device) else {
+        panic!("NaN weights are refused");
+    };
     assert!(err.to_string().contains("NaN or infinite"), "{err}");
     let out_file = dir.join("emb.safetensors");
     let out = msamamba(&[
