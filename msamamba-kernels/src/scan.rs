@@ -107,7 +107,7 @@ pub trait SelectiveScanBackend: Backend {
     }
 }
 
-/// Runs the selective scan of DESIGN.md on backend `B`:
+/// Runs the selective scan (Mamba's S6, as mamba_ssm's `selective_scan_fn`) on backend `B`:
 /// delta' = softplus(delta + delta_bias), x_t = exp(delta'_t a) x_{t-1} + delta'_t b_t u_t,
 /// y_t = c_t . x_t + d u_t, then y * silu(z).
 ///
