@@ -15,14 +15,13 @@
 //! x and dy may have any strides (the model's x is a slice of the input projection); the
 //! outputs are contiguous [r, l, e].
 
-use burn::tensor::{DType, Shape, Tensor as BurnTensor};
-use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
+use burn::tensor::{DType, Tensor as BurnTensor};
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeRuntime, FloatElement, IntElement};
 use cubecl::prelude::*;
 
 use super::forward::sigmoid;
-use super::launch::{Cube, MAX_GRID, prim, tensor};
+use super::launch::{Cube, empty_like, flat_grid, prim, tensor};
 use crate::{CausalConvGrads, CausalConvInput};
 
 /// Channels per cube.
@@ -256,12 +255,7 @@ impl<R: CubeRuntime> Launch<R> {
     }
 
     fn empty(&self, shape: Vec<usize>) -> CubeTensor<R> {
-        empty_device_contiguous_dtype(
-            self.x.client.clone(),
-            self.x.device.clone(),
-            Shape::from(shape),
-            DType::F32,
-        )
+        empty_like(&self.x, shape)
     }
 
     /// Positions per thread.
@@ -277,9 +271,7 @@ impl<R: CubeRuntime> Launch<R> {
 
     /// One cube per (channel block, row, run), laid over x and (past 65 535) y.
     fn cube_count(&self) -> CubeCount {
-        let cubes = self.dims[2].div_ceil(BLOCK) * self.runs();
-        let x = cubes.min(MAX_GRID);
-        CubeCount::Static(x as u32, cubes.div_ceil(x) as u32, 1)
+        flat_grid(self.dims[2].div_ceil(BLOCK) * self.runs())
     }
 }
 

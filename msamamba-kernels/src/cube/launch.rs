@@ -77,6 +77,18 @@ pub(super) type Cube<R, F, I, BT> = CubeBackend<R, F, I, BT>;
 /// Cubes along one launch grid dimension that every backend accepts (CUDA's y and z, WGPU's all).
 pub(super) const MAX_GRID: usize = 65535;
 
+/// A new contiguous f32 tensor of `shape` on `like`'s device.
+pub(super) fn empty_like<R: CubeRuntime>(like: &CubeTensor<R>, shape: Vec<usize>) -> CubeTensor<R> {
+    empty_device_contiguous_dtype(like.client.clone(), like.device.clone(), Shape::from(shape), DType::F32)
+}
+
+/// `cubes` cubes laid over the grid's x and, past `MAX_GRID`, y (kernels read their index as
+/// `CUBE_POS_Y * CUBE_COUNT_X + CUBE_POS_X` and skip the overshoot).
+pub(super) fn flat_grid(cubes: usize) -> CubeCount {
+    let x = cubes.min(MAX_GRID);
+    CubeCount::Static(x as u32, cubes.div_ceil(x) as u32, 1)
+}
+
 /// A burn tensor as a contiguous cube tensor, for a launch.
 pub(super) fn prim<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement, const D: usize>(
     t: Tensor<Cube<R, F, I, BT>, D>,
@@ -152,12 +164,7 @@ impl<R: CubeRuntime> Prepared<R> {
     }
 
     fn empty(&self, shape: Vec<usize>) -> CubeTensor<R> {
-        empty_device_contiguous_dtype(
-            self.u.client.clone(),
-            self.u.device.clone(),
-            Shape::from(shape),
-            DType::F32,
-        )
+        empty_like(&self.u, shape)
     }
 
     /// The z argument: the gate, or any tensor when there is none (never read).

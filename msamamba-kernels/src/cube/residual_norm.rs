@@ -13,13 +13,12 @@
 //!   end for the groups' gamma sums).
 //! - Global memory: x and r read once (and dout in the backward), one output written.
 
-use burn::tensor::{DType, Shape, Tensor as BurnTensor};
-use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
+use burn::tensor::{DType, Tensor as BurnTensor};
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeRuntime, FloatElement, IntElement};
 use cubecl::prelude::*;
 
-use super::launch::{Cube, prim, tensor};
+use super::launch::{Cube, empty_like, prim, tensor};
 use crate::{ResidualNormGrads, ResidualNormInput};
 
 /// Threads per row: a warp on NVIDIA.
@@ -215,12 +214,7 @@ impl<R: CubeRuntime> Launch<R> {
     }
 
     fn empty(&self, shape: Vec<usize>) -> CubeTensor<R> {
-        empty_device_contiguous_dtype(
-            self.x.client.clone(),
-            self.x.device.clone(),
-            Shape::from(shape),
-            DType::F32,
-        )
+        empty_like(&self.x, shape)
     }
 
     fn cubes(&self) -> usize {

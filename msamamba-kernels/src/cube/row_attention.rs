@@ -23,13 +23,12 @@
 //! y), so any b·l·heads launches. Only f32 arithmetic, `exp`, shared memory and barriers:
 //! nothing newer than sm_60 (Pascal) on CUDA.
 
-use burn::tensor::{DType, Shape, Tensor as BurnTensor};
-use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
+use burn::tensor::{DType, Tensor as BurnTensor};
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeRuntime, FloatElement, IntElement};
 use cubecl::prelude::*;
 
-use super::launch::{Cube, MAX_GRID, prim, tensor};
+use super::launch::{Cube, empty_like, flat_grid, prim, tensor};
 use crate::row_attention::{MASKED_SCORE, RowAttentionGrads, RowAttentionInput, score_scale};
 
 /// Rows per tile of keys (and of queries in the backward's second step) in shared memory.
@@ -492,20 +491,13 @@ impl<R: CubeRuntime> Launch<R> {
     }
 
     fn empty(&self) -> CubeTensor<R> {
-        empty_device_contiguous_dtype(
-            self.q.client.clone(),
-            self.q.device.clone(),
-            Shape::from(self.dims.to_vec()),
-            DType::F32,
-        )
+        empty_like(&self.q, self.dims.to_vec())
     }
 
     /// One cube per problem, laid over x and (past 65 535) y.
     fn cube_count(&self) -> CubeCount {
         let [batch, _, len, _] = self.dims;
-        let problems = batch * len * self.n_heads;
-        let x = problems.min(MAX_GRID);
-        CubeCount::Static(x as u32, problems.div_ceil(x) as u32, 1)
+        flat_grid(batch * len * self.n_heads)
     }
 
     fn cube_dim(&self) -> CubeDim {
