@@ -13,10 +13,11 @@
 //! - Registers: the thread's state x [N], its row of A [N], its D and delta bias. The state
 //!   never leaves registers, so the recurrence costs no memory traffic.
 //! - Shared memory: one time tile (`tile` positions) of u, delta (or delta') and z for the cube's
-//!   channels, loaded with consecutive threads on consecutive positions (coalesced), rows padded
-//!   by one float so that the per-channel reads of the recurrence hit distinct banks; the tile of
-//!   B and C [N, tile], which every channel of the batch row reads (broadcast). The u tile is
-//!   reused to stage y for a coalesced store.
+//!   channels, loaded with consecutive threads on consecutive positions, or on consecutive
+//!   channels when the tensors are channels-last (coalesced either way), rows padded by one float
+//!   so that the per-channel reads of the recurrence hit distinct banks; the tile of B and C
+//!   ([N, tile], or [tile, N] channels-last), which every channel of the batch row reads
+//!   (broadcast). The u tile is reused to stage y for a coalesced store.
 //! - Global memory: inputs read once per launch, y (or delta') written once; per segment, the
 //!   start state read and (`to_end`) the end state and sum of delta' written, [b, segments, d, N]
 //!   and [b, segments, d]: N/segment floats per input element.
