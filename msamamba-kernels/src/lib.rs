@@ -1,6 +1,7 @@
 //! The fused operations of MSAMamba: the causal convolution in front of each scan, the selective
 //! scan of Mamba (S6) along every row, the attention across rows at each position, and the
-//! residual add + RMSNorm after each sub-layer.
+//! residual add + RMSNorm after each sub-layer; and a linear projection whose output autodiff
+//! recomputes ([`recomputed_linear`](recomputed_linear::recomputed_linear)).
 //!
 //! [`causal_conv1d`](causal_conv::causal_conv1d), [`selective_scan`],
 //! [`row_attention`](row_attention::row_attention) and
@@ -20,18 +21,26 @@ pub mod cube;
 mod fusion;
 #[cfg(feature = "ndarray")]
 mod ndarray;
+pub mod recomputed_linear;
 pub mod reference;
 pub mod residual_norm;
 pub mod row_attention;
 mod scan;
 
 pub use causal_conv::{CausalConvBackend, CausalConvGrads, CausalConvInput};
+pub use recomputed_linear::RecomputedLinearBackend;
 pub use residual_norm::{ResidualNormBackend, ResidualNormGrads, ResidualNormInput};
 pub use row_attention::{RowAttentionBackend, RowAttentionGrads, RowAttentionInput};
 
 pub use scan::{ScanGrads, ScanShapeError, SelectiveScanBackend, SelectiveScanInput, selective_scan};
 
 /// A backend with every fused operation (every burn backend has them, through the references).
-pub trait KernelBackend: CausalConvBackend + SelectiveScanBackend + RowAttentionBackend + ResidualNormBackend {}
+pub trait KernelBackend:
+    CausalConvBackend + SelectiveScanBackend + RowAttentionBackend + ResidualNormBackend + RecomputedLinearBackend
+{
+}
 
-impl<B: CausalConvBackend + SelectiveScanBackend + RowAttentionBackend + ResidualNormBackend> KernelBackend for B {}
+impl<B> KernelBackend for B where
+    B: CausalConvBackend + SelectiveScanBackend + RowAttentionBackend + ResidualNormBackend + RecomputedLinearBackend
+{
+}

@@ -4,8 +4,8 @@ use burn::backend::ndarray::{
 use burn::tensor::Tensor;
 
 use crate::{
-    CausalConvBackend, ResidualNormBackend, RowAttentionBackend, ScanGrads, SelectiveScanBackend, SelectiveScanInput,
-    cpu,
+    CausalConvBackend, RecomputedLinearBackend, ResidualNormBackend, RowAttentionBackend, ScanGrads,
+    SelectiveScanBackend, SelectiveScanInput, cpu,
 };
 
 /// The CPU backend runs the scan as plain loops (see [`cpu`]).
@@ -41,6 +41,14 @@ where
 
 /// The CPU backend runs the causal convolution as the tensor-op reference.
 impl<E: FloatNdArrayElement, I: IntNdArrayElement, Q: QuantElement> CausalConvBackend for NdArray<E, I, Q>
+where
+    NdArrayTensor: From<SharedArray<E>>,
+    NdArrayTensor: From<SharedArray<I>>,
+{
+}
+
+/// The CPU backend recomputes with burn's linear.
+impl<E: FloatNdArrayElement, I: IntNdArrayElement, Q: QuantElement> RecomputedLinearBackend for NdArray<E, I, Q>
 where
     NdArrayTensor: From<SharedArray<E>>,
     NdArrayTensor: From<SharedArray<I>>,

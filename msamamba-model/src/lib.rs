@@ -12,6 +12,7 @@ pub mod mlm_mask;
 pub mod mlp;
 pub mod msa_mamba;
 pub mod pooler;
+pub mod recomputed;
 pub mod row_attention;
 pub mod row_scan;
 pub mod row_sparse;

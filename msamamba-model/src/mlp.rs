@@ -1,6 +1,9 @@
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::silu;
+use msamamba_kernels::RecomputedLinearBackend;
+
+use crate::recomputed::recomputed;
 
 /// The position-wise transition: D -> 4D -> D with SiLU.
 #[derive(Config, Debug)]
@@ -33,10 +36,12 @@ impl MlpConfig {
     }
 }
 
-impl<B: Backend> Mlp<B> {
+impl<B: RecomputedLinearBackend> Mlp<B> {
+    /// The hidden activations (4D wide) are recomputed in the backward, not kept.
+    ///
     /// # Shapes
     /// x: [..., D] -> [..., D]
     pub fn forward<const K: usize>(&self, x: Tensor<B, K>) -> Tensor<B, K> {
-        self.down.forward(silu(self.up.forward(x)))
+        self.down.forward(silu(recomputed(&self.up, x)))
     }
 }

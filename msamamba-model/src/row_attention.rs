@@ -2,7 +2,9 @@ use burn::nn::attention::{MultiHeadAttention, MultiHeadAttentionConfig};
 use burn::nn::{Embedding, EmbeddingConfig};
 use burn::prelude::*;
 use msamamba_kernels::row_attention::row_attention;
-use msamamba_kernels::{RowAttentionBackend, RowAttentionInput};
+use msamamba_kernels::{RecomputedLinearBackend, RowAttentionBackend, RowAttentionInput};
+
+use crate::recomputed::recomputed;
 
 /// Multi-head self-attention across the M rows at each position, with learned absolute
 /// row-position embeddings. Dropped and padding rows are masked out as keys.
@@ -61,16 +63,18 @@ impl<B: Backend> RowAttention<B> {
     }
 }
 
-impl<B: RowAttentionBackend> RowAttention<B> {
+impl<B: RowAttentionBackend + RecomputedLinearBackend> RowAttention<B> {
+    /// Queries, keys and values are recomputed in the backward, not kept.
+    ///
     /// # Shapes
     /// x: [B, M, L, D], row_keep: [B, M] Bool (true = attend to this row) -> [B, M, L, D]
     pub fn forward(&self, x: Tensor<B, 4>, row_keep: Tensor<B, 2, Bool>) -> Tensor<B, 4> {
         let x = self.with_positions(x);
         let mha = &self.attention;
         let context = row_attention(RowAttentionInput {
-            q: mha.query.forward(x.clone()),
-            k: mha.key.forward(x.clone()),
-            v: mha.value.forward(x),
+            q: recomputed(&mha.query, x.clone()),
+            k: recomputed(&mha.key, x.clone()),
+            v: recomputed(&mha.value, x),
             key_keep: row_keep.float(),
             n_heads: mha.n_heads,
         });

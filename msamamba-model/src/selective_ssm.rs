@@ -5,6 +5,7 @@ use burn::tensor::Distribution;
 use msamamba_kernels::{KernelBackend, SelectiveScanInput, selective_scan};
 
 use crate::causal_conv::{CausalConv, CausalConvConfig};
+use crate::recomputed::recomputed;
 
 /// One scan direction of a Mamba layer: causal depthwise conv, SiLU, then the selective SSM
 /// whose step size and B, C depend on the input.
@@ -97,7 +98,8 @@ impl<B: KernelBackend> SelectiveSsm<B> {
     }
 
     /// The scan's inputs from the convolved sequence: B, C and the step size projected from
-    /// it, in the channels-first layout the scan takes.
+    /// it, in the channels-first layout the scan takes. The convolution's output and the step
+    /// sizes (E wide each) are recomputed in the backward, not kept.
     ///
     /// # Shapes
     /// u, z: [R, L, E]
@@ -108,8 +110,8 @@ impl<B: KernelBackend> SelectiveSsm<B> {
         let b = x_dbl.clone().narrow(2, self.dt_rank, n).swap_dims(1, 2); // [R, N, L]
         let c = x_dbl.narrow(2, self.dt_rank + n, n).swap_dims(1, 2); // [R, N, L]
         SelectiveScanInput {
-            u: u.swap_dims(1, 2),                            // [R, E, L]
-            delta: self.dt_proj.forward(dt).swap_dims(1, 2), // [R, E, L]
+            u: u.swap_dims(1, 2),                                 // [R, E, L]
+            delta: recomputed(&self.dt_proj, dt).swap_dims(1, 2), // [R, E, L], recomputed in the backward
             a: self.a_log.val().exp().neg(),
             b,
             c,

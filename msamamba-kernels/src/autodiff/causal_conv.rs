@@ -1,7 +1,15 @@
 //! The causal convolution (with its activation) as one autodiff node, keeping only its inputs.
+//!
+//! The node is memory-bound: under balanced checkpointing its output is not kept for the
+//! consumers' backwards (the step-size projection and the scan both need it) but recomputed from
+//! the inputs, which the in-projection keeps anyway (mamba_ssm's fused Mamba does the same).
+
+use std::marker::PhantomData;
 
 use burn::backend::Autodiff;
 use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::checkpoint::retro_forward::RetroForward;
+use burn::backend::autodiff::checkpoint::state::BackwardStates;
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
@@ -20,6 +28,26 @@ struct CausalConvBackward;
 struct CausalConvState {
     inputs: [NodeId; 3],
     silu: bool,
+}
+
+/// Recomputes the convolution from the parents' states when a consumer's backward needs it.
+#[derive(Debug)]
+struct RetroCausalConv<B> {
+    state: CausalConvState,
+    backend: PhantomData<B>,
+}
+
+impl<B: CausalConvBackend> RetroForward for RetroCausalConv<B> {
+    fn forward(&self, states: &mut BackwardStates, out_node: NodeId) {
+        let [x, weight, bias] = self.state.inputs.map(|id| states.get_state::<FloatTensor<B>>(&id));
+        let y = B::causal_conv(CausalConvInput {
+            x: inner(x),
+            weight: inner(weight),
+            bias: inner(bias),
+            silu: self.state.silu,
+        });
+        states.save(out_node, primitive(y));
+    }
 }
 
 impl<B: CausalConvBackend> Backward<B, 3> for CausalConvBackward {
@@ -65,7 +93,19 @@ impl<B: CausalConvBackend, C: CheckpointStrategy> CausalConvBackend for Autodiff
             }))
         };
         let nodes = [x.node.clone(), weight.node.clone(), bias.node.clone()];
-        let out = match CausalConvBackward.prepare::<C>(nodes).compute_bound().stateful() {
+        let retro = RetroCausalConv::<B> {
+            state: CausalConvState {
+                inputs: [x.node.id, weight.node.id, bias.node.id],
+                silu,
+            },
+            backend: PhantomData,
+        };
+        let prepared = CausalConvBackward
+            .prepare::<C>(nodes)
+            .memory_bound()
+            .retro_forward(retro)
+            .parents([&x, &weight, &bias]);
+        let out = match prepared.stateful() {
             OpsKind::Tracked(mut prep) => {
                 let inputs = [prep.checkpoint(&x), prep.checkpoint(&weight), prep.checkpoint(&bias)];
                 prep.finish(CausalConvState { inputs, silu }, forward())

@@ -22,9 +22,9 @@ pub use launch::{KernelConfig, backward, forward, supported};
 
 use crate::row_attention::{RowAttentionGrads, RowAttentionInput, reference_backward, reference_forward};
 use crate::{
-    CausalConvBackend, CausalConvGrads, CausalConvInput, ResidualNormBackend, ResidualNormGrads, ResidualNormInput,
-    RowAttentionBackend, ScanGrads, SelectiveScanBackend, SelectiveScanInput, causal_conv as conv, reference,
-    residual_norm as norm,
+    CausalConvBackend, CausalConvGrads, CausalConvInput, RecomputedLinearBackend, ResidualNormBackend,
+    ResidualNormGrads, ResidualNormInput, RowAttentionBackend, ScanGrads, SelectiveScanBackend, SelectiveScanInput,
+    causal_conv as conv, reference, residual_norm as norm,
 };
 
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> SelectiveScanBackend
@@ -107,4 +107,10 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> CausalConv
             conv::reference_backward(input, dy)
         }
     }
+}
+
+/// burn's linear (only autodiff treats it differently).
+impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> RecomputedLinearBackend
+    for CubeBackend<R, F, I, BT>
+{
 }
