@@ -1,7 +1,8 @@
 //! The fused operations of MSAMamba: the causal convolution in front of each scan, the selective
 //! scan of Mamba (S6) along every row, the attention across rows at each position, and the
-//! residual add + RMSNorm after each sub-layer; and a linear projection whose output autodiff
-//! recomputes ([`recomputed_linear`](recomputed_linear::recomputed_linear)).
+//! residual add + RMSNorm after each sub-layer; the MLP, keeping only its input
+//! ([`mlp`](mlp::mlp)); and a linear projection whose output autodiff recomputes
+//! ([`recomputed_linear`](recomputed_linear::recomputed_linear)).
 //!
 //! [`causal_conv1d`](causal_conv::causal_conv1d), [`selective_scan`],
 //! [`row_attention`](row_attention::row_attention) and
@@ -19,6 +20,7 @@ pub mod cpu;
 pub mod cube;
 #[cfg(feature = "fusion")]
 mod fusion;
+pub mod mlp;
 #[cfg(feature = "ndarray")]
 mod ndarray;
 pub mod recomputed_linear;
@@ -28,6 +30,7 @@ pub mod row_attention;
 mod scan;
 
 pub use causal_conv::{CausalConvBackend, CausalConvGrads, CausalConvInput};
+pub use mlp::{MlpBackend, MlpGrads, MlpInput};
 pub use recomputed_linear::RecomputedLinearBackend;
 pub use residual_norm::{ResidualNormBackend, ResidualNormGrads, ResidualNormInput};
 pub use row_attention::{RowAttentionBackend, RowAttentionGrads, RowAttentionInput};
@@ -36,11 +39,21 @@ pub use scan::{ScanGrads, ScanShapeError, SelectiveScanBackend, SelectiveScanInp
 
 /// A backend with every fused operation (every burn backend has them, through the references).
 pub trait KernelBackend:
-    CausalConvBackend + SelectiveScanBackend + RowAttentionBackend + ResidualNormBackend + RecomputedLinearBackend
+    CausalConvBackend
+    + SelectiveScanBackend
+    + RowAttentionBackend
+    + ResidualNormBackend
+    + RecomputedLinearBackend
+    + MlpBackend
 {
 }
 
 impl<B> KernelBackend for B where
-    B: CausalConvBackend + SelectiveScanBackend + RowAttentionBackend + ResidualNormBackend + RecomputedLinearBackend
+    B: CausalConvBackend
+        + SelectiveScanBackend
+        + RowAttentionBackend
+        + ResidualNormBackend
+        + RecomputedLinearBackend
+        + MlpBackend
 {
 }

@@ -170,7 +170,7 @@ impl<B: Backend> DataLoader<B, MsaBatch<B>> for EpochLoader<B> {
     fn to_device(&self, device: &B::Device) -> Arc<dyn DataLoader<B, MsaBatch<B>>> {
         Arc::new(Self {
             device: device.clone(),
-            ..self.share()
+            ..self.copy()
         })
     }
 
@@ -181,14 +181,16 @@ impl<B: Backend> DataLoader<B, MsaBatch<B>> for EpochLoader<B> {
         Arc::new(Self {
             range: from..to,
             total_batches,
-            ..self.share()
+            ..self.copy()
         })
     }
 }
 
 impl<B: Backend> EpochLoader<B> {
-    /// A copy sharing the dataset and the epoch counter.
-    fn share(&self) -> Self {
+    /// A copy sharing the dataset and the failure slot, with an epoch counter of its own at this
+    /// one's value: each device's slice walks the epochs itself, so with any number of devices
+    /// every slice of epoch `e` is a share of the same permutation, the one a resumed run redraws.
+    fn copy(&self) -> Self {
         Self {
             dataset: self.dataset.clone(),
             batcher: self.batcher.clone(),
@@ -196,10 +198,91 @@ impl<B: Backend> EpochLoader<B> {
             range: self.range.clone(),
             total_batches: self.total_batches,
             seed: self.seed,
-            next_epoch: self.next_epoch.clone(),
+            next_epoch: Arc::new(AtomicUsize::new(self.next_epoch.load(Ordering::SeqCst))),
             device: self.device.clone(),
             interrupter: self.interrupter.clone(),
             failure: self.failure.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::NdArray;
+    use burn::data::dataloader::split::split_dataloader;
+
+    use super::*;
+    use crate::batcher::MsaBatcherConfig;
+    use crate::source::AlignmentSource;
+    use crate::windows::{WindowRun, WindowSet};
+
+    type B = NdArray;
+
+    /// A two-species alignment of 64 target bases, tiled into 8 windows of 8.
+    fn dataset() -> WindowDataset {
+        let dir = std::env::temp_dir().join(format!("msamamba-loader-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let maf = dir.join("two.maf");
+        let seq = |salt: usize| {
+            (0..64)
+                .map(|i| b"ACGT"[(i * 7 + salt * 3 + i / 5) % 4] as char)
+                .collect::<String>()
+        };
+        let text = format!(
+            "##maf version=1\na score=1\ns hg.chr1 0 64 + 64 {}\ns mm.chr1 0 64 + 64 {}\n\n",
+            seq(0),
+            seq(1)
+        );
+        std::fs::write(&maf, text).expect("write the MAF");
+        let source = AlignmentSource::open(Some(&maf), Some("hg"), None, None).expect("open the MAF");
+        let mut windows = WindowSet::new(8);
+        windows.push(WindowRun {
+            chrom: "chr1".into(),
+            start: 0,
+            count: 8,
+            stride: 8,
+        });
+        WindowDataset::new(Arc::new(source), windows, 7)
+    }
+
+    /// A loader of 4 batches of 1 per epoch over 3 epochs, starting at `first_epoch`.
+    fn loader(first_epoch: usize) -> Arc<dyn DataLoader<B, MsaBatch<B>>> {
+        let batcher = MsaBatcher::new(MsaBatcherConfig::new(2));
+        let loader = EpochLoader::<B>::new(
+            dataset(),
+            batcher,
+            1,
+            4,
+            12,
+            11,
+            first_epoch,
+            Default::default(),
+            Interrupter::new(),
+        );
+        Arc::new(loader)
+    }
+
+    /// The tokens of each batch of one pass of `loader`.
+    fn epoch(loader: &Arc<dyn DataLoader<B, MsaBatch<B>>>) -> Vec<Vec<i64>> {
+        loader
+            .iter()
+            .map(|batch| batch.tokens.into_data().convert::<i64>().to_vec().expect("tokens"))
+            .collect()
+    }
+
+    #[test]
+    fn every_device_count_sees_the_same_epochs_fresh_or_resumed() {
+        let whole = loader(0);
+        let single: Vec<_> = (0..3).map(|_| epoch(&whole)).collect();
+        assert_ne!(single[0], single[1], "epochs are reshuffled");
+        let devices = [Default::default(), Default::default()];
+        for first in [0, 1] {
+            let slices = split_dataloader(loader(first), &devices);
+            for (e, want) in single.iter().enumerate().skip(first) {
+                // Each device takes its share of epoch e, in order: together, epoch e.
+                let got: Vec<_> = slices.iter().flat_map(epoch).collect();
+                assert_eq!(&got, want, "epoch {e} on two devices (run started at epoch {first})");
+            }
         }
     }
 }
