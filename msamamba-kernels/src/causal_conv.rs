@@ -111,7 +111,7 @@ fn convolve<B: Backend>(input: &CausalConvInput<B>) -> Tensor<B, 3> {
 
 /// The logistic sigmoid in the element type (burn's activation computes it in f32, which would
 /// blur a float64 oracle).
-pub(crate) fn sigmoid<B: Backend>(t: Tensor<B, 3>) -> Tensor<B, 3> {
+fn sigmoid<B: Backend>(t: Tensor<B, 3>) -> Tensor<B, 3> {
     (t.neg().exp() + 1.0).recip()
 }
 

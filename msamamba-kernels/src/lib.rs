@@ -1,8 +1,7 @@
 //! The fused operations of MSAMamba: the causal convolution in front of each scan, the selective
 //! scan of Mamba (S6) along every row, the attention across rows at each position, and the
-//! residual add + RMSNorm after each sub-layer; the MLP, keeping only its input
-//! ([`mlp`](mlp::mlp)); and a linear projection whose output autodiff recomputes
-//! ([`recomputed_linear`](recomputed_linear::recomputed_linear)).
+//! residual add + RMSNorm after each sub-layer; and a linear projection whose output autodiff
+//! recomputes ([`recomputed_linear`](recomputed_linear::recomputed_linear)).
 //!
 //! [`causal_conv1d`](causal_conv::causal_conv1d), [`selective_scan`],
 //! [`row_attention`](row_attention::row_attention) and
@@ -20,7 +19,6 @@ pub mod cpu;
 pub mod cube;
 #[cfg(feature = "fusion")]
 mod fusion;
-pub mod mlp;
 #[cfg(feature = "ndarray")]
 mod ndarray;
 pub mod recomputed_linear;
@@ -30,7 +28,6 @@ pub mod row_attention;
 mod scan;
 
 pub use causal_conv::{CausalConvBackend, CausalConvGrads, CausalConvInput};
-pub use mlp::{MlpBackend, MlpGrads, MlpInput};
 pub use recomputed_linear::RecomputedLinearBackend;
 pub use residual_norm::{ResidualNormBackend, ResidualNormGrads, ResidualNormInput};
 pub use row_attention::{RowAttentionBackend, RowAttentionGrads, RowAttentionInput};
@@ -39,21 +36,11 @@ pub use scan::{ScanGrads, ScanShapeError, SelectiveScanBackend, SelectiveScanInp
 
 /// A backend with every fused operation (every burn backend has them, through the references).
 pub trait KernelBackend:
-    CausalConvBackend
-    + SelectiveScanBackend
-    + RowAttentionBackend
-    + ResidualNormBackend
-    + RecomputedLinearBackend
-    + MlpBackend
+    CausalConvBackend + SelectiveScanBackend + RowAttentionBackend + ResidualNormBackend + RecomputedLinearBackend
 {
 }
 
 impl<B> KernelBackend for B where
-    B: CausalConvBackend
-        + SelectiveScanBackend
-        + RowAttentionBackend
-        + ResidualNormBackend
-        + RecomputedLinearBackend
-        + MlpBackend
+    B: CausalConvBackend + SelectiveScanBackend + RowAttentionBackend + ResidualNormBackend + RecomputedLinearBackend
 {
 }

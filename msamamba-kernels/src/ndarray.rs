@@ -4,7 +4,7 @@ use burn::backend::ndarray::{
 use burn::tensor::Tensor;
 
 use crate::{
-    CausalConvBackend, MlpBackend, RecomputedLinearBackend, ResidualNormBackend, RowAttentionBackend, ScanGrads,
+    CausalConvBackend, RecomputedLinearBackend, ResidualNormBackend, RowAttentionBackend, ScanGrads,
     SelectiveScanBackend, SelectiveScanInput, cpu,
 };
 
@@ -49,14 +49,6 @@ where
 
 /// The CPU backend recomputes with burn's linear.
 impl<E: FloatNdArrayElement, I: IntNdArrayElement, Q: QuantElement> RecomputedLinearBackend for NdArray<E, I, Q>
-where
-    NdArrayTensor: From<SharedArray<E>>,
-    NdArrayTensor: From<SharedArray<I>>,
-{
-}
-
-/// The CPU backend runs the MLP as the tensor-op reference.
-impl<E: FloatNdArrayElement, I: IntNdArrayElement, Q: QuantElement> MlpBackend for NdArray<E, I, Q>
 where
     NdArrayTensor: From<SharedArray<E>>,
     NdArrayTensor: From<SharedArray<I>>,

@@ -1,11 +1,11 @@
 //! A linear projection whose output autodiff recomputes rather than keeps.
 //!
 //! burn's linear is compute-bound to its checkpointing: its output stays alive until every
-//! consumer's backward has run. For projections whose output is wide and cheap to redo (the
-//! step-size projection's rank-8 -> E, the row attention's query, key and value) that is a large
-//! share of a block's activation memory; under balanced checkpointing this projection is
-//! memory-bound instead, and the backward recomputes the output from the input (kept anyway) with
-//! one more matmul, as mamba_ssm's fused Mamba recomputes its step sizes.
+//! consumer's backward has run. For the projections whose output is wide and cheap to redo (the
+//! step-size projection's rank-8 -> E, the MLP's D -> 4D, the row attention's query, key and
+//! value) that is the largest share of a block's activation memory; under balanced checkpointing
+//! this projection is memory-bound instead, and the backward recomputes the output from the input
+//! (kept anyway) with one more matmul, as mamba_ssm's fused Mamba recomputes its step sizes.
 //! Without checkpointing (`NoCheckpointing`) it is burn's linear.
 //!
 //! [`recomputed_linear`] is the entry point. Backends implement [`RecomputedLinearBackend`]; only

@@ -1,7 +1,9 @@
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
-use msamamba_kernels::mlp::mlp;
-use msamamba_kernels::{MlpBackend, MlpInput};
+use burn::tensor::activation::silu;
+use msamamba_kernels::RecomputedLinearBackend;
+
+use crate::recomputed::recomputed;
 
 /// The position-wise transition: D -> 4D -> D with SiLU.
 #[derive(Config, Debug)]
@@ -34,28 +36,12 @@ impl MlpConfig {
     }
 }
 
-impl<B: MlpBackend> Mlp<B> {
-    /// One fused operation ([`msamamba_kernels::mlp`]): the hidden activations (4D wide) are
-    /// recomputed in the backward, not kept.
+impl<B: RecomputedLinearBackend> Mlp<B> {
+    /// The hidden activations (4D wide) are recomputed in the backward, not kept.
     ///
     /// # Shapes
-    /// x: [B, M, L, D] -> [B, M, L, D]
-    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let [batch, rows, len, width] = x.dims();
-        let bias = |linear: &Linear<B>| {
-            let bias = linear
-                .bias
-                .as_ref()
-                .expect("MlpConfig::init gives both projections a bias");
-            bias.val()
-        };
-        mlp(MlpInput {
-            x: x.clone().reshape([batch * rows, len, width]),
-            up_weight: self.up.weight.val(),
-            up_bias: bias(&self.up),
-            down_weight: self.down.weight.val(),
-            down_bias: bias(&self.down),
-        })
-        .reshape([batch, rows, len, width])
+    /// x: [..., D] -> [..., D]
+    pub fn forward<const K: usize>(&self, x: Tensor<B, K>) -> Tensor<B, K> {
+        self.down.forward(silu(recomputed(&self.up, x)))
     }
 }

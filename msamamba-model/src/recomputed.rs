@@ -1,6 +1,6 @@
 //! Projections whose output the backward recomputes instead of keeping (under burn's balanced
-//! checkpointing): the wide, cheap ones (step sizes; queries, keys and values). See
-//! [`msamamba_kernels::recomputed_linear`].
+//! checkpointing): the wide, cheap ones, whose kept outputs were most of a block's activation
+//! memory. See [`msamamba_kernels::recomputed_linear`].
 
 use burn::module::Param;
 use burn::nn::Linear;

@@ -2,7 +2,6 @@
 //! backend's backward, so a kernel backend trains through its own backward kernel.
 
 mod causal_conv;
-mod mlp;
 mod recomputed_linear;
 mod residual_norm;
 mod row_attention;

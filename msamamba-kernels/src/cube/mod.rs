@@ -22,7 +22,7 @@ pub use launch::{KernelConfig, backward, forward, supported};
 
 use crate::row_attention::{RowAttentionGrads, RowAttentionInput, reference_backward, reference_forward};
 use crate::{
-    CausalConvBackend, CausalConvGrads, CausalConvInput, MlpBackend, RecomputedLinearBackend, ResidualNormBackend,
+    CausalConvBackend, CausalConvGrads, CausalConvInput, RecomputedLinearBackend, ResidualNormBackend,
     ResidualNormGrads, ResidualNormInput, RowAttentionBackend, ScanGrads, SelectiveScanBackend, SelectiveScanInput,
     causal_conv as conv, reference, residual_norm as norm,
 };
@@ -114,6 +114,3 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> Recomputed
     for CubeBackend<R, F, I, BT>
 {
 }
-
-/// The MLP's tensor-op reference: burn's matmuls and fused element-wise kernels.
-impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> MlpBackend for CubeBackend<R, F, I, BT> {}

@@ -10,13 +10,10 @@ mod scan;
 use burn::tensor::{Tensor, TensorPrimitive, backend::Backend};
 use burn_fusion::{Fusion, FusionBackend};
 
-use crate::{MlpBackend, RecomputedLinearBackend};
+use crate::RecomputedLinearBackend;
 
 /// burn's linear, queued like any other matmul (only autodiff treats it differently).
 impl<B: FusionBackend> RecomputedLinearBackend for Fusion<B> {}
-
-/// The MLP's tensor-op reference, queued op by op.
-impl<B: FusionBackend> MlpBackend for Fusion<B> {}
 
 fn tensor<B: Backend, const D: usize>(primitive: B::FloatTensorPrimitive) -> Tensor<B, D> {
     Tensor::from_primitive(TensorPrimitive::Float(primitive))
