@@ -2,8 +2,7 @@
 
 use anyhow::Result;
 use burn::backend::Autodiff;
-#[cfg(any(feature = "wgpu", feature = "cuda"))]
-use burn::backend::autodiff::checkpoint::strategy::BalancedCheckpointing;
+use burn::backend::autodiff::checkpoint::strategy::{BalancedCheckpointing, CheckpointStrategy, NoCheckpointing};
 use burn::tensor::backend::AutodiffBackend;
 use clap::ValueEnum;
 use msamamba_kernels::KernelBackend;
@@ -19,6 +18,17 @@ pub enum BackendChoice {
     Wgpu,
     /// CUDA through NVRTC (build with `--features cuda`).
     Cuda,
+}
+
+/// What training keeps for the backward on the GPU backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Checkpointing {
+    /// Recompute cheap results (element-wise ops, the convolution, the step sizes, the MLP's
+    /// hidden layer, the attention's queries, keys and values) in the backward: about 40% of the
+    /// activation memory of `none`, for a slower step (BENCHMARKS.md).
+    Balanced,
+    /// Keep every result the backward needs: the fastest step, the most memory.
+    None,
 }
 
 /// Work that runs on whichever backend was chosen.
@@ -54,22 +64,38 @@ fn probe<B: burn::tensor::backend::Backend>() -> std::result::Result<(), String>
 /// Runs `job` on `choice` on the default device. A backend this binary was built without, or
 /// one with no usable device, is a one-line error; `auto` falls back to the next backend.
 ///
-/// On the GPU backends autodiff recomputes memory-bound operations (element-wise, reshapes) in
-/// the backward instead of keeping their outputs: ~40% less activation memory for a few percent
-/// more step time on the H200 (BENCHMARKS.md). On the CPU, where memory is not the limit,
-/// everything is kept.
+/// On the GPU backends autodiff recomputes cheap results in the backward instead of keeping them
+/// ([`Checkpointing::Balanced`]). On the CPU, where memory is not the limit, everything is kept.
 pub fn dispatch<J: OnBackend>(choice: BackendChoice, job: J) -> Result<J::Output> {
-    dispatch_on(choice, &[], job)
+    dispatch_on::<J, BalancedCheckpointing>(choice, &[], job)
 }
 
-/// As [`dispatch`], on the GPUs numbered `ids` (empty: the default device). Several devices
-/// train data-parallel through burn-train's multi-device strategy.
-pub fn dispatch_on<J: OnBackend>(choice: BackendChoice, ids: &[usize], job: J) -> Result<J::Output> {
+/// As [`dispatch`], on the GPUs numbered `ids` (empty: the default device), keeping for the
+/// backward what `checkpointing` says. Several devices train data-parallel through burn-train's
+/// multi-device strategy.
+pub fn dispatch_training<J: OnBackend>(
+    choice: BackendChoice,
+    ids: &[usize],
+    checkpointing: Checkpointing,
+    job: J,
+) -> Result<J::Output> {
+    match checkpointing {
+        Checkpointing::Balanced => dispatch_on::<J, BalancedCheckpointing>(choice, ids, job),
+        Checkpointing::None => dispatch_on::<J, NoCheckpointing>(choice, ids, job),
+    }
+}
+
+/// [`dispatch_training`] with strategy `C` on the GPU backends.
+fn dispatch_on<J: OnBackend, C: CheckpointStrategy>(choice: BackendChoice, ids: &[usize], job: J) -> Result<J::Output> {
     match choice {
         #[cfg(feature = "cuda")]
-        BackendChoice::Auto if probe::<burn::backend::Cuda>().is_ok() => dispatch_on(BackendChoice::Cuda, ids, job),
+        BackendChoice::Auto if probe::<burn::backend::Cuda>().is_ok() => {
+            dispatch_on::<J, C>(BackendChoice::Cuda, ids, job)
+        }
         #[cfg(feature = "wgpu")]
-        BackendChoice::Auto if probe::<burn::backend::Wgpu>().is_ok() => dispatch_on(BackendChoice::Wgpu, ids, job),
+        BackendChoice::Auto if probe::<burn::backend::Wgpu>().is_ok() => {
+            dispatch_on::<J, C>(BackendChoice::Wgpu, ids, job)
+        }
         BackendChoice::Auto | BackendChoice::Cpu => {
             if ids.len() > 1 {
                 anyhow::bail!("--devices: the CPU backend has one device; several need --backend cuda or wgpu");
@@ -86,7 +112,7 @@ pub fn dispatch_on<J: OnBackend>(choice: BackendChoice, ids: &[usize], job: J) -
                         .map(|&i| burn::backend::wgpu::WgpuDevice::DiscreteGpu(i))
                         .collect(),
                 };
-                job.run::<Autodiff<burn::backend::Wgpu, BalancedCheckpointing>>(devices, "wgpu")
+                job.run::<Autodiff<burn::backend::Wgpu, C>>(devices, "wgpu")
             }
             Err(why) => anyhow::bail!("--backend wgpu: no usable GPU adapter ({why})"),
         },
@@ -97,7 +123,7 @@ pub fn dispatch_on<J: OnBackend>(choice: BackendChoice, ids: &[usize], job: J) -
                     [] => vec![Default::default()],
                     ids => ids.iter().map(|&i| burn::backend::cuda::CudaDevice::new(i)).collect(),
                 };
-                job.run::<Autodiff<burn::backend::Cuda, BalancedCheckpointing>>(devices, "cuda")
+                job.run::<Autodiff<burn::backend::Cuda, C>>(devices, "cuda")
             }
             Err(why) => anyhow::bail!("--backend cuda: no usable CUDA device or driver ({why})"),
         },

@@ -12,7 +12,7 @@ use msamamba_train::pretrain::{PretrainConfig, RunDir, pretrain};
 use msamamba_train::source::SourceConfig;
 use serde_json::Value;
 
-use super::backend::{BackendChoice, OnBackend, dispatch_on};
+use super::backend::{BackendChoice, Checkpointing, OnBackend, dispatch_training};
 use super::source_args::SourceArgs;
 
 /// The bundled 30-species UCSC mm9 alignment (see data/maf/README.md for its source).
@@ -35,6 +35,10 @@ pub struct PretrainArgs {
     /// GPUs to train on, data-parallel (e.g. `0,1`); --batch-size is per device.
     #[arg(long, value_delimiter = ',')]
     devices: Vec<usize>,
+    /// On the GPU: `balanced` recomputes cheap results in the backward (least memory, e.g. for long
+    /// windows), `none` keeps them (fastest step). The gradients are the same; the CPU keeps all.
+    #[arg(long, value_enum, default_value = "balanced")]
+    checkpointing: Checkpointing,
     // Default: the bundled 30-species mm9 alignment, target mm9.
     #[command(flatten)]
     source: SourceArgs,
@@ -199,9 +203,10 @@ pub fn run(args: PretrainArgs) -> Result<()> {
     } else {
         args.config(None)?
     };
-    dispatch_on(
+    dispatch_training(
         args.backend,
         &args.devices,
+        args.checkpointing,
         Job {
             config,
             run,
