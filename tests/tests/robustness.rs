@@ -167,6 +167,94 @@ fn score_checks_its_flags_and_output_before_any_work() {
 
     let out = score(&["--labels", "clinvar"]);
     assert_refused(&out, "--labels clinvar: expected info:KEY or id:PREFIX");
+
+    let out = score(&["--window", "1"]);
+    assert_refused(&out, "--window must be at least 2, got 1");
+
+    let out = run(&[
+        "score",
+        "--vcf",
+        "/nonexistent.vcf",
+        "--checkpoint",
+        "no-such-run",
+        "--backend",
+        "cpu",
+    ]);
+    assert_refused(&out, "/nonexistent.vcf:0: cannot read");
+}
+
+/// The error line of a failed run (after its warnings), which must not have panicked.
+fn error_line(out: &Output) -> String {
+    let err = stderr(out);
+    assert!(!out.status.success(), "accepted; stderr: {err}");
+    assert!(!err.contains("panicked"), "panicked: {err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("msamamba: error: ")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    errors[0].to_string()
+}
+
+#[test]
+fn score_refuses_vcfs_it_can_score_nothing_of_and_writes_no_output() {
+    let dir = scratch("score-nothing");
+    let run_dir = dir.join("run");
+    let out = tiny_run(&run_dir, "2", "2", None, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let header = "##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n";
+    let scored = dir.join("scored.vcf");
+    let maf = data(MM9);
+    let score = |name: &str, records: &str| {
+        let vcf = dir.join(name);
+        std::fs::write(&vcf, format!("{header}{records}")).unwrap();
+        let out = run(&[
+            "score",
+            "--vcf",
+            vcf.to_str().unwrap(),
+            "--checkpoint",
+            run_dir.to_str().unwrap(),
+            "--maf",
+            &maf,
+            "--out",
+            scored.to_str().unwrap(),
+            "--backend",
+            "cpu",
+        ]);
+        (out, vcf.display().to_string())
+    };
+    // Chromosomes the alignment lacks, with or without `chr`.
+    let (out, vcf) = score(
+        "other.vcf",
+        "chr11\t3134200\ta\tC\tG\t.\t.\t.\nX\t5\tb\tA\tG\t.\t.\t.\n",
+    );
+    let error = error_line(&out);
+    assert!(
+        error.contains(&format!(
+            "{vcf}: none of its chromosomes (X, chr11) is in the alignment"
+        )),
+        "{error}"
+    );
+    assert!(error.contains(MM9), "names the alignment: {error}");
+    // On the alignment's chromosome, but nothing scorable: a REF mismatch and a deletion.
+    let (out, vcf) = score(
+        "none.vcf",
+        "chr10\t3134202\ta\tA\tT\t.\t.\t.\nchr10\t3134203\tb\tGT\tG\t.\t.\t.\n",
+    );
+    assert!(
+        error_line(&out).contains(&format!("{vcf}: no variant could be scored")),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("1 not_snv, 1 ref_mismatch"), "{}", stderr(&out));
+    // A record noodles cannot parse, after one that scores: its line is named.
+    let (out, vcf) = score(
+        "bad.vcf",
+        "chr10\t3134200\ta\tC\tG\t.\t.\t.\nchr10\tx\tb\tG\tA\t.\t.\t.\n",
+    );
+    assert!(
+        error_line(&out).contains(&format!("{vcf}:4: bad record")),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!scored.exists(), "an output was left behind");
 }
 
 #[test]

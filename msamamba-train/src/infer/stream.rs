@@ -1,0 +1,261 @@
+//! A VCF streamed through the scorer: records are read one at a time, their SNVs scored a batch
+//! at a time, and every record written out in input order as soon as its batch is scored, so
+//! memory holds one batch whatever the size of the file.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+
+use anyhow::{Context as _, Result, bail};
+use msamamba_kernels::KernelBackend;
+use msamamba_model::tokens::char_of;
+use noodles_vcf::variant::RecordBuf;
+
+use super::chrom_names::{ChromNames, Match};
+use super::labels::LabelSpec;
+use super::score_writer::ScoreWriter;
+use super::scorer::{Variant, VariantScorer, snv_base};
+use super::skip::{Outcome, Skip};
+use crate::vcf::VcfReader;
+
+/// How to score a stream.
+#[derive(Debug, Clone)]
+pub struct ScoreOptions {
+    /// Variants per forward pass; also the most records held back waiting for a batch.
+    pub batch_size: usize,
+    /// Where each record's label is, to collect (score, label) pairs.
+    pub labels: Option<LabelSpec>,
+    /// The output, for messages.
+    pub out_name: String,
+}
+
+/// What a stream gave.
+#[derive(Debug, Default)]
+pub struct ScoreSummary {
+    /// Records read.
+    pub records: u64,
+    /// ALTs scored.
+    pub scored: u64,
+    /// ALTs not scored, by reason.
+    pub skipped: BTreeMap<Skip, u64>,
+    /// (score, label) of every scored ALT, when labels were asked for.
+    pub labelled: Vec<(f32, bool)>,
+}
+
+/// A record waiting for its batch: per ALT, its index among the batch's variants or why it has
+/// none.
+struct Pending {
+    record: RecordBuf,
+    alleles: Vec<Result<usize, Skip>>,
+    label: Option<bool>,
+}
+
+/// Scores every record of `reader` with `scorer` and writes each to `writer`, in order; ends
+/// the output. A VCF none of whose chromosomes is in the alignment is an error naming it.
+pub fn score_vcf<B: KernelBackend, W: Write>(
+    scorer: &VariantScorer<B>,
+    reader: &mut VcfReader,
+    mut writer: ScoreWriter<W>,
+    options: &ScoreOptions,
+) -> Result<ScoreSummary> {
+    let batch_size = options.batch_size.max(1);
+    let mut names = ChromNames::new(scorer.chromosomes());
+    let (mut pending, mut variants) = (Vec::new(), Vec::new());
+    let mut summary = ScoreSummary::default();
+    let (mut warned, mut unmatched, mut matched, mut renamed) = (BTreeSet::new(), BTreeSet::new(), false, false);
+    loop {
+        let mut record = RecordBuf::default();
+        let Some(line) = reader.read(&mut record)? else {
+            break;
+        };
+        summary.records += 1;
+        let chrom = record.reference_sequence_name().to_string();
+        let found = match names.find(&chrom) {
+            Match::Same(name) => Some(name.to_string()),
+            Match::Renamed(name) => {
+                if !renamed {
+                    eprintln!(
+                        "msamamba: note: {} writes chromosomes as `{chrom}`, the alignment as `{name}`; `chr` prefixes are matched both ways",
+                        reader.path().display()
+                    );
+                    renamed = true;
+                }
+                Some(name.to_string())
+            }
+            Match::Missing => None,
+        };
+        matched |= found.is_some();
+        if found.is_none() && unmatched.len() < 5 {
+            unmatched.insert(chrom.clone());
+        }
+        let alleles = classify(scorer, &record, found.as_deref(), &mut variants)?;
+        // Only scored records need a label: the others are not ranked.
+        let label = match &options.labels {
+            Some(spec) if alleles.iter().any(Result::is_ok) => {
+                Some(spec.label(&record).map_err(|reason| reader.error(line, reason))?)
+            }
+            _ => None,
+        };
+        for allele in &alleles {
+            if let Err(skip) = allele
+                && warned.insert(*skip)
+            {
+                let position = record.variant_start().map_or(0, usize::from);
+                eprintln!(
+                    "msamamba: warning: {chrom}:{position} line {line}: {}; skipped as {skip} (the first; the rest are counted at the end)",
+                    describe(*skip, scorer, &record, found.as_deref())
+                );
+            }
+        }
+        pending.push(Pending { record, alleles, label });
+        if variants.len() >= batch_size || pending.len() >= batch_size {
+            flush(
+                scorer,
+                batch_size,
+                &mut pending,
+                &mut variants,
+                &mut writer,
+                &mut summary,
+            )
+            .with_context(|| format!("writing {}", options.out_name))?;
+        }
+    }
+    flush(
+        scorer,
+        batch_size,
+        &mut pending,
+        &mut variants,
+        &mut writer,
+        &mut summary,
+    )
+    .and_then(|()| Ok(writer.finish()?))
+    .with_context(|| format!("writing {}", options.out_name))?;
+    if summary.records > 0 && !matched {
+        bail!(
+            "{}: none of its chromosomes ({}) is in the alignment {} (which has {})",
+            reader.path().display(),
+            unmatched.into_iter().collect::<Vec<_>>().join(", "),
+            scorer.source().describe(),
+            names.known().iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+        );
+    }
+    Ok(summary)
+}
+
+/// Per ALT of `record` (whose chromosome is `chrom` in the alignment, if there), the index of
+/// its variant, pushed onto `variants`, or why it is not scored.
+fn classify<B: KernelBackend>(
+    scorer: &VariantScorer<B>,
+    record: &RecordBuf,
+    chrom: Option<&str>,
+    variants: &mut Vec<Variant>,
+) -> Result<Vec<Result<usize, Skip>>> {
+    let reference = snv_base(record.reference_bases());
+    let alts: Vec<Option<u8>> = record
+        .alternate_bases()
+        .as_ref()
+        .iter()
+        .map(|alt| snv_base(alt).filter(|&a| reference.is_some_and(|r| r != a)))
+        .collect();
+    let (Some(reference), true) = (reference, alts.iter().any(Option::is_some)) else {
+        return Ok(vec![Err(Skip::NotSnv); alts.len()]);
+    };
+    let windows = match (chrom, record.variant_start()) {
+        (None, _) => Err(Skip::ChromNotInAlignment),
+        // POS 0 (a telomere) has no base to score.
+        (Some(_), None) => Err(Skip::OutsideAlignment),
+        (Some(chrom), Some(position)) => scorer.windows(chrom, usize::from(position) as u64 - 1)?.and_then(|w| {
+            if w.target_token() == reference {
+                Ok(w)
+            } else {
+                Err(Skip::RefMismatch)
+            }
+        }),
+    };
+    Ok(alts
+        .into_iter()
+        .map(|alt| {
+            let alternative = alt.ok_or(Skip::NotSnv)?;
+            let windows = windows.clone()?;
+            variants.push(Variant {
+                windows,
+                reference,
+                alternative,
+            });
+            Ok(variants.len() - 1)
+        })
+        .collect())
+}
+
+/// What was wrong with `record`, for the first warning of each reason.
+fn describe<B: KernelBackend>(
+    skip: Skip,
+    scorer: &VariantScorer<B>,
+    record: &RecordBuf,
+    chrom: Option<&str>,
+) -> String {
+    match skip {
+        Skip::NotSnv | Skip::NoAlt => format!(
+            "{} -> {} is not a single-base substitution",
+            record.reference_bases(),
+            record.alternate_bases().as_ref().join(",")
+        ),
+        Skip::ChromNotInAlignment => "the chromosome is not in the alignment".into(),
+        Skip::OutsideAlignment => format!(
+            "the {}-base window ({}) reaches past what the alignment covers",
+            scorer.window(),
+            scorer.context()
+        ),
+        Skip::RefMismatch => {
+            let found = chrom
+                .zip(record.variant_start())
+                .and_then(|(chrom, position)| scorer.windows(chrom, usize::from(position) as u64 - 1).ok()?.ok())
+                .map_or('?', |w| char_of(w.target_token()));
+            format!(
+                "REF {} but the alignment's target has {found}",
+                record.reference_bases()
+            )
+        }
+    }
+}
+
+/// Scores the batch's variants and writes its records.
+fn flush<B: KernelBackend, W: Write>(
+    scorer: &VariantScorer<B>,
+    batch_size: usize,
+    pending: &mut Vec<Pending>,
+    variants: &mut Vec<Variant>,
+    writer: &mut ScoreWriter<W>,
+    summary: &mut ScoreSummary,
+) -> Result<()> {
+    let mut scores = Vec::with_capacity(variants.len());
+    for chunk in variants.chunks(batch_size) {
+        scores.extend(scorer.score(chunk)?);
+    }
+    variants.clear();
+    for mut waiting in pending.drain(..) {
+        let outcomes: Vec<Outcome> = waiting
+            .alleles
+            .iter()
+            .map(|allele| match allele {
+                Ok(index) => Outcome::Scored(scores[*index].mean()),
+                Err(skip) => Outcome::Skipped(*skip),
+            })
+            .collect();
+        if waiting.alleles.is_empty() {
+            *summary.skipped.entry(Skip::NoAlt).or_default() += 1;
+        }
+        for outcome in &outcomes {
+            match outcome {
+                Outcome::Scored(score) => {
+                    summary.scored += 1;
+                    if let Some(label) = waiting.label {
+                        summary.labelled.push((*score, label));
+                    }
+                }
+                Outcome::Skipped(skip) => *summary.skipped.entry(*skip).or_default() += 1,
+            }
+        }
+        writer.write(&mut waiting.record, &outcomes)?;
+    }
+    Ok(())
+}
