@@ -126,6 +126,21 @@ pub fn tiny_pretrain<'a>(maf: &'a str, out: &'a str, steps: &'a str, every: &'a 
     ]
 }
 
+/// `score` of `vcf` with the run `checkpoint` on the MAF `maf`, on the CPU.
+pub fn score_args<'a>(vcf: &'a str, checkpoint: &'a str, maf: &'a str) -> Vec<&'a str> {
+    vec![
+        "score",
+        "--vcf",
+        vcf,
+        "--checkpoint",
+        checkpoint,
+        "--maf",
+        maf,
+        "--backend",
+        "cpu",
+    ]
+}
+
 /// Imports the bundled mm9 alignment into a store at `store`.
 pub fn import_mm9(store: &Path) {
     let out = run(&[

@@ -315,17 +315,7 @@ fn score_keeps_every_vcf_record_in_every_format_and_embed_reads_the_same_run() {
     assert!(out.status.success(), "{}", stderr(&out));
     let (input, mm9) = (data(MM9_VCF), data(MM9));
     let score = |vcf: &str, out: Option<&Path>, extra: &[&str]| {
-        let mut args = vec![
-            "score",
-            "--vcf",
-            vcf,
-            "--checkpoint",
-            run_dir.to_str().unwrap(),
-            "--maf",
-            &mm9,
-            "--backend",
-            "cpu",
-        ];
+        let mut args = score_args(vcf, run_dir.to_str().unwrap(), &mm9);
         if let Some(out) = out {
             args.extend(["--out", out.to_str().unwrap()]);
         }
@@ -496,17 +486,7 @@ fn score_matches_chr_prefixed_and_bare_chromosome_names_both_ways() {
     let vcf_text = std::fs::read_to_string(data(MM9_VCF)).unwrap();
     std::fs::write(&bare_vcf, vcf_text.replace("\nchr", "\n").replace("ID=chr", "ID=")).unwrap();
     let score = |vcf: &str, maf: &str| {
-        let out = run(&[
-            "score",
-            "--vcf",
-            vcf,
-            "--checkpoint",
-            run_dir.to_str().unwrap(),
-            "--maf",
-            maf,
-            "--backend",
-            "cpu",
-        ]);
+        let out = run(&score_args(vcf, run_dir.to_str().unwrap(), maf));
         assert!(out.status.success(), "{}", stderr(&out));
         // Score and reason per ALT.
         let rows: Vec<(String, String)> = tsv_rows(&stdout(&out))

@@ -188,8 +188,13 @@ fn error_line(out: &Output) -> String {
     let err = stderr(out);
     assert!(!out.status.success(), "accepted; stderr: {err}");
     assert!(!err.contains("panicked"), "panicked: {err}");
-    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("msamamba: error: ")).collect();
-    assert_eq!(errors.len(), 1, "{err}");
+    error_line_of(&err)
+}
+
+/// The one `msamamba: error:` line of `stderr`.
+fn error_line_of(stderr: &str) -> String {
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("msamamba: error: ")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
     errors[0].to_string()
 }
 
@@ -202,59 +207,37 @@ fn score_refuses_vcfs_it_can_score_nothing_of_and_writes_no_output() {
     let header = "##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n";
     let scored = dir.join("scored.vcf");
     let maf = data(MM9);
-    let score = |name: &str, records: &str| {
+    // Scores `records`: refused with `expected` right after the VCF's name; the stderr.
+    let refused = |name: &str, records: &str, expected: &str| {
         let vcf = dir.join(name);
         std::fs::write(&vcf, format!("{header}{records}")).unwrap();
-        let out = run(&[
-            "score",
-            "--vcf",
-            vcf.to_str().unwrap(),
-            "--checkpoint",
-            run_dir.to_str().unwrap(),
-            "--maf",
-            &maf,
-            "--out",
-            scored.to_str().unwrap(),
-            "--backend",
-            "cpu",
-        ]);
-        (out, vcf.display().to_string())
+        let mut args = score_args(vcf.to_str().unwrap(), run_dir.to_str().unwrap(), &maf);
+        args.extend(["--out", scored.to_str().unwrap()]);
+        let out = run(&args);
+        let error = error_line(&out);
+        assert!(
+            error.contains(&format!("{}{expected}", vcf.display())),
+            "{}",
+            stderr(&out)
+        );
+        assert!(!scored.exists(), "an output was left behind");
+        stderr(&out)
     };
-    // Chromosomes the alignment lacks, with or without `chr`.
-    let (out, vcf) = score(
+    // Chromosomes the alignment lacks, with or without `chr`; the alignment is named.
+    let records = "chr11\t3134200\ta\tC\tG\t.\t.\t.\nX\t5\tb\tA\tG\t.\t.\t.\n";
+    let err = refused(
         "other.vcf",
-        "chr11\t3134200\ta\tC\tG\t.\t.\t.\nX\t5\tb\tA\tG\t.\t.\t.\n",
+        records,
+        ": none of its chromosomes (X, chr11) is in the alignment",
     );
-    let error = error_line(&out);
-    assert!(
-        error.contains(&format!(
-            "{vcf}: none of its chromosomes (X, chr11) is in the alignment"
-        )),
-        "{error}"
-    );
-    assert!(error.contains(MM9), "names the alignment: {error}");
+    assert!(error_line_of(&err).contains(MM9), "{err}");
     // On the alignment's chromosome, but nothing scorable: a REF mismatch and a deletion.
-    let (out, vcf) = score(
-        "none.vcf",
-        "chr10\t3134202\ta\tA\tT\t.\t.\t.\nchr10\t3134203\tb\tGT\tG\t.\t.\t.\n",
-    );
-    assert!(
-        error_line(&out).contains(&format!("{vcf}: no variant could be scored")),
-        "{}",
-        stderr(&out)
-    );
-    assert!(stderr(&out).contains("1 not_snv, 1 ref_mismatch"), "{}", stderr(&out));
+    let records = "chr10\t3134202\ta\tA\tT\t.\t.\t.\nchr10\t3134203\tb\tGT\tG\t.\t.\t.\n";
+    let err = refused("none.vcf", records, ": no variant could be scored");
+    assert!(err.contains("1 not_snv, 1 ref_mismatch"), "{err}");
     // A record noodles cannot parse, after one that scores: its line is named.
-    let (out, vcf) = score(
-        "bad.vcf",
-        "chr10\t3134200\ta\tC\tG\t.\t.\t.\nchr10\tx\tb\tG\tA\t.\t.\t.\n",
-    );
-    assert!(
-        error_line(&out).contains(&format!("{vcf}:4: bad record")),
-        "{}",
-        stderr(&out)
-    );
-    assert!(!scored.exists(), "an output was left behind");
+    let records = "chr10\t3134200\ta\tC\tG\t.\t.\t.\nchr10\tx\tb\tG\tA\t.\t.\t.\n";
+    refused("bad.vcf", records, ":4: bad record");
 }
 
 #[test]

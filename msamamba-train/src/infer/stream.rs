@@ -59,7 +59,11 @@ pub fn score_vcf<B: KernelBackend, W: Write>(
 ) -> Result<ScoreSummary> {
     let batch_size = options.batch_size.max(1);
     let mut names = ChromNames::new(scorer.chromosomes());
-    let (mut pending, mut variants) = (Vec::new(), Vec::new());
+    let mut batch = Batch {
+        size: batch_size,
+        pending: Vec::new(),
+        variants: Vec::new(),
+    };
     let mut summary = ScoreSummary::default();
     let (mut warned, mut unmatched, mut matched, mut renamed) = (BTreeSet::new(), BTreeSet::new(), false, false);
     loop {
@@ -87,7 +91,7 @@ pub fn score_vcf<B: KernelBackend, W: Write>(
         if found.is_none() && unmatched.len() < 5 {
             unmatched.insert(chrom.clone());
         }
-        let alleles = classify(scorer, &record, found.as_deref(), &mut variants)?;
+        let alleles = classify(scorer, &record, found.as_deref(), &mut batch.variants)?;
         // Only scored records need a label: the others are not ranked.
         let label = match &options.labels {
             Some(spec) if alleles.iter().any(Result::is_ok) => {
@@ -106,29 +110,17 @@ pub fn score_vcf<B: KernelBackend, W: Write>(
                 );
             }
         }
-        pending.push(Pending { record, alleles, label });
-        if variants.len() >= batch_size || pending.len() >= batch_size {
-            flush(
-                scorer,
-                batch_size,
-                &mut pending,
-                &mut variants,
-                &mut writer,
-                &mut summary,
-            )
-            .with_context(|| format!("writing {}", options.out_name))?;
+        batch.pending.push(Pending { record, alleles, label });
+        if batch.is_full() {
+            batch
+                .flush(scorer, &mut writer, &mut summary)
+                .with_context(|| format!("writing {}", options.out_name))?;
         }
     }
-    flush(
-        scorer,
-        batch_size,
-        &mut pending,
-        &mut variants,
-        &mut writer,
-        &mut summary,
-    )
-    .and_then(|()| Ok(writer.finish()?))
-    .with_context(|| format!("writing {}", options.out_name))?;
+    batch
+        .flush(scorer, &mut writer, &mut summary)
+        .and_then(|()| Ok(writer.finish()?))
+        .with_context(|| format!("writing {}", options.out_name))?;
     if summary.records > 0 && !matched {
         bail!(
             "{}: none of its chromosomes ({}) is in the alignment {} (which has {})",
@@ -218,44 +210,58 @@ fn describe<B: KernelBackend>(
     }
 }
 
-/// Scores the batch's variants and writes its records.
-fn flush<B: KernelBackend, W: Write>(
-    scorer: &VariantScorer<B>,
-    batch_size: usize,
-    pending: &mut Vec<Pending>,
-    variants: &mut Vec<Variant>,
-    writer: &mut ScoreWriter<W>,
-    summary: &mut ScoreSummary,
-) -> Result<()> {
-    let mut scores = Vec::with_capacity(variants.len());
-    for chunk in variants.chunks(batch_size) {
-        scores.extend(scorer.score(chunk)?);
+/// Records waiting to be written, and the variants to score first.
+struct Batch {
+    /// Variants per forward pass, and the most records held back.
+    size: usize,
+    pending: Vec<Pending>,
+    variants: Vec<Variant>,
+}
+
+impl Batch {
+    /// Whether a forward pass is full, or enough records wait (most may have nothing to score).
+    fn is_full(&self) -> bool {
+        self.variants.len() >= self.size || self.pending.len() >= self.size
     }
-    variants.clear();
-    for mut waiting in pending.drain(..) {
-        let outcomes: Vec<Outcome> = waiting
-            .alleles
-            .iter()
-            .map(|allele| match allele {
-                Ok(index) => Outcome::Scored(scores[*index].mean()),
-                Err(skip) => Outcome::Skipped(*skip),
-            })
-            .collect();
-        if waiting.alleles.is_empty() {
-            *summary.skipped.entry(Skip::NoAlt).or_default() += 1;
+
+    /// Scores the variants and writes the records.
+    fn flush<B: KernelBackend, W: Write>(
+        &mut self,
+        scorer: &VariantScorer<B>,
+        writer: &mut ScoreWriter<W>,
+        summary: &mut ScoreSummary,
+    ) -> Result<()> {
+        let mut scores = Vec::with_capacity(self.variants.len());
+        // A multi-allelic record may carry the batch past its size: passes stay within it.
+        for chunk in self.variants.chunks(self.size) {
+            scores.extend(scorer.score(chunk)?);
         }
-        for outcome in &outcomes {
-            match outcome {
-                Outcome::Scored(score) => {
-                    summary.scored += 1;
-                    if let Some(label) = waiting.label {
-                        summary.labelled.push((*score, label));
-                    }
-                }
-                Outcome::Skipped(skip) => *summary.skipped.entry(*skip).or_default() += 1,
+        self.variants.clear();
+        for mut waiting in self.pending.drain(..) {
+            let outcomes: Vec<Outcome> = waiting
+                .alleles
+                .iter()
+                .map(|allele| match allele {
+                    Ok(index) => Outcome::Scored(scores[*index].mean()),
+                    Err(skip) => Outcome::Skipped(*skip),
+                })
+                .collect();
+            if waiting.alleles.is_empty() {
+                *summary.skipped.entry(Skip::NoAlt).or_default() += 1;
             }
+            for outcome in &outcomes {
+                match outcome {
+                    Outcome::Scored(score) => {
+                        summary.scored += 1;
+                        if let Some(label) = waiting.label {
+                            summary.labelled.push((*score, label));
+                        }
+                    }
+                    Outcome::Skipped(skip) => *summary.skipped.entry(*skip).or_default() += 1,
+                }
+            }
+            writer.write(&mut waiting.record, &outcomes)?;
         }
-        writer.write(&mut waiting.record, &outcomes)?;
+        Ok(())
     }
-    Ok(())
 }
