@@ -440,6 +440,10 @@ fn score_keeps_every_vcf_record_in_every_format_and_embed_reads_the_same_run() {
     let out = run_with_stdin(&strs(&score("-", None, &[])), &vcf_bytes);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), tsv_text);
+    // bgzip on standard input, and a VCF scored before (this run's own): the same rows.
+    let out = run_with_stdin(&strs(&score("-", None, &[])), &std::fs::read(&gz).unwrap());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), tsv_text);
 
     let run_str = run_dir.to_str().unwrap();
     let emb = dir.join("e.safetensors");

@@ -18,7 +18,8 @@ use super::source_args::SourceArgs;
 #[derive(Args, Debug)]
 pub struct ScoreArgs {
     /// Variants: a VCF, plain, gzip or bgzip; `-` reads standard input. Read one record at a
-    /// time; each ALT that is a single-base substitution is scored.
+    /// time; each ALT that is a single-base substitution is scored. Its chromosomes match the
+    /// alignment's with or without a `chr` prefix (`chr10` and `10`).
     #[arg(long)]
     vcf: PathBuf,
     /// A pre-training run directory (`msamamba pretrain --out`).
@@ -40,7 +41,6 @@ pub struct ScoreArgs {
     /// INFO/MSAMAMBA_SKIP (why not: not_snv, chrom_not_in_alignment, outside_alignment,
     /// ref_mismatch). Any other name (`x.tsv.gz`: bgzipped): a TSV with a `#` header and one
     /// row per ALT (chrom, pos, id, ref, alt, score, reason). Default: the TSV on stdout.
-    /// Chromosomes `chr10` and `10` match each other.
     #[arg(long)]
     out: Option<PathBuf>,
     /// Known labels, to report AUROC/AUPRC of the scores: `info:KEY` (INFO KEY=1 or 0) or
