@@ -126,19 +126,13 @@ pub fn tiny_pretrain<'a>(maf: &'a str, out: &'a str, steps: &'a str, every: &'a 
     ]
 }
 
-/// `score` of `vcf` with the run `checkpoint` on the MAF `maf`, on the CPU.
-pub fn score_args<'a>(vcf: &'a str, checkpoint: &'a str, maf: &'a str) -> Vec<&'a str> {
-    vec![
-        "score",
-        "--vcf",
-        vcf,
-        "--checkpoint",
-        checkpoint,
-        "--maf",
-        maf,
-        "--backend",
-        "cpu",
-    ]
+/// `score` of `vcf` with the run `checkpoint` on the alignment `source` (`--maf M` or
+/// `--store S`), on the CPU.
+pub fn score_args<'a>(vcf: &'a str, checkpoint: &'a str, source: [&'a str; 2]) -> Vec<&'a str> {
+    let mut args = vec!["score", "--vcf", vcf, "--checkpoint", checkpoint];
+    args.extend(source);
+    args.extend(["--backend", "cpu"]);
+    args
 }
 
 /// Imports the bundled mm9 alignment into a store at `store`.

@@ -315,7 +315,7 @@ fn score_keeps_every_vcf_record_in_every_format_and_embed_reads_the_same_run() {
     assert!(out.status.success(), "{}", stderr(&out));
     let (input, mm9) = (data(MM9_VCF), data(MM9));
     let score = |vcf: &str, out: Option<&Path>, extra: &[&str]| {
-        let mut args = score_args(vcf, run_dir.to_str().unwrap(), &mm9);
+        let mut args = score_args(vcf, run_dir.to_str().unwrap(), ["--maf", &mm9]);
         if let Some(out) = out {
             args.extend(["--out", out.to_str().unwrap()]);
         }
@@ -472,7 +472,7 @@ fn score_keeps_every_vcf_record_in_every_format_and_embed_reads_the_same_run() {
 }
 
 #[test]
-fn score_matches_chr_prefixed_and_bare_chromosome_names_both_ways() {
+fn score_matches_chr_prefixes_both_ways_and_scores_a_store_as_the_maf() {
     let dir = scratch("score-chr");
     let run_dir = dir.join("run");
     let out = run(&tiny_pretrain(&data(MM9), run_dir.to_str().unwrap(), "2", "2"));
@@ -490,7 +490,7 @@ fn score_matches_chr_prefixed_and_bare_chromosome_names_both_ways() {
     let vcf_text = std::fs::read_to_string(data(MM9_VCF)).unwrap();
     std::fs::write(&bare_vcf, vcf_text.replace("\nchr", "\n").replace("ID=chr", "ID=")).unwrap();
     let score = |vcf: &str, maf: &str| {
-        let out = run(&score_args(vcf, run_dir.to_str().unwrap(), maf));
+        let out = run(&score_args(vcf, run_dir.to_str().unwrap(), ["--maf", maf]));
         assert!(out.status.success(), "{}", stderr(&out));
         // Score and reason per ALT.
         let rows: Vec<(String, String)> = tsv_rows(&stdout(&out))
@@ -518,6 +518,27 @@ fn score_matches_chr_prefixed_and_bare_chromosome_names_both_ways() {
         assert_eq!(renamed, same, "{vcf} against {maf}");
         assert!(err.contains(note), "{err}");
         assert_eq!(err.matches("note:").count(), 1, "{err}");
+    }
+
+    // A store holds all of chr10, so the two variants whose window the MAF's span cuts off (v0,
+    // v12) are scored there; the others score as from the MAF.
+    let store = dir.join("mm9.zarr");
+    import_mm9(&store);
+    let vcf = data(MM9_VCF);
+    let out = run(&score_args(
+        &vcf,
+        run_dir.to_str().unwrap(),
+        ["--store", store.to_str().unwrap()],
+    ));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let from_store = tsv_rows(&stdout(&out));
+    assert_eq!(from_store.len(), same.len());
+    for (k, (row, (score, reason))) in from_store.iter().zip(&same).enumerate() {
+        if reason == "outside_alignment" {
+            assert!(row[5].parse::<f32>().is_ok_and(f32::is_finite), "{row:?}");
+        } else {
+            assert_eq!((&row[5], &row[6]), (score, reason), "row {k}");
+        }
     }
 }
 

@@ -211,7 +211,7 @@ fn score_refuses_vcfs_it_can_score_nothing_of_and_writes_no_output() {
     let refused = |name: &str, records: &str, expected: &str| {
         let vcf = dir.join(name);
         std::fs::write(&vcf, format!("{header}{records}")).unwrap();
-        let mut args = score_args(vcf.to_str().unwrap(), run_dir.to_str().unwrap(), &maf);
+        let mut args = score_args(vcf.to_str().unwrap(), run_dir.to_str().unwrap(), ["--maf", &maf]);
         args.extend(["--out", scored.to_str().unwrap()]);
         let out = run(&args);
         let error = error_line(&out);
