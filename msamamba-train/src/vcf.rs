@@ -70,15 +70,24 @@ impl VcfReader {
         };
         let inner = if stdin { input::open_stdin() } else { input::open(path) }
             .map_err(|e| error(0, format!("cannot read: {e}")))?;
+        Self::new(name, inner)
+    }
+
+    /// Reads the header of the VCF text `inner` (decompressed), named `name` in messages.
+    pub fn new(name: PathBuf, inner: Box<dyn BufRead>) -> Result<Self, VcfError> {
         let mut reader = vcf::io::Reader::new(LineCounter { inner, lines: 0 });
-        let header = reader
-            .read_header()
-            .map_err(|e| error(reader.get_ref().lines + 1, format!("bad header: {e}")))?;
-        Ok(Self {
-            path: name,
-            reader,
-            header,
-        })
+        match reader.read_header() {
+            Ok(header) => Ok(Self {
+                path: name,
+                reader,
+                header,
+            }),
+            Err(e) => Err(VcfError {
+                line: reader.get_ref().lines + 1,
+                path: name,
+                reason: format!("bad header: {e}"),
+            }),
+        }
     }
 
     /// The file's header.

@@ -228,7 +228,7 @@ pub fn snv_base(allele: &str) -> Option<u8> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use burn::backend::NdArray;
     use msamamba_model::MsaMambaConfig;
     use msamamba_model::tokens::{A, C, G, T};
@@ -238,10 +238,10 @@ mod tests {
     use crate::data::maf::Strand;
     use crate::data::window::MsaWindow;
 
-    type Cpu = NdArray;
+    pub(in crate::infer) type Cpu = NdArray;
 
     /// An in-memory alignment of chromosome `chr1`: 3 rows of `len` pseudo-random bases.
-    fn alignment(rows: &[Vec<u8>]) -> AlignmentSource {
+    pub(in crate::infer) fn alignment(rows: &[Vec<u8>]) -> AlignmentSource {
         let species: Vec<String> = (0..rows.len()).map(|r| format!("sp{r}")).collect();
         AlignmentSource::Maf {
             path: "memory.maf".into(),
@@ -258,7 +258,7 @@ mod tests {
         }
     }
 
-    fn random_rows(seed: u64, rows: usize, len: usize) -> Vec<Vec<u8>> {
+    pub(in crate::infer) fn random_rows(seed: u64, rows: usize, len: usize) -> Vec<Vec<u8>> {
         let mut state = seed;
         (0..rows)
             .map(|_| {
@@ -277,7 +277,7 @@ mod tests {
 
     /// A small random model, and its context. burn initialises parameters lazily, so clones of
     /// a fresh model would draw different weights: the weights are drawn once, through a record.
-    fn model(bidirectional: bool) -> (MsaMamba<Cpu>, Context) {
+    pub(in crate::infer) fn model(bidirectional: bool) -> (MsaMamba<Cpu>, Context) {
         let config = MsaMambaConfig::new()
             .with_d_model(16)
             .with_n_layers(2)
@@ -289,7 +289,11 @@ mod tests {
         (config.init::<Cpu>(&device).load_record(record), Context::of(&config))
     }
 
-    fn scorer((model, context): &(MsaMamba<Cpu>, Context), rows: &[Vec<u8>], window: usize) -> VariantScorer<Cpu> {
+    pub(in crate::infer) fn scorer(
+        (model, context): &(MsaMamba<Cpu>, Context),
+        rows: &[Vec<u8>],
+        window: usize,
+    ) -> VariantScorer<Cpu> {
         let source = alignment(rows);
         let order = RowOrder::new(&[], &source.species(), 4).unwrap();
         VariantScorer::new(

@@ -265,3 +265,120 @@ impl Batch {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::io::{self, BufReader, Read};
+    use std::rc::Rc;
+
+    use msamamba_model::tokens::complement;
+
+    use super::*;
+    use crate::infer::score_writer::{OutputKind, Provenance};
+    use crate::infer::scorer::tests::{model, random_rows, scorer};
+
+    /// A VCF made on demand, one line per read, counting the records handed out.
+    struct Generated {
+        reference: Vec<u8>,
+        next: usize,
+        produced: Rc<Cell<usize>>,
+    }
+
+    impl Read for Generated {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let line = match self.next {
+                0 => "##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n".to_string(),
+                k if k <= 40 => {
+                    self.produced.set(self.produced.get() + 1);
+                    // Odd records are deletions: records with nothing to score wait too.
+                    let position = 10 + k;
+                    let base = char_of(self.reference[position - 1]);
+                    match k % 2 {
+                        0 => format!(
+                            "chr1\t{position}\tv{k}\t{base}\t{}\t.\t.\t.\n",
+                            char_of(complement(self.reference[position - 1]))
+                        ),
+                        _ => format!("chr1\t{position}\tv{k}\t{base}A\t{base}\t.\t.\t.\n"),
+                    }
+                }
+                _ => return Ok(0),
+            };
+            self.next += 1;
+            buf[..line.len()].copy_from_slice(line.as_bytes());
+            Ok(line.len())
+        }
+    }
+
+    /// Counts the rows written, and the most records read but not yet written at any write.
+    struct Watching {
+        produced: Rc<Cell<usize>>,
+        rows: usize,
+        most_waiting: Rc<Cell<usize>>,
+        text: Rc<std::cell::RefCell<String>>,
+    }
+
+    impl Write for Watching {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let waiting = self.produced.get().saturating_sub(self.rows);
+            self.most_waiting.set(self.most_waiting.get().max(waiting));
+            self.rows += buf.iter().filter(|&&b| b == b'\n').count();
+            self.text.borrow_mut().push_str(&String::from_utf8_lossy(buf));
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn records_are_written_a_batch_after_they_are_read_not_at_the_end() {
+        let rows = random_rows(3, 3, 60);
+        let scorer = scorer(&model(false), &rows, 8);
+        let produced = Rc::new(Cell::new(0));
+        let generated = Generated {
+            reference: rows[0].clone(),
+            next: 0,
+            produced: produced.clone(),
+        };
+        let mut reader = VcfReader::new(
+            "generated.vcf".into(),
+            Box::new(BufReader::with_capacity(256, generated)),
+        )
+        .unwrap();
+        let (most_waiting, text) = (Rc::new(Cell::new(0)), Rc::default());
+        let out = Watching {
+            produced: produced.clone(),
+            // The TSV's header line is no record.
+            rows: 0,
+            most_waiting: most_waiting.clone(),
+            text: Rc::clone(&text),
+        };
+        let provenance = Provenance {
+            command: String::new(),
+            checkpoint: "run".into(),
+            weights_sha256: String::new(),
+            context: String::new(),
+        };
+        let kind = OutputKind {
+            vcf: false,
+            bgzip: false,
+        };
+        let writer = ScoreWriter::new(out, kind, reader.header(), &provenance).unwrap();
+        let options = ScoreOptions {
+            batch_size: 4,
+            labels: None,
+            out_name: "memory".into(),
+        };
+        let summary = score_vcf(&scorer, &mut reader, writer, &options).unwrap();
+        assert_eq!((summary.records, summary.scored), (40, 20));
+        assert_eq!(summary.skipped.get(&Skip::NotSnv), Some(&20));
+        // At most one batch of records (4) waits, and the one being read; the header line
+        // counts as written, hence the slack of one more.
+        assert!(most_waiting.get() <= 6, "{} records waited", most_waiting.get());
+        let text = text.borrow();
+        let ids: Vec<&str> = text.lines().skip(1).map(|l| l.split('\t').nth(2).unwrap()).collect();
+        let expected: Vec<String> = (1..=40).map(|k| format!("v{k}")).collect();
+        assert_eq!(ids, expected);
+    }
+}
