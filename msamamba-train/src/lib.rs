@@ -10,6 +10,7 @@ pub mod classification_metrics;
 pub mod classifier_batch;
 pub mod data;
 pub mod finetune;
+pub mod infer;
 pub mod labelled_regions;
 pub mod loader;
 pub mod loss_curve;

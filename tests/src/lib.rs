@@ -1,7 +1,7 @@
 //! Helpers for the end-to-end tests of the `msamamba` binary.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 /// The `msamamba` binary of this build (cargo builds it for msamamba-train's tests).
 pub fn msamamba() -> PathBuf {
@@ -23,6 +23,27 @@ pub fn msamamba() -> PathBuf {
 /// Runs `msamamba args...`.
 pub fn run(args: &[&str]) -> Output {
     Command::new(msamamba()).args(args).output().expect("run msamamba")
+}
+
+/// Runs `msamamba args...` with `input` on its standard input.
+pub fn run_with_stdin(args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(msamamba())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run msamamba");
+    // Written from a thread: a child that fills its stdout pipe before reading all of stdin
+    // would otherwise block both.
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&input));
+    let out = child.wait_with_output().expect("wait for msamamba");
+    // A run that fails before reading all its input closes the pipe: that is its answer.
+    let _ = writer.join();
+    out
 }
 
 /// A bundled real-data file (see data/maf/README.md).
@@ -69,6 +90,9 @@ pub fn tsv_column(path: &Path, column: &str) -> Vec<(usize, f64)> {
 /// The bundled 30-species mm9 alignment.
 pub const MM9: &str = "maf/ucsc_mm9_chr10_big.maf";
 
+/// The bundled example VCF on [`MM9`]: samples, multi-allelic and skipped records, labels.
+pub const MM9_VCF: &str = "vcf/mm9_chr10.vcf";
+
 /// Arguments of a tiny, fast pre-training run into `out`.
 pub fn tiny_pretrain<'a>(maf: &'a str, out: &'a str, steps: &'a str, every: &'a str) -> Vec<&'a str> {
     vec![
@@ -100,6 +124,15 @@ pub fn tiny_pretrain<'a>(maf: &'a str, out: &'a str, steps: &'a str, every: &'a 
         "--backend",
         "cpu",
     ]
+}
+
+/// `score` of `vcf` with the run `checkpoint` on the alignment `source` (`--maf M` or
+/// `--store S`), on the CPU.
+pub fn score_args<'a>(vcf: &'a str, checkpoint: &'a str, source: [&'a str; 2]) -> Vec<&'a str> {
+    let mut args = vec!["score", "--vcf", vcf, "--checkpoint", checkpoint];
+    args.extend(source);
+    args.extend(["--backend", "cpu"]);
+    args
 }
 
 /// Imports the bundled mm9 alignment into a store at `store`.

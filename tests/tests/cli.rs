@@ -1,9 +1,17 @@
 //! The `msamamba` binary end to end on the bundled real alignments (CPU).
 
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use msamamba_tests::*;
+use noodles_vcf::{
+    self as vcf,
+    variant::{
+        RecordBuf,
+        record_buf::info::field::{Value, value::Array},
+    },
+};
 
 #[test]
 fn window_prints_the_rows_read_by_hand_from_the_maf() {
@@ -269,77 +277,186 @@ fn non_finite_loss_stops_training_and_keeps_no_bad_checkpoint() {
     assert!(!out_dir.join("model.mpk").exists(), "a final model was written");
 }
 
+/// The records of a VCF file (plain or bgzipped), with its header, parsed by noodles.
+fn vcf_records(path: &Path) -> (vcf::Header, Vec<RecordBuf>) {
+    let bytes = std::fs::read(path).unwrap();
+    let text = if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(&mut noodles_bgzf::io::Reader::new(&bytes[..]), &mut text).unwrap();
+        text
+    } else {
+        bytes
+    };
+    let mut reader = vcf::io::Reader::new(&text[..]);
+    let header = reader.read_header().unwrap();
+    let records = reader.record_bufs(&header).map(Result::unwrap).collect();
+    (header, records)
+}
+
+/// An INFO array of a record, as text per ALT (`None`: the key is absent).
+fn info_array(record: &RecordBuf, key: &str) -> Option<Vec<String>> {
+    match record.info().get(key)? {
+        Some(Value::Array(Array::Float(values))) => {
+            Some(values.iter().map(|v| v.map_or(".".into(), |v| v.to_string())).collect())
+        }
+        Some(Value::Array(Array::String(values))) => {
+            Some(values.iter().map(|v| v.clone().unwrap_or_else(|| ".".into())).collect())
+        }
+        other => panic!("{key}: {other:?}"),
+    }
+}
+
+/// The arguments as `&str`s, for [`run`].
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// The rows of a TSV written by `score`, after its `#` header line.
+fn tsv_rows(text: &str) -> Vec<Vec<String>> {
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("#chrom\tpos\tid\tref\talt\tscore\treason"));
+    lines.map(|l| l.split('\t').map(String::from).collect()).collect()
+}
+
 #[test]
-fn score_and_embed_use_a_pretrained_run() {
+fn score_keeps_every_vcf_record_in_every_format_and_embed_reads_the_same_run() {
     let dir = scratch("score");
     let run_dir = dir.join("run");
     let out = run(&tiny_pretrain(&data(MM9), run_dir.to_str().unwrap(), "2", "2"));
     assert!(out.status.success(), "{}", stderr(&out));
-    let vcf = dir.join("v.vcf");
-    // Bases read from the MAF at chr10:3134200-3134202 are C, T, G; the A at 3134202 is wrong.
-    std::fs::write(
-        &vcf,
-        "##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n\
-         chr10\t3134200\tv1\tC\tG\t.\t.\t.\nchr10\t3134201\tv2\tT\tC,G\t.\t.\t.\n\
-         chr10\t3134202\tv3\tA\tT\t.\t.\t.\nchr10\t3134203\tv4\tAT\tA\t.\t.\t.\n",
-    )
-    .unwrap();
-    let run_str = run_dir.to_str().unwrap();
-    let (vcf_str, mm9) = (vcf.to_str().unwrap(), data(MM9));
-    let score = [
-        "score",
-        "--vcf",
-        vcf_str,
-        "--checkpoint",
-        run_str,
-        "--maf",
-        &mm9,
-        "--target",
-        "mm9",
-        "--window",
-        "32",
-    ];
-    let out = run(&score);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let rows: Vec<Vec<String>> = stdout(&out)
-        .lines()
-        .skip(1)
-        .map(|l| l.split('\t').map(String::from).collect())
-        .collect();
-    let keys: Vec<_> = rows
-        .iter()
-        .map(|r| (r[1].as_str(), r[2].as_str(), r[3].as_str()))
-        .collect();
-    assert_eq!(
-        keys,
-        [("3134200", "C", "G"), ("3134201", "T", "C"), ("3134201", "T", "G")]
-    );
-    assert!(rows.iter().all(|r| r[4].parse::<f64>().is_ok_and(f64::is_finite)));
-    assert!(
-        stderr(&out).contains("chr10:3134202 line 5: REF A but the alignment's target has G"),
-        "{}",
-        stderr(&out)
-    );
+    let (input, mm9) = (data(MM9_VCF), data(MM9));
+    let score = |vcf: &str, out: Option<&Path>, extra: &[&str]| {
+        let mut args = score_args(vcf, run_dir.to_str().unwrap(), ["--maf", &mm9]);
+        if let Some(out) = out {
+            args.extend(["--out", out.to_str().unwrap()]);
+        }
+        args.extend(extra);
+        args.iter().map(|a| a.to_string()).collect::<Vec<_>>()
+    };
 
-    // VCF output keeps the input's meta lines and adds the score as an INFO field.
+    // VCF, scored three variants at a time.
     let scored = dir.join("scored.vcf");
-    let out = run(&[&score[..], &["--out", scored.to_str().unwrap()]].concat());
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = std::fs::read_to_string(&scored).unwrap();
-    assert!(text.starts_with("##fileformat=VCFv4.2\n"), "{text}");
-    assert!(text.contains("##INFO=<ID=MSAMAMBA,Number=A,Type=Float,"), "{text}");
-    let records: Vec<Vec<&str>> = text
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(|l| l.split('\t').collect())
-        .collect();
-    assert_eq!(records.len(), 3);
-    for (record, tsv) in records.iter().zip(&rows) {
-        assert_eq!(record[..5], ["chr10", &tsv[1], record[2], &tsv[2], &tsv[3]]);
-        assert_eq!(record[7], format!("MSAMAMBA={}", tsv[4]));
+    let args = score(
+        &input,
+        Some(&scored),
+        &["--batch-size", "3", "--labels", "info:DAMAGING"],
+    );
+    let out = run(&strs(&args));
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("causal: each strand's window ends at the site, window 32"),
+        "{err}"
+    );
+    assert!(err.contains("AUROC"), "{err}");
+    assert!(
+        err.contains("chr10:3134202 line 13: REF A but the alignment's target has G"),
+        "{err}"
+    );
+    let (in_header, in_records) = vcf_records(Path::new(&input));
+    let (out_header, out_records) = vcf_records(&scored);
+    assert_eq!(out_records.len(), in_records.len());
+    assert_eq!(out_header.sample_names(), in_header.sample_names());
+    assert_eq!(out_header.formats(), in_header.formats());
+    for key in ["msamamba_version", "msamamba_command", "msamamba_checkpoint"] {
+        assert!(out_header.get(key).is_some(), "no ##{key}");
     }
-    assert_eq!(records[0][2], "v1");
+    let text = std::fs::read_to_string(&scored).unwrap();
+    let hash = text
+        .lines()
+        .find_map(|l| l.strip_prefix("##msamamba_checkpoint_sha256="))
+        .expect("checkpoint hash");
+    assert!(
+        hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{hash}"
+    );
+    let mut scores = Vec::new();
+    let mut reasons = Vec::new();
+    for (a, b) in in_records.iter().zip(&out_records) {
+        assert_eq!(a.reference_sequence_name(), b.reference_sequence_name());
+        assert_eq!(a.variant_start(), b.variant_start());
+        assert_eq!(a.ids(), b.ids());
+        assert_eq!(a.reference_bases(), b.reference_bases());
+        assert_eq!(a.alternate_bases(), b.alternate_bases());
+        assert_eq!(a.quality_score(), b.quality_score());
+        assert_eq!(a.filters(), b.filters());
+        assert_eq!(a.samples(), b.samples());
+        assert_eq!(a.info().get("DAMAGING"), b.info().get("DAMAGING"));
+        let n = a.alternate_bases().as_ref().len();
+        let score = info_array(b, "MSAMAMBA").unwrap_or(vec![".".into(); n]);
+        let reason = info_array(b, "MSAMAMBA_SKIP").unwrap_or(vec![".".into(); n]);
+        assert_eq!((score.len(), reason.len()), (n, n));
+        scores.extend(score);
+        reasons.extend(reason);
+    }
+    // Per ALT: v0 (its window starts before the alignment), v1, v2 (two ALTs), v3 (REF A
+    // where the alignment has G), v4 (a deletion), v5-v7, v8 (T, and <DEL>), v9-v11, v12 (its
+    // reverse window ends after the alignment), v13 (chr11).
+    let expected = [
+        "outside_alignment",
+        ".",
+        ".",
+        ".",
+        "ref_mismatch",
+        "not_snv",
+        ".",
+        ".",
+        ".",
+        ".",
+        "not_snv",
+        ".",
+        ".",
+        ".",
+        "outside_alignment",
+        "chrom_not_in_alignment",
+    ];
+    assert_eq!(reasons, expected);
+    for (score, reason) in scores.iter().zip(&reasons) {
+        assert_eq!(score == ".", reason != ".", "score {score}, reason {reason}");
+        assert!(
+            score == "." || score.parse::<f32>().is_ok_and(f32::is_finite),
+            "{score}"
+        );
+    }
 
+    // bgzipped VCF: the same records, read back through noodles-bgzf.
+    let gz = dir.join("scored.vcf.gz");
+    let out = run(&strs(&score(&input, Some(&gz), &[])));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(&std::fs::read(&gz).unwrap()[..4], [0x1f, 0x8b, 0x08, 0x04]);
+    let (_, gz_records) = vcf_records(&gz);
+    assert_eq!(gz_records, out_records, "batch size or compression changed the records");
+
+    // TSV: one row per ALT in input order, an empty score and a reason when not scored.
+    let tsv = dir.join("scores.tsv");
+    let out = run(&strs(&score(&input, Some(&tsv), &[])));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let tsv_text = std::fs::read_to_string(&tsv).unwrap();
+    let rows = tsv_rows(&tsv_text);
+    let ids: Vec<&str> = rows.iter().map(|r| r[2].as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "v0", "v1", "v2", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v8", "v9", "v10", "v11", "v12", "v13"
+        ]
+    );
+    assert_eq!(rows[3][3..5], ["T", "G"]);
+    let tsv_scores: Vec<&str> = rows.iter().map(|r| if r[5].is_empty() { "." } else { &r[5] }).collect();
+    let tsv_reasons: Vec<&str> = rows.iter().map(|r| if r[6].is_empty() { "." } else { &r[6] }).collect();
+    assert_eq!(tsv_scores, scores);
+    assert_eq!(tsv_reasons, expected);
+
+    // Standard input, TSV on stdout: the same as the file.
+    let vcf_bytes = std::fs::read(&input).unwrap();
+    let out = run_with_stdin(&strs(&score("-", None, &[])), &vcf_bytes);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), tsv_text);
+    // bgzip on standard input, and a VCF scored before (this run's own): the same rows.
+    let out = run_with_stdin(&strs(&score("-", None, &[])), &std::fs::read(&gz).unwrap());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), tsv_text);
+
+    let run_str = run_dir.to_str().unwrap();
     let emb = dir.join("e.safetensors");
     let out = run(&[
         "embed",
@@ -363,6 +480,77 @@ fn score_and_embed_use_a_pretrained_run() {
     assert_eq!(header["chr10:3134200-3134231"]["shape"], serde_json::json!([32, 16]));
     assert_eq!(header["chr10:3134300-3134309"]["shape"], serde_json::json!([10, 16]));
     assert_eq!(header["chr10:3134200-3134231"]["dtype"], "F32");
+}
+
+#[test]
+fn score_matches_chr_prefixes_both_ways_and_scores_a_store_as_the_maf() {
+    let dir = scratch("score-chr");
+    let run_dir = dir.join("run");
+    let out = run(&tiny_pretrain(&data(MM9), run_dir.to_str().unwrap(), "2", "2"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The alignment, and the example VCF, with `10` for `chr10`.
+    let bare_maf = dir.join("bare.maf");
+    std::fs::write(
+        &bare_maf,
+        std::fs::read_to_string(data(MM9))
+            .unwrap()
+            .replace("mm9.chr10", "mm9.10"),
+    )
+    .unwrap();
+    let bare_vcf = dir.join("bare.vcf");
+    let vcf_text = std::fs::read_to_string(data(MM9_VCF)).unwrap();
+    std::fs::write(&bare_vcf, vcf_text.replace("\nchr", "\n").replace("ID=chr", "ID=")).unwrap();
+    let score = |vcf: &str, maf: &str| {
+        let out = run(&score_args(vcf, run_dir.to_str().unwrap(), ["--maf", maf]));
+        assert!(out.status.success(), "{}", stderr(&out));
+        // Score and reason per ALT.
+        let rows: Vec<(String, String)> = tsv_rows(&stdout(&out))
+            .into_iter()
+            .map(|r| (r[5].clone(), r[6].clone()))
+            .collect();
+        (rows, stderr(&out))
+    };
+    let (same, err) = score(&data(MM9_VCF), &data(MM9));
+    assert!(!err.contains("note:"), "{err}");
+    assert_eq!(same.iter().filter(|(score, _)| !score.is_empty()).count(), 10);
+    for (vcf, maf, note) in [
+        (
+            data(MM9_VCF),
+            bare_maf.to_str().unwrap().to_string(),
+            "as `chr10`, the alignment as `10`",
+        ),
+        (
+            bare_vcf.to_str().unwrap().to_string(),
+            data(MM9),
+            "as `10`, the alignment as `chr10`",
+        ),
+    ] {
+        let (renamed, err) = score(&vcf, &maf);
+        assert_eq!(renamed, same, "{vcf} against {maf}");
+        assert!(err.contains(note), "{err}");
+        assert_eq!(err.matches("note:").count(), 1, "{err}");
+    }
+
+    // A store holds all of chr10, so the two variants whose window the MAF's span cuts off (v0,
+    // v12) are scored there; the others score as from the MAF.
+    let store = dir.join("mm9.zarr");
+    import_mm9(&store);
+    let vcf = data(MM9_VCF);
+    let out = run(&score_args(
+        &vcf,
+        run_dir.to_str().unwrap(),
+        ["--store", store.to_str().unwrap()],
+    ));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let from_store = tsv_rows(&stdout(&out));
+    assert_eq!(from_store.len(), same.len());
+    for (k, (row, (score, reason))) in from_store.iter().zip(&same).enumerate() {
+        if reason == "outside_alignment" {
+            assert!(row[5].parse::<f32>().is_ok_and(f32::is_finite), "{row:?}");
+        } else {
+            assert_eq!((&row[5], &row[6]), (score, reason), "row {k}");
+        }
+    }
 }
 
 #[test]

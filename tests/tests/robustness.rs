@@ -167,6 +167,77 @@ fn score_checks_its_flags_and_output_before_any_work() {
 
     let out = score(&["--labels", "clinvar"]);
     assert_refused(&out, "--labels clinvar: expected info:KEY or id:PREFIX");
+
+    let out = score(&["--window", "1"]);
+    assert_refused(&out, "--window must be at least 2, got 1");
+
+    let out = run(&[
+        "score",
+        "--vcf",
+        "/nonexistent.vcf",
+        "--checkpoint",
+        "no-such-run",
+        "--backend",
+        "cpu",
+    ]);
+    assert_refused(&out, "/nonexistent.vcf:0: cannot read");
+}
+
+/// The error line of a failed run (after its warnings), which must not have panicked.
+fn error_line(out: &Output) -> String {
+    let err = stderr(out);
+    assert!(!out.status.success(), "accepted; stderr: {err}");
+    assert!(!err.contains("panicked"), "panicked: {err}");
+    error_line_of(&err)
+}
+
+/// The one `msamamba: error:` line of `stderr`.
+fn error_line_of(stderr: &str) -> String {
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("msamamba: error: ")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    errors[0].to_string()
+}
+
+#[test]
+fn score_refuses_vcfs_it_can_score_nothing_of_and_writes_no_output() {
+    let dir = scratch("score-nothing");
+    let run_dir = dir.join("run");
+    let out = tiny_run(&run_dir, "2", "2", None, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let header = "##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n";
+    let scored = dir.join("scored.vcf");
+    let maf = data(MM9);
+    // Scores `records`: refused with `expected` right after the VCF's name; the stderr.
+    let refused = |name: &str, records: &str, expected: &str| {
+        let vcf = dir.join(name);
+        std::fs::write(&vcf, format!("{header}{records}")).unwrap();
+        let mut args = score_args(vcf.to_str().unwrap(), run_dir.to_str().unwrap(), ["--maf", &maf]);
+        args.extend(["--out", scored.to_str().unwrap()]);
+        let out = run(&args);
+        let error = error_line(&out);
+        assert!(
+            error.contains(&format!("{}{expected}", vcf.display())),
+            "{}",
+            stderr(&out)
+        );
+        assert!(!scored.exists(), "an output was left behind");
+        stderr(&out)
+    };
+    // Chromosomes the alignment lacks, with or without `chr`; the alignment is named.
+    let records = "chr11\t3134200\ta\tC\tG\t.\t.\t.\nX\t5\tb\tA\tG\t.\t.\t.\n";
+    let err = refused(
+        "other.vcf",
+        records,
+        ": none of its chromosomes (X, chr11) is in the alignment",
+    );
+    assert!(error_line_of(&err).contains(MM9), "{err}");
+    // On the alignment's chromosome, but nothing scorable: a REF mismatch and a deletion.
+    let records = "chr10\t3134202\ta\tA\tT\t.\t.\t.\nchr10\t3134203\tb\tGT\tG\t.\t.\t.\n";
+    let err = refused("none.vcf", records, ": no variant could be scored");
+    assert!(err.contains("1 not_snv, 1 ref_mismatch"), "{err}");
+    // A record noodles cannot parse, after one that scores: its line is named.
+    let records = "chr10\t3134200\ta\tC\tG\t.\t.\t.\nchr10\tx\tb\tG\tA\t.\t.\t.\n";
+    refused("bad.vcf", records, ":4: bad record");
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Opening an input file that may be plain text, gzip or bgzip.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, Read};
 use std::num::NonZero;
 use std::path::Path;
 
@@ -12,13 +12,25 @@ use noodles_bgzf as bgzf;
 const BUF_SIZE: usize = 1 << 16;
 
 /// Opens `path` for buffered reading, decompressing when the file starts with the gzip magic
-/// bytes. bgzip files are inflated block by block on every core (noodles' BGZF reader), since a
-/// single-threaded inflate is slower than the MAF parser; other gzip files go through
-/// `MultiGzDecoder`, which reads every member.
+/// bytes (see [`decompressing`]).
 pub fn open(path: &Path) -> io::Result<Box<dyn BufRead>> {
-    let mut reader = BufReader::with_capacity(BUF_SIZE, File::open(path)?);
-    // fill_buf may return fewer bytes than a header only at end of file or for a tiny file, in
-    // which case the file cannot be compressed anyway.
+    decompressing(File::open(path)?)
+}
+
+/// Standard input, decompressed as [`open`] does a file, so `zcat x.vcf.gz | msamamba ...` and
+/// `msamamba ... < x.vcf.gz` both work.
+pub fn open_stdin() -> io::Result<Box<dyn BufRead>> {
+    decompressing(io::stdin())
+}
+
+/// `inner` buffered, decompressed when it starts with the gzip magic bytes. bgzip data are
+/// inflated block by block on every core (noodles' BGZF reader), since a single-threaded inflate
+/// is slower than the MAF parser; other gzip data go through `MultiGzDecoder`, which reads every
+/// member.
+fn decompressing<R: Read + Send + 'static>(inner: R) -> io::Result<Box<dyn BufRead>> {
+    let mut reader = BufReader::with_capacity(BUF_SIZE, inner);
+    // fill_buf may return fewer bytes than a header only at end of input or for a tiny input,
+    // in which case it cannot be compressed anyway.
     let head = reader.fill_buf()?;
     let is_gzip = head.starts_with(&[0x1f, 0x8b]);
     if is_bgzf(head) {
