@@ -468,7 +468,7 @@ where
         .with_checkpointing_strategy(KeepLastNCheckpoints::new(3))
         .num_epochs(config.epochs())
         .renderer(log)
-        .with_interrupter(interrupter)
+        .with_interrupter(interrupter.clone())
         .with_application_logger(None);
     if config.accumulate > 1 {
         training = training.grads_accumulation(config.accumulate);
@@ -507,6 +507,16 @@ where
             .error
             .context("training stopped: a window could not be read; checkpoints before it are kept"));
     }
+    // burn-train stops through the interrupter, with its message, when a checkpoint cannot be
+    // written (a full disk): the run did not finish, whatever `launch` returned.
+    if non_finite_at.is_none()
+        && let Some(message) = interrupter.get_message()
+    {
+        bail!(
+            "training stopped: {}; the checkpoints before it are kept (--resume continues from them)",
+            recorder_words(&message)
+        );
+    }
     if non_finite_at.is_none() {
         crate::finetune::check_finite(&result.model, &run.final_model())?;
         result
@@ -521,4 +531,13 @@ where
         rows,
         non_finite_at,
     })
+}
+
+/// The recorder's own words ("writing FILE: REASON") inside burn-train's message, which wraps
+/// them in its error's debug form; the whole message when they are not there.
+fn recorder_words(message: &str) -> &str {
+    match message.find("writing ") {
+        Some(start) => message[start..].split("\")").next().unwrap_or(message),
+        None => message,
+    }
 }

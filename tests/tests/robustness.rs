@@ -613,3 +613,32 @@ fn a_bed_strand_other_than_plus_minus_or_dot_is_an_error_naming_the_line() {
     let out = pretrain_with("bed-strand-run", &["--regions", bed.to_str().unwrap()]);
     assert_refused(&out, &format!("{}:2: strand `x` is not +, - or .", bed.display()));
 }
+
+/// A write that fails during training (the file-size limit stands in for a full disk: the same
+/// failed write, without a small file system to fill): one error naming the checkpoint file and
+/// the system's reason, no panic, no partial file, no final model.
+#[test]
+fn a_checkpoint_that_cannot_be_written_stops_training_with_the_file_named() {
+    let dir = scratch("full-disk");
+    let out_dir = dir.join("run");
+    let maf = data(MM9);
+    let args = tiny_pretrain(&maf, out_dir.to_str().unwrap(), "6", "2");
+    // The model file (~37 KB) is over the 20 KiB limit, config.json and the logs are under it;
+    // SIGXFSZ is ignored so that the write fails instead of killing the process.
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("trap '' XFSZ; ulimit -f 20; exec \"$0\" \"$@\"")
+        .arg(msamamba())
+        .args(&args)
+        .output()
+        .expect("run msamamba under a file-size limit");
+    assert_refused(&out, "writing ");
+    let first = stderr(&out).lines().next().unwrap_or_default().to_string();
+    // The model or the optimizer state, whichever burn-train writes first.
+    assert!(first.contains("/checkpoint/") && first.contains("-1.mpk: File too large"), "{first}");
+    let partial: Vec<_> = std::fs::read_dir(out_dir.join("checkpoint/.partial"))
+        .map(|d| d.collect())
+        .unwrap_or_default();
+    assert!(partial.is_empty(), "partial files left behind: {partial:?}");
+    assert!(!out_dir.join("model.mpk").exists(), "a final model was written");
+}
