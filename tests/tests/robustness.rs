@@ -635,7 +635,10 @@ fn a_checkpoint_that_cannot_be_written_stops_training_with_the_file_named() {
     assert_refused(&out, "writing ");
     let first = stderr(&out).lines().next().unwrap_or_default().to_string();
     // The model or the optimizer state, whichever burn-train writes first.
-    assert!(first.contains("/checkpoint/") && first.contains("-1.mpk: File too large"), "{first}");
+    assert!(
+        first.contains("/checkpoint/") && first.contains("-1.mpk: File too large"),
+        "{first}"
+    );
     let partial: Vec<_> = std::fs::read_dir(out_dir.join("checkpoint/.partial"))
         .map(|d| d.collect())
         .unwrap_or_default();

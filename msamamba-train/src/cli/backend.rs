@@ -85,7 +85,11 @@ pub fn dispatch_training<J: OnBackend>(
     }
 }
 
-/// [`dispatch_training`] with strategy `C` on the GPU backends.
+/// [`dispatch_training`] with strategy `C` on the GPU backends (a CPU-only build has none).
+#[cfg_attr(
+    not(any(feature = "wgpu", feature = "cuda")),
+    allow(clippy::extra_unused_type_parameters)
+)]
 fn dispatch_on<J: OnBackend, C: CheckpointStrategy>(choice: BackendChoice, ids: &[usize], job: J) -> Result<J::Output> {
     match choice {
         #[cfg(feature = "cuda")]
