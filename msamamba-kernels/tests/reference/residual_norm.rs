@@ -83,7 +83,9 @@ fn backward_matches_autodiff_of_the_forward() {
     for p in problems() {
         let want = autodiff_grads(&p, reference_forward);
         for ((name, g), w) in ["dx", "dresidual", "dgamma"].iter().zip(reference_grads(&p)).zip(&want) {
-            assert_close(&format!("{name} {:?}", p.dims), &g, w, 1e-10);
+            // At width 1 the sum's gradient is g · eps / (s² + eps) / rms: 1 - ŝ² cancels to ~1e-5
+            // of its terms, so the error is measured against the terms' scale (>= 1e-3), not ~0.
+            assert_close_above(&format!("{name} {:?}", p.dims), &g, w, 1e-10, 1e-3);
         }
     }
 }
