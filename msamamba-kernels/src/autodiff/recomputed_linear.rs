@@ -79,6 +79,35 @@ impl<B: Backend> Backward<B, 3> for LinearBackward {
     }
 }
 
+/// The node over `parents` (x, weight and, when `N` is 3, bias) with its already computed output.
+fn linear_node<B: Backend, C: CheckpointStrategy, const N: usize>(
+    parents: [&FloatTensor<Autodiff<B, C>>; N],
+    retro: RetroLinear<B>,
+    output: FloatTensor<B>,
+) -> FloatTensor<Autodiff<B, C>>
+where
+    LinearBackward: Backward<B, N, State = LinearState>,
+{
+    let (x, weight) = (parents[0], parents[1]);
+    match LinearBackward
+        .prepare::<C>(parents.map(|p| p.node.clone()))
+        .memory_bound()
+        .retro_forward(retro)
+        .parents(parents)
+        .stateful()
+    {
+        OpsKind::Tracked(mut prep) => {
+            // Each input is kept only for the other's gradient, as burn's linear does.
+            let state = (
+                weight.is_tracked().then(|| prep.checkpoint(x)),
+                x.is_tracked().then(|| prep.checkpoint(weight)),
+            );
+            prep.finish(state, output)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(output),
+    }
+}
+
 impl<B: Backend, C: CheckpointStrategy> RecomputedLinearBackend for Autodiff<B, C> {
     fn recomputed_linear(
         x: FloatTensor<Self>,
@@ -91,53 +120,14 @@ impl<B: Backend, C: CheckpointStrategy> RecomputedLinearBackend for Autodiff<B, 
             bias: bias.as_ref().map(|b| b.node.id),
             backend: PhantomData,
         };
-        let forward = |bias: Option<&FloatTensor<Self>>| {
-            B::linear(
-                x.primitive.clone(),
-                weight.primitive.clone(),
-                bias.map(|b| b.primitive.clone()),
-            )
-        };
-        // Each input is kept only for the other's gradient, as burn's linear does.
-        let state = |prep_x: &mut dyn FnMut(&FloatTensor<Self>) -> NodeId| -> LinearState {
-            (
-                weight.is_tracked().then(|| prep_x(&x)),
-                x.is_tracked().then(|| prep_x(&weight)),
-            )
-        };
+        let output = B::linear(
+            x.primitive.clone(),
+            weight.primitive.clone(),
+            bias.as_ref().map(|b| b.primitive.clone()),
+        );
         match &bias {
-            Some(b) => {
-                let nodes = [x.node.clone(), weight.node.clone(), b.node.clone()];
-                match LinearBackward
-                    .prepare::<C>(nodes)
-                    .memory_bound()
-                    .retro_forward(retro)
-                    .parents([&x, &weight, b])
-                    .stateful()
-                {
-                    OpsKind::Tracked(mut prep) => {
-                        let state = state(&mut |t| prep.checkpoint(t));
-                        prep.finish(state, forward(Some(b)))
-                    }
-                    OpsKind::UnTracked(prep) => prep.finish(forward(Some(b))),
-                }
-            }
-            None => {
-                let nodes = [x.node.clone(), weight.node.clone()];
-                match LinearBackward
-                    .prepare::<C>(nodes)
-                    .memory_bound()
-                    .retro_forward(retro)
-                    .parents([&x, &weight])
-                    .stateful()
-                {
-                    OpsKind::Tracked(mut prep) => {
-                        let state = state(&mut |t| prep.checkpoint(t));
-                        prep.finish(state, forward(None))
-                    }
-                    OpsKind::UnTracked(prep) => prep.finish(forward(None)),
-                }
-            }
+            Some(b) => linear_node::<B, C, 3>([&x, &weight, b], retro, output),
+            None => linear_node::<B, C, 2>([&x, &weight], retro, output),
         }
     }
 }

@@ -3,11 +3,11 @@
 use std::marker::PhantomData;
 
 use burn::tensor::Tensor;
-use burn_fusion::stream::{Operation, OperationStreams};
+use burn_fusion::stream::Operation;
 use burn_fusion::{Fusion, FusionBackend, FusionRuntime, FusionTensor};
-use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
+use burn_ir::{CustomOpIr, HandleContainer};
 
-use super::{primitive, tensor};
+use super::{primitive, queue_custom, register_outputs, tensor};
 use crate::{CausalConvBackend, CausalConvGrads, CausalConvInput};
 
 /// The queued operation. Inputs, in order: x, weight, bias, then dy for the backward. Outputs:
@@ -36,9 +36,7 @@ impl<B: FusionBackend + CausalConvBackend> Operation<B::FusionRuntime> for Causa
                 vec![primitive(g.x), primitive(g.weight), primitive(g.bias)]
             }
         };
-        for (ir, output) in self.desc.outputs.iter().zip(outputs) {
-            handles.register_float_tensor::<B>(&ir.id, output);
-        }
+        register_outputs::<B>(&self.desc, handles, outputs);
     }
 }
 
@@ -55,21 +53,11 @@ fn queue<B: FusionBackend + CausalConvBackend>(
     }
     let mut inputs = vec![primitive(input.x), primitive(input.weight), primitive(input.bias)];
     inputs.extend(dy.map(primitive));
-    let client = inputs[0].client.clone();
-    let dtype = inputs[0].dtype;
-    let streams = OperationStreams::with_inputs(&inputs);
-    let outputs: Vec<TensorIr> = shapes
-        .into_iter()
-        .map(|shape| TensorIr::uninit(client.create_empty_handle(), shape, dtype))
-        .collect();
-    let inputs: Vec<TensorIr> = inputs.into_iter().map(FusionTensor::into_ir).collect();
-    let desc = CustomOpIr::new("msamamba_causal_conv", &inputs, &outputs);
-    let op = CausalConvOp::<B> {
-        desc: desc.clone(),
+    queue_custom::<B, _>("msamamba_causal_conv", inputs, shapes, |desc| CausalConvOp::<B> {
+        desc,
         silu,
         backend: PhantomData,
-    };
-    client.register(streams, OperationIr::Custom(desc), op)
+    })
 }
 
 impl<B: FusionBackend + CausalConvBackend> CausalConvBackend for Fusion<B> {

@@ -7,8 +7,10 @@ mod residual_norm;
 mod row_attention;
 mod scan;
 
-use burn::tensor::{Tensor, TensorPrimitive, backend::Backend};
-use burn_fusion::{Fusion, FusionBackend};
+use burn::tensor::{Shape, Tensor, TensorPrimitive, backend::Backend};
+use burn_fusion::stream::{Operation, OperationStreams};
+use burn_fusion::{Fusion, FusionBackend, FusionRuntime, FusionTensor};
+use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
 
 use crate::RecomputedLinearBackend;
 
@@ -21,4 +23,35 @@ fn tensor<B: Backend, const D: usize>(primitive: B::FloatTensorPrimitive) -> Ten
 
 fn primitive<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> B::FloatTensorPrimitive {
     tensor.into_primitive().tensor()
+}
+
+/// Queues one custom operation `name` reading `inputs` and writing new tensors of `shapes` (the
+/// inputs' element type); `op` builds the operation from its description.
+fn queue_custom<B: FusionBackend, O: Operation<B::FusionRuntime> + 'static>(
+    name: &'static str,
+    inputs: Vec<FusionTensor<B::FusionRuntime>>,
+    shapes: Vec<Shape>,
+    op: impl FnOnce(CustomOpIr) -> O,
+) -> Vec<FusionTensor<B::FusionRuntime>> {
+    let client = inputs[0].client.clone();
+    let dtype = inputs[0].dtype;
+    let streams = OperationStreams::with_inputs(&inputs);
+    let outputs: Vec<TensorIr> = shapes
+        .into_iter()
+        .map(|shape| TensorIr::uninit(client.create_empty_handle(), shape, dtype))
+        .collect();
+    let inputs: Vec<TensorIr> = inputs.into_iter().map(FusionTensor::into_ir).collect();
+    let desc = CustomOpIr::new(name, &inputs, &outputs);
+    client.register(streams, OperationIr::Custom(desc.clone()), op(desc))
+}
+
+/// Hands a custom operation's results to the fuser, under the ids its description declared.
+fn register_outputs<B: FusionBackend>(
+    desc: &CustomOpIr,
+    handles: &mut HandleContainer<<B::FusionRuntime as FusionRuntime>::FusionHandle>,
+    outputs: Vec<B::FloatTensorPrimitive>,
+) {
+    for (ir, output) in desc.outputs.iter().zip(outputs) {
+        handles.register_float_tensor::<B>(&ir.id, output);
+    }
 }

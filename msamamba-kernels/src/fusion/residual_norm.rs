@@ -3,11 +3,11 @@
 use std::marker::PhantomData;
 
 use burn::tensor::Tensor;
-use burn_fusion::stream::{Operation, OperationStreams};
+use burn_fusion::stream::Operation;
 use burn_fusion::{Fusion, FusionBackend, FusionRuntime, FusionTensor};
-use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
+use burn_ir::{CustomOpIr, HandleContainer};
 
-use super::{primitive, tensor};
+use super::{primitive, queue_custom, register_outputs, tensor};
 use crate::{ResidualNormBackend, ResidualNormGrads, ResidualNormInput};
 
 /// The queued operation. Inputs, in order: x, residual, gamma, then dout for the backward.
@@ -36,9 +36,7 @@ impl<B: FusionBackend + ResidualNormBackend> Operation<B::FusionRuntime> for Res
                 vec![primitive(g.sum), primitive(g.gamma)]
             }
         };
-        for (ir, output) in self.desc.outputs.iter().zip(outputs) {
-            handles.register_float_tensor::<B>(&ir.id, output);
-        }
+        register_outputs::<B>(&self.desc, handles, outputs);
     }
 }
 
@@ -50,24 +48,20 @@ fn queue<B: FusionBackend + ResidualNormBackend>(
 ) -> Vec<FusionTensor<B::FusionRuntime>> {
     let epsilon = input.epsilon;
     let (shape, gamma_shape) = (input.x.shape(), input.gamma.shape());
-    let backward = dout.is_some();
+    let mut shapes = vec![shape];
+    shapes.extend(dout.is_some().then_some(gamma_shape));
     let mut inputs = vec![primitive(input.x), primitive(input.residual), primitive(input.gamma)];
     inputs.extend(dout.map(primitive));
-    let client = inputs[0].client.clone();
-    let dtype = inputs[0].dtype;
-    let streams = OperationStreams::with_inputs(&inputs);
-    let mut outputs = vec![TensorIr::uninit(client.create_empty_handle(), shape, dtype)];
-    if backward {
-        outputs.push(TensorIr::uninit(client.create_empty_handle(), gamma_shape, dtype));
-    }
-    let inputs: Vec<TensorIr> = inputs.into_iter().map(FusionTensor::into_ir).collect();
-    let desc = CustomOpIr::new("msamamba_residual_rms_norm", &inputs, &outputs);
-    let op = ResidualNormOp::<B> {
-        desc: desc.clone(),
-        epsilon,
-        backend: PhantomData,
-    };
-    client.register(streams, OperationIr::Custom(desc), op)
+    queue_custom::<B, _>(
+        "msamamba_residual_rms_norm",
+        inputs,
+        shapes,
+        |desc| ResidualNormOp::<B> {
+            desc,
+            epsilon,
+            backend: PhantomData,
+        },
+    )
 }
 
 impl<B: FusionBackend + ResidualNormBackend> ResidualNormBackend for Fusion<B> {

@@ -3,11 +3,11 @@
 use std::marker::PhantomData;
 
 use burn::tensor::Tensor;
-use burn_fusion::stream::{Operation, OperationStreams};
+use burn_fusion::stream::Operation;
 use burn_fusion::{Fusion, FusionBackend, FusionRuntime, FusionTensor};
-use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
+use burn_ir::{CustomOpIr, HandleContainer};
 
-use super::{primitive, tensor};
+use super::{primitive, queue_custom, register_outputs, tensor};
 use crate::{RowAttentionBackend, RowAttentionGrads, RowAttentionInput};
 
 /// The queued operation. Inputs, in order: q, k, v, key_keep, then dout for the backward.
@@ -37,9 +37,7 @@ impl<B: FusionBackend + RowAttentionBackend> Operation<B::FusionRuntime> for Row
                 vec![primitive(g.q), primitive(g.k), primitive(g.v)]
             }
         };
-        for (ir, output) in self.desc.outputs.iter().zip(outputs) {
-            handles.register_float_tensor::<B>(&ir.id, output);
-        }
+        register_outputs::<B>(&self.desc, handles, outputs);
     }
 }
 
@@ -58,20 +56,12 @@ fn queue<B: FusionBackend + RowAttentionBackend>(
         primitive(input.key_keep),
     ];
     inputs.extend(dout.map(primitive));
-    let client = inputs[0].client.clone();
-    let dtype = inputs[0].dtype;
-    let streams = OperationStreams::with_inputs(&inputs);
-    let outputs: Vec<TensorIr> = (0..outputs)
-        .map(|_| TensorIr::uninit(client.create_empty_handle(), shape.clone(), dtype))
-        .collect();
-    let inputs: Vec<TensorIr> = inputs.into_iter().map(FusionTensor::into_ir).collect();
-    let desc = CustomOpIr::new("msamamba_row_attention", &inputs, &outputs);
-    let op = RowAttentionOp::<B> {
-        desc: desc.clone(),
+    let shapes = vec![shape; outputs];
+    queue_custom::<B, _>("msamamba_row_attention", inputs, shapes, |desc| RowAttentionOp::<B> {
+        desc,
         n_heads,
         backend: PhantomData,
-    };
-    client.register(streams, OperationIr::Custom(desc), op)
+    })
 }
 
 impl<B: FusionBackend + RowAttentionBackend> RowAttentionBackend for Fusion<B> {

@@ -3,11 +3,11 @@
 use std::marker::PhantomData;
 
 use burn::tensor::{Shape, Tensor};
-use burn_fusion::stream::{Operation, OperationStreams};
+use burn_fusion::stream::Operation;
 use burn_fusion::{Fusion, FusionBackend, FusionRuntime, FusionTensor};
-use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
+use burn_ir::{CustomOpIr, HandleContainer};
 
-use super::{primitive, tensor};
+use super::{primitive, queue_custom, register_outputs, tensor};
 use crate::{ScanGrads, SelectiveScanBackend, SelectiveScanInput};
 
 /// Which half of the scan an operation runs.
@@ -67,9 +67,7 @@ impl<B: FusionBackend + SelectiveScanBackend> Operation<B::FusionRuntime> for Sc
                 outputs
             }
         };
-        for (ir, output) in self.desc.outputs.iter().zip(outputs) {
-            handles.register_float_tensor::<B>(&ir.id, output);
-        }
+        register_outputs::<B>(&self.desc, handles, outputs);
     }
 }
 
@@ -92,23 +90,13 @@ fn queue<B: FusionBackend + SelectiveScanBackend>(
     ];
     inputs.extend(input.z.map(primitive));
     inputs.extend(dy.map(primitive));
-    let client = inputs[0].client.clone();
-    let dtype = inputs[0].dtype;
-    let streams = OperationStreams::with_inputs(&inputs);
-    let outputs: Vec<TensorIr> = shapes
-        .into_iter()
-        .map(|shape| TensorIr::uninit(client.create_empty_handle(), shape, dtype))
-        .collect();
-    let inputs: Vec<TensorIr> = inputs.into_iter().map(FusionTensor::into_ir).collect();
-    let desc = CustomOpIr::new("msamamba_selective_scan", &inputs, &outputs);
-    let op = ScanOp::<B> {
-        desc: desc.clone(),
+    queue_custom::<B, _>("msamamba_selective_scan", inputs, shapes, |desc| ScanOp::<B> {
+        desc,
         pass,
         has_z,
         delta_softplus,
         backend: PhantomData,
-    };
-    client.register(streams, OperationIr::Custom(desc), op)
+    })
 }
 
 impl<B: FusionBackend + SelectiveScanBackend> SelectiveScanBackend for Fusion<B> {
