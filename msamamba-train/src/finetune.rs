@@ -1,16 +1,23 @@
 //! `msamamba finetune`: classification fine-tuning of a pre-trained MSAMamba (pooler head, BCE)
-//! on labelled regions, and loading the result for `msamamba evaluate`.
+//! on labelled regions through burn-train's Learner (checkpoints, resume, warmup + cosine,
+//! validation AUROC / AUPRC, early stopping), and loading the result for `msamamba evaluate`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use burn::config::Config;
+use burn::data::dataloader::DataLoaderBuilder;
+use burn::data::dataset::InMemDataset;
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::optim::{GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::record::Recorder;
 use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::AutodiffBackend;
+use burn::train::checkpoint::{ComposedCheckpointingStrategy, KeepLastNCheckpoints, MetricCheckpointingStrategy};
+use burn::train::metric::store::{Aggregate, Direction, Split};
+use burn::train::metric::{LearningRateMetric, LossMetric};
+use burn::train::{Interrupter, Learner, MetricEarlyStoppingStrategy, StoppingCondition, SupervisedTraining};
 use msamamba_kernels::KernelBackend;
 use msamamba_model::MsaMamba;
 use msamamba_model::pooler::{MsaMambaClassifier, MsaMambaClassifierConfig};
@@ -18,14 +25,17 @@ use rand::seq::SliceRandom;
 use rand::{SeedableRng, rngs::StdRng};
 
 use crate::atomic_recorder::CheckpointRecorder;
-use crate::classifier_batch::LabelledWindows;
+use crate::classifier_batch::{ClassifierBatcher, ClassifierItem, LabelledWindows};
+use crate::classifier_step::{ClassifierTraining, Ranking, RankingMetric};
 use crate::labelled_regions::LabelledRegion;
+use crate::loader::EpochLoader;
+use crate::metrics_log::{FINETUNE_COLUMNS, MetricsLog};
 use crate::mlm_model::MlmModel;
-use crate::pretrain::{PretrainConfig, RunDir};
+use crate::pretrain::{PretrainConfig, RunDir, RunEnd};
+use crate::row_order::RowOrder;
 use crate::schedule::WarmupCosineConfig;
 use crate::source::SourceConfig;
 use crate::weight_decay::SelectiveAdamW;
-use crate::windows::mix;
 
 /// Everything a fine-tuning run depends on; saved as `config.json` next to `classifier.mpk`.
 #[derive(Config, Debug)]
@@ -62,9 +72,24 @@ pub struct FinetuneConfig {
     /// Regions per batch.
     #[config(default = 16)]
     pub batch_size: usize,
-    /// Fraction of each class held out for testing.
+    /// Fraction of each class held out for testing (reported once, after training).
     #[config(default = 0.2)]
     pub test_fraction: f64,
+    /// Fraction of each class held out for validation (AUROC and AUPRC after every checkpoint
+    /// interval; early stopping and the best checkpoint go by its AUROC).
+    #[config(default = 0.1)]
+    pub valid_fraction: f64,
+    /// Optimizer steps between checkpoints and validations (default: one pass over the
+    /// training split).
+    #[config(default = "None")]
+    pub checkpoint_every: Option<usize>,
+    /// Stop when the validation AUROC has not improved for this many checkpoint intervals, and
+    /// keep the weights of the best one (default: train every epoch, keep the last weights).
+    #[config(default = "None")]
+    pub early_stopping: Option<usize>,
+    /// Train the pooler and classifier only; the pre-trained backbone stays as it is.
+    #[config(default = false)]
+    pub freeze_backbone: bool,
     /// Seed of the split, the head's initialisation, dropout and the data order.
     #[config(default = 42)]
     pub seed: u64,
@@ -77,6 +102,8 @@ impl FinetuneConfig {
             ("window", self.window),
             ("epochs", self.epochs),
             ("batch_size", self.batch_size),
+            ("checkpoint_every", self.checkpoint_every.unwrap_or(1)),
+            ("early_stopping", self.early_stopping.unwrap_or(1)),
         ] {
             if value == 0 {
                 bail!("--{} must be at least 1", name.replace('_', "-"));
@@ -87,6 +114,13 @@ impl FinetuneConfig {
         }
         if !(self.test_fraction > 0.0 && self.test_fraction < 1.0) {
             bail!("--test-fraction must be between 0 and 1, got {}", self.test_fraction);
+        }
+        if !(self.valid_fraction > 0.0 && self.valid_fraction + self.test_fraction < 1.0) {
+            bail!(
+                "--valid-fraction must be above 0 and leave a training split beside --test-fraction {}, got {}",
+                self.test_fraction,
+                self.valid_fraction
+            );
         }
         if !(0.0..1.0).contains(&self.classifier.dropout) {
             bail!("--dropout must be in [0, 1), got {}", self.classifier.dropout);
@@ -99,6 +133,51 @@ impl FinetuneConfig {
     /// Rows M of every window: the target and `species`.
     pub fn rows(&self) -> usize {
         1 + self.source.species.as_ref().map_or(0, Vec::len)
+    }
+
+    /// The windows of this run's rows cut from `source` (the run's own, or the same alignment
+    /// moved or imported to a store): the rows are found by name among every species of it.
+    pub fn windows(&self, source: &SourceConfig, table: &Path) -> Result<LabelledWindows> {
+        let source = source.clone().with_species(None).open()?;
+        let present = source.species();
+        let trained: Vec<String> = present
+            .iter()
+            .take(1)
+            .chain(self.source.species.iter().flatten())
+            .cloned()
+            .collect();
+        let order = RowOrder::new(&trained, &present, self.classifier.model.max_rows)?;
+        Ok(LabelledWindows {
+            source,
+            table: table.to_path_buf(),
+            len: self.window,
+            order,
+        })
+    }
+
+    /// Optimizer steps of one pass over `train` examples.
+    pub fn steps_per_pass(&self, train: usize) -> usize {
+        train.div_ceil(self.batch_size)
+    }
+
+    /// Optimizer steps between checkpoints (burn-train epochs) for `train` examples.
+    pub fn interval(&self, train: usize) -> usize {
+        self.checkpoint_every.unwrap_or(self.steps_per_pass(train))
+    }
+
+    /// The split of a table with these `labels`: train, validation and test row indices (see
+    /// [`split`]).
+    pub fn splits(&self, labels: &[bool]) -> [Vec<usize>; 3] {
+        let (rest, test) = split(labels, self.test_fraction, self.seed);
+        let rest_labels: Vec<bool> = rest.iter().map(|&i| labels[i]).collect();
+        // The validation share of what the test split left, so that it is valid_fraction of all.
+        let share = self.valid_fraction / (1.0 - self.test_fraction);
+        let (train, valid) = split(&rest_labels, share, self.seed ^ 0x7a1d);
+        [
+            train.iter().map(|&k| rest[k]).collect(),
+            valid.iter().map(|&k| rest[k]).collect(),
+            test,
+        ]
     }
 }
 
@@ -181,7 +260,7 @@ pub fn load_backbone<B: Backend>(dir: &Path, device: &B::Device) -> Result<(Pret
 }
 
 /// The language model of `config` (read from `config_path`) with the weights in `weights`, a
-/// final model or a checkpoint; refused when they do not fit the config or are not finite.
+/// final model or a checkpoint.
 pub fn load_mlm<B: Backend>(
     config: &PretrainConfig,
     weights: &Path,
@@ -192,41 +271,20 @@ pub fn load_mlm<B: Backend>(
         model: config.model.init::<B>(device),
         accumulate: config.accumulate,
     };
-    let record: <MlmModel<B> as Module<B>>::Record = CheckpointRecorder::default()
-        .load(weights.to_path_buf(), device)
-        .with_context(|| {
-            format!(
-                "{}: damaged, or not weights of the model in {}",
-                weights.display(),
-                config_path.display()
-            )
-        })?;
-    if record.model.blocks.len() != config.model.n_layers {
-        bail!(
-            "{}: does not match {}: {} blocks, the config says n_layers {}",
-            weights.display(),
-            config_path.display(),
-            record.model.blocks.len(),
-            config.model.n_layers
-        );
-    }
-    let shapes = param_shapes::<B, _>(&fresh);
-    let model = fresh.load_record(record);
-    check_shapes(&shapes, &param_shapes::<B, _>(&model), weights, config_path)?;
-    check_finite(&model, weights)?;
-    Ok(model)
+    load_weights(
+        fresh,
+        weights,
+        config_path,
+        config.model.n_layers,
+        |r| r.model.blocks.len(),
+        device,
+    )
 }
 
 /// The config and classifier of a fine-tuning run (`msamamba finetune --out`).
 pub fn load_classifier<B: Backend>(dir: &Path, device: &B::Device) -> Result<(FinetuneConfig, MsaMambaClassifier<B>)> {
     let config_path = config_in(dir, "fine-tuning run")?;
-    let config = FinetuneConfig::load(&config_path).map_err(|e| {
-        anyhow::anyhow!(
-            "{}: not a fine-tuning config (is {} a pre-training run? pass it to `msamamba finetune`): {e}",
-            config_path.display(),
-            dir.display()
-        )
-    })?;
+    let config = load_finetune_config(&config_path, dir)?;
     let weights = classifier_path(dir);
     if !weights.exists() {
         bail!(
@@ -235,23 +293,63 @@ pub fn load_classifier<B: Backend>(dir: &Path, device: &B::Device) -> Result<(Fi
         );
     }
     let fresh = config.classifier.init::<B>(device);
-    let record: <MsaMambaClassifier<B> as Module<B>>::Record = CheckpointRecorder::default()
-        .load(weights.clone(), device)
-        .with_context(|| format!("{}: does not match {}", weights.display(), config_path.display()))?;
-    if record.backbone.blocks.len() != config.classifier.model.n_layers {
+    let n_layers = config.classifier.model.n_layers;
+    let model = load_weights(
+        fresh,
+        &weights,
+        &config_path,
+        n_layers,
+        |r| r.backbone.blocks.len(),
+        device,
+    )?;
+    Ok((config, model))
+}
+
+/// The fine-tuning config at `path`, of the run in `dir`.
+pub fn load_finetune_config(path: &Path, dir: &Path) -> Result<FinetuneConfig> {
+    FinetuneConfig::load(path).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: not a fine-tuning config (is {} a pre-training run? pass it to `msamamba finetune`): {e}",
+            path.display(),
+            dir.display()
+        )
+    })
+}
+
+/// `fresh` with the weights in `weights` (of the run whose config is `config_path`), refused
+/// when the file is damaged, when its block count (`blocks` of the record) is not `n_layers`,
+/// when a parameter's shape does not fit the config (burn loads any shape silently), or when a
+/// weight is not finite.
+fn load_weights<B: Backend, M: Module<B>>(
+    fresh: M,
+    weights: &Path,
+    config_path: &Path,
+    n_layers: usize,
+    blocks: impl Fn(&M::Record) -> usize,
+    device: &B::Device,
+) -> Result<M> {
+    let record: M::Record = CheckpointRecorder::default()
+        .load(weights.to_path_buf(), device)
+        .with_context(|| {
+            format!(
+                "{}: damaged, or does not match the model in {}",
+                weights.display(),
+                config_path.display()
+            )
+        })?;
+    if blocks(&record) != n_layers {
         bail!(
-            "{}: does not match {}: {} blocks, the config says n_layers {}",
+            "{}: does not match {}: {} blocks, the config says n_layers {n_layers}",
             weights.display(),
             config_path.display(),
-            record.backbone.blocks.len(),
-            config.classifier.model.n_layers
+            blocks(&record),
         );
     }
     let shapes = param_shapes::<B, _>(&fresh);
     let model = fresh.load_record(record);
-    check_shapes(&shapes, &param_shapes::<B, _>(&model), &weights, &config_path)?;
-    check_finite(&model, &weights)?;
-    Ok((config, model))
+    check_shapes(&shapes, &param_shapes::<B, _>(&model), weights, config_path)?;
+    check_finite(&model, weights)?;
+    Ok(model)
 }
 
 /// Splits the table into (train, test) row indices: each class is shuffled with `seed` and
@@ -276,52 +374,197 @@ pub fn split(labels: &[bool], test_fraction: f64, seed: u64) -> (Vec<usize>, Vec
     (train, test)
 }
 
-/// Fine-tunes `backbone` with a fresh pooler head on `train` with AdamW and BCE, one optimizer
-/// step per batch at the warmup-then-cosine rate, the rows reshuffled every epoch; `on_epoch(epoch, mean_loss)` after each
-/// epoch. Stops with an error when the loss is not finite.
+/// The examples of a fine-tuning run, read.
+pub struct FinetuneData {
+    /// The training split.
+    pub train: Vec<ClassifierItem>,
+    /// The validation split.
+    pub valid: Vec<ClassifierItem>,
+    /// Stacks items into batches.
+    pub batcher: ClassifierBatcher,
+}
+
+/// Fine-tunes a classifier on `data` into the run directory `run` through burn-train's
+/// Learner: AdamW (mamba_ssm's decay convention) and BCE, warmup then cosine over
+/// `epochs` passes, a checkpoint and a validation pass (loss, AUROC, AUPRC into `valid.tsv`)
+/// every `checkpoint_every` steps. A fresh run starts from `backbone` with a fresh head; with
+/// `resume`, the run continues from its newest usable checkpoint exactly as it would have gone
+/// on (the data order and dropout are functions of the seed and the interval). Returns the
+/// final weights, or with early stopping those of the best validation AUROC.
 pub fn finetune<B>(
     config: &FinetuneConfig,
-    backbone: MsaMamba<B>,
-    windows: &LabelledWindows,
-    train: &[&LabelledRegion],
+    backbone: Option<MsaMamba<B>>,
+    data: FinetuneData,
+    run: &RunDir,
+    resume: bool,
     device: &B::Device,
-    mut on_epoch: impl FnMut(usize, f64),
-) -> Result<MsaMambaClassifier<B>>
+) -> Result<MsaMambaClassifier<B::InnerBackend>>
 where
     B: AutodiffBackend + KernelBackend,
+    B::InnerBackend: KernelBackend,
 {
     config.validate()?;
-    if train.is_empty() {
+    if data.train.is_empty() {
         bail!("the training split is empty");
     }
+    let _lock = run.lock()?;
+    let config_path = run.dir.join("config.json");
+    let check = |epoch| {
+        run.check_checkpoint::<B, ClassifierTraining<B>>(epoch, device, |weights| {
+            let fresh = ClassifierTraining {
+                classifier: config.classifier.init::<B>(device),
+            };
+            let n_layers = config.classifier.model.n_layers;
+            load_weights(
+                fresh,
+                weights,
+                &config_path,
+                n_layers,
+                |r| r.classifier.backbone.blocks.len(),
+                device,
+            )
+            .map(drop)
+        })
+    };
+    let start_epoch = run.start_epoch(resume, check)?;
     B::seed(device, config.seed);
-    let mut model = config.classifier.with_backbone(backbone, device);
-    let mut optim = SelectiveAdamW::<MsaMambaClassifier<B>, B>::new(config.weight_decay, config.decay_all);
-    let steps = config.epochs * train.len().div_ceil(config.batch_size);
-    let schedule = WarmupCosineConfig::new(config.lr, steps).with_warmup_fraction(config.warmup_fraction);
-    let mut step = 0;
-    let mut order: Vec<usize> = (0..train.len()).collect();
-    for epoch in 1..=config.epochs {
-        order.shuffle(&mut StdRng::seed_from_u64(mix(config.seed, epoch as u64)));
-        let (mut total, mut seen) = (0.0, 0usize);
-        for chunk in order.chunks(config.batch_size) {
-            let rows: Vec<&LabelledRegion> = chunk.iter().map(|&i| train[i]).collect();
-            let batch = windows.batch::<B>(&rows, device)?;
-            let logits = model.forward(batch.tokens, batch.row_keep); // [B]
-            let loss = model.loss(logits, batch.labels);
-            let value: f64 = loss.clone().into_scalar().elem();
-            if !value.is_finite() {
-                bail!("the training loss became NaN or infinite in epoch {epoch}; stopped (try a lower --lr)");
-            }
-            total += value * rows.len() as f64;
-            seen += rows.len();
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            step += 1;
-            model = optim.step(schedule.lr_at(step), model, grads);
-        }
-        on_epoch(epoch, total / seen as f64);
+    let mut classifier = match backbone {
+        Some(backbone) => config.classifier.with_backbone(backbone, device),
+        // Resumed: the checkpoint holds every weight.
+        None => config.classifier.init(device),
+    };
+    if config.freeze_backbone {
+        classifier.backbone = classifier.backbone.no_grad();
     }
-    Ok(model)
+    let model = ClassifierTraining { classifier };
+
+    let interval = config.interval(data.train.len());
+    let total_steps = config.epochs * config.steps_per_pass(data.train.len());
+    let epochs = total_steps.div_ceil(interval);
+    let interrupter = Interrupter::new();
+    let loader_train = EpochLoader::<B, _, _>::new(
+        data.train,
+        data.batcher.clone(),
+        config.batch_size,
+        interval,
+        total_steps,
+        config.seed,
+        start_epoch.unwrap_or(0),
+        device.clone(),
+        interrupter.clone(),
+    );
+    let load_failure = loader_train.failure();
+    let loader_valid = DataLoaderBuilder::<B::InnerBackend, _, _>::new(data.batcher)
+        .batch_size(config.batch_size)
+        .set_device(device.clone())
+        .build(InMemDataset::new(data.valid));
+    let optim = SelectiveAdamW::<ClassifierTraining<B>, B>::new(config.weight_decay, config.decay_all);
+    let scheduler = WarmupCosineConfig::new(config.lr, total_steps)
+        .with_warmup_fraction(config.warmup_fraction)
+        .init();
+    let (log, health) = MetricsLog::new(
+        &run.dir,
+        FINETUNE_COLUMNS,
+        interrupter.clone(),
+        interval.div_ceil(10),
+        interval,
+        total_steps,
+        1,
+        start_epoch,
+    )?;
+    let auroc = RankingMetric::new(Ranking::Auroc);
+    // The last two checkpoints to resume from, and the best validation AUROC's.
+    let checkpoints = ComposedCheckpointingStrategy::builder()
+        .add(KeepLastNCheckpoints::new(2))
+        .add(MetricCheckpointingStrategy::new(
+            &auroc,
+            Aggregate::Mean,
+            Direction::Highest,
+            Split::Valid,
+        ))
+        .build();
+    let mut training = SupervisedTraining::new(&run.dir, Arc::new(loader_train), loader_valid)
+        .metric_train_numeric(LossMetric::new())
+        .metric_train_numeric(RankingMetric::new(Ranking::Auroc))
+        .metric_train_numeric(RankingMetric::new(Ranking::Auprc))
+        .metric_train_numeric(LearningRateMetric::new())
+        .metric_valid_numeric(LossMetric::new())
+        .metric_valid_numeric(auroc.clone())
+        .metric_valid_numeric(RankingMetric::new(Ranking::Auprc))
+        .with_file_checkpointer(CheckpointRecorder::default())
+        .with_checkpointing_strategy(checkpoints)
+        .num_epochs(epochs)
+        .renderer(log)
+        .with_interrupter(interrupter.clone())
+        .with_application_logger(None);
+    if let Some(patience) = config.early_stopping {
+        training = training.early_stopping(MetricEarlyStoppingStrategy::new(
+            &auroc,
+            Aggregate::Mean,
+            Direction::Highest,
+            Split::Valid,
+            StoppingCondition::NoImprovementSince { n_epochs: patience },
+        ));
+    }
+    if let Some(epoch) = start_epoch {
+        training = training.checkpoint(epoch);
+    }
+    let result = training.launch(Learner::new(model, optim, scheduler));
+    let non_finite_at = health.non_finite_at();
+    let end = RunEnd {
+        non_finite_at,
+        load_failure: load_failure.lock().unwrap_or_else(|e| e.into_inner()).take(),
+        batches_per_epoch: interval,
+        epochs,
+        interrupter,
+    };
+    run.settle(end, check)?;
+    if let Some(step) = non_finite_at {
+        bail!("the training loss became NaN or infinite at step {step}; stopped (try a lower --lr)");
+    }
+    match config.early_stopping {
+        Some(_) => best_checkpoint(config, run, device),
+        None => Ok(result.model.classifier),
+    }
+}
+
+/// The classifier of the checkpoint with the best validation AUROC in `valid.tsv` among those
+/// kept.
+fn best_checkpoint<B: Backend>(
+    config: &FinetuneConfig,
+    run: &RunDir,
+    device: &B::Device,
+) -> Result<MsaMambaClassifier<B>> {
+    let path = run.dir.join("valid.tsv");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    // Rows: step, loss, auroc, ...; one per interval, the interval's epoch in order.
+    let best = text
+        .lines()
+        .skip(1)
+        .enumerate()
+        .filter_map(|(k, line)| Some((k + 1, line.split('\t').nth(2)?.parse::<f64>().ok()?)))
+        .filter(|(epoch, auroc)| auroc.is_finite() && run.checkpoint_path("model", *epoch).exists())
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .with_context(|| format!("{}: no validation AUROC of a kept checkpoint", path.display()))?;
+    let fresh = ClassifierTraining {
+        classifier: config.classifier.init::<B>(device),
+    };
+    let n_layers = config.classifier.model.n_layers;
+    let weights = run.checkpoint_path("model", best.0);
+    let config_path = run.dir.join("config.json");
+    let model = load_weights(
+        fresh,
+        &weights,
+        &config_path,
+        n_layers,
+        |r| r.classifier.backbone.blocks.len(),
+        device,
+    )?;
+    println!(
+        "best validation AUROC {:.4} at checkpoint {}: its weights are kept",
+        best.1, best.0
+    );
+    Ok(model.classifier)
 }
 
 /// Probability of label 1 for each row (sigmoid of the logit), in order; dropout is off on a

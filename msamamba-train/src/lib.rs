@@ -8,6 +8,7 @@ pub mod batcher;
 pub mod chart;
 pub mod classification_metrics;
 pub mod classifier_batch;
+pub mod classifier_step;
 pub mod data;
 pub mod finetune;
 pub mod infer;

@@ -1,6 +1,9 @@
-//! A training data loader whose epoch `e` is a fixed function of (seed, e): the windows are
-//! shuffled per epoch, so a run resumed at epoch `e` sees the data an uninterrupted run would.
+//! A training data loader whose epoch `e` is a fixed function of (seed, e): the items are
+//! shuffled per epoch, and the backend's random numbers (dropout) reseeded at each epoch's start,
+//! so a run resumed at epoch `e` sees the data and draws the masks an uninterrupted run would.
+//! Pre-training and fine-tuning both train through it.
 
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -11,8 +14,18 @@ use burn::train::Interrupter;
 use rand::seq::SliceRandom;
 use rand::{SeedableRng, rngs::StdRng};
 
-use crate::batcher::{MsaBatch, MsaBatcher};
-use crate::windows::{WindowDataset, mix};
+use crate::windows::mix;
+
+/// Items an [`EpochLoader`] draws from, by index; `seed` is the item's own (for what its batcher
+/// randomises, such as MLM masking).
+pub trait EpochItems: Send + Sync {
+    /// What one index gives.
+    type Item;
+    /// How many items there are.
+    fn count(&self) -> u64;
+    /// Item `k`; a failure (an unreadable window) ends the run.
+    fn item(&self, k: u64, seed: u64) -> anyhow::Result<Self::Item>;
+}
 
 /// A window the source could not read, and the 0-based epoch it stopped.
 #[derive(Debug)]
@@ -27,9 +40,9 @@ pub struct LoadFailure {
 /// only what remains of `total_batches`, so that the run takes exactly the steps asked. A window the source
 /// cannot read (a corrupt store chunk) ends the epoch, stops training through the interrupter and
 /// is kept for the caller: the loader interface has no error path.
-pub struct EpochLoader<B: Backend> {
-    dataset: Arc<WindowDataset>,
-    batcher: MsaBatcher,
+pub struct EpochLoader<B: Backend, D: EpochItems, T> {
+    dataset: Arc<D>,
+    batcher: T,
     batch_size: usize,
     /// Items of this loader's share of an epoch: `range` of the epoch's item list.
     range: std::ops::Range<usize>,
@@ -42,13 +55,13 @@ pub struct EpochLoader<B: Backend> {
     failure: Arc<Mutex<Option<LoadFailure>>>,
 }
 
-impl<B: Backend> EpochLoader<B> {
+impl<B: Backend, D: EpochItems, T> EpochLoader<B, D, T> {
     /// A loader whose first `iter()` is epoch `first_epoch` (0 for a fresh run); `total_batches`
     /// counts, as `batches_per_epoch` does, the batches of every device.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        dataset: WindowDataset,
-        batcher: MsaBatcher,
+        dataset: D,
+        batcher: T,
         batch_size: usize,
         batches_per_epoch: usize,
         total_batches: usize,
@@ -106,15 +119,22 @@ impl<B: Backend> EpochLoader<B> {
     }
 }
 
-struct EpochIter<'a, B: Backend> {
-    loader: &'a EpochLoader<B>,
+struct EpochIter<'a, B: Backend, D: EpochItems, T, O> {
+    loader: &'a EpochLoader<B, D, T>,
+    /// The batch type: the batcher makes it for this backend.
+    batch: PhantomData<fn() -> O>,
     epoch: usize,
     items: Vec<(u64, u64)>,
     position: usize,
 }
 
-impl<B: Backend> Iterator for EpochIter<'_, B> {
-    type Item = MsaBatch<B>;
+impl<B, D, T, O> Iterator for EpochIter<'_, B, D, T, O>
+where
+    B: Backend,
+    D: EpochItems,
+    T: Batcher<B, D::Item, O>,
+{
+    type Item = O;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.position >= self.items.len() {
@@ -143,7 +163,12 @@ impl<B: Backend> Iterator for EpochIter<'_, B> {
     }
 }
 
-impl<B: Backend> DataLoaderIterator<MsaBatch<B>> for EpochIter<'_, B> {
+impl<B, D, T, O> DataLoaderIterator<O> for EpochIter<'_, B, D, T, O>
+where
+    B: Backend,
+    D: EpochItems,
+    T: Batcher<B, D::Item, O>,
+{
     fn progress(&self) -> Progress {
         Progress {
             items_processed: self.position,
@@ -152,14 +177,22 @@ impl<B: Backend> DataLoaderIterator<MsaBatch<B>> for EpochIter<'_, B> {
     }
 }
 
-impl<B: Backend> DataLoader<B, MsaBatch<B>> for EpochLoader<B> {
-    fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<MsaBatch<B>> + 'a> {
+impl<B, D, T, O> DataLoader<B, O> for EpochLoader<B, D, T>
+where
+    B: Backend,
+    D: EpochItems + 'static,
+    T: Batcher<B, D::Item, O> + Clone + 'static,
+    O: 'static,
+{
+    fn iter<'a>(&'a self) -> Box<dyn DataLoaderIterator<O> + 'a> {
         let epoch = self.next_epoch.fetch_add(1, Ordering::SeqCst);
+        B::seed(&self.device, mix(self.seed ^ 0xd409, epoch as u64));
         Box::new(EpochIter {
             loader: self,
             epoch,
             items: self.epoch_items(epoch),
             position: 0,
+            batch: PhantomData,
         })
     }
 
@@ -167,14 +200,14 @@ impl<B: Backend> DataLoader<B, MsaBatch<B>> for EpochLoader<B> {
         self.range.len()
     }
 
-    fn to_device(&self, device: &B::Device) -> Arc<dyn DataLoader<B, MsaBatch<B>>> {
+    fn to_device(&self, device: &B::Device) -> Arc<dyn DataLoader<B, O>> {
         Arc::new(Self {
             device: device.clone(),
             ..self.copy()
         })
     }
 
-    fn slice(&self, start: usize, end: usize) -> Arc<dyn DataLoader<B, MsaBatch<B>>> {
+    fn slice(&self, start: usize, end: usize) -> Arc<dyn DataLoader<B, O>> {
         let (from, to) = (self.range.start + start, (self.range.start + end).min(self.range.end));
         // A share of the run's batches in proportion to its share of an epoch.
         let total_batches = self.total_batches * (to - from) / self.range.len().max(1);
@@ -186,7 +219,7 @@ impl<B: Backend> DataLoader<B, MsaBatch<B>> for EpochLoader<B> {
     }
 }
 
-impl<B: Backend> EpochLoader<B> {
+impl<B: Backend, D: EpochItems, T: Clone> EpochLoader<B, D, T> {
     /// A copy sharing the dataset and the failure slot, with an epoch counter of its own at this
     /// one's value: each device's slice walks the epochs itself, so with any number of devices
     /// every slice of epoch `e` is a share of the same permutation, the one a resumed run redraws.
@@ -212,9 +245,9 @@ mod tests {
     use burn::data::dataloader::split::split_dataloader;
 
     use super::*;
-    use crate::batcher::MsaBatcherConfig;
+    use crate::batcher::{MsaBatch, MsaBatcher, MsaBatcherConfig};
     use crate::source::AlignmentSource;
-    use crate::windows::{WindowRun, WindowSet};
+    use crate::windows::{WindowDataset, WindowRun, WindowSet};
 
     type B = NdArray;
 
@@ -248,7 +281,7 @@ mod tests {
     /// A loader of 4 batches of 1 per epoch over 3 epochs, starting at `first_epoch`.
     fn loader(first_epoch: usize) -> Arc<dyn DataLoader<B, MsaBatch<B>>> {
         let batcher = MsaBatcher::new(MsaBatcherConfig::new(2));
-        let loader = EpochLoader::<B>::new(
+        let loader = EpochLoader::<B, _, _>::new(
             dataset(),
             batcher,
             1,

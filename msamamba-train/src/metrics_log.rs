@@ -1,6 +1,7 @@
 //! What training shows and keeps: a TUI in a terminal, plain lines otherwise, and always a
-//! per-step TSV of loss, accuracy, perplexity and learning rate (for the loss curve and tests).
-//! A non-finite loss stops the run.
+//! per-step TSV of the run's metrics (pre-training: loss, accuracy, perplexity, learning rate;
+//! fine-tuning: loss, AUROC, AUPRC, learning rate), for the loss curve and tests. A non-finite
+//! loss stops the run.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -19,8 +20,45 @@ use burn::train::renderer::{
 
 use crate::atomic_output::AtomicOutput;
 
-/// Metrics of one training step, in TSV column order.
-const COLUMNS: [&str; 4] = ["loss", "accuracy", "perplexity", "lr"];
+/// One TSV column: the metric whose lower-cased name contains `metric`.
+#[derive(Debug, Clone, Copy)]
+pub struct Column {
+    /// The column's header.
+    pub name: &'static str,
+    /// What the metric's name contains.
+    pub metric: &'static str,
+    /// How a validation pass's row is made of its batches' values.
+    pub pass: PassValue,
+}
+
+/// How the validation row of a column is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassValue {
+    /// The mean of the batches' values (per-batch metrics: loss, accuracy).
+    MeanOfBatches,
+    /// The value after the last batch (metrics of the whole pass so far: AUROC).
+    Last,
+}
+
+const fn column(name: &'static str, metric: &'static str, pass: PassValue) -> Column {
+    Column { name, metric, pass }
+}
+
+/// Pre-training's columns.
+pub const PRETRAIN_COLUMNS: &[Column] = &[
+    column("loss", "loss", PassValue::MeanOfBatches),
+    column("accuracy", "accuracy", PassValue::MeanOfBatches),
+    column("perplexity", "perplexity", PassValue::MeanOfBatches),
+    column("lr", "learning rate", PassValue::MeanOfBatches),
+];
+
+/// Fine-tuning's columns.
+pub const FINETUNE_COLUMNS: &[Column] = &[
+    column("loss", "loss", PassValue::MeanOfBatches),
+    column("auroc", "auroc", PassValue::Last),
+    column("auprc", "auprc", PassValue::Last),
+    column("lr", "learning rate", PassValue::MeanOfBatches),
+];
 
 /// Shared with the caller: the first step whose loss was not finite.
 #[derive(Debug, Clone, Default)]
@@ -35,10 +73,11 @@ impl RunHealth {
     }
 }
 
-/// Renders metrics and writes `train.tsv` / `valid.tsv` (step, loss, accuracy, perplexity, lr).
+/// Renders metrics and writes `train.tsv` / `valid.tsv` (step, then one column per metric).
 pub struct MetricsLog {
+    columns: &'static [Column],
     names: HashMap<MetricId, usize>,
-    current: [Option<f64>; 4],
+    current: Vec<Option<f64>>,
     train: BufWriter<File>,
     valid: BufWriter<File>,
     tui: Option<TuiMetricsRendererWrapper>,
@@ -51,20 +90,22 @@ pub struct MetricsLog {
     /// Devices training data-parallel: each logs its own batches.
     devices: usize,
     /// Sums of the validation metrics over the batches of the current validation pass.
-    valid_sums: [f64; 4],
+    valid_sums: Vec<f64>,
     /// Validation batches summed so far.
     valid_batches: usize,
 }
 
 impl MetricsLog {
-    /// Logs into `dir` (appending, so a resumed run continues the files from its `checkpoint`
+    /// Logs `columns` into `dir` (appending, so a resumed run continues the files from its `checkpoint`
     /// epoch: rows past it, of a run killed before its next checkpoint, are dropped, as those
     /// steps are trained again); prints a line every
     /// `every` steps when stdout is not a terminal. burn-train counts iterations per epoch, one
     /// per batch of each of `devices`: `batches_per_epoch` turns them into global steps, up to
     /// `last_step`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         dir: &Path,
+        columns: &'static [Column],
         interrupter: Interrupter,
         every: usize,
         batches_per_epoch: usize,
@@ -85,7 +126,8 @@ impl MetricsLog {
                 .with_context(|| format!("writing {}", path.display()))?;
             let mut file = BufWriter::new(file);
             if fresh {
-                writeln!(file, "step\t{}", COLUMNS.join("\t"))?;
+                let names: Vec<&str> = columns.iter().map(|c| c.name).collect();
+                writeln!(file, "step\t{}", names.join("\t"))?;
             }
             Ok(file)
         };
@@ -94,8 +136,9 @@ impl MetricsLog {
             .is_terminal()
             .then(|| TuiMetricsRendererWrapper::new(interrupter.clone(), checkpoint));
         let log = Self {
+            columns,
             names: HashMap::new(),
-            current: [None; 4],
+            current: vec![None; columns.len()],
             train: open("train.tsv")?,
             valid: open("valid.tsv")?,
             tui,
@@ -105,7 +148,7 @@ impl MetricsLog {
             batches_per_epoch,
             last_step,
             devices: devices.max(1),
-            valid_sums: [0.0; 4],
+            valid_sums: vec![0.0; columns.len()],
             valid_batches: 0,
         };
         Ok((log, health))
@@ -136,10 +179,11 @@ impl MetricsLog {
             .current
             .iter()
             .map(|v| v.map_or("nan".into(), |v| format!("{v:.4}")));
-        let line = COLUMNS
+        let line = self
+            .columns
             .iter()
             .zip(shown)
-            .map(|(c, v)| format!("{c} {v}"))
+            .map(|(c, v)| format!("{} {v}", c.name))
             .collect::<Vec<_>>()
             .join("  ");
         Ok(line)
@@ -199,7 +243,7 @@ impl MetricsRendererTraining for MetricsLog {
 
     fn render_valid(&mut self, item: TrainingProgress, progress_indicators: Vec<ProgressType>) {
         // One row per validation pass: the mean over its batches, at the epoch's last step.
-        for (sum, value) in self.valid_sums.iter_mut().zip(self.current) {
+        for (sum, value) in self.valid_sums.iter_mut().zip(&self.current) {
             *sum += value.unwrap_or(f64::NAN);
         }
         self.valid_batches += 1;
@@ -210,14 +254,19 @@ impl MetricsRendererTraining for MetricsLog {
         if done {
             let step = (item.global_progress.items_processed * self.batches_per_epoch).min(self.last_step);
             let batches = self.valid_batches as f64;
-            self.current = self.valid_sums.map(|sum| Some(sum / batches));
+            for ((current, sum), column) in self.current.iter_mut().zip(&self.valid_sums).zip(self.columns) {
+                if column.pass == PassValue::MeanOfBatches {
+                    *current = Some(sum / batches);
+                }
+            }
             let line = self
                 .flush_row(false, step)
                 .unwrap_or_else(|e| format!("(metrics log not written: {e})"));
             if self.tui.is_none() {
                 println!("valid at step {step}  {line}");
             }
-            (self.valid_sums, self.valid_batches) = ([0.0; 4], 0);
+            self.valid_sums.fill(0.0);
+            self.valid_batches = 0;
         }
         if let Some(tui) = &mut self.tui {
             tui.render_valid(item, progress_indicators);
@@ -248,13 +297,10 @@ impl MetricsRenderer for MetricsLog {
 
     fn register_metric(&mut self, definition: MetricDefinition) {
         let name = definition.name.to_lowercase();
-        let column = match name.as_str() {
-            n if n.contains("loss") => Some(0),
-            n if n.contains("accuracy") => Some(1),
-            n if n.contains("perplexity") => Some(2),
-            n if n.contains("learning rate") || n == "lr" => Some(3),
-            _ => None,
-        };
+        let column = self
+            .columns
+            .iter()
+            .position(|c| name.contains(c.metric) || (c.name == "lr" && name == "lr"));
         if let Some(column) = column {
             self.names.insert(definition.metric_id.clone(), column);
         }

@@ -15,8 +15,10 @@ use crate::batcher::MsaBatch;
 pub struct MlmModel<B: Backend> {
     /// The language model.
     pub model: MsaMamba<B>,
-    /// Gradient accumulation: the loss is divided by this, so the accumulated gradient of N
-    /// micro-batches is the gradient of their mean.
+    /// Gradient accumulation (`PretrainConfig::accumulate`): the loss is divided by this, so the
+    /// accumulated gradient of N micro-batches is the gradient of their mean. A setting of the
+    /// run, not a weight: skipped by the record, so checkpoints hold the model alone.
+    #[module(skip)]
     pub accumulate: usize,
 }
 
@@ -50,5 +52,48 @@ impl<B: KernelBackend> InferenceStep for MlmModel<B> {
 
     fn step(&self, batch: MsaBatch<B>) -> SequenceOutput<B> {
         self.forward(batch, false).1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::NdArray;
+    use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
+    use msamamba_model::MsaMambaConfig;
+
+    use super::*;
+
+    #[test]
+    fn checkpoints_hold_the_weights_not_the_accumulation_setting() {
+        let device = Default::default();
+        let config = MsaMambaConfig::new()
+            .with_d_model(8)
+            .with_n_layers(1)
+            .with_d_state(2)
+            .with_n_heads(1);
+        let model = config.init::<NdArray>(&device);
+        let encode = |accumulate| {
+            let model = MlmModel {
+                model: model.clone(),
+                accumulate,
+            };
+            let record = model.into_record();
+            // The record's slot for the setting holds nothing (checked by its type).
+            let _: burn::module::EmptyRecord = record.accumulate;
+            NamedMpkBytesRecorder::<FullPrecisionSettings>::default()
+                .record(record, ())
+                .expect("encodes")
+        };
+        // A loaded model takes the setting from the run's config, not from the file.
+        let loaded = MlmModel {
+            model: config.init::<NdArray>(&device),
+            accumulate: 3,
+        }
+        .load_record(
+            NamedMpkBytesRecorder::<FullPrecisionSettings>::default()
+                .load(encode(7), &device)
+                .expect("decodes"),
+        );
+        assert_eq!(loaded.accumulate, 3);
     }
 }

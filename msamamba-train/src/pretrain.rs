@@ -1,6 +1,6 @@
 //! `msamamba pretrain`: MLM pre-training through burn-train's Learner.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::atomic_recorder::CheckpointRecorder;
@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use burn::config::{Config, config_to_json};
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::InMemDataset;
-use burn::module::Module;
+use burn::module::{AutodiffModule, Module};
 use burn::optim::Optimizer;
 use burn::record::Recorder;
 use burn::tensor::backend::AutodiffBackend;
@@ -24,8 +24,8 @@ use crate::atomic_output::AtomicOutput;
 use crate::batcher::{MsaBatcher, MsaBatcherConfig};
 use crate::data::bed::read_bed;
 use crate::finetune::load_mlm;
-use crate::loader::EpochLoader;
-use crate::metrics_log::MetricsLog;
+use crate::loader::{EpochLoader, LoadFailure};
+use crate::metrics_log::{MetricsLog, PRETRAIN_COLUMNS};
 use crate::mlm_model::MlmModel;
 use crate::schedule::WarmupCosineConfig;
 use crate::source::{AlignmentSource, SourceConfig};
@@ -179,7 +179,7 @@ impl RunDir {
         let Ok(entries) = std::fs::read_dir(self.checkpoints()) else {
             return Vec::new();
         };
-        let complete = |&e: &usize| CHECKPOINT_KINDS.iter().all(|k| self.checkpoint(k, e).exists());
+        let complete = |&e: &usize| CHECKPOINT_KINDS.iter().all(|k| self.checkpoint_path(k, e).exists());
         let mut epochs: Vec<usize> = entries
             .filter_map(|e| {
                 e.ok()?
@@ -196,15 +196,15 @@ impl RunDir {
         epochs
     }
 
-    /// The `kind` file of checkpoint `epoch`.
-    fn checkpoint(&self, kind: &str, epoch: usize) -> PathBuf {
+    /// The `kind` file (`model`, `optim`, `scheduler`) of checkpoint `epoch`.
+    pub fn checkpoint_path(&self, kind: &str, epoch: usize) -> PathBuf {
         self.checkpoints().join(format!("{kind}-{epoch}.mpk"))
     }
 
     /// Removes checkpoint `epoch`, whichever of its files exist.
     fn remove_checkpoint(&self, epoch: usize) -> Result<()> {
         for kind in CHECKPOINT_KINDS {
-            let path = self.checkpoint(kind, epoch);
+            let path = self.checkpoint_path(kind, epoch);
             if path.exists() {
                 std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
             }
@@ -212,46 +212,41 @@ impl RunDir {
         Ok(())
     }
 
-    /// Fails unless checkpoint `epoch` reads back whole and its weights fit `config` and are
-    /// finite (burn-train panics on a checkpoint it cannot read).
-    fn check_checkpoint<B: AutodiffBackend>(
+    /// Fails unless checkpoint `epoch` reads back whole: its weights through `load_model` (which
+    /// checks they fit the run's config and are finite), its optimizer state as AdamW's for a
+    /// model `M`, and its scheduler (burn-train panics on a checkpoint it cannot read).
+    pub fn check_checkpoint<B, M>(
         &self,
         epoch: usize,
-        config: &PretrainConfig,
         device: &B::Device,
-    ) -> Result<()> {
-        load_mlm::<B>(
-            config,
-            &self.checkpoint("model", epoch),
-            &self.dir.join("config.json"),
-            device,
-        )?;
+        load_model: impl Fn(&Path) -> Result<()>,
+    ) -> Result<()>
+    where
+        B: AutodiffBackend,
+        M: AutodiffModule<B>,
+    {
+        load_model(&self.checkpoint_path("model", epoch))?;
         let recorder = CheckpointRecorder::default();
-        let unreadable = |kind: &str| format!("{}: unreadable", self.checkpoint(kind, epoch).display());
-        Recorder::<B>::load::<<SelectiveAdamW<MlmModel<B>, B> as Optimizer<MlmModel<B>, B>>::Record>(
+        let unreadable = |kind: &str| format!("{}: unreadable", self.checkpoint_path(kind, epoch).display());
+        Recorder::<B>::load::<<SelectiveAdamW<M, B> as Optimizer<M, B>>::Record>(
             &recorder,
-            self.checkpoint("optim", epoch),
+            self.checkpoint_path("optim", epoch),
             device,
         )
         .with_context(|| unreadable("optim"))?;
-        Recorder::<B>::load::<usize>(&recorder, self.checkpoint("scheduler", epoch), device)
+        Recorder::<B>::load::<usize>(&recorder, self.checkpoint_path("scheduler", epoch), device)
             .with_context(|| unreadable("scheduler"))?;
         Ok(())
     }
 
-    /// The newest checkpoint that reads back with finite weights. Newer ones that do not (a
-    /// file damaged on disk, weights a diverging step left NaN) are passed over with a warning,
-    /// and with `remove`, removed, so that nothing takes them for the last good one.
-    pub fn newest_usable_checkpoint<B: AutodiffBackend>(
-        &self,
-        config: &PretrainConfig,
-        device: &B::Device,
-        remove: bool,
-    ) -> Result<Option<usize>> {
+    /// The newest checkpoint that `check` accepts. Newer ones it refuses (a file damaged on
+    /// disk, weights a diverging step left NaN) are passed over with a warning, and with
+    /// `remove`, removed, so that nothing takes them for the last good one.
+    pub fn newest_usable_checkpoint(&self, remove: bool, check: impl Fn(usize) -> Result<()>) -> Result<Option<usize>> {
         for epoch in self.complete_checkpoints().into_iter().rev() {
             // burn's record errors span lines; a warning is one.
             let why = |err: anyhow::Error| format!("{err:#}").replace('\n', " ");
-            match self.check_checkpoint::<B>(epoch, config, device) {
+            match check(epoch) {
                 Ok(()) => return Ok(Some(epoch)),
                 Err(err) if remove => {
                     eprintln!("msamamba: warning: checkpoint {epoch} removed: {}", why(err));
@@ -261,6 +256,62 @@ impl RunDir {
             }
         }
         Ok(None)
+    }
+
+    /// The checkpoint a resumed run starts from (`resume`), or none for a fresh run, which
+    /// refuses a directory that already holds checkpoints.
+    pub fn start_epoch(&self, resume: bool, check: impl Fn(usize) -> Result<()>) -> Result<Option<usize>> {
+        if resume {
+            let epoch = self
+                .newest_usable_checkpoint(false, check)?
+                .with_context(|| format!("--resume: no usable checkpoint in {}", self.checkpoints().display()))?;
+            return Ok(Some(epoch));
+        }
+        if self.last_checkpoint().is_some() {
+            bail!(
+                "{} already holds checkpoints: pass --resume to continue, or choose another --out",
+                self.dir.display()
+            );
+        }
+        Ok(None)
+    }
+
+    /// After burn-train's `launch`: removes the checkpoints of epochs that ended after a
+    /// non-finite loss or a failed read (the metrics arrive asynchronously, so a later epoch may
+    /// have been checkpointed before training stopped) and any newer one `check` refuses (a step
+    /// can leave non-finite weights before any loss shows it); then fails if the run did not
+    /// finish for any reason but a non-finite loss, which the caller reports.
+    pub fn settle(&self, end: RunEnd, check: impl Fn(usize) -> Result<()>) -> Result<()> {
+        // Epochs are 1-based, as burn-train numbers its checkpoints.
+        let last_good = [
+            end.non_finite_at.map(|step| (step - 1) / end.batches_per_epoch),
+            end.load_failure.as_ref().map(|failure| failure.epoch),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        if let Some(last_good) = last_good {
+            for epoch in last_good + 1..=end.epochs {
+                self.remove_checkpoint(epoch)?;
+            }
+        }
+        self.newest_usable_checkpoint(true, check)?;
+        if let Some(failure) = end.load_failure {
+            return Err(failure
+                .error
+                .context("training stopped: a window could not be read; checkpoints before it are kept"));
+        }
+        // burn-train stops through the interrupter, with its message, when a checkpoint cannot
+        // be written (a full disk): the run did not finish, whatever `launch` returned.
+        if end.non_finite_at.is_none()
+            && let Some(message) = end.interrupter.get_message()
+        {
+            bail!(
+                "training stopped: {}; the checkpoints before it are kept (--resume continues from them)",
+                recorder_words(&message)
+            );
+        }
+        Ok(())
     }
 
     /// The final model weights.
@@ -303,6 +354,20 @@ impl RunDir {
     }
 }
 
+/// How a burn-train run ended, for [`RunDir::settle`].
+pub struct RunEnd {
+    /// The global step whose loss was not finite, if any.
+    pub non_finite_at: Option<usize>,
+    /// The first item the loader could not read, if any.
+    pub load_failure: Option<LoadFailure>,
+    /// Batches per burn-train epoch (one checkpoint interval).
+    pub batches_per_epoch: usize,
+    /// burn-train epochs of the whole run.
+    pub epochs: usize,
+    /// The run's interrupter, holding burn-train's message when it stopped the run.
+    pub interrupter: Interrupter,
+}
+
 /// What a run produced.
 pub struct PretrainOutcome<B: AutodiffBackend> {
     /// The trained model (inner backend).
@@ -332,19 +397,12 @@ where
     run.refuse_other_run("pre-training", "model")?;
     std::fs::create_dir_all(&run.dir).with_context(|| format!("creating {}", run.dir.display()))?;
     let _lock = run.lock()?;
-    let start_epoch = match resume {
-        true => Some(
-            run.newest_usable_checkpoint::<B>(config, &device, false)?
-                .with_context(|| format!("--resume: no usable checkpoint in {}", run.checkpoints().display()))?,
-        ),
-        false => None,
+    let check = |epoch| {
+        run.check_checkpoint::<B, MlmModel<B>>(epoch, &device, |weights| {
+            load_mlm::<B>(config, weights, &run.dir.join("config.json"), &device).map(drop)
+        })
     };
-    if start_epoch.is_none() && run.last_checkpoint().is_some() {
-        bail!(
-            "{} already holds checkpoints: pass --resume to continue, or choose another --out",
-            run.dir.display()
-        );
-    }
+    let start_epoch = run.start_epoch(resume, check)?;
     let source = Arc::new(config.source.open()?);
     let species = source.species();
     if config.source.species.is_some() && species.len() > config.model.max_rows {
@@ -421,7 +479,7 @@ where
     let interrupter = Interrupter::new();
     let batches_per_epoch = config.checkpoint_every * config.accumulate;
     // Each device takes its share of an epoch: batches_per_epoch batches per device.
-    let loader_train = EpochLoader::<B>::new(
+    let loader_train = EpochLoader::<B, _, _>::new(
         train_set,
         batcher(config.row_keep),
         config.batch_size,
@@ -449,6 +507,7 @@ where
         .init();
     let (log, health) = MetricsLog::new(
         &run.dir,
+        PRETRAIN_COLUMNS,
         interrupter.clone(),
         10,
         batches_per_epoch,
@@ -485,38 +544,14 @@ where
     let result = training.launch(Learner::new(model, optim, scheduler));
     let non_finite_at = health.non_finite_at();
     let load_failure = load_failure.lock().unwrap_or_else(|e| e.into_inner()).take();
-    // Epochs (1-based, as burn-train numbers its checkpoints) that ended before a bad step or a
-    // failed read. The metrics arrive asynchronously, so a later epoch may have been
-    // checkpointed before training stopped: its weights are not to be trusted.
-    let last_good = [
-        non_finite_at.map(|step| (step - 1) / batches_per_epoch),
-        load_failure.as_ref().map(|failure| failure.epoch),
-    ]
-    .into_iter()
-    .flatten()
-    .min();
-    if let Some(last_good) = last_good {
-        for epoch in last_good + 1..=config.epochs() {
-            run.remove_checkpoint(epoch)?;
-        }
-    }
-    // A step can leave non-finite weights before any loss shows it.
-    run.newest_usable_checkpoint::<B>(config, &device, true)?;
-    if let Some(failure) = load_failure {
-        return Err(failure
-            .error
-            .context("training stopped: a window could not be read; checkpoints before it are kept"));
-    }
-    // burn-train stops through the interrupter, with its message, when a checkpoint cannot be
-    // written (a full disk): the run did not finish, whatever `launch` returned.
-    if non_finite_at.is_none()
-        && let Some(message) = interrupter.get_message()
-    {
-        bail!(
-            "training stopped: {}; the checkpoints before it are kept (--resume continues from them)",
-            recorder_words(&message)
-        );
-    }
+    let end = RunEnd {
+        non_finite_at,
+        load_failure,
+        batches_per_epoch,
+        epochs: config.epochs(),
+        interrupter,
+    };
+    run.settle(end, check)?;
     if non_finite_at.is_none() {
         crate::finetune::check_finite(&result.model, &run.final_model())?;
         result

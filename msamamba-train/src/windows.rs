@@ -9,6 +9,7 @@ use crate::alignment::Alignment;
 use crate::data::bed::BedRegion;
 use crate::data::maf::Strand;
 use crate::data::region::Region;
+use crate::loader::EpochItems;
 use crate::source::AlignmentSource;
 use msamamba_model::tokens::GAP;
 
@@ -259,24 +260,6 @@ impl WindowDataset {
         Self { source, windows, seed }
     }
 
-    /// Window `k` with `seed`. A window whose target row holds no base has no MLM target (its
-    /// loss would be 0 and its accuracy undefined): another window, drawn with `seed`, takes its
-    /// place, so that no item is all gaps; a run of [`MAX_DRAWS`] such windows is an error.
-    pub fn item(&self, k: u64, seed: u64) -> Result<MsaItem> {
-        let mut window = k;
-        for draw in 0..MAX_DRAWS {
-            let item = self.read(window, seed)?;
-            if has_target_base(&item) {
-                return Ok(item);
-            }
-            window = mix(seed, draw) % self.count();
-        }
-        bail!(
-            "{}: {MAX_DRAWS} windows drawn at random have no target base (the target is not aligned there); choose windows with --regions",
-            self.source.describe()
-        )
-    }
-
     /// Window `k` as it is; an error names the window and what the source could not read.
     fn read(&self, k: u64, seed: u64) -> Result<MsaItem> {
         let region = self
@@ -293,11 +276,6 @@ impl WindowDataset {
         })
     }
 
-    /// Number of windows.
-    pub fn count(&self) -> u64 {
-        self.windows.count()
-    }
-
     /// Every item that has a target base, read now, so that a source that cannot supply one
     /// fails before training.
     pub fn load(&self) -> Result<Vec<MsaItem>> {
@@ -309,5 +287,31 @@ impl WindowDataset {
             }
         }
         Ok(items)
+    }
+}
+
+impl EpochItems for WindowDataset {
+    type Item = MsaItem;
+
+    fn count(&self) -> u64 {
+        self.windows.count()
+    }
+
+    /// Window `k` with `seed`. A window whose target row holds no base has no MLM target (its
+    /// loss would be 0 and its accuracy undefined): another window, drawn with `seed`, takes its
+    /// place, so that no item is all gaps; a run of [`MAX_DRAWS`] such windows is an error.
+    fn item(&self, k: u64, seed: u64) -> Result<MsaItem> {
+        let mut window = k;
+        for draw in 0..MAX_DRAWS {
+            let item = self.read(window, seed)?;
+            if has_target_base(&item) {
+                return Ok(item);
+            }
+            window = mix(seed, draw) % self.count();
+        }
+        bail!(
+            "{}: {MAX_DRAWS} windows drawn at random have no target base (the target is not aligned there); choose windows with --regions",
+            self.source.describe()
+        )
     }
 }

@@ -115,6 +115,174 @@ fn conservation_table(per_class: usize) -> String {
     table
 }
 
+/// (step, value) of `name`'s column of a run's TSV log.
+fn column(tsv: &Path, name: &str) -> Vec<(usize, f64)> {
+    let text = std::fs::read_to_string(tsv).unwrap_or_else(|e| panic!("{}: {e}", tsv.display()));
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("a header").split('\t').collect();
+    let k = header.iter().position(|h| *h == name).expect("the column");
+    lines
+        .map(|line| {
+            let fields: Vec<&str> = line.split('\t').collect();
+            (fields[0].parse().unwrap(), fields[k].parse().unwrap())
+        })
+        .collect()
+}
+
+/// `finetune` of the conservation table (24 regions a class) into `out`, with `extra` flags.
+fn finetune_args(table: &Path, out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "finetune",
+        "--checkpoint",
+        path(pretrained()),
+        "--labels",
+        path(table),
+        "--maf",
+        path(&maf()),
+        "--window",
+        "32",
+        "--batch-size",
+        "8",
+        "--lr",
+        "1e-3",
+        "--backend",
+        "cpu",
+        "--out",
+        path(out),
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
+
+fn run_args(args: &[String]) -> Output {
+    msamamba(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// The test split's metrics line of a run's output.
+fn test_line(out: &Output) -> String {
+    let stdout = text(&out.stdout);
+    stdout
+        .lines()
+        .find(|l| l.starts_with("test split"))
+        .unwrap_or_else(|| panic!("no test line: {stdout}{}", text(&out.stderr)))
+        .to_string()
+}
+
+#[test]
+fn a_killed_finetuning_run_resumes_exactly() {
+    let dir = common::scratch_dir("ft-resume");
+    let table = dir.join("conserved.csv");
+    std::fs::write(&table, conservation_table(24)).unwrap();
+    // 17 + 17 training regions: 5 steps a pass, 60 in all, a checkpoint every 2. Dropout is on:
+    // exactness needs the same data order and the same dropout masks after the resume.
+    let flags = ["--epochs", "12", "--checkpoint-every", "2"];
+    let reference = dir.join("reference");
+    let out = run_args(&finetune_args(&table, &reference, &flags));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let reference_test = test_line(&out);
+
+    let killed = dir.join("killed");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_msamamba"))
+        .args(finetune_args(&table, &killed, &flags))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start");
+    let started = std::time::Instant::now();
+    while !killed.join("checkpoint/scheduler-3.mpk").exists() {
+        assert!(started.elapsed().as_secs() < 300, "no checkpoint after 300 s");
+        assert!(
+            child.try_wait().expect("poll").is_none(),
+            "run ended before it could be killed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().expect("kill");
+    child.wait().expect("reap");
+    assert!(!killed.join("classifier.mpk").exists());
+
+    // A flag that would change the run is refused; none given, it continues.
+    let out = msamamba(&[
+        "finetune",
+        "--resume",
+        "--out",
+        path(&killed),
+        "--lr",
+        "1",
+        "--backend",
+        "cpu",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("--lr 1.0 (the run has 0.001)"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = msamamba(&["finetune", "--resume", "--out", path(&killed), "--backend", "cpu"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(test_line(&out), reference_test);
+    let want = column(&reference.join("train.tsv"), "loss");
+    let got = column(&killed.join("train.tsv"), "loss");
+    assert_eq!(got.len(), want.len(), "one row per step, none repeated");
+    for ((step, got), (_, want)) in got.iter().zip(&want) {
+        assert!(
+            (got - want).abs() < 1e-6,
+            "step {step}: resumed {got}, uninterrupted {want}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(killed.join("valid.tsv")).unwrap(),
+        std::fs::read_to_string(reference.join("valid.tsv")).unwrap()
+    );
+}
+
+#[test]
+fn a_frozen_backbone_keeps_its_pretrained_weights_and_early_stopping_keeps_the_best() {
+    use msamamba_train::finetune::{load_backbone, load_classifier};
+    type Cpu = burn::backend::NdArray;
+    let dir = common::scratch_dir("ft-frozen");
+    let table = dir.join("conserved.csv");
+    std::fs::write(&table, conservation_table(24)).unwrap();
+    let out_dir = dir.join("run");
+    let args = finetune_args(
+        &table,
+        &out_dir,
+        &[
+            "--epochs",
+            "8",
+            "--freeze-backbone",
+            "--early-stopping",
+            "2",
+            "--valid-fraction",
+            "0.2",
+        ],
+    );
+    let out = run_args(&args);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}{stdout}", text(&out.stderr));
+
+    let device = Default::default();
+    let (_, pretrained) = load_backbone::<Cpu>(pretrained(), &device).unwrap();
+    let (_, classifier) = load_classifier::<Cpu>(&out_dir, &device).unwrap();
+    assert_eq!(
+        common::float_params(&classifier.backbone),
+        common::float_params(&pretrained)
+    );
+
+    // The kept weights are those of the best validation AUROC, and the run stopped once it had
+    // not improved for 2 intervals (or ran out of epochs).
+    let auroc = column(&out_dir.join("valid.tsv"), "auroc");
+    let best = auroc.iter().map(|r| r.1).fold(f64::MIN, f64::max);
+    let n = auroc.len();
+    assert!(n == 8 || (n >= 3 && auroc[n - 3].1 == best), "{auroc:?}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("best validation AUROC"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(line.contains(&format!("{best:.4}")), "{line} against {auroc:?}");
+}
+
 fn assert_metrics_file(dir: &Path) -> serde_json::Value {
     let json = std::fs::read_to_string(dir.join("metrics.json")).expect("metrics.json written");
     let metrics: serde_json::Value = serde_json::from_str(&json).expect("metrics.json is JSON");
@@ -160,7 +328,13 @@ fn finetune_then_evaluate_report_auroc_auprc_and_accuracy() {
     ]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "finetune failed: {}{stdout}", text(&out.stderr));
-    assert!(stdout.contains("epoch 3/3: train loss"), "{stdout}");
+    // 16 + 16 training regions in batches of 8: 4 steps a pass, 3 passes, a checkpoint and a
+    // validation pass (2 + 2 regions) after each.
+    assert_eq!(column(&out_dir.join("train.tsv"), "loss").len(), 12);
+    let auroc = column(&out_dir.join("valid.tsv"), "auroc");
+    assert_eq!(auroc.iter().map(|r| r.0).collect::<Vec<_>>(), [4, 8, 12]);
+    assert!(auroc.iter().all(|r| (0.0..=1.0).contains(&r.1)), "{auroc:?}");
+    assert!(stdout.contains("valid at step 12"), "{stdout}");
     assert!(
         stdout.contains("test split (12 regions, 6 positive): AUROC"),
         "{stdout}"

@@ -6,11 +6,9 @@ use clap::Args;
 use msamamba_kernels::KernelBackend;
 use msamamba_train::atomic_output::AtomicOutput;
 use msamamba_train::classification_metrics::{ClassificationReport, check_both_classes, roc_curve};
-use msamamba_train::classifier_batch::LabelledWindows;
 use msamamba_train::finetune::{load_classifier, predict};
 use msamamba_train::labelled_regions::{LabelledRegion, read_labels};
 use msamamba_train::roc_plot::write_roc_png;
-use msamamba_train::row_order::RowOrder;
 
 use super::backend::{BackendChoice, OnBackend, dispatch};
 use super::source_args::SourceArgs;
@@ -59,23 +57,8 @@ impl OnBackend for Job {
         let device = devices[0].clone();
         let Job { args, table } = self;
         let (config, model) = load_classifier::<B::InnerBackend>(&args.checkpoint, &device)?;
-        // The alignment may move or be imported to a store; the rows stay the trained ones,
-        // found by name among every species of the source.
-        let source = args.source.config(&config.source)?.with_species(None).open()?;
-        let present = source.species();
-        let trained: Vec<String> = present
-            .iter()
-            .take(1)
-            .chain(config.source.species.iter().flatten())
-            .cloned()
-            .collect();
-        let order = RowOrder::new(&trained, &present, config.classifier.model.max_rows)?;
-        let windows = LabelledWindows {
-            source,
-            table: args.labels.clone(),
-            len: config.window,
-            order,
-        };
+        // The alignment may move or be imported to a store; the rows stay the trained ones.
+        let windows = config.windows(&args.source.config(&config.source)?, &args.labels)?;
         windows.check(&table)?;
         println!(
             "evaluating {} on {name}: {} regions of {} ({} bp windows from {})",

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use burn::config::config_to_json;
-use burn::module::{AutodiffModule, Module};
+use burn::module::Module;
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use msamamba_kernels::KernelBackend;
@@ -11,81 +11,184 @@ use msamamba_train::atomic_output::AtomicOutput;
 use msamamba_train::atomic_recorder::CheckpointRecorder;
 use msamamba_train::classification_metrics::{ReportError, check_both_classes};
 use msamamba_train::classifier_batch::LabelledWindows;
-use msamamba_train::finetune::{FinetuneConfig, classifier_path, finetune, load_backbone, predict, split};
+use msamamba_train::finetune::{
+    FinetuneConfig, FinetuneData, classifier_path, finetune, load_backbone, load_finetune_config, predict,
+};
 use msamamba_train::labelled_regions::{LabelledRegion, read_labels};
 use msamamba_train::pretrain::RunDir;
 use msamamba_train::row_order::RowOrder;
 
 use super::backend::{BackendChoice, OnBackend, dispatch};
 use super::evaluate::report;
+use super::refuse_changes;
 use super::source_args::SourceArgs;
 
 #[derive(Args, Debug)]
 pub struct FinetuneArgs {
     /// Pre-training run directory (`msamamba pretrain --out`): config.json and model.mpk.
-    #[arg(long)]
-    checkpoint: PathBuf,
+    #[arg(long, required_unless_present = "resume")]
+    checkpoint: Option<PathBuf>,
     /// Labelled regions: chrom,start,end,strand,label (0-based start, end exclusive, label 0/1;
     /// header line optional).
-    #[arg(long)]
-    labels: PathBuf,
+    #[arg(long, required_unless_present = "resume")]
+    labels: Option<PathBuf>,
     #[command(flatten)]
     source: SourceArgs,
     /// Rows after the target, comma-separated (default: as pre-trained, else every species).
     #[arg(long, value_delimiter = ',', value_parser = super::species_name)]
     species: Option<Vec<String>>,
-    /// Output directory: config.json, classifier.mpk, metrics.json, roc.png.
+    /// Output directory: config.json, checkpoint/, train.tsv, valid.tsv, classifier.mpk,
+    /// metrics.json and roc.png of the test split.
     #[arg(long)]
     out: PathBuf,
-    /// Window length, centred on each region.
-    #[arg(long, default_value_t = 128)]
-    window: usize,
-    /// Passes over the training split.
-    #[arg(long, default_value_t = 5)]
-    epochs: usize,
-    /// Peak AdamW learning rate (betas 0.9 / 0.95): warmup from 0, then cosine decay to 0.
-    #[arg(long, default_value_t = 3e-4, allow_negative_numbers = true)]
-    lr: f64,
-    /// AdamW weight decay.
-    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
-    weight_decay: f64,
+    /// Continue the run in --out from its newest usable checkpoint, as it would have gone on
+    /// (same data order, dropout and schedule; flags that would change the run are refused).
+    #[arg(long)]
+    resume: bool,
+    /// Window length, centred on each region [default: 128].
+    #[arg(long)]
+    window: Option<usize>,
+    /// Passes over the training split [default: 5].
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Optimizer steps between checkpoints and validation passes [default: one pass].
+    #[arg(long)]
+    checkpoint_every: Option<usize>,
+    /// Stop once the validation AUROC has not improved for N checkpoint intervals, and keep the
+    /// best interval's weights [default: train every epoch, keep the last weights].
+    #[arg(long, value_name = "N")]
+    early_stopping: Option<usize>,
+    /// Train the pooler and classifier only; the pre-trained backbone stays as it is.
+    #[arg(long)]
+    freeze_backbone: bool,
+    /// Peak AdamW learning rate (betas 0.9 / 0.95): warmup from 0, then cosine decay to 0
+    /// [default: 3e-4].
+    #[arg(long, allow_negative_numbers = true)]
+    lr: Option<f64>,
+    /// AdamW weight decay [default: 1e-3].
+    #[arg(long, allow_negative_numbers = true)]
+    weight_decay: Option<f64>,
     /// Decay every parameter, also A_log, D, dt_bias, norms and embeddings (not decayed by default).
     #[arg(long)]
     decay_all: bool,
-    /// Fraction of the optimizer steps spent warming the learning rate up.
-    #[arg(long, default_value_t = 0.1, allow_negative_numbers = true)]
-    warmup_fraction: f64,
-    /// Regions per batch.
-    #[arg(long, default_value_t = 16)]
-    batch_size: usize,
-    /// Fraction of each class held out as the test split.
-    #[arg(long, default_value_t = 0.2)]
-    test_fraction: f64,
-    /// Dropout between the pooler and the classifier.
-    #[arg(long, default_value_t = 0.25)]
-    dropout: f64,
-    /// Seed of the split, the head's initialisation and the data order.
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
+    /// Fraction of the optimizer steps spent warming the learning rate up [default: 0.1].
+    #[arg(long, allow_negative_numbers = true)]
+    warmup_fraction: Option<f64>,
+    /// Regions per batch [default: 16].
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Fraction of each class held out as the test split, reported after training [default: 0.2].
+    #[arg(long, allow_negative_numbers = true)]
+    test_fraction: Option<f64>,
+    /// Fraction of each class held out for validation after every checkpoint interval
+    /// [default: 0.1].
+    #[arg(long, allow_negative_numbers = true)]
+    valid_fraction: Option<f64>,
+    /// Dropout between the pooler and the classifier [default: 0.25].
+    #[arg(long, allow_negative_numbers = true)]
+    dropout: Option<f64>,
+    /// Seed of the splits, the head's initialisation, dropout and the data order [default: 42].
+    #[arg(long)]
+    seed: Option<u64>,
     /// Backend to train on.
     #[arg(long, value_enum, default_value = "auto")]
     backend: BackendChoice,
 }
 
+impl FinetuneArgs {
+    /// `base` with every flag given applied.
+    fn apply(&self, mut config: FinetuneConfig) -> Result<FinetuneConfig> {
+        macro_rules! set {
+            ($($flag:ident),*) => { $(if let Some(v) = self.$flag.clone() { config.$flag = v; })* };
+        }
+        set!(
+            window,
+            epochs,
+            lr,
+            weight_decay,
+            warmup_fraction,
+            batch_size,
+            test_fraction,
+            valid_fraction,
+            seed
+        );
+        macro_rules! set_some {
+            ($($flag:ident),*) => { $(if self.$flag.is_some() { config.$flag = self.$flag.clone(); })* };
+        }
+        set_some!(checkpoint_every, early_stopping);
+        if let Some(checkpoint) = &self.checkpoint {
+            config.checkpoint = checkpoint.clone();
+        }
+        if let Some(labels) = &self.labels {
+            config.labels = labels.clone();
+        }
+        if let Some(dropout) = self.dropout {
+            config.classifier.dropout = dropout;
+        }
+        config.decay_all |= self.decay_all;
+        config.freeze_backbone |= self.freeze_backbone;
+        if self.source.given() {
+            config.source = self
+                .source
+                .config(&config.source)?
+                .with_species(config.source.species.clone());
+        }
+        if self.species.is_some() {
+            config.source.species = self.species.clone();
+        }
+        Ok(config)
+    }
+}
+
 pub fn run(args: FinetuneArgs) -> Result<()> {
-    RunDir { dir: args.out.clone() }.refuse_other_run("fine-tuning", "classifier")?;
+    let run = RunDir { dir: args.out.clone() };
+    run.refuse_other_run("fine-tuning", "classifier")?;
     if classifier_path(&args.out).exists() {
         bail!(
             "{} already holds a fine-tuned classifier: choose another --out",
             args.out.display()
         );
     }
-    let table = read_labels(&args.labels)?;
-    dispatch(args.backend, Job { args, table })
+    if args.resume {
+        let path = args.out.join("config.json");
+        if !path.exists() {
+            bail!(
+                "--resume: {} holds no fine-tuning run (no config.json)",
+                args.out.display()
+            );
+        }
+        let saved = load_finetune_config(&path, &args.out).context("--resume")?;
+        refuse_changes(&saved, &args.apply(saved.clone())?, &path)?;
+        let table = read_labels(&saved.labels)?;
+        let job = Job {
+            start: Start::Resume(Box::new(saved)),
+            run,
+            table,
+        };
+        return dispatch(args.backend, job);
+    }
+    let labels = args.labels.clone().context("--labels is required")?;
+    let table = read_labels(&labels)?;
+    let backend = args.backend;
+    let job = Job {
+        start: Start::Fresh(Box::new(args)),
+        run,
+        table,
+    };
+    dispatch(backend, job)
+}
+
+/// How the run begins.
+enum Start {
+    /// From a pre-trained backbone, as the flags say.
+    Fresh(Box<FinetuneArgs>),
+    /// From the run's newest usable checkpoint, as its config says.
+    Resume(Box<FinetuneConfig>),
 }
 
 struct Job {
-    args: FinetuneArgs,
+    start: Start,
+    run: RunDir,
     table: Vec<LabelledRegion>,
 }
 
@@ -98,97 +201,114 @@ impl OnBackend for Job {
         B::InnerBackend: KernelBackend,
     {
         let device = devices[0].clone();
-        let Job { args, table } = self;
-        let (pretrained, backbone) = load_backbone::<B>(&args.checkpoint, &device)?;
-        // With a MAF, the target defaults to the pre-training run's. The rows are --species (a
-        // name the source lacks is an error), or else the pre-trained model's, found by name
-        // among every species of the source.
-        let mut source_config = args.source.config(&pretrained.source)?;
-        if args.species.is_some() || !pretrained.rows.is_empty() {
-            source_config.species = args.species.clone();
-        }
-        let source = source_config.open()?;
-        let present = source.species();
-        let trained = if args.species.is_some() {
-            &present
-        } else {
-            &pretrained.rows
-        };
-        let order = RowOrder::new(trained, &present, pretrained.model.max_rows)?;
-        // The rows the classifier sees, recorded so that `evaluate` finds the same ones.
-        source_config.species = Some(order.species()[1..].to_vec());
-        let config = FinetuneConfig::new(
-            MsaMambaClassifierConfig::new(pretrained.model.clone()).with_dropout(args.dropout),
-            args.checkpoint.clone(),
-            args.labels.clone(),
-        )
-        .with_source(source_config)
-        .with_window(args.window)
-        .with_epochs(args.epochs)
-        .with_lr(args.lr)
-        .with_weight_decay(args.weight_decay)
-        .with_decay_all(args.decay_all)
-        .with_warmup_fraction(args.warmup_fraction)
-        .with_batch_size(args.batch_size)
-        .with_test_fraction(args.test_fraction)
-        .with_seed(args.seed);
-        config.validate()?;
-        let windows = LabelledWindows {
-            source,
-            table: args.labels.clone(),
-            len: config.window,
-            order,
+        let Job { start, run, table } = self;
+        let (config, windows, backbone) = match start {
+            Start::Fresh(args) => {
+                let checkpoint = args.checkpoint.clone().context("--checkpoint is required")?;
+                let (pretrained, backbone) = load_backbone::<B>(&checkpoint, &device)?;
+                // With a MAF, the target defaults to the pre-training run's. The rows are
+                // --species (a name the source lacks is an error), or else the pre-trained
+                // model's, found by name among every species of the source.
+                let mut source_config = args.source.config(&pretrained.source)?;
+                if args.species.is_some() || !pretrained.rows.is_empty() {
+                    source_config.species = args.species.clone();
+                }
+                let source = source_config.open()?;
+                let present = source.species();
+                let trained = if args.species.is_some() {
+                    &present
+                } else {
+                    &pretrained.rows
+                };
+                let order = RowOrder::new(trained, &present, pretrained.model.max_rows)?;
+                // The rows the classifier sees, recorded so that `evaluate` finds the same ones.
+                source_config.species = Some(order.species()[1..].to_vec());
+                let base = FinetuneConfig::new(
+                    MsaMambaClassifierConfig::new(pretrained.model.clone()),
+                    checkpoint,
+                    args.labels.clone().context("--labels is required")?,
+                )
+                .with_source(source_config);
+                let config = FinetuneConfig {
+                    source: base.source.clone(),
+                    ..args.apply(base)?
+                };
+                config.validate()?;
+                let windows = LabelledWindows {
+                    source,
+                    table: config.labels.clone(),
+                    len: config.window,
+                    order,
+                };
+                (config, windows, Some(backbone))
+            }
+            Start::Resume(config) => {
+                let windows = config.windows(&config.source, &config.labels)?;
+                (*config, windows, None)
+            }
         };
         windows.check(&table)?;
 
         let labels: Vec<bool> = table.iter().map(|row| row.label).collect();
-        let (train, test) = split(&labels, config.test_fraction, config.seed);
-        let test_labels: Vec<bool> = test.iter().map(|&i| labels[i]).collect();
-        if let Err(err) = check_both_classes("test split", &test_labels) {
-            match check_both_classes("table", &labels) {
-                Err(ReportError::OneClass { label, .. }) => {
-                    bail!("{}: every region is labelled {label}; {err}", args.labels.display())
+        let [train, valid, test] = config.splits(&labels);
+        for (split, rows) in [("test split", &test), ("validation split", &valid)] {
+            let split_labels: Vec<bool> = rows.iter().map(|&i| labels[i]).collect();
+            if let Err(err) = check_both_classes(split, &split_labels) {
+                match check_both_classes("table", &labels) {
+                    Err(ReportError::OneClass { label, .. }) => {
+                        bail!("{}: every region is labelled {label}; {err}", config.labels.display())
+                    }
+                    _ => bail!("{err} (try a larger --test-fraction or --valid-fraction)"),
                 }
-                _ => bail!("{err} (try a larger --test-fraction)"),
             }
         }
         let positives = |rows: &[usize]| rows.iter().filter(|&&i| labels[i]).count();
         println!(
-            "fine-tuning {} on {name}: {} regions of {} ({} train, {} positive; {} test, {} positive), \
-             {} bp windows of {} rows from {}, {} epochs, lr {}",
-            args.checkpoint.display(),
+            "fine-tuning {} on {name}: {} regions of {} ({} train, {} positive; {} validation, {} positive; \
+             {} test, {} positive), {} bp windows of {} rows from {}, {} epochs, lr {}{}",
+            config.checkpoint.display(),
             table.len(),
-            args.labels.display(),
+            config.labels.display(),
             train.len(),
             positives(&train),
+            valid.len(),
+            positives(&valid),
             test.len(),
             positives(&test),
             config.window,
             config.rows(),
             windows.source.describe(),
             config.epochs,
-            config.lr
+            config.lr,
+            if config.freeze_backbone {
+                ", backbone frozen"
+            } else {
+                ""
+            }
         );
-        std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-        let config_path = args.out.join("config.json");
+        std::fs::create_dir_all(&run.dir).with_context(|| format!("creating {}", run.dir.display()))?;
+        let config_path = run.dir.join("config.json");
         AtomicOutput::write(&config_path, config_to_json(&config))?;
 
-        let train_rows: Vec<&LabelledRegion> = train.iter().map(|&i| &table[i]).collect();
+        let rows = |split: &[usize]| -> Vec<&LabelledRegion> { split.iter().map(|&i| &table[i]).collect() };
+        let data = FinetuneData {
+            train: windows.items(&rows(&train))?,
+            valid: windows.items(&rows(&valid))?,
+            batcher: windows.batcher(),
+        };
         let started = std::time::Instant::now();
-        let model = finetune(&config, backbone, &windows, &train_rows, &device, |epoch, loss| {
-            println!("epoch {epoch}/{}: train loss {loss:.4}", config.epochs)
-        })?
-        .valid();
+        let resume = backbone.is_none();
+        let model = finetune::<B>(&config, backbone, data, &run, resume, &device)?;
         println!("trained in {:.0} s", started.elapsed().as_secs_f64());
-        let weights = classifier_path(&args.out);
+        let weights = classifier_path(&run.dir);
         model
             .clone()
             .save_file(&weights, &CheckpointRecorder::default())
             .with_context(|| format!("writing {}", weights.display()))?;
 
-        let test_rows: Vec<&LabelledRegion> = test.iter().map(|&i| &table[i]).collect();
-        let probabilities = predict(&model, &windows, &test_rows, config.batch_size, &device)?;
-        report("test split", &probabilities, &test_labels, Some(&args.out))?;
+        let test_labels: Vec<bool> = test.iter().map(|&i| labels[i]).collect();
+        let probabilities = predict(&model, &windows, &rows(&test), config.batch_size, &device)?;
+        report("test split", &probabilities, &test_labels, Some(&run.dir))?;
         println!("config:    {}", config_path.display());
         println!("classifier: {}", weights.display());
         Ok(())

@@ -71,3 +71,36 @@ fn at_least_one(text: &str) -> Result<usize, String> {
         Err(err) => Err(err.to_string()),
     }
 }
+
+/// A resumed run continues the schedule and data order it started with: refuses flags (or a
+/// --config) that change its saved config (`saved` against `asked`, the saved config with the
+/// flags applied), naming them.
+fn refuse_changes<C: serde::Serialize>(saved: &C, asked: &C, path: &std::path::Path) -> anyhow::Result<()> {
+    use serde_json::Value;
+    fn differences(saved: &Value, asked: &Value, key: &str, out: &mut Vec<String>) {
+        match (saved, asked) {
+            (Value::Object(saved), Value::Object(asked)) => {
+                for (key, value) in asked {
+                    differences(saved.get(key).unwrap_or(&Value::Null), value, key, out);
+                }
+            }
+            _ if saved != asked => out.push(format!("--{} {asked} (the run has {saved})", key.replace('_', "-"))),
+            _ => {}
+        }
+    }
+    let mut changed = Vec::new();
+    differences(
+        &serde_json::to_value(saved)?,
+        &serde_json::to_value(asked)?,
+        "",
+        &mut changed,
+    );
+    if !changed.is_empty() {
+        anyhow::bail!(
+            "--resume continues the run as {} has it; these flags change it: {}; start a new --out to train otherwise",
+            path.display(),
+            changed.join(", ")
+        );
+    }
+    Ok(())
+}

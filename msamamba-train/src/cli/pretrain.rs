@@ -10,9 +10,9 @@ use msamamba_train::baseline::compare_with_baseline;
 use msamamba_train::loss_curve::{read_losses, write_png};
 use msamamba_train::pretrain::{PretrainConfig, RunDir, pretrain};
 use msamamba_train::source::SourceConfig;
-use serde_json::Value;
 
 use super::backend::{BackendChoice, Checkpointing, OnBackend, dispatch_training};
+use super::refuse_changes;
 use super::source_args::SourceArgs;
 
 /// The bundled 30-species UCSC mm9 alignment (see data/maf/README.md for its source).
@@ -213,37 +213,6 @@ pub fn run(args: PretrainArgs) -> Result<()> {
             resume: args.resume,
         },
     )
-}
-
-/// A resumed run continues the schedule and data order it started with: refuses flags (or a
-/// --config) that change its saved config, naming them.
-fn refuse_changes(saved: &PretrainConfig, asked: &PretrainConfig, path: &std::path::Path) -> Result<()> {
-    fn differences(saved: &Value, asked: &Value, key: &str, out: &mut Vec<String>) {
-        match (saved, asked) {
-            (Value::Object(saved), Value::Object(asked)) => {
-                for (key, value) in asked {
-                    differences(saved.get(key).unwrap_or(&Value::Null), value, key, out);
-                }
-            }
-            _ if saved != asked => out.push(format!("--{} {asked} (the run has {saved})", key.replace('_', "-"))),
-            _ => {}
-        }
-    }
-    let mut changed = Vec::new();
-    differences(
-        &serde_json::to_value(saved)?,
-        &serde_json::to_value(asked)?,
-        "",
-        &mut changed,
-    );
-    if !changed.is_empty() {
-        bail!(
-            "--resume continues the run as {} has it; these flags change it: {}; start a new --out to train otherwise",
-            path.display(),
-            changed.join(", ")
-        );
-    }
-    Ok(())
 }
 
 struct Job {

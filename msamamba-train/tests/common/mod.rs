@@ -24,3 +24,19 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     encoder.write_all(data).unwrap();
     encoder.finish().unwrap()
 }
+
+/// Every float parameter of `module`, in visiting order, as flat values.
+pub fn float_params<B: burn::prelude::Backend, M: burn::module::Module<B>>(module: &M) -> Vec<Vec<f32>> {
+    use burn::module::{ModuleVisitor, Param};
+    use burn::prelude::Tensor;
+    struct Values(Vec<Vec<f32>>);
+    impl<B: burn::prelude::Backend> ModuleVisitor<B> for Values {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            self.0
+                .push(param.val().into_data().convert::<f32>().to_vec().expect("f32 values"));
+        }
+    }
+    let mut values = Values(Vec::new());
+    module.visit(&mut values);
+    values.0
+}
