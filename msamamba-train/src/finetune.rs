@@ -22,6 +22,7 @@ use crate::classifier_batch::LabelledWindows;
 use crate::labelled_regions::LabelledRegion;
 use crate::mlm_model::MlmModel;
 use crate::pretrain::{PretrainConfig, RunDir};
+use crate::progress;
 use crate::schedule::WarmupCosineConfig;
 use crate::source::SourceConfig;
 use crate::weight_decay::SelectiveAdamW;
@@ -301,6 +302,7 @@ where
     let schedule = WarmupCosineConfig::new(config.lr, steps).with_warmup_fraction(config.warmup_fraction);
     let mut step = 0;
     let mut order: Vec<usize> = (0..train.len()).collect();
+    let bar = progress::bar(steps as u64, "steps");
     for epoch in 1..=config.epochs {
         order.shuffle(&mut StdRng::seed_from_u64(mix(config.seed, epoch as u64)));
         let (mut total, mut seen) = (0.0, 0usize);
@@ -318,9 +320,11 @@ where
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             step += 1;
             model = optim.step(schedule.lr_at(step), model, grads);
+            bar.inc(1);
         }
-        on_epoch(epoch, total / seen as f64);
+        bar.suspend(|| on_epoch(epoch, total / seen as f64));
     }
+    bar.finish_and_clear();
     Ok(model)
 }
 
@@ -334,6 +338,7 @@ pub fn predict<B: KernelBackend>(
     device: &B::Device,
 ) -> Result<Vec<f64>> {
     let mut probabilities = Vec::with_capacity(rows.len());
+    let bar = progress::bar(rows.len() as u64, "regions");
     for chunk in rows.chunks(batch_size.max(1)) {
         let batch = windows.batch::<B>(chunk, device)?;
         let p = sigmoid(model.forward(batch.tokens, batch.row_keep)); // [B]
@@ -343,6 +348,8 @@ pub fn predict<B: KernelBackend>(
             .into_vec::<f64>()
             .map_err(|e| anyhow::anyhow!("reading predictions: {e:?}"))?;
         probabilities.extend(values);
+        bar.inc(chunk.len() as u64);
     }
+    bar.finish_and_clear();
     Ok(probabilities)
 }

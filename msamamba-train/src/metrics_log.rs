@@ -1,4 +1,5 @@
-//! What training shows and keeps: a TUI in a terminal, plain lines otherwise, and always a
+//! What training shows and keeps: a TUI in a terminal, plain lines and a progress bar on stderr
+//! otherwise, and always a
 //! per-step TSV of loss, accuracy, perplexity and learning rate (for the loss curve and tests).
 //! A non-finite loss stops the run.
 
@@ -17,7 +18,10 @@ use burn::train::renderer::{
     MetricsRendererTraining, ProgressType, TrainingProgress,
 };
 
+use indicatif::ProgressBar;
+
 use crate::atomic_output::AtomicOutput;
+use crate::progress;
 
 /// Metrics of one training step, in TSV column order.
 const COLUMNS: [&str; 4] = ["loss", "accuracy", "perplexity", "lr"];
@@ -42,6 +46,8 @@ pub struct MetricsLog {
     train: BufWriter<File>,
     valid: BufWriter<File>,
     tui: Option<TuiMetricsRendererWrapper>,
+    /// Steps done, on stderr, when there is no TUI (stdout redirected).
+    bar: Option<ProgressBar>,
     interrupter: Interrupter,
     health: RunHealth,
     every: usize,
@@ -93,12 +99,18 @@ impl MetricsLog {
         let tui = std::io::stdout()
             .is_terminal()
             .then(|| TuiMetricsRendererWrapper::new(interrupter.clone(), checkpoint));
+        let bar = tui.is_none().then(|| {
+            let bar = progress::bar(last_step as u64, "steps");
+            bar.set_position((checkpoint.unwrap_or(0) * batches_per_epoch) as u64);
+            bar
+        });
         let log = Self {
             names: HashMap::new(),
             current: [None; 4],
             train: open("train.tsv")?,
             valid: open("valid.tsv")?,
             tui,
+            bar,
             interrupter,
             health: health.clone(),
             every: every.max(1),
@@ -190,6 +202,9 @@ impl MetricsRendererTraining for MetricsLog {
             first.get_or_insert(step);
             self.interrupter.stop(Some("the training loss is not finite"));
         }
+        if let Some(bar) = &self.bar {
+            bar.set_position(step as u64);
+        }
         match &mut self.tui {
             Some(tui) => tui.render_train(item, progress_indicators),
             None if step.is_multiple_of(self.every) => println!("train step {step}  {line}"),
@@ -241,6 +256,9 @@ impl MetricsRendererEvaluation for MetricsLog {
 
 impl MetricsRenderer for MetricsLog {
     fn manual_close(&mut self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
         if let Some(tui) = &mut self.tui {
             tui.manual_close();
         }
