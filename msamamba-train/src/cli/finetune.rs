@@ -34,7 +34,7 @@ pub struct FinetuneArgs {
     /// Rows after the target, comma-separated (default: as pre-trained, else every species).
     #[arg(long, value_delimiter = ',', value_parser = super::species_name)]
     species: Option<Vec<String>>,
-    /// Output directory: config.json, classifier.mpk, metrics.json, roc.png.
+    /// Output directory: config.json, classifier.mpk, metrics.json, roc.png and roc.svg.
     #[arg(long)]
     out: PathBuf,
     /// Window length, centred on each region.
