@@ -149,6 +149,25 @@ pub fn import_mm9(store: &Path) {
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
+/// The `k`-th embedding of the zarr store `embed` wrote at `store`: its shape [L, D], values
+/// and attributes.
+pub fn embedding(store: &Path, k: usize) -> (Vec<u64>, Vec<f32>, serde_json::Value) {
+    let storage = std::sync::Arc::new(zarrs::filesystem::FilesystemStore::new(store).expect("store"));
+    let array = zarrs::array::Array::open(storage, &format!("/regions/{k}")).expect("embedding array");
+    let values = array
+        .retrieve_array_subset::<Vec<f32>>(&array.subset_all())
+        .expect("embedding values");
+    let attributes = serde_json::Value::Object(array.attributes().clone());
+    (array.shape().to_vec(), values, attributes)
+}
+
+/// The root attributes of the zarr store `embed` wrote at `store`.
+pub fn store_attributes(store: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(store.join("zarr.json")).expect("the store's zarr.json");
+    let metadata: serde_json::Value = serde_json::from_str(&text).expect("zarr.json is JSON");
+    metadata["attributes"].clone()
+}
+
 /// Continues the pre-training run in `out` (`pretrain --resume`).
 pub fn resume(out: &Path) -> Output {
     run(&[
