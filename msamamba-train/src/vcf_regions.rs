@@ -97,7 +97,13 @@ impl RegionRecords {
             let Some(span) = self.spans.pop_front() else {
                 return Ok(false);
             };
-            let chunks = self.index.query(span.reference, (span.start..=span.end).into())?;
+            // A whole chromosome has no end: the index refuses an end past its own bins.
+            let interval = if span.end == Position::MAX {
+                (span.start..).into()
+            } else {
+                (span.start..=span.end).into()
+            };
+            let chunks = self.index.query(span.reference, interval)?;
             self.chunks = chunks.iter().map(|c| (c.start(), c.end())).collect();
             self.current = Some(span);
         }
