@@ -39,7 +39,7 @@ enum Command {
     Pretrain(Box<pretrain::PretrainArgs>),
     /// Zero-shot variant effects: logit(alt) - logit(ref) at the masked site, both strands.
     Score(score::ScoreArgs),
-    /// Per-position target-row embeddings of regions, to safetensors.
+    /// Per-position target-row embeddings of regions, streamed into a zarr store.
     Embed(embed::EmbedArgs),
     /// Fine-tune a pre-trained model as a classifier of labelled regions; reports AUROC, AUPRC
     /// and accuracy on a held-out test split.
