@@ -126,6 +126,21 @@ pub fn tiny_pretrain<'a>(maf: &'a str, out: &'a str, steps: &'a str, every: &'a 
     ]
 }
 
+/// A fresh scratch directory `name` holding `run`, a two-step tiny pre-training run on [`MM9`]:
+/// (the directory, the run).
+pub fn tiny_trained_run(name: &str) -> (PathBuf, PathBuf) {
+    let dir = scratch(name);
+    let run_dir = dir.join("run");
+    let out = run(&tiny_pretrain(
+        &data(MM9),
+        run_dir.to_str().expect("UTF-8 path"),
+        "2",
+        "2",
+    ));
+    assert!(out.status.success(), "{}", stderr(&out));
+    (dir, run_dir)
+}
+
 /// `score` of `vcf` with the run `checkpoint` on the alignment `source` (`--maf M` or
 /// `--store S`), on the CPU.
 pub fn score_args<'a>(vcf: &'a str, checkpoint: &'a str, source: [&'a str; 2]) -> Vec<&'a str> {

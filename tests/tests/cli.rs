@@ -320,10 +320,7 @@ fn tsv_rows(text: &str) -> Vec<Vec<String>> {
 
 #[test]
 fn score_keeps_every_vcf_record_in_every_format_and_embed_reads_the_same_run() {
-    let dir = scratch("score");
-    let run_dir = dir.join("run");
-    let out = run(&tiny_pretrain(&data(MM9), run_dir.to_str().unwrap(), "2", "2"));
-    assert!(out.status.success(), "{}", stderr(&out));
+    let (dir, run_dir) = tiny_trained_run("score");
     let (input, mm9) = (data(MM9_VCF), data(MM9));
     let score = |vcf: &str, out: Option<&Path>, extra: &[&str]| {
         let mut args = score_args(vcf, run_dir.to_str().unwrap(), ["--maf", &mm9]);
@@ -510,10 +507,7 @@ fn score_keeps_every_vcf_record_in_every_format_and_embed_reads_the_same_run() {
 
 #[test]
 fn score_matches_chr_prefixes_both_ways_and_scores_a_store_as_the_maf() {
-    let dir = scratch("score-chr");
-    let run_dir = dir.join("run");
-    let out = run(&tiny_pretrain(&data(MM9), run_dir.to_str().unwrap(), "2", "2"));
-    assert!(out.status.success(), "{}", stderr(&out));
+    let (dir, run_dir) = tiny_trained_run("score-chr");
     // The alignment, and the example VCF, with `10` for `chr10`.
     let bare_maf = dir.join("bare.maf");
     std::fs::write(
@@ -627,10 +621,7 @@ fn pretraining_on_a_store_over_a_region_list_equals_pretraining_on_the_maf() {
 
 #[test]
 fn score_indexes_its_bgzipped_vcf_and_region_shards_together_score_every_record_once() {
-    let dir = scratch("score-index");
-    let run_dir = dir.join("run");
-    let out = run(&tiny_pretrain(&data(MM9), run_dir.to_str().unwrap(), "2", "2"));
-    assert!(out.status.success(), "{}", stderr(&out));
+    let (dir, run_dir) = tiny_trained_run("score-index");
     let (input, mm9) = (data(MM9_VCF), data(MM9));
     let score = |vcf: &str, extra: &[&str]| {
         let mut args = score_args(vcf, run_dir.to_str().unwrap(), ["--maf", &mm9]);
