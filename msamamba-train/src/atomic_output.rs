@@ -1,7 +1,8 @@
 //! Output files written whole or not at all: the bytes go to a temporary file beside the
 //! destination, which is synced and renamed into place once complete, so a failure (a crash, a
 //! full disk, a bad input found late) never leaves a partial file or replaces a good one.
-//! `tempfile` makes the temporary file; the rename is atomic within one folder.
+//! `tempfile` makes the temporary file; the rename is atomic within one folder. A directory output
+//! (a zarr store) is built the same way in a temporary directory ([`AtomicDir`]).
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -53,6 +54,22 @@ impl AtomicOutput {
         &mut self.file
     }
 
+    /// A second handle on the temporary file, for a writer that must own its file (bgzip on
+    /// worker threads). Write through one handle only; [`AtomicOutput::commit`] still syncs and
+    /// renames it.
+    pub fn reopen(&self) -> Result<std::fs::File> {
+        self.file
+            .get_ref()
+            .reopen()
+            .with_context(|| format!("writing {}", self.path.display()))
+    }
+
+    /// Where the bytes are until [`AtomicOutput::commit`] (complete once its writers are done),
+    /// to read them back before they are in place.
+    pub fn temporary_path(&self) -> &Path {
+        self.file.get_ref().path()
+    }
+
     /// The destination.
     pub fn path(&self) -> &Path {
         &self.path
@@ -69,6 +86,45 @@ impl AtomicOutput {
         file.as_file().sync_all().with_context(context)?;
         file.persist(&self.path).map_err(|e| e.error).with_context(context)?;
         Ok(())
+    }
+}
+
+/// A directory output being written; [`AtomicDir::commit`] puts it in place.
+pub struct AtomicDir {
+    dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl AtomicDir {
+    /// Starts `path`, before any work: refuses a path that exists (a directory is never
+    /// replaced, unlike a file) and creates the temporary directory beside it now.
+    pub fn create(path: &Path) -> Result<Self> {
+        if path.exists() {
+            bail!("--out {} exists; remove it or write elsewhere", path.display());
+        }
+        let folder = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        let dir = tempfile::Builder::new()
+            .prefix(".tmp")
+            .tempdir_in(folder)
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(Self {
+            dir,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Where the files go until [`AtomicDir::commit`].
+    pub fn temporary_path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Renames the directory into place.
+    pub fn commit(self) -> Result<()> {
+        let temporary = self.dir.keep();
+        std::fs::rename(&temporary, &self.path).with_context(|| format!("writing {}", self.path.display()))
     }
 }
 

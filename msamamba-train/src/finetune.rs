@@ -32,6 +32,7 @@ use crate::loader::EpochLoader;
 use crate::metrics_log::{FINETUNE_COLUMNS, MetricsLog};
 use crate::mlm_model::MlmModel;
 use crate::pretrain::{PretrainConfig, RunDir, RunEnd};
+use crate::progress;
 use crate::row_order::RowOrder;
 use crate::schedule::WarmupCosineConfig;
 use crate::source::SourceConfig;
@@ -577,6 +578,7 @@ pub fn predict<B: KernelBackend>(
     device: &B::Device,
 ) -> Result<Vec<f64>> {
     let mut probabilities = Vec::with_capacity(rows.len());
+    let bar = progress::bar(rows.len() as u64, "regions");
     for chunk in rows.chunks(batch_size.max(1)) {
         let batch = windows.batch::<B>(chunk, device)?;
         let p = sigmoid(model.forward(batch.tokens, batch.row_keep)); // [B]
@@ -586,6 +588,8 @@ pub fn predict<B: KernelBackend>(
             .into_vec::<f64>()
             .map_err(|e| anyhow::anyhow!("reading predictions: {e:?}"))?;
         probabilities.extend(values);
+        bar.inc(chunk.len() as u64);
     }
+    bar.finish_and_clear();
     Ok(probabilities)
 }

@@ -1,10 +1,13 @@
-//! The loss curve as a PNG: training loss (smoothed, blue) and validation loss (red) per step.
+//! The loss curve as PNG and SVG: training loss (smoothed, blue) and validation loss (red) per
+//! step.
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::chart::Chart;
+use plotters::style::RGBColor;
+
+use crate::plot::{Plot, Series};
 
 /// Reads a `step\tloss\t...` TSV written by the metrics log.
 pub fn read_losses(path: &Path) -> Result<Vec<(f64, f64)>> {
@@ -34,15 +37,31 @@ fn smooth(points: &[(f64, f64)], weight: f64) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// Draws train (blue, smoothed) and validation (red) loss against the step; the axes start at
-/// step 0 and loss 0.
+/// Draws train (smoothed) and validation loss against the step, to `path` (PNG) and beside it
+/// as SVG; the axes start at step 0 and loss 0.
 pub fn write_png(train: &[(f64, f64)], valid: &[(f64, f64)], path: &Path) -> Result<()> {
     let all = train.iter().chain(valid);
     let max_x = all.clone().map(|p| p.0).fold(1.0, f64::max);
     let max_y = all.map(|p| p.1).fold(1e-9, f64::max) * 1.05;
-    let scale = |points: &[(f64, f64)]| points.iter().map(|&(x, y)| (x / max_x, y / max_y)).collect::<Vec<_>>();
-    let mut chart = Chart::new(800, 500, 40);
-    chart.polyline(&scale(&smooth(train, 0.9)), [31, 119, 180]);
-    chart.polyline(&scale(valid), [214, 39, 40]);
-    chart.save(path)
+    Plot {
+        title: "Masked-token loss",
+        x_label: "step",
+        y_label: "cross-entropy loss",
+        x_range: 0.0..max_x,
+        y_range: 0.0..max_y,
+        series: vec![
+            Series {
+                name: "train (moving average)",
+                points: smooth(train, 0.9),
+                color: RGBColor(31, 119, 180),
+            },
+            Series {
+                name: "validation",
+                points: valid.to_vec(),
+                color: RGBColor(214, 39, 40),
+            },
+        ],
+        size: (800, 500),
+    }
+    .save(path)
 }

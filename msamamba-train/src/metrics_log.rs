@@ -1,7 +1,7 @@
-//! What training shows and keeps: a TUI in a terminal, plain lines otherwise, and always a
-//! per-step TSV of the run's metrics (pre-training: loss, accuracy, perplexity, learning rate;
-//! fine-tuning: loss, AUROC, AUPRC, learning rate), for the loss curve and tests. A non-finite
-//! loss stops the run.
+//! What training shows and keeps: a TUI in a terminal, plain lines and a progress bar on stderr
+//! otherwise, and always a per-step TSV of the run's metrics (pre-training: loss, accuracy,
+//! perplexity, learning rate; fine-tuning: loss, AUROC, AUPRC, learning rate), for the loss
+//! curve and tests. A non-finite loss stops the run.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -18,7 +18,10 @@ use burn::train::renderer::{
     MetricsRendererTraining, ProgressType, TrainingProgress,
 };
 
+use indicatif::ProgressBar;
+
 use crate::atomic_output::AtomicOutput;
+use crate::progress;
 
 /// One TSV column: the metric whose lower-cased name contains `metric`.
 #[derive(Debug, Clone, Copy)]
@@ -81,6 +84,8 @@ pub struct MetricsLog {
     train: BufWriter<File>,
     valid: BufWriter<File>,
     tui: Option<TuiMetricsRendererWrapper>,
+    /// Steps done, on stderr, when there is no TUI (stdout redirected).
+    bar: Option<ProgressBar>,
     interrupter: Interrupter,
     health: RunHealth,
     every: usize,
@@ -135,6 +140,11 @@ impl MetricsLog {
         let tui = std::io::stdout()
             .is_terminal()
             .then(|| TuiMetricsRendererWrapper::new(interrupter.clone(), checkpoint));
+        let bar = tui.is_none().then(|| {
+            let bar = progress::bar(last_step as u64, "steps");
+            bar.set_position((checkpoint.unwrap_or(0) * batches_per_epoch) as u64);
+            bar
+        });
         let log = Self {
             columns,
             names: HashMap::new(),
@@ -142,6 +152,7 @@ impl MetricsLog {
             train: open("train.tsv")?,
             valid: open("valid.tsv")?,
             tui,
+            bar,
             interrupter,
             health: health.clone(),
             every: every.max(1),
@@ -234,6 +245,9 @@ impl MetricsRendererTraining for MetricsLog {
             first.get_or_insert(step);
             self.interrupter.stop(Some("the training loss is not finite"));
         }
+        if let Some(bar) = &self.bar {
+            bar.set_position(step as u64);
+        }
         match &mut self.tui {
             Some(tui) => tui.render_train(item, progress_indicators),
             None if step.is_multiple_of(self.every) => println!("train step {step}  {line}"),
@@ -290,6 +304,9 @@ impl MetricsRendererEvaluation for MetricsLog {
 
 impl MetricsRenderer for MetricsLog {
     fn manual_close(&mut self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
         if let Some(tui) = &mut self.tui {
             tui.manual_close();
         }

@@ -249,10 +249,10 @@ impl RunDir {
             match check(epoch) {
                 Ok(()) => return Ok(Some(epoch)),
                 Err(err) if remove => {
-                    eprintln!("msamamba: warning: checkpoint {epoch} removed: {}", why(err));
+                    tracing::warn!("checkpoint {epoch} removed: {}", why(err));
                     self.remove_checkpoint(epoch)?;
                 }
-                Err(err) => eprintln!("msamamba: warning: checkpoint {epoch} passed over: {}", why(err)),
+                Err(err) => tracing::warn!("checkpoint {epoch} passed over: {}", why(err)),
             }
         }
         Ok(None)

@@ -30,8 +30,8 @@ impl RowOrder {
         }
         if trained.is_empty() {
             if present.len() > max_rows {
-                eprintln!(
-                    "msamamba: warning: the checkpoint does not record its species; using the source's first {max_rows} of {} rows",
+                tracing::warn!(
+                    "the checkpoint does not record its species; using the source's first {max_rows} of {} rows",
                     present.len()
                 );
             }
@@ -51,8 +51,8 @@ impl RowOrder {
             .map(|(name, _)| name.as_str())
             .collect();
         if !missing.is_empty() {
-            eprintln!(
-                "msamamba: warning: the source lacks species the model was trained with; their rows are gaps: {}",
+            tracing::warn!(
+                "the source lacks species the model was trained with; their rows are gaps: {}",
                 missing.join(",")
             );
         }

@@ -1,5 +1,6 @@
 //! Variant records from a VCF (plain, gzip or bgzip; `-` for standard input), read one at a time
-//! with noodles, with errors naming file and line.
+//! with noodles, with errors naming file and line; or those of some regions of an indexed,
+//! bgzipped VCF ([`RegionRecords`]).
 
 use std::io::{self, BufRead};
 use std::path::{Path, PathBuf};
@@ -8,6 +9,8 @@ use noodles_vcf::{self as vcf, variant::RecordBuf};
 use thiserror::Error;
 
 use crate::data::input;
+use crate::vcf_index::read_index;
+use crate::vcf_regions::RegionRecords;
 
 /// A VCF that cannot be read.
 #[derive(Debug, Error)]
@@ -47,10 +50,18 @@ impl<R: BufRead> BufRead for LineCounter<R> {
     }
 }
 
+/// Where records come from.
+enum Records {
+    /// The whole file, line by line.
+    Stream(vcf::io::Reader<LineCounter<Box<dyn BufRead>>>),
+    /// Some regions, through the index; records are counted, since lines are not known.
+    Regions { records: Box<RegionRecords>, read: u64 },
+}
+
 /// A VCF read record by record: only the header and the current record are in memory.
 pub struct VcfReader {
     path: PathBuf,
-    reader: vcf::io::Reader<LineCounter<Box<dyn BufRead>>>,
+    records: Records,
     header: vcf::Header,
 }
 
@@ -79,7 +90,7 @@ impl VcfReader {
         match reader.read_header() {
             Ok(header) => Ok(Self {
                 path: name,
-                reader,
+                records: Records::Stream(reader),
                 header,
             }),
             Err(e) => Err(VcfError {
@@ -88,6 +99,31 @@ impl VcfReader {
                 reason: format!("bad header: {e}"),
             }),
         }
+    }
+
+    /// Opens the bgzipped VCF `path` and its index (`.tbi` or `.csi` beside it) to read the
+    /// records whose POS lies in `regions`. Returns the regions on chromosomes the index does
+    /// not know as well.
+    pub fn open_regions(
+        path: &Path,
+        regions: &[noodles_core::Region],
+    ) -> anyhow::Result<(Self, Vec<noodles_core::Region>)> {
+        let index = read_index(path)?;
+        let (records, header, unknown) = RegionRecords::open(path, index, regions).map_err(|e| VcfError {
+            path: path.to_path_buf(),
+            line: 1,
+            reason: format!("cannot read its header: {e}"),
+        })?;
+        let reader = Self {
+            // Errors count records of the regions, not lines.
+            path: PathBuf::from(format!("{} (--regions), record", path.display())),
+            records: Records::Regions {
+                records: Box::new(records),
+                read: 0,
+            },
+            header,
+        };
+        Ok((reader, unknown))
     }
 
     /// The file's header.
@@ -100,12 +136,22 @@ impl VcfReader {
         &self.path
     }
 
-    /// Reads the next record into `record` and returns its 1-based line; `None` at the end.
+    /// Reads the next record into `record` and returns its 1-based line (in region mode, its
+    /// 1-based number among the regions' records); `None` at the end.
     pub fn read(&mut self, record: &mut RecordBuf) -> Result<Option<u64>, VcfError> {
-        let line = self.reader.get_ref().lines + 1;
-        match self.reader.read_record_buf(&self.header, record) {
-            Ok(0) => Ok(None),
-            Ok(_) => Ok(Some(line)),
+        let (line, result) = match &mut self.records {
+            Records::Stream(reader) => {
+                let line = reader.get_ref().lines + 1;
+                (line, reader.read_record_buf(&self.header, record).map(|n| n > 0))
+            }
+            Records::Regions { records, read } => {
+                *read += 1;
+                (*read, records.read(&self.header, record))
+            }
+        };
+        match result {
+            Ok(false) => Ok(None),
+            Ok(true) => Ok(Some(line)),
             Err(e) => Err(self.error(line, format!("bad record: {e}"))),
         }
     }

@@ -292,6 +292,17 @@ fn assert_metrics_file(dir: &Path) -> serde_json::Value {
     }
     let png = std::fs::read(dir.join("roc.png")).expect("roc.png written");
     assert_eq!(&png[1..4], b"PNG");
+    let svg = std::fs::read_to_string(dir.join("roc.svg")).expect("roc.svg written");
+    let auroc = format!("AUROC {:.3}", metrics["auroc"].as_f64().unwrap_or(f64::NAN));
+    for text in [
+        "ROC curve",
+        "false positive rate",
+        "true positive rate",
+        "chance",
+        &auroc,
+    ] {
+        assert!(svg.contains(text), "no {text} in roc.svg");
+    }
     metrics
 }
 
@@ -575,7 +586,7 @@ fn weights_holding_nan_are_refused_before_any_work() {
         panic!("NaN weights are refused");
     };
     assert!(err.to_string().contains("NaN or infinite"), "{err}");
-    let out_file = dir.join("emb.safetensors");
+    let out_file = dir.join("emb.zarr");
     let out = msamamba(&[
         "embed",
         "--checkpoint",

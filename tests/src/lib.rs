@@ -126,6 +126,21 @@ pub fn tiny_pretrain<'a>(maf: &'a str, out: &'a str, steps: &'a str, every: &'a 
     ]
 }
 
+/// A fresh scratch directory `name` holding `run`, a two-step tiny pre-training run on [`MM9`]:
+/// (the directory, the run).
+pub fn tiny_trained_run(name: &str) -> (PathBuf, PathBuf) {
+    let dir = scratch(name);
+    let run_dir = dir.join("run");
+    let out = run(&tiny_pretrain(
+        &data(MM9),
+        run_dir.to_str().expect("UTF-8 path"),
+        "2",
+        "2",
+    ));
+    assert!(out.status.success(), "{}", stderr(&out));
+    (dir, run_dir)
+}
+
 /// `score` of `vcf` with the run `checkpoint` on the alignment `source` (`--maf M` or
 /// `--store S`), on the CPU.
 pub fn score_args<'a>(vcf: &'a str, checkpoint: &'a str, source: [&'a str; 2]) -> Vec<&'a str> {
@@ -147,6 +162,25 @@ pub fn import_mm9(store: &Path) {
         store.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// The `k`-th embedding of the zarr store `embed` wrote at `store`: its shape [L, D], values
+/// and attributes.
+pub fn embedding(store: &Path, k: usize) -> (Vec<u64>, Vec<f32>, serde_json::Value) {
+    let storage = std::sync::Arc::new(zarrs::filesystem::FilesystemStore::new(store).expect("store"));
+    let array = zarrs::array::Array::open(storage, &format!("/regions/{k}")).expect("embedding array");
+    let values = array
+        .retrieve_array_subset::<Vec<f32>>(&array.subset_all())
+        .expect("embedding values");
+    let attributes = serde_json::Value::Object(array.attributes().clone());
+    (array.shape().to_vec(), values, attributes)
+}
+
+/// The root attributes of the zarr store `embed` wrote at `store`.
+pub fn store_attributes(store: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(store.join("zarr.json")).expect("the store's zarr.json");
+    let metadata: serde_json::Value = serde_json::from_str(&text).expect("zarr.json is JSON");
+    metadata["attributes"].clone()
 }
 
 /// Continues the pre-training run in `out` (`pretrain --resume`).

@@ -320,10 +320,7 @@ fn tsv_rows(text: &str) -> Vec<Vec<String>> {
 
 #[test]
 fn score_keeps_every_vcf_record_in_every_format_and_embed_reads_the_same_run() {
-    let dir = scratch("score");
-    let run_dir = dir.join("run");
-    let out = run(&tiny_pretrain(&data(MM9), run_dir.to_str().unwrap(), "2", "2"));
-    assert!(out.status.success(), "{}", stderr(&out));
+    let (dir, run_dir) = tiny_trained_run("score");
     let (input, mm9) = (data(MM9_VCF), data(MM9));
     let score = |vcf: &str, out: Option<&Path>, extra: &[&str]| {
         let mut args = score_args(vcf, run_dir.to_str().unwrap(), ["--maf", &mm9]);
@@ -457,7 +454,9 @@ fn score_keeps_every_vcf_record_in_every_format_and_embed_reads_the_same_run() {
     assert_eq!(stdout(&out), tsv_text);
 
     let run_str = run_dir.to_str().unwrap();
-    let emb = dir.join("e.safetensors");
+    let emb = dir.join("e.zarr");
+    let bed = dir.join("regions.bed");
+    std::fs::write(&bed, "chr10\t3134299\t3134309\tb1\t0\t-\n").unwrap();
     let out = run(&[
         "embed",
         "--checkpoint",
@@ -468,26 +467,47 @@ fn score_keeps_every_vcf_record_in_every_format_and_embed_reads_the_same_run() {
         "mm9",
         "--region",
         "chr10:3134200-3134231",
-        "--region",
-        "chr10:3134300-3134309",
+        "--bed",
+        bed.to_str().unwrap(),
+        "--pool",
+        "mean",
         "--out",
         emb.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let bytes = std::fs::read(&emb).unwrap();
-    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
-    assert_eq!(header["chr10:3134200-3134231"]["shape"], serde_json::json!([32, 16]));
-    assert_eq!(header["chr10:3134300-3134309"]["shape"], serde_json::json!([10, 16]));
-    assert_eq!(header["chr10:3134200-3134231"]["dtype"], "F32");
+    let (shape, first, attributes) = embedding(&emb, 0);
+    assert_eq!(
+        (shape, attributes["region"].as_str()),
+        (vec![32, 16], Some("chr10:3134200-3134231"))
+    );
+    let (shape, second, attributes) = embedding(&emb, 1);
+    assert_eq!(shape, [10, 16]);
+    assert_eq!(
+        (&attributes["strand"], &attributes["name"]),
+        (&"-".into(), &"b1".into())
+    );
+    assert!(first.iter().chain(&second).all(|v| v.is_finite()));
+    let root = store_attributes(&emb);
+    assert_eq!(root["regions"][1]["region"], "chr10:3134300-3134309");
+    assert_eq!(root["species"].as_array().map(Vec::len), Some(30));
+    // The pooled row is the mean over positions.
+    let storage = std::sync::Arc::new(zarrs::filesystem::FilesystemStore::new(&emb).unwrap());
+    let pooled = zarrs::array::Array::open(storage, "/pooled").unwrap();
+    assert_eq!(pooled.shape(), [2, 16]);
+    let means = pooled.retrieve_array_subset::<Vec<f32>>(&pooled.subset_all()).unwrap();
+    for d in 0..16 {
+        let mean = second.iter().skip(d).step_by(16).sum::<f32>() / 10.0;
+        assert!(
+            (means[16 + d] - mean).abs() <= 1e-5 * (1.0 + mean.abs()),
+            "{d}: {} vs {mean}",
+            means[16 + d]
+        );
+    }
 }
 
 #[test]
 fn score_matches_chr_prefixes_both_ways_and_scores_a_store_as_the_maf() {
-    let dir = scratch("score-chr");
-    let run_dir = dir.join("run");
-    let out = run(&tiny_pretrain(&data(MM9), run_dir.to_str().unwrap(), "2", "2"));
-    assert!(out.status.success(), "{}", stderr(&out));
+    let (dir, run_dir) = tiny_trained_run("score-chr");
     // The alignment, and the example VCF, with `10` for `chr10`.
     let bare_maf = dir.join("bare.maf");
     std::fs::write(
@@ -596,5 +616,77 @@ fn pretraining_on_a_store_over_a_region_list_equals_pretraining_on_the_maf() {
     assert_eq!(
         std::fs::read_dir(run_dir.join("checkpoint")).map_or(0, |d| d.count()),
         0
+    );
+}
+
+#[test]
+fn score_indexes_its_bgzipped_vcf_and_region_shards_together_score_every_record_once() {
+    let (dir, run_dir) = tiny_trained_run("score-index");
+    let (input, mm9) = (data(MM9_VCF), data(MM9));
+    let score = |vcf: &str, extra: &[&str]| {
+        let mut args = score_args(vcf, run_dir.to_str().unwrap(), ["--maf", &mm9]);
+        args.extend(extra);
+        let out = run(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        out
+    };
+
+    // The bgzipped VCF and its index, read back through noodles' indexed reader: every record,
+    // with its samples, and a region query finds the records whose POS lies there.
+    let gz = dir.join("scored.vcf.gz");
+    score(&input, &["--out", gz.to_str().unwrap(), "--index", "--threads", "2"]);
+    assert!(dir.join("scored.vcf.gz.tbi").exists());
+    let mut reader = vcf::io::indexed_reader::Builder::default()
+        .build_from_path(&gz)
+        .unwrap();
+    let header = reader.read_header().unwrap();
+    let records: Vec<RecordBuf> = reader.record_bufs(&header).map(Result::unwrap).collect();
+    let (_, in_records) = vcf_records(Path::new(&input));
+    assert_eq!(records.len(), in_records.len());
+    for (a, b) in in_records.iter().zip(&records) {
+        assert_eq!((a.ids(), a.samples()), (b.ids(), b.samples()));
+    }
+    use noodles_vcf::variant::record::Ids as _;
+    let region: noodles_core::Region = "chr10:3134200-3134400".parse().unwrap();
+    let ids: Vec<String> = reader
+        .query(&header, &region)
+        .unwrap()
+        .records()
+        .map(|r| r.unwrap().ids().iter().map(String::from).collect::<String>())
+        .collect();
+    assert_eq!(ids, ["v1", "v2", "v3", "v4", "v5", "v6"]);
+
+    // Two shards, one by --regions and one by --regions-file and a whole chromosome, together
+    // give the whole file's rows once each, in order.
+    let whole = tsv_rows(&stdout(&score(gz.to_str().unwrap(), &[])));
+    let first = tsv_rows(&stdout(&score(gz.to_str().unwrap(), &["--regions", "chr10:1-3134301"])));
+    let bed = dir.join("rest.bed");
+    std::fs::write(&bed, "chr10\t3134301\t4000000\n").unwrap();
+    let rest = tsv_rows(&stdout(&score(
+        gz.to_str().unwrap(),
+        &["--regions-file", bed.to_str().unwrap(), "--regions", "chr11"],
+    )));
+    assert_eq!(first.last().map(|r| r[2].as_str()), Some("v5"));
+    assert_eq!([first, rest].concat(), whole);
+
+    // Regions need an index; an index needs a bgzipped VCF out.
+    let out = run(&[
+        &score_args(&input, run_dir.to_str().unwrap(), ["--maf", &mm9])[..],
+        &["--regions", "chr10"],
+    ]
+    .concat());
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no index"), "{}", stderr(&out));
+    let tsv = dir.join("x.tsv");
+    let out = run(&[
+        &score_args(&input, run_dir.to_str().unwrap(), ["--maf", &mm9])[..],
+        &["--out", tsv.to_str().unwrap(), "--index"],
+    ]
+    .concat());
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("--index needs --out x.vcf.gz"),
+        "{}",
+        stderr(&out)
     );
 }

@@ -111,7 +111,7 @@ fn species_the_alignment_lacks_are_refused_with_the_ones_it_has() {
 #[test]
 fn embed_refuses_a_region_given_twice_before_any_work() {
     let dir = scratch("embed-twice");
-    let out_file = dir.join("emb.safetensors");
+    let out_file = dir.join("emb.zarr");
     let region = "chr10:3134200-3134260";
     let out = run(&[
         "embed",
@@ -477,7 +477,7 @@ fn a_model_finds_its_rows_by_species_name_in_any_source() {
     assert_eq!(config["rows"], serde_json::json!(["mm9", "rn4", "hg18"]));
 
     let embed = |source: &[&str], name: &str| {
-        let out_file = dir.join(format!("{name}.safetensors"));
+        let out_file = dir.join(format!("{name}.zarr"));
         let base = [
             "embed",
             "--checkpoint",
@@ -492,15 +492,16 @@ fn a_model_finds_its_rows_by_species_name_in_any_source() {
         ]
         .concat());
         assert!(out.status.success(), "{name}: {}", stderr(&out));
-        (std::fs::read(out_file).unwrap(), stderr(&out))
+        let (_, values, _) = embedding(&out_file, 0);
+        (values, store_attributes(&out_file), stderr(&out))
     };
     // A store holds every species, in its own order: the model takes its three by name.
     let store = dir.join("mm9.zarr");
     import_mm9(&store);
-    let (from_maf, _) = embed(&["--maf", &maf], "maf");
-    let (from_store, _) = embed(&["--store", store.to_str().unwrap()], "store");
+    let (from_maf, attributes, _) = embed(&["--maf", &maf], "maf");
+    let (from_store, _, _) = embed(&["--store", store.to_str().unwrap()], "store");
     assert!(from_maf == from_store, "the store's rows differ from the MAF's");
-    assert!(String::from_utf8_lossy(&from_maf).contains("mm9,rn4,hg18"));
+    assert_eq!(attributes["species"], serde_json::json!(["mm9", "rn4", "hg18"]));
 
     // A MAF without hg18: its row is gaps, with a warning.
     let text = std::fs::read_to_string(&maf).unwrap();
@@ -515,7 +516,7 @@ fn a_model_finds_its_rows_by_species_name_in_any_source() {
         .collect();
     let no_human = dir.join("no-hg18.maf");
     std::fs::write(&no_human, without).unwrap();
-    let (_, err) = embed(&["--maf", no_human.to_str().unwrap(), "--target", "mm9"], "no-hg18");
+    let (_, _, err) = embed(&["--maf", no_human.to_str().unwrap(), "--target", "mm9"], "no-hg18");
     assert!(err.contains("warning") && err.contains("hg18"), "{err}");
 
     // Fine-tuning on it keeps the model's rows, hg18's as gaps.

@@ -40,6 +40,14 @@ enum Bench {
     },
     /// Data loading: MAF parse MB/s, store and batch windows/s on the bundled 4.5 MB file.
     Data,
+    /// Variant scoring on the CPU: variants/s and peak resident memory streaming synthetic VCFs
+    /// of each size (default 100 k and 1 M SNVs) through `score`, as JSON lines and a table.
+    Score {
+        /// Passed on to the benchmark: [--variants N[,N...]] [--batch-size B] [--window L]
+        /// [--d-model D] [--n-layers N].
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// One MLM training step of the real model on synthetic MSAs: forward, backward and
     /// optimizer times, peak memory, and a per-module breakdown, as JSON lines and a table.
     /// The GPU backends run with burn's kernel fusion, as `pretrain` does in a fusion build.
@@ -195,6 +203,13 @@ fn main() -> Result<()> {
         Task::Fixtures => fixtures(),
         Task::Bench { bench: Bench::Data } => {
             cargo(&["run", "--release", "-p", "msamamba-train", "--bin", "data_bench"])
+        }
+        Task::Bench {
+            bench: Bench::Score { args },
+        } => {
+            let mut all = vec!["run", "--release", "-p", "msamamba-train", "--bin", "score_bench", "--"];
+            all.extend(args.iter().map(String::as_str));
+            cargo(&all)
         }
         Task::Bench {
             bench: Bench::Train { backend, args },

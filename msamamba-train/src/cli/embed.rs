@@ -1,18 +1,18 @@
-use std::collections::HashMap;
-use std::io::Write;
+//! `msamamba embed`: per-position target-row embeddings of regions, streamed into a zarr store.
+
+use std::collections::HashSet;
+use std::hash::{BuildHasher, RandomState};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use msamamba_kernels::KernelBackend;
-use msamamba_train::atomic_output::AtomicOutput;
-use msamamba_train::data::bed::read_bed;
+use msamamba_train::data::bed::BedReader;
 use msamamba_train::data::maf::Strand;
 use msamamba_train::data::region::Region;
-use msamamba_train::finetune::load_backbone;
-use safetensors::{Dtype, tensor::TensorView};
+use msamamba_train::infer::{Embedder, EmbeddingStore, RegionLabel};
+use msamamba_train::progress;
 
 use super::backend::{BackendChoice, OnBackend, dispatch};
 use super::source_args::SourceArgs;
@@ -25,54 +25,93 @@ pub struct EmbedArgs {
     /// Region, samtools style (CHR:START-END, 1-based inclusive); repeat for several.
     #[arg(long = "region")]
     regions: Vec<String>,
-    /// BED file of regions (chrom, 0-based start, end, [name, score, strand]).
+    /// BED file of regions (chrom, 0-based start, end, [name, score, strand]), read as a stream:
+    /// any number of regions, one in memory at a time.
     #[arg(long)]
     bed: Option<PathBuf>,
     #[command(flatten)]
     source: SourceArgs,
-    /// Output safetensors file: one float32 tensor [L, D] per region, named `chrom:start-end`
-    /// (1-based, inclusive) with `/-` appended for the minus strand.
+    /// Output zarr (v3) store, a new directory: `regions/<k>` float32 [L, D] for the k-th region
+    /// (from 0, --region ones first, then the BED's in order) with its region, strand and name
+    /// as attributes; the root's attributes list the regions, the species (the model's rows,
+    /// target first) and D. Written beside and renamed into place when complete.
     #[arg(long)]
     out: PathBuf,
+    /// Also write `pooled` [R, D]: row k is the k-th region's embedding pooled over positions.
+    #[arg(long, value_enum)]
+    pool: Option<Pool>,
     /// Backend.
     #[arg(long, value_enum, default_value = "auto")]
     backend: BackendChoice,
 }
 
-/// Regions from --region and --bed, with their strand.
-fn regions(args: &EmbedArgs) -> Result<Vec<(Region, Strand)>> {
-    let mut all = Vec::new();
-    for text in &args.regions {
-        all.push((
-            text.parse::<Region>().with_context(|| format!("--region {text}"))?,
-            Strand::Forward,
-        ));
-    }
-    if let Some(bed) = &args.bed {
-        all.extend(read_bed(bed)?.into_iter().map(|r| (r.region, r.strand)));
-    }
-    if all.is_empty() {
-        bail!("no regions: give --region CHR:START-END or --bed FILE");
-    }
-    // One tensor per region and strand: a repeat would need two tensors of one name.
-    let mut seen = std::collections::HashSet::new();
-    if let Some((region, strand)) = all
-        .iter()
-        .find(|(region, strand)| !seen.insert(tensor_name(region, *strand)))
-    {
-        bail!(
-            "region {} is given twice (--region and --bed together, or a repeated line)",
-            tensor_name(region, *strand)
-        );
-    }
-    Ok(all)
+/// How embeddings are pooled over positions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Pool {
+    /// The mean of the positions' embeddings.
+    Mean,
 }
 
-/// The output tensor's name: `chrom:start-end`, `/-` appended for the reverse strand.
-fn tensor_name(region: &Region, strand: Strand) -> String {
-    match strand {
-        Strand::Forward => region.to_string(),
-        Strand::Reverse => format!("{region}/-"),
+/// One region to embed.
+struct Item {
+    region: Region,
+    strand: Strand,
+    name: Option<String>,
+}
+
+impl Item {
+    /// The region as the output names it: `chrom:start-end`, `/-` appended for the reverse strand.
+    fn key(&self) -> String {
+        match self.strand {
+            Strand::Forward => self.region.to_string(),
+            Strand::Reverse => format!("{}/-", self.region),
+        }
+    }
+}
+
+impl EmbedArgs {
+    /// The regions of --region then --bed, one at a time.
+    fn items(&self) -> Result<impl Iterator<Item = Result<Item>> + '_> {
+        let given = self.regions.iter().map(|text| {
+            Ok(Item {
+                region: text.parse::<Region>().with_context(|| format!("--region {text}"))?,
+                strand: Strand::Forward,
+                name: None,
+            })
+        });
+        let bed = self.bed.as_deref().map(BedReader::open).transpose()?;
+        let from_bed = bed.into_iter().flatten().map(|line| {
+            let line = line?;
+            Ok(Item {
+                region: line.region,
+                strand: line.strand,
+                name: line.name,
+            })
+        });
+        Ok(given.chain(from_bed))
+    }
+
+    /// Reads the regions once before any work: every line is checked and the regions counted.
+    /// A region given twice is refused, as its two arrays would be copies. Keeps one 64-bit hash
+    /// per region, not the regions.
+    fn count(&self) -> Result<u64> {
+        let hasher = RandomState::new();
+        let mut seen = HashSet::new();
+        let mut count = 0;
+        for item in self.items()? {
+            let item = item?;
+            if !seen.insert(hasher.hash_one(item.key())) {
+                bail!(
+                    "region {} is given twice (--region and --bed together, or a repeated line)",
+                    item.key()
+                );
+            }
+            count += 1;
+        }
+        if count == 0 {
+            bail!("no regions: give --region CHR:START-END or --bed FILE");
+        }
+        Ok(count)
     }
 }
 
@@ -89,46 +128,31 @@ impl OnBackend for EmbedArgs {
         B: AutodiffBackend + KernelBackend,
         B::InnerBackend: KernelBackend,
     {
-        let device = devices[0].clone();
-        let regions = regions(&self)?;
-        let mut output = AtomicOutput::create(&self.out, &[])?;
-        let (config, model) = load_backbone::<B::InnerBackend>(&self.checkpoint, &device)?;
-        let (source, order) = self.source.open_for(&config)?;
-        let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-        for (region, strand) in &regions {
-            let window = source.window(region, *strand)?;
-            let len = window.len();
-            let tokens: Vec<i64> = order
-                .arrange(&window.rows)
-                .iter()
-                .flat_map(|r| r.iter().map(|&t| i64::from(t)))
-                .collect();
-            let m = order.len();
-            let hidden = model.forward_target(
-                Tensor::from_data(TensorData::new(tokens, [1, m, len]), &device),
-                Tensor::from_data(TensorData::new(vec![true; m], [1, m]), &device),
-                false,
-            ); // [1, L, D]
-            let values: Vec<f32> = hidden.into_data().convert::<f32>().to_vec().unwrap_or_default();
-            let name = tensor_name(region, *strand);
-            let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-            tensors.push((name, vec![len, config.model.d_model], bytes));
+        let total = self.count()?;
+        let embedder =
+            Embedder::<B::InnerBackend>::load(&self.checkpoint, |config| self.source.open_for(config), &devices[0])?;
+        let mut store = EmbeddingStore::create(&self.out, total, embedder.width(), self.pool.is_some())?;
+        let bar = progress::bar(total, "regions");
+        for item in self.items()? {
+            let item = item?;
+            let values = embedder.embed(&item.region, item.strand)?;
+            let strand = match item.strand {
+                Strand::Forward => '+',
+                Strand::Reverse => '-',
+            };
+            let label = RegionLabel {
+                region: item.region.to_string(),
+                strand,
+                name: item.name,
+            };
+            store.add(label, &values)?;
+            bar.inc(1);
         }
-        let views = tensors
-            .iter()
-            .map(|(name, shape, bytes)| Ok((name.clone(), TensorView::new(Dtype::F32, shape.clone(), bytes)?)))
-            .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
-        let metadata = HashMap::from([("species".to_string(), order.species().join(","))]);
-        let bytes = safetensors::serialize(views, Some(metadata))?;
-        output
-            .writer()
-            .write_all(&bytes)
-            .with_context(|| format!("writing {}", self.out.display()))?;
-        output.commit()?;
-        eprintln!(
-            "msamamba: wrote {} embedding(s) of width {} to {}",
-            tensors.len(),
-            config.model.d_model,
+        bar.finish_and_clear();
+        store.commit(embedder.species(), &self.checkpoint)?;
+        tracing::info!(
+            "wrote {total} embedding(s) of width {} to {}",
+            embedder.width(),
             self.out.display()
         );
         Ok(())

@@ -83,7 +83,7 @@ impl OnBackend for Job {
 }
 
 /// Prints the metrics of `probabilities` against `labels`; with `out`, writes metrics.json and
-/// roc.png there.
+/// roc.png and roc.svg there.
 pub(super) fn report(split: &str, probabilities: &[f64], labels: &[bool], out: Option<&Path>) -> Result<()> {
     let metrics = ClassificationReport::new(split, probabilities, labels)?;
     println!(
@@ -99,9 +99,9 @@ pub(super) fn report(split: &str, probabilities: &[f64], labels: &[bool], out: O
     AtomicOutput::write(&json, text + "\n")?;
     let png = dir.join("roc.png");
     if let Some(points) = roc_curve(probabilities, labels) {
-        write_roc_png(&points, &png)?;
+        write_roc_png(&points, metrics.auroc, &png)?;
     }
     println!("metrics:   {}", json.display());
-    println!("ROC curve: {}", png.display());
+    println!("ROC curve: {} (and .svg)", png.display());
     Ok(())
 }

@@ -38,7 +38,7 @@ pub struct FinetuneArgs {
     #[arg(long, value_delimiter = ',', value_parser = super::species_name)]
     species: Option<Vec<String>>,
     /// Output directory: config.json, checkpoint/, train.tsv, valid.tsv, classifier.mpk,
-    /// metrics.json and roc.png of the test split.
+    /// metrics.json, roc.png and roc.svg of the test split.
     #[arg(long)]
     out: PathBuf,
     /// Continue the run in --out from its newest usable checkpoint, as it would have gone on

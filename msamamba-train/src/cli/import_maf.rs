@@ -34,8 +34,8 @@ pub fn run(args: ImportMafArgs) -> Result<()> {
     for (chrom, len) in &summary.chromosomes {
         println!("{chrom}\t{len}");
     }
-    eprintln!(
-        "msamamba: wrote {} ({} chromosome(s), {} species, {} blocks, {} aligned positions{})",
+    tracing::info!(
+        "wrote {} ({} chromosome(s), {} species, {} blocks, {} aligned positions{})",
         args.out.display(),
         summary.chromosomes.len(),
         summary.species.len(),
@@ -47,8 +47,8 @@ pub fn run(args: ImportMafArgs) -> Result<()> {
         }
     );
     if summary.duplicate_rows > 0 {
-        eprintln!(
-            "msamamba: warning: {} row(s) of a species that already had a row in their block dropped (the first row wins)",
+        tracing::warn!(
+            "{} row(s) of a species that already had a row in their block dropped (the first row wins)",
             summary.duplicate_rows
         );
     }

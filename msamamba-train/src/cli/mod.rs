@@ -5,6 +5,7 @@ mod embed;
 mod evaluate;
 mod finetune;
 mod import_maf;
+mod logging;
 mod pretrain;
 mod score;
 mod source_args;
@@ -17,6 +18,12 @@ use clap::{Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "msamamba", version, about)]
 pub struct Cli {
+    /// More messages (`-vv`: more still).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Fewer messages: warnings only, no progress bars (`-qq`: only the error line, if any).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
+    quiet: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -32,7 +39,7 @@ enum Command {
     Pretrain(Box<pretrain::PretrainArgs>),
     /// Zero-shot variant effects: logit(alt) - logit(ref) at the masked site, both strands.
     Score(score::ScoreArgs),
-    /// Per-position target-row embeddings of regions, to safetensors.
+    /// Per-position target-row embeddings of regions, streamed into a zarr store.
     Embed(embed::EmbedArgs),
     /// Fine-tune a pre-trained model as a classifier of labelled regions; reports AUROC, AUPRC
     /// and accuracy on a held-out test split.
@@ -43,6 +50,7 @@ enum Command {
 
 /// Runs the chosen subcommand.
 pub fn run(cli: Cli) -> Result<()> {
+    logging::init(cli.verbose, cli.quiet);
     match cli.command {
         Command::Window(args) => window::run(args),
         Command::ImportMaf(args) => import_maf::run(args),

@@ -1,5 +1,8 @@
+//! `msamamba score`: flags, then the library's streamed scoring ([`score_vcf`]).
+
 use std::io;
-use std::path::PathBuf;
+use std::num::NonZero;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::backend::AutodiffBackend;
@@ -7,10 +10,14 @@ use clap::Args;
 use msamamba_kernels::KernelBackend;
 use msamamba_train::atomic_output::AtomicOutput;
 use msamamba_train::classification_metrics::{auroc, average_precision};
+use msamamba_train::data::bed::BedReader;
+use msamamba_train::data::region::Region;
 use msamamba_train::infer::{
     LabelSpec, OutputKind, Provenance, ScoreOptions, ScoreSummary, ScoreWriter, Skip, VariantScorer, score_vcf,
 };
 use msamamba_train::vcf::VcfReader;
+use msamamba_train::vcf_index::index_of;
+use noodles_core::Position;
 
 use super::backend::{BackendChoice, OnBackend, dispatch};
 use super::source_args::SourceArgs;
@@ -22,6 +29,16 @@ pub struct ScoreArgs {
     /// alignment's with or without a `chr` prefix (`chr10` and `10`).
     #[arg(long)]
     vcf: PathBuf,
+    /// Score only the records whose POS lies in these regions of a bgzipped VCF indexed by
+    /// tabix (`x.vcf.gz.tbi` or `.csi` beside it): `CHR` or `CHR:START-END` (1-based,
+    /// inclusive), comma-separated or repeated. Records come in the index's chromosome order;
+    /// overlapping regions are merged. A record belongs to the region holding its POS, so jobs
+    /// given regions that tile a genome score every record once.
+    #[arg(long, value_delimiter = ',')]
+    regions: Vec<String>,
+    /// As --regions, from a BED file (0-based start, exclusive end).
+    #[arg(long)]
+    regions_file: Option<PathBuf>,
     /// A pre-training run directory (`msamamba pretrain --out`).
     #[arg(long)]
     checkpoint: PathBuf,
@@ -43,6 +60,15 @@ pub struct ScoreArgs {
     /// row per ALT (chrom, pos, id, ref, alt, score, reason). Default: the TSV on stdout.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Write a tabix index beside a bgzipped VCF --out (`x.vcf.gz.tbi`; `.csi` when a
+    /// chromosome is longer than 2^29 bases), in place once both files are complete. The
+    /// records must be sorted by chromosome and position, as tabix requires.
+    #[arg(long)]
+    index: bool,
+    /// Threads for the CPU work: bgzip compression of --out, and the CPU backend's parallel
+    /// loops (rayon). Default: every core.
+    #[arg(long, value_parser = super::at_least_one)]
+    threads: Option<usize>,
     /// Known labels, to report AUROC/AUPRC of the scores: `info:KEY` (INFO KEY=1 or 0) or
     /// `id:PREFIX` (label 1 when an ID starts with PREFIX). Label 1 means damaging: a lower
     /// score should rank it first. Keeps one score and label per scored variant in memory.
@@ -58,6 +84,23 @@ pub fn run(args: ScoreArgs) -> Result<()> {
         && window < 2
     {
         bail!("--window must be at least 2, got {window}");
+    }
+    if args.index
+        && !args
+            .out
+            .as_deref()
+            .is_some_and(|out| OutputKind::of(out) == BGZIPPED_VCF)
+    {
+        bail!("--index needs --out x.vcf.gz: tabix indexes bgzipped VCF");
+    }
+    if (!args.regions.is_empty() || args.regions_file.is_some()) && args.vcf == Path::new("-") {
+        bail!("--regions needs an indexed file, not standard input (--vcf -)");
+    }
+    if let Some(threads) = args.threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build_global()
+            .context("--threads")?;
     }
     let backend = args.backend;
     dispatch(backend, args)
@@ -79,12 +122,12 @@ impl OnBackend for ScoreArgs {
             .map(str::parse::<LabelSpec>)
             .transpose()
             .map_err(anyhow::Error::msg)?;
-        let mut output = self
+        let output = self
             .out
             .as_ref()
             .map(|path| AtomicOutput::create(path, &[&self.vcf]))
             .transpose()?;
-        let mut reader = VcfReader::open(&self.vcf)?;
+        let mut reader = self.reader()?;
         let scorer = VariantScorer::<B::InnerBackend>::load(
             &self.checkpoint,
             |config| self.source.open_for(config),
@@ -92,7 +135,7 @@ impl OnBackend for ScoreArgs {
             &devices[0],
         )?;
         let context = format!("{}, window {}", scorer.context(), scorer.window());
-        eprintln!("msamamba: score: {context}");
+        tracing::info!("score: {context}");
         let command = std::env::args_os()
             .map(|arg| arg.to_string_lossy().into_owned())
             .collect::<Vec<_>>()
@@ -114,19 +157,32 @@ impl OnBackend for ScoreArgs {
             labels,
             out_name,
         };
-        let inner: Box<dyn io::Write + '_> = match &mut output {
-            Some(file) => Box::new(file.writer()),
-            None => Box::new(io::BufWriter::new(io::stdout().lock())),
+        let inner: Box<dyn io::Write + Send> = match &output {
+            Some(file) => Box::new(io::BufWriter::new(file.reopen()?)),
+            None => Box::new(io::BufWriter::new(io::stdout())),
         };
-        let writer = ScoreWriter::new(inner, kind, reader.header(), &provenance)
+        let workers = self
+            .threads
+            .and_then(NonZero::new)
+            .or_else(|| std::thread::available_parallelism().ok())
+            .unwrap_or(NonZero::<usize>::MIN);
+        let writer = ScoreWriter::with_workers(inner, workers, kind, reader.header(), &provenance)
             .with_context(|| format!("writing {}", options.out_name))?;
         let summary = score_vcf(&scorer, &mut reader, writer, &options)?;
-        eprintln!("msamamba: {}", report(&summary));
+        tracing::info!("{}", report(&summary));
         if summary.scored == 0 {
             bail!("{}: no variant could be scored", reader.path().display());
         }
         if let Some(file) = output {
+            let index = self
+                .index
+                .then(|| index_of(file.temporary_path(), file.path()))
+                .transpose()?;
             file.commit()?;
+            // After the VCF: an index older than its file is refused by tabix.
+            if let Some(index) = index {
+                index.commit()?;
+            }
         }
         if let Some(spec) = &self.labels {
             // Damaging variants should score low: rank by the negated score.
@@ -134,8 +190,8 @@ impl OnBackend for ScoreArgs {
             let labels: Vec<bool> = summary.labelled.iter().map(|&(_, l)| l).collect();
             let positives = labels.iter().filter(|&&l| l).count();
             match (auroc(&ranking, &labels), average_precision(&ranking, &labels)) {
-                (Some(roc), Some(pr)) => eprintln!(
-                    "msamamba: labels: {positives} damaging of {}; AUROC {roc:.4}, AUPRC {pr:.4}",
+                (Some(roc), Some(pr)) => tracing::info!(
+                    "labels: {positives} damaging of {}; AUROC {roc:.4}, AUPRC {pr:.4}",
                     labels.len()
                 ),
                 _ => bail!(
@@ -146,6 +202,55 @@ impl OnBackend for ScoreArgs {
         }
         Ok(())
     }
+}
+
+/// The output kind `--index` needs.
+const BGZIPPED_VCF: OutputKind = OutputKind { vcf: true, bgzip: true };
+
+impl ScoreArgs {
+    /// The VCF, whole or the records of --regions / --regions-file.
+    fn reader(&self) -> Result<VcfReader> {
+        let mut regions = Vec::new();
+        for text in &self.regions {
+            regions.push(region_of(text).with_context(|| format!("--regions {text}"))?);
+        }
+        if let Some(bed) = &self.regions_file {
+            for line in BedReader::open(bed)? {
+                regions.push(bounded(&line?.region));
+            }
+        }
+        if regions.is_empty() {
+            return Ok(VcfReader::open(&self.vcf)?);
+        }
+        let (reader, unknown) = VcfReader::open_regions(&self.vcf, &regions)?;
+        if !unknown.is_empty() {
+            let names: Vec<String> = unknown.iter().map(ToString::to_string).collect();
+            tracing::warn!(
+                "{}: its index has no record on the chromosome of {}; nothing scored there",
+                self.vcf.display(),
+                names.join(", ")
+            );
+        }
+        Ok(reader)
+    }
+}
+
+/// `CHR` (all of it) or `CHR:START-END` (1-based, inclusive).
+fn region_of(text: &str) -> Result<noodles_core::Region> {
+    if text.contains(':') {
+        Ok(bounded(&text.parse::<Region>()?))
+    } else if text.is_empty() {
+        bail!("an empty region")
+    } else {
+        Ok(noodles_core::Region::new(text, ..))
+    }
+}
+
+/// `region` (0-based, half-open) as noodles' 1-based inclusive region.
+fn bounded(region: &Region) -> noodles_core::Region {
+    // A parsed region is never empty, so both ends are positions (>= 1).
+    let position = |p: u64| Position::new(p as usize).unwrap_or(Position::MIN);
+    noodles_core::Region::new(region.chrom.as_str(), position(region.start + 1)..=position(region.end))
 }
 
 /// The summary line: what was scored, and what was skipped why.

@@ -61,8 +61,8 @@ pub fn run(args: WindowArgs) -> Result<()> {
         strand,
     })?;
     if projection.covered_twice > 0 {
-        eprintln!(
-            "msamamba: warning: {} position(s) aligned by more than one block; the first block was used",
+        tracing::warn!(
+            "{} position(s) aligned by more than one block; the first block was used",
             projection.covered_twice
         );
     }

@@ -22,6 +22,7 @@ use super::fasta::{FastaError, RecordCursor};
 use super::maf::{Block, MafError, MafErrorKind, MafReader, SeqRow, Strand, split_src};
 use super::store::layout::{CHUNK_ROWS, FILL_BYTE};
 use super::store::{ChunkSink, StoreError, StoreWriter};
+use crate::progress;
 use msamamba_model::tokens as alphabet;
 
 /// What an import wrote.
@@ -114,11 +115,14 @@ pub fn import_maf(
     out: &Path,
 ) -> Result<ImportSummary, ImportError> {
     let mut import = Import::new(target, species, fasta, StoreWriter::create(out)?);
+    let bar = progress::counter("MAF blocks");
     for path in mafs {
         for block in MafReader::open(path)? {
             import.add(&block?, path)?;
+            bar.inc(1);
         }
     }
+    bar.finish_and_clear();
     let paths = || {
         mafs.iter()
             .map(|path| path.display().to_string())

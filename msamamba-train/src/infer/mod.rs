@@ -3,6 +3,7 @@
 //! alignment once and scores batches of SNVs on both strands; [`Context`] says which bases
 //! around the site each strand sees (causal checkpoints: the window ends at the site);
 //! [`ScoreWriter`] writes the VCF (noodles, plain or bgzipped) or a TSV as the scores come.
+//! [`Embedder`] embeds regions one at a time into an [`EmbeddingStore`] (zarr).
 //!
 //! ```no_run
 //! # use std::path::Path;
@@ -33,6 +34,8 @@
 
 mod chrom_names;
 mod context;
+mod embedder;
+mod embedding_store;
 mod labels;
 mod score_writer;
 mod scorer;
@@ -41,6 +44,8 @@ mod stream;
 
 pub use chrom_names::{ChromNames, Match};
 pub use context::{Context, Cut};
+pub use embedder::Embedder;
+pub use embedding_store::{EmbeddingStore, RegionLabel};
 pub use labels::LabelSpec;
 pub use score_writer::{OutputKind, Provenance, SCORE_KEY, SKIP_KEY, ScoreWriter, TSV_HEADER};
 pub use scorer::{SiteWindows, StrandScores, Variant, VariantScorer, snv_base};

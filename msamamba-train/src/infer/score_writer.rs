@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::io::{self, BufReader, Write};
+use std::num::NonZero;
 use std::path::{Path, PathBuf};
 
 use noodles_bgzf as bgzf;
@@ -90,10 +91,23 @@ fn sha256_of(path: &Path) -> io::Result<String> {
     Ok(hasher.finalize().iter().map(|byte| format!("{byte:02x}")).collect())
 }
 
+/// A writer that must be ended explicitly: bgzip compressed on worker threads.
+trait Finish: Write {
+    /// Writes what is buffered and bgzip's end-of-file block, and waits for the workers.
+    fn finish(self: Box<Self>) -> io::Result<()>;
+}
+
+impl<W: Write + Send + 'static> Finish for bgzf::io::MultithreadedWriter<W> {
+    fn finish(mut self: Box<Self>) -> io::Result<()> {
+        bgzf::io::MultithreadedWriter::finish(&mut self)?.flush()
+    }
+}
+
 /// Plain or bgzipped bytes.
 enum Sink<W: Write> {
     Plain(W),
     Bgzf(bgzf::io::Writer<W>),
+    Threaded(Box<dyn Finish>),
 }
 
 impl<W: Write> Write for Sink<W> {
@@ -101,12 +115,14 @@ impl<W: Write> Write for Sink<W> {
         match self {
             Self::Plain(w) => w.write(buf),
             Self::Bgzf(w) => w.write(buf),
+            Self::Threaded(w) => w.write(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Self::Plain(w) => w.flush(),
             Self::Bgzf(w) => w.flush(),
+            Self::Threaded(w) => w.flush(),
         }
     }
 }
@@ -117,6 +133,7 @@ impl<W: Write> Sink<W> {
         match self {
             Self::Plain(mut w) => w.flush(),
             Self::Bgzf(w) => w.finish()?.flush(),
+            Self::Threaded(w) => w.finish(),
         }
     }
 }
@@ -132,11 +149,35 @@ impl<W: Write> ScoreWriter<W> {
     /// Starts the output in `inner` and writes its header: for a VCF, the input's `header` with
     /// the two INFO fields and the provenance lines added.
     pub fn new(inner: W, kind: OutputKind, header: &vcf::Header, provenance: &Provenance) -> io::Result<Self> {
-        let mut sink = if kind.bgzip {
+        let sink = if kind.bgzip {
             Sink::Bgzf(bgzf::io::Writer::new(inner))
         } else {
             Sink::Plain(inner)
         };
+        Self::start(sink, kind, header, provenance)
+    }
+
+    /// As [`ScoreWriter::new`], bgzip compressing on `workers` threads (one: on this thread).
+    pub fn with_workers(
+        inner: W,
+        workers: NonZero<usize>,
+        kind: OutputKind,
+        header: &vcf::Header,
+        provenance: &Provenance,
+    ) -> io::Result<Self>
+    where
+        W: Send + 'static,
+    {
+        if kind.bgzip && workers.get() > 1 {
+            let writer = bgzf::io::MultithreadedWriter::with_worker_count(workers, inner);
+            Self::start(Sink::Threaded(Box::new(writer)), kind, header, provenance)
+        } else {
+            Self::new(inner, kind, header, provenance)
+        }
+    }
+
+    /// Writes the header to `sink`.
+    fn start(mut sink: Sink<W>, kind: OutputKind, header: &vcf::Header, provenance: &Provenance) -> io::Result<Self> {
         let vcf_header = if kind.vcf {
             let header = scored_header(header, provenance)?;
             vcf::io::Writer::new(&mut sink).write_header(&header)?;
@@ -352,6 +393,47 @@ mod tests {
         );
         // The 28-byte BGZF end-of-file block closes the file.
         assert!(bytes.ends_with(&[0x1b, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0]));
+    }
+
+    #[test]
+    fn bgzip_on_worker_threads_writes_the_same_text() {
+        let (header, mut record) = input();
+        let buffer = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kind = OutputKind { vcf: true, bgzip: true };
+        let workers = NonZero::new(3).unwrap();
+        let mut writer =
+            ScoreWriter::with_workers(Shared(buffer.clone()), workers, kind, &header, &provenance()).unwrap();
+        writer
+            .write(
+                &mut record,
+                &[
+                    Outcome::Scored(-1.5),
+                    Outcome::Skipped(Skip::NotSnv),
+                    Outcome::Scored(0.25),
+                ],
+            )
+            .unwrap();
+        writer.finish().unwrap();
+        let threaded = buffer.lock().unwrap().clone();
+        let inflate = |bytes: &[u8]| {
+            let mut text = String::new();
+            io::Read::read_to_string(&mut bgzf::io::Reader::new(bytes), &mut text).unwrap();
+            text
+        };
+        assert_eq!(inflate(&threaded), inflate(&written(kind)));
+        assert!(threaded.ends_with(&[0x1b, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0]));
+    }
+
+    /// A byte buffer the test keeps a handle on while the writer owns the other.
+    struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
     }
 
     #[test]

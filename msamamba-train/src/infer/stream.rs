@@ -15,6 +15,7 @@ use super::labels::LabelSpec;
 use super::score_writer::ScoreWriter;
 use super::scorer::{Variant, VariantScorer, snv_base};
 use super::skip::{Outcome, Skip};
+use crate::progress;
 use crate::vcf::VcfReader;
 
 /// How to score a stream.
@@ -65,6 +66,7 @@ pub fn score_vcf<B: KernelBackend, W: Write>(
         variants: Vec::new(),
     };
     let mut summary = ScoreSummary::default();
+    let progress = progress::counter("records");
     let (mut warned, mut unmatched, mut matched, mut renamed) = (BTreeSet::new(), BTreeSet::new(), false, false);
     loop {
         let mut record = RecordBuf::default();
@@ -72,13 +74,14 @@ pub fn score_vcf<B: KernelBackend, W: Write>(
             break;
         };
         summary.records += 1;
+        progress.inc(1);
         let chrom = record.reference_sequence_name().to_string();
         let found = match names.find(&chrom) {
             Match::Same(name) => Some(name.to_string()),
             Match::Renamed(name) => {
                 if !renamed {
-                    eprintln!(
-                        "msamamba: note: {} writes chromosomes as `{chrom}`, the alignment as `{name}`; `chr` prefixes are matched both ways",
+                    tracing::info!(
+                        "note: {} writes chromosomes as `{chrom}`, the alignment as `{name}`; `chr` prefixes are matched both ways",
                         reader.path().display()
                     );
                     renamed = true;
@@ -104,8 +107,8 @@ pub fn score_vcf<B: KernelBackend, W: Write>(
                 && warned.insert(*skip)
             {
                 let position = record.variant_start().map_or(0, usize::from);
-                eprintln!(
-                    "msamamba: warning: {chrom}:{position} line {line}: {}; skipped as {skip} (the first; the rest are counted at the end)",
+                tracing::warn!(
+                    "{chrom}:{position} line {line}: {}; skipped as {skip} (the first; the rest are counted at the end)",
                     describe(*skip, scorer, &record, found.as_deref())
                 );
             }
@@ -121,6 +124,7 @@ pub fn score_vcf<B: KernelBackend, W: Write>(
         .flush(scorer, &mut writer, &mut summary)
         .and_then(|()| Ok(writer.finish()?))
         .with_context(|| format!("writing {}", options.out_name))?;
+    progress.finish_and_clear();
     if summary.records > 0 && !matched {
         bail!(
             "{}: none of its chromosomes ({}) is in the alignment {} (which has {})",
