@@ -14,7 +14,7 @@ use burn::prelude::*;
 use burn::record::Recorder;
 use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::AutodiffBackend;
-use burn::train::checkpoint::{ComposedCheckpointingStrategy, KeepLastNCheckpoints, MetricCheckpointingStrategy};
+use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::metric::store::{Aggregate, Direction, Split};
 use burn::train::metric::{LearningRateMetric, LossMetric};
 use burn::train::{Interrupter, Learner, MetricEarlyStoppingStrategy, StoppingCondition, SupervisedTraining};
@@ -474,16 +474,14 @@ where
         start_epoch,
     )?;
     let auroc = RankingMetric::new(Ranking::Auroc);
-    // The last two checkpoints to resume from, and the best validation AUROC's.
-    let checkpoints = ComposedCheckpointingStrategy::builder()
-        .add(KeepLastNCheckpoints::new(2))
-        .add(MetricCheckpointingStrategy::new(
-            &auroc,
-            Aggregate::Mean,
-            Direction::Highest,
-            Split::Valid,
-        ))
-        .build();
+    // burn-train's best-metric checkpointing reads the metrics as its asynchronous processor
+    // logs them, which can be intervals late (it took a later, worse interval for the best):
+    // with early stopping every checkpoint is kept, the best found in valid.tsv once training
+    // ends and the others pruned to the last two.
+    let keep = match config.early_stopping {
+        Some(_) => usize::MAX,
+        None => 2,
+    };
     let mut training = SupervisedTraining::new(&run.dir, Arc::new(loader_train), loader_valid)
         .metric_train_numeric(LossMetric::new())
         .metric_train_numeric(RankingMetric::new(Ranking::Auroc))
@@ -493,7 +491,7 @@ where
         .metric_valid_numeric(auroc.clone())
         .metric_valid_numeric(RankingMetric::new(Ranking::Auprc))
         .with_file_checkpointer(CheckpointRecorder::default())
-        .with_checkpointing_strategy(checkpoints)
+        .with_checkpointing_strategy(KeepLastNCheckpoints::new(keep))
         .num_epochs(epochs)
         .renderer(log)
         .with_interrupter(interrupter.clone())
@@ -565,6 +563,7 @@ fn best_checkpoint<B: Backend>(
         "best validation AUROC {:.4} at checkpoint {}: its weights are kept",
         best.1, best.0
     );
+    run.keep_checkpoints(|epoch, last| epoch == best.0 || epoch + 2 > last)?;
     Ok(model.classifier)
 }
 

@@ -201,6 +201,16 @@ impl RunDir {
         self.checkpoints().join(format!("{kind}-{epoch}.mpk"))
     }
 
+    /// Removes every complete checkpoint but those `keep(epoch, last epoch)` accepts.
+    pub fn keep_checkpoints(&self, keep: impl Fn(usize, usize) -> bool) -> Result<()> {
+        let epochs = self.complete_checkpoints();
+        let last = epochs.last().copied().unwrap_or(0);
+        for epoch in epochs.into_iter().filter(|&e| !keep(e, last)) {
+            self.remove_checkpoint(epoch)?;
+        }
+        Ok(())
+    }
+
     /// Removes checkpoint `epoch`, whichever of its files exist.
     fn remove_checkpoint(&self, epoch: usize) -> Result<()> {
         for kind in CHECKPOINT_KINDS {

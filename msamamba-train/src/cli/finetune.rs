@@ -54,8 +54,9 @@ pub struct FinetuneArgs {
     /// Optimizer steps between checkpoints and validation passes [default: one pass].
     #[arg(long)]
     checkpoint_every: Option<usize>,
-    /// Stop once the validation AUROC has not improved for N checkpoint intervals, and keep the
-    /// best interval's weights [default: train every epoch, keep the last weights].
+    /// Stop once the validation AUROC has not improved for N checkpoint intervals (burn-train
+    /// checks once an interval's metrics are logged, which can be an interval later), and keep
+    /// the best interval's weights [default: train every epoch, keep the last weights].
     #[arg(long, value_name = "N")]
     early_stopping: Option<usize>,
     /// Train the pooler and classifier only; the pre-trained backbone stays as it is.
