@@ -55,12 +55,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bars_and_counters_count_what_they_are_given() {
-        // Under `cargo test` stderr is captured, not a terminal: nothing is drawn, counts are kept.
+    fn hidden_bars_and_counters_still_count_what_they_are_given() {
+        hide();
         let bar = bar(10, "regions");
         bar.inc(3);
         assert_eq!((bar.position(), bar.length()), (3, Some(10)));
-        assert!(bar.is_hidden());
+        assert!(bar.is_hidden(), "-q hides the bars");
         let counter = counter("records");
         counter.inc(5);
         assert_eq!(counter.position(), 5);

@@ -669,6 +669,14 @@ fn score_indexes_its_bgzipped_vcf_and_region_shards_together_score_every_record_
     assert_eq!(first.last().map(|r| r[2].as_str()), Some("v5"));
     assert_eq!([first, rest].concat(), whole);
 
+    // -q keeps the warnings and drops the notes and the summary; -qq keeps nothing.
+    let quiet = stderr(&score(gz.to_str().unwrap(), &["-q"]));
+    assert!(
+        quiet.contains("warning:") && !quiet.contains("score: causal"),
+        "{quiet}"
+    );
+    assert_eq!(stderr(&score(gz.to_str().unwrap(), &["-qq"])), "");
+
     // Regions need an index; an index needs a bgzipped VCF out.
     let out = run(&[
         &score_args(&input, run_dir.to_str().unwrap(), ["--maf", &mm9])[..],
