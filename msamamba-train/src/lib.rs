@@ -1,30 +1,20 @@
-//! Data, batches and training for MSAMamba; the `msamamba` binary lives in `src/main.rs`.
+//! Data, batches and training for MSAMamba, one folder per stage of the data flow:
+//!
+//! - [`data`]: alignments and annotations in (MAF, FASTA, BED, VCF, label tables, zarr stores)
+//!   and the projection of an alignment onto a target species' window;
+//! - [`windows`]: windows tiled over an alignment, their batches (MLM and classifier) and the
+//!   epoch loader;
+//! - [`train`]: pre-training and fine-tuning through burn-train (steps, schedule, optimizer,
+//!   checkpoints, metrics);
+//! - [`infer`]: variant scoring and embeddings from a trained run;
+//! - [`plots`]: loss and ROC curves.
+//!
+//! The `msamamba` binary (`src/main.rs`, `src/cli/`) only parses flags and calls these.
 
-pub mod alignment;
 pub mod atomic_output;
-pub mod atomic_recorder;
-pub mod baseline;
-pub mod batcher;
-pub mod classification_metrics;
-pub mod classifier_batch;
-pub mod classifier_step;
 pub mod data;
-pub mod finetune;
 pub mod infer;
-pub mod labelled_regions;
-pub mod loader;
-pub mod loss_curve;
-pub mod metrics_log;
-pub mod mlm_model;
-pub mod plot;
-pub mod pretrain;
+pub mod plots;
 pub mod progress;
-pub mod roc_plot;
-pub mod row_order;
-pub mod schedule;
-pub mod source;
-pub mod vcf;
-pub mod vcf_index;
-pub mod vcf_regions;
-pub mod weight_decay;
+pub mod train;
 pub mod windows;

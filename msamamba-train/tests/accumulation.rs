@@ -7,9 +7,9 @@ use burn::optim::{GradientsAccumulator, Optimizer, SgdConfig};
 use burn::prelude::*;
 use burn::train::TrainStep;
 use msamamba_model::MsaMambaConfig;
-use msamamba_train::batcher::{MsaBatch, MsaBatcher, MsaBatcherConfig};
-use msamamba_train::mlm_model::MlmModel;
-use msamamba_train::windows::MsaItem;
+use msamamba_train::train::mlm_step::MlmModel;
+use msamamba_train::windows::mlm_batch::{MsaBatch, MsaBatcher, MsaBatcherConfig};
+use msamamba_train::windows::tiling::MsaItem;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 type B = Autodiff<NdArray>;

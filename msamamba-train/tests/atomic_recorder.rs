@@ -6,8 +6,8 @@ use burn::backend::NdArray;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use common::scratch_dir;
-use msamamba_train::atomic_recorder::CheckpointRecorder;
-use msamamba_train::pretrain::RunDir;
+use msamamba_train::train::checkpoint_recorder::CheckpointRecorder;
+use msamamba_train::train::run_dir::RunDir;
 
 type B = NdArray;
 

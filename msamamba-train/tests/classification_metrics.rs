@@ -1,7 +1,7 @@
 //! AUROC, average precision, accuracy and the ROC curve against values worked out by hand, and
 //! against a brute-force pairwise AUROC on random scores with ties.
 
-use msamamba_train::classification_metrics::{
+use msamamba_train::train::classification_metrics::{
     ClassificationReport, ReportError, accuracy, auroc, average_precision, roc_curve,
 };
 use rand::{Rng, SeedableRng, rngs::StdRng};

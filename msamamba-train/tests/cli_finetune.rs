@@ -14,7 +14,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use msamamba_model::tokens::GAP;
-use msamamba_train::alignment::Alignment;
+use msamamba_train::data::alignment::Alignment;
 use msamamba_train::data::import::import_maf;
 
 const WINDOW: usize = 32;
@@ -239,7 +239,7 @@ fn a_killed_finetuning_run_resumes_exactly() {
 
 #[test]
 fn a_frozen_backbone_keeps_its_pretrained_weights_and_early_stopping_keeps_the_best() {
-    use msamamba_train::finetune::{load_backbone, load_classifier};
+    use msamamba_train::train::weights::{load_backbone, load_classifier};
     type Cpu = burn::backend::NdArray;
     let dir = common::scratch_dir("ft-frozen");
     let table = dir.join("conserved.csv");
@@ -574,9 +574,9 @@ fn checkpoint_dirs_without_files_or_not_matching_their_config_are_errors() {
 #[test]
 fn weights_holding_nan_are_refused_before_any_work() {
     use burn::module::Module;
-    use msamamba_train::atomic_recorder::CheckpointRecorder;
-    use msamamba_train::finetune::load_backbone;
-    use msamamba_train::mlm_model::MlmModel;
+    use msamamba_train::train::checkpoint_recorder::CheckpointRecorder;
+    use msamamba_train::train::mlm_step::MlmModel;
+    use msamamba_train::train::weights::load_backbone;
     type Cpu = burn::backend::NdArray;
 
     // A copy of the tiny run whose LM head went NaN, as a diverged run's would.

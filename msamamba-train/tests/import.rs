@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use common::{fixture, gzip, scratch_dir};
 use msamamba_train::data::import::{ImportError, import_maf};
 use msamamba_train::data::maf::{MafError, MafErrorKind, MafReader, Strand, split_src};
+use msamamba_train::data::projection::{WindowRequest, project};
 use msamamba_train::data::region::Region;
 use msamamba_train::data::store::{AlignmentStore, StoreError};
-use msamamba_train::data::window::{WindowRequest, project};
 
 const MM9_MAF: &str = "ucsc_mm9_chr10_big.maf";
 const HG17_MAF: &str = "hg17_chr22_14.5M-15.5M.phast.maf";

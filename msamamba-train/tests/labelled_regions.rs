@@ -2,10 +2,10 @@
 
 mod common;
 
+use msamamba_train::data::labels::{LabelsError, centred_window, read_labels};
 use msamamba_train::data::maf::Strand;
 use msamamba_train::data::region::Region;
-use msamamba_train::finetune::split;
-use msamamba_train::labelled_regions::{LabelsError, centred_window, read_labels};
+use msamamba_train::train::finetune::split;
 
 #[test]
 fn a_table_with_header_comments_and_both_strands_reads_as_written() {

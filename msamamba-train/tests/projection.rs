@@ -8,8 +8,8 @@ use common::{fixture, scratch_dir};
 use msamamba_model::tokens as alphabet;
 use msamamba_train::data::fasta::FastaError;
 use msamamba_train::data::maf::{MafError, MafErrorKind, MafReader, Strand, split_src};
+use msamamba_train::data::projection::{MsaWindow, Projection, WindowError, WindowRequest, project};
 use msamamba_train::data::region::Region;
-use msamamba_train::data::window::{MsaWindow, Projection, WindowError, WindowRequest, project};
 
 const HG17_MAF: &str = "hg17_chr22_14.5M-15.5M.phast.maf";
 const HG17_FASTA: &str = "hg17_chr22_14.5M-15.5M.phast.fa";

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{gzip, scratch_dir};
-use msamamba_train::vcf::{VcfError, VcfReader};
+use msamamba_train::data::vcf::{VcfError, VcfReader};
 use noodles_vcf::variant::RecordBuf;
 
 const HEADER: &str = "##fileformat=VCFv4.2\n##contig=<ID=chr10>\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n";

@@ -3,11 +3,11 @@
 mod common;
 
 use common::{fixture, scratch_dir};
-use msamamba_train::alignment::Alignment;
+use msamamba_train::data::alignment::Alignment;
 use msamamba_train::data::bed::read_bed;
 use msamamba_train::data::maf::Strand;
 use msamamba_train::data::region::Region;
-use msamamba_train::windows::{WindowSet, hold_out, tile_alignment, tile_extents, windows_in_regions};
+use msamamba_train::windows::tiling::{WindowSet, hold_out, tile_alignment, tile_extents, windows_in_regions};
 
 fn all(set: &WindowSet) -> Vec<(String, u64, u64)> {
     (0..set.count())

@@ -372,15 +372,15 @@ fn steps_not_a_multiple_of_the_checkpoint_interval_are_trained_exactly() {
 fn poison_checkpoint(run_dir: &std::path::Path, epoch: usize) {
     use burn::config::Config;
     use burn::module::Module;
-    use msamamba_train::atomic_recorder::CheckpointRecorder;
-    use msamamba_train::pretrain::PretrainConfig;
+    use msamamba_train::train::checkpoint_recorder::CheckpointRecorder;
+    use msamamba_train::train::pretrain::PretrainConfig;
     type Cpu = burn::backend::NdArray;
 
     let config_path = run_dir.join("config.json");
     let config = PretrainConfig::load(&config_path).unwrap();
     let weights = run_dir.join(format!("checkpoint/model-{epoch}.mpk"));
     let mut model =
-        msamamba_train::finetune::load_mlm::<Cpu>(&config, &weights, &config_path, &Default::default()).unwrap();
+        msamamba_train::train::weights::load_mlm::<Cpu>(&config, &weights, &config_path, &Default::default()).unwrap();
     model.model.lm_head.weight = model.model.lm_head.weight.map(|w| w.mul_scalar(f32::NAN));
     model.save_file(weights, &CheckpointRecorder::default()).unwrap();
 }

@@ -7,14 +7,14 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use burn::backend::NdArray;
 use burn::data::dataloader::batcher::Batcher;
-use msamamba_train::alignment::Alignment;
-use msamamba_train::batcher::{MsaBatch, MsaBatcher, MsaBatcherConfig};
+use msamamba_train::data::alignment::Alignment;
 use msamamba_train::data::import::import_maf;
 use msamamba_train::data::maf::{MafReader, Strand};
 use msamamba_train::data::region::Region;
 use msamamba_train::data::span::coverage;
 use msamamba_train::data::store::AlignmentStore;
-use msamamba_train::windows::MsaItem;
+use msamamba_train::windows::mlm_batch::{MsaBatch, MsaBatcher, MsaBatcherConfig};
+use msamamba_train::windows::tiling::MsaItem;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 const WINDOW: u64 = 128;

@@ -16,10 +16,10 @@ use burn::backend::NdArray;
 use clap::Parser;
 use msamamba_model::MsaMambaConfig;
 use msamamba_model::tokens::{char_of, complement};
+use msamamba_train::data::source::AlignmentSource;
+use msamamba_train::data::vcf::VcfReader;
 use msamamba_train::infer::{Context, OutputKind, Provenance, ScoreOptions, ScoreWriter, VariantScorer, score_vcf};
-use msamamba_train::row_order::RowOrder;
-use msamamba_train::source::AlignmentSource;
-use msamamba_train::vcf::VcfReader;
+use msamamba_train::windows::row_order::RowOrder;
 
 #[derive(Parser, Debug)]
 #[command(about = "Scores synthetic SNVs on the CPU: variants/s and peak resident memory per VCF size")]

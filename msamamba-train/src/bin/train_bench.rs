@@ -24,8 +24,8 @@ use msamamba_kernels::{KernelBackend, SelectiveScanInput, selective_scan};
 use msamamba_model::MsaMambaConfig;
 use msamamba_model::block::add_norm;
 use msamamba_model::mlm_loss::mlm_loss;
-use msamamba_train::batcher::{MsaBatch, MsaBatcher, MsaBatcherConfig};
-use msamamba_train::windows::MsaItem;
+use msamamba_train::windows::mlm_batch::{MsaBatch, MsaBatcher, MsaBatcherConfig};
+use msamamba_train::windows::tiling::MsaItem;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde_json::json;
 

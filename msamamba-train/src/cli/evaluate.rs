@@ -5,10 +5,11 @@ use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use msamamba_kernels::KernelBackend;
 use msamamba_train::atomic_output::AtomicOutput;
-use msamamba_train::classification_metrics::{ClassificationReport, check_both_classes, roc_curve};
-use msamamba_train::finetune::{load_classifier, predict};
-use msamamba_train::labelled_regions::{LabelledRegion, read_labels};
-use msamamba_train::roc_plot::write_roc_png;
+use msamamba_train::data::labels::{LabelledRegion, read_labels};
+use msamamba_train::plots::roc_curve::write_roc_png;
+use msamamba_train::train::classification_metrics::{ClassificationReport, check_both_classes, roc_curve};
+use msamamba_train::train::finetune::predict;
+use msamamba_train::train::weights::load_classifier;
 
 use super::backend::{BackendChoice, OnBackend, dispatch};
 use super::source_args::SourceArgs;

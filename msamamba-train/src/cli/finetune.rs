@@ -8,15 +8,14 @@ use clap::Args;
 use msamamba_kernels::KernelBackend;
 use msamamba_model::pooler::MsaMambaClassifierConfig;
 use msamamba_train::atomic_output::AtomicOutput;
-use msamamba_train::atomic_recorder::CheckpointRecorder;
-use msamamba_train::classification_metrics::{ReportError, check_both_classes};
-use msamamba_train::classifier_batch::LabelledWindows;
-use msamamba_train::finetune::{
-    FinetuneConfig, FinetuneData, classifier_path, finetune, load_backbone, load_finetune_config, predict,
-};
-use msamamba_train::labelled_regions::{LabelledRegion, read_labels};
-use msamamba_train::pretrain::RunDir;
-use msamamba_train::row_order::RowOrder;
+use msamamba_train::data::labels::{LabelledRegion, read_labels};
+use msamamba_train::train::checkpoint_recorder::CheckpointRecorder;
+use msamamba_train::train::classification_metrics::{ReportError, check_both_classes};
+use msamamba_train::train::finetune::{FinetuneConfig, FinetuneData, finetune, predict};
+use msamamba_train::train::run_dir::RunDir;
+use msamamba_train::train::weights::{classifier_path, load_backbone, load_finetune_config};
+use msamamba_train::windows::classifier_batch::LabelledWindows;
+use msamamba_train::windows::row_order::RowOrder;
 
 use super::backend::{BackendChoice, OnBackend, dispatch};
 use super::evaluate::report;

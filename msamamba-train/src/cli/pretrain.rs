@@ -6,10 +6,11 @@ use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use msamamba_kernels::KernelBackend;
 use msamamba_train::atomic_output::AtomicOutput;
-use msamamba_train::baseline::compare_with_baseline;
-use msamamba_train::loss_curve::{read_losses, write_png};
-use msamamba_train::pretrain::{PretrainConfig, RunDir, pretrain};
-use msamamba_train::source::SourceConfig;
+use msamamba_train::data::source::SourceConfig;
+use msamamba_train::plots::loss_curve::{read_losses, write_png};
+use msamamba_train::train::baseline::compare_with_baseline;
+use msamamba_train::train::pretrain::{PretrainConfig, pretrain};
+use msamamba_train::train::run_dir::RunDir;
 
 use super::backend::{BackendChoice, Checkpointing, OnBackend, dispatch_training};
 use super::refuse_changes;

@@ -9,14 +9,14 @@ use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use msamamba_kernels::KernelBackend;
 use msamamba_train::atomic_output::AtomicOutput;
-use msamamba_train::classification_metrics::{auroc, average_precision};
 use msamamba_train::data::bed::BedReader;
 use msamamba_train::data::region::Region;
+use msamamba_train::data::vcf::VcfReader;
+use msamamba_train::data::vcf_index::index_of;
 use msamamba_train::infer::{
     LabelSpec, OutputKind, Provenance, ScoreOptions, ScoreSummary, ScoreWriter, Skip, VariantScorer, score_vcf,
 };
-use msamamba_train::vcf::VcfReader;
-use msamamba_train::vcf_index::index_of;
+use msamamba_train::train::classification_metrics::{auroc, average_precision};
 use noodles_core::Position;
 
 use super::backend::{BackendChoice, OnBackend, dispatch};

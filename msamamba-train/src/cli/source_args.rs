@@ -2,9 +2,9 @@ use std::path::PathBuf;
 
 use anyhow::{Result, ensure};
 use clap::Args;
-use msamamba_train::pretrain::PretrainConfig;
-use msamamba_train::row_order::RowOrder;
-use msamamba_train::source::{AlignmentSource, SourceConfig};
+use msamamba_train::data::source::{AlignmentSource, SourceConfig};
+use msamamba_train::train::pretrain::PretrainConfig;
+use msamamba_train::windows::row_order::RowOrder;
 
 /// Where windows are cut from: `--maf F --target SP` or `--store DIR`, the same flags for every
 /// subcommand.

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use msamamba_train::data::maf::Strand;
+use msamamba_train::data::projection::{MsaWindow, WindowRequest, project};
 use msamamba_train::data::region::Region;
 use msamamba_train::data::store::AlignmentStore;
-use msamamba_train::data::window::{MsaWindow, WindowRequest, project};
 
 use super::source_args::SourceArgs;
 

@@ -89,7 +89,7 @@ impl Block {
     }
 }
 
-/// Splits a `src` into (species, chromosome) at the first `.` (DESIGN.md): `mm9.chr10` ->
+/// Splits a `src` into (species, chromosome) at the first `.` : `mm9.chr10` ->
 /// (`mm9`, `chr10`). A src without a `.` (`humanMito`) names both.
 pub fn split_src(src: &str) -> (&str, &str) {
     src.split_once('.').unwrap_or((src, src))

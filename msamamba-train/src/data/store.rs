@@ -43,8 +43,8 @@ use zarrs::storage::{
 use zarrs_zip::ZipStorageAdapter;
 
 use super::maf::Strand;
+use super::projection::MsaWindow;
 use super::region::Region;
-use super::window::MsaWindow;
 use msamamba_model::tokens as alphabet;
 
 /// Why a store cannot be opened, read or written.

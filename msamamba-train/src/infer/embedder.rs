@@ -10,10 +10,10 @@ use msamamba_model::MsaMamba;
 
 use crate::data::maf::Strand;
 use crate::data::region::Region;
-use crate::finetune::load_backbone;
-use crate::pretrain::PretrainConfig;
-use crate::row_order::RowOrder;
-use crate::source::AlignmentSource;
+use crate::data::source::AlignmentSource;
+use crate::train::pretrain::PretrainConfig;
+use crate::train::weights::load_backbone;
+use crate::windows::row_order::RowOrder;
 
 /// A backbone and the alignment it reads regions from.
 pub struct Embedder<B: KernelBackend> {

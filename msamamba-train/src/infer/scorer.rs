@@ -13,10 +13,11 @@ use msamamba_model::variant_score::variant_scores;
 use super::context::Context;
 use super::skip::Skip;
 use crate::data::region::Region;
-use crate::finetune::load_backbone;
-use crate::pretrain::{PretrainConfig, RunDir};
-use crate::row_order::RowOrder;
-use crate::source::AlignmentSource;
+use crate::data::source::AlignmentSource;
+use crate::train::pretrain::PretrainConfig;
+use crate::train::run_dir::RunDir;
+use crate::train::weights::load_backbone;
+use crate::windows::row_order::RowOrder;
 
 /// A pre-trained model with the alignment its windows come from.
 pub struct VariantScorer<B: KernelBackend> {
@@ -234,9 +235,9 @@ pub(super) mod tests {
     use msamamba_model::tokens::{A, C, G, T};
 
     use super::*;
-    use crate::alignment::Alignment;
+    use crate::data::alignment::Alignment;
     use crate::data::maf::Strand;
-    use crate::data::window::MsaWindow;
+    use crate::data::projection::MsaWindow;
 
     pub(in crate::infer) type Cpu = NdArray;
 

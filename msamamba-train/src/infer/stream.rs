@@ -15,8 +15,8 @@ use super::labels::LabelSpec;
 use super::score_writer::ScoreWriter;
 use super::scorer::{Variant, VariantScorer, snv_base};
 use super::skip::{Outcome, Skip};
+use crate::data::vcf::VcfReader;
 use crate::progress;
-use crate::vcf::VcfReader;
 
 /// How to score a stream.
 #[derive(Debug, Clone)]

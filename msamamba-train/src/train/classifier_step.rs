@@ -19,8 +19,8 @@ use msamamba_kernels::KernelBackend;
 use msamamba_model::pooler::MsaMambaClassifier;
 use std::sync::Arc;
 
-use crate::classification_metrics::{auroc, average_precision};
-use crate::classifier_batch::ClassifierBatch;
+use crate::train::classification_metrics::{auroc, average_precision};
+use crate::windows::classifier_batch::ClassifierBatch;
 
 /// The classifier under training (burn-train's traits cannot be implemented on the model
 /// crate's type here); checkpoints hold its record, `classifier.mpk` the classifier's.

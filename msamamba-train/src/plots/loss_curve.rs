@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 
 use plotters::style::RGBColor;
 
-use crate::plot::{Plot, Series};
+use crate::plots::plot::{Plot, Series};
 
 /// Reads a `step\tloss\t...` TSV written by the metrics log.
 pub fn read_losses(path: &Path) -> Result<Vec<(f64, f64)>> {

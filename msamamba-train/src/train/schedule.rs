@@ -8,7 +8,7 @@ use burn::tensor::backend::Backend;
 
 /// AdamW with betas (0.9, 0.95) and PyTorch's epsilon 1e-8 (burn's default 1e-5 damps the
 /// updates of parameters with small gradients at the pre-training rate of 3e-5), without weight
-/// decay: [`crate::weight_decay::SelectiveAdamW`] decays the parameters that are decayed.
+/// decay: [`crate::train::weight_decay::SelectiveAdamW`] decays the parameters that are decayed.
 pub fn adamw() -> AdamWConfig {
     AdamWConfig::new()
         .with_beta_1(0.9)

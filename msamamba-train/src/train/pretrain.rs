@@ -1,16 +1,14 @@
 //! `msamamba pretrain`: MLM pre-training through burn-train's Learner.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::atomic_recorder::CheckpointRecorder;
+use crate::train::checkpoint_recorder::CheckpointRecorder;
 use anyhow::{Context, Result, bail};
 use burn::config::{Config, config_to_json};
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::InMemDataset;
-use burn::module::{AutodiffModule, Module};
-use burn::optim::Optimizer;
-use burn::record::Recorder;
+use burn::module::Module;
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, PerplexityMetric};
@@ -21,16 +19,19 @@ use msamamba_model::mlm_mask::MlmMaskConfig;
 use msamamba_model::tokens::MASK;
 
 use crate::atomic_output::AtomicOutput;
-use crate::batcher::{MsaBatcher, MsaBatcherConfig};
 use crate::data::bed::read_bed;
-use crate::finetune::load_mlm;
-use crate::loader::{EpochLoader, LoadFailure};
-use crate::metrics_log::{MetricsLog, PRETRAIN_COLUMNS};
-use crate::mlm_model::MlmModel;
-use crate::schedule::WarmupCosineConfig;
-use crate::source::{AlignmentSource, SourceConfig};
-use crate::weight_decay::SelectiveAdamW;
-use crate::windows::{MsaItem, WindowDataset, WindowSet, hold_out, tile_alignment, tile_extents, windows_in_regions};
+use crate::data::source::{AlignmentSource, SourceConfig};
+use crate::train::metrics_log::{MetricsLog, PRETRAIN_COLUMNS};
+use crate::train::mlm_step::MlmModel;
+use crate::train::run_dir::{RunDir, RunEnd};
+use crate::train::schedule::WarmupCosineConfig;
+use crate::train::weight_decay::SelectiveAdamW;
+use crate::train::weights::load_mlm;
+use crate::windows::epoch_loader::EpochLoader;
+use crate::windows::mlm_batch::{MsaBatcher, MsaBatcherConfig};
+use crate::windows::tiling::{
+    MsaItem, WindowDataset, WindowSet, hold_out, tile_alignment, tile_extents, windows_in_regions,
+};
 
 /// Everything a pre-training run depends on; saved as `config.json` next to the checkpoints.
 #[derive(Config, Debug)]
@@ -152,230 +153,6 @@ pub fn check_weight_decay(weight_decay: f64) -> Result<()> {
         bail!("--weight-decay must be 0 or more, got {weight_decay}");
     }
     Ok(())
-}
-
-/// The files of one checkpoint, as burn-train names them.
-const CHECKPOINT_KINDS: [&str; 3] = ["model", "optim", "scheduler"];
-
-/// Where a run's files go.
-pub struct RunDir {
-    /// The output directory.
-    pub dir: PathBuf,
-}
-
-impl RunDir {
-    /// `dir/checkpoint`, where burn-train writes `model-E.mpk`, `optim-E.mpk`, `scheduler-E.mpk`.
-    pub fn checkpoints(&self) -> PathBuf {
-        self.dir.join("checkpoint")
-    }
-
-    /// The last epoch with a complete checkpoint (model, optimizer and scheduler).
-    pub fn last_checkpoint(&self) -> Option<usize> {
-        self.complete_checkpoints().last().copied()
-    }
-
-    /// Epochs with a complete checkpoint, in order.
-    fn complete_checkpoints(&self) -> Vec<usize> {
-        let Ok(entries) = std::fs::read_dir(self.checkpoints()) else {
-            return Vec::new();
-        };
-        let complete = |&e: &usize| CHECKPOINT_KINDS.iter().all(|k| self.checkpoint_path(k, e).exists());
-        let mut epochs: Vec<usize> = entries
-            .filter_map(|e| {
-                e.ok()?
-                    .file_name()
-                    .to_str()?
-                    .strip_prefix("model-")?
-                    .strip_suffix(".mpk")?
-                    .parse()
-                    .ok()
-            })
-            .filter(complete)
-            .collect();
-        epochs.sort_unstable();
-        epochs
-    }
-
-    /// The `kind` file (`model`, `optim`, `scheduler`) of checkpoint `epoch`.
-    pub fn checkpoint_path(&self, kind: &str, epoch: usize) -> PathBuf {
-        self.checkpoints().join(format!("{kind}-{epoch}.mpk"))
-    }
-
-    /// Removes every complete checkpoint but those `keep(epoch, last epoch)` accepts.
-    pub fn keep_checkpoints(&self, keep: impl Fn(usize, usize) -> bool) -> Result<()> {
-        let epochs = self.complete_checkpoints();
-        let last = epochs.last().copied().unwrap_or(0);
-        for epoch in epochs.into_iter().filter(|&e| !keep(e, last)) {
-            self.remove_checkpoint(epoch)?;
-        }
-        Ok(())
-    }
-
-    /// Removes checkpoint `epoch`, whichever of its files exist.
-    fn remove_checkpoint(&self, epoch: usize) -> Result<()> {
-        for kind in CHECKPOINT_KINDS {
-            let path = self.checkpoint_path(kind, epoch);
-            if path.exists() {
-                std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Fails unless checkpoint `epoch` reads back whole: its weights through `load_model` (which
-    /// checks they fit the run's config and are finite), its optimizer state as AdamW's for a
-    /// model `M`, and its scheduler (burn-train panics on a checkpoint it cannot read).
-    pub fn check_checkpoint<B, M>(
-        &self,
-        epoch: usize,
-        device: &B::Device,
-        load_model: impl Fn(&Path) -> Result<()>,
-    ) -> Result<()>
-    where
-        B: AutodiffBackend,
-        M: AutodiffModule<B>,
-    {
-        load_model(&self.checkpoint_path("model", epoch))?;
-        let recorder = CheckpointRecorder::default();
-        let unreadable = |kind: &str| format!("{}: unreadable", self.checkpoint_path(kind, epoch).display());
-        Recorder::<B>::load::<<SelectiveAdamW<M, B> as Optimizer<M, B>>::Record>(
-            &recorder,
-            self.checkpoint_path("optim", epoch),
-            device,
-        )
-        .with_context(|| unreadable("optim"))?;
-        Recorder::<B>::load::<usize>(&recorder, self.checkpoint_path("scheduler", epoch), device)
-            .with_context(|| unreadable("scheduler"))?;
-        Ok(())
-    }
-
-    /// The newest checkpoint that `check` accepts. Newer ones it refuses (a file damaged on
-    /// disk, weights a diverging step left NaN) are passed over with a warning, and with
-    /// `remove`, removed, so that nothing takes them for the last good one.
-    pub fn newest_usable_checkpoint(&self, remove: bool, check: impl Fn(usize) -> Result<()>) -> Result<Option<usize>> {
-        for epoch in self.complete_checkpoints().into_iter().rev() {
-            // burn's record errors span lines; a warning is one.
-            let why = |err: anyhow::Error| format!("{err:#}").replace('\n', " ");
-            match check(epoch) {
-                Ok(()) => return Ok(Some(epoch)),
-                Err(err) if remove => {
-                    tracing::warn!("checkpoint {epoch} removed: {}", why(err));
-                    self.remove_checkpoint(epoch)?;
-                }
-                Err(err) => tracing::warn!("checkpoint {epoch} passed over: {}", why(err)),
-            }
-        }
-        Ok(None)
-    }
-
-    /// The checkpoint a resumed run starts from (`resume`), or none for a fresh run, which
-    /// refuses a directory that already holds checkpoints.
-    pub fn start_epoch(&self, resume: bool, check: impl Fn(usize) -> Result<()>) -> Result<Option<usize>> {
-        if resume {
-            let epoch = self
-                .newest_usable_checkpoint(false, check)?
-                .with_context(|| format!("--resume: no usable checkpoint in {}", self.checkpoints().display()))?;
-            return Ok(Some(epoch));
-        }
-        if self.last_checkpoint().is_some() {
-            bail!(
-                "{} already holds checkpoints: pass --resume to continue, or choose another --out",
-                self.dir.display()
-            );
-        }
-        Ok(None)
-    }
-
-    /// After burn-train's `launch`: removes the checkpoints of epochs that ended after a
-    /// non-finite loss or a failed read (the metrics arrive asynchronously, so a later epoch may
-    /// have been checkpointed before training stopped) and any newer one `check` refuses (a step
-    /// can leave non-finite weights before any loss shows it); then fails if the run did not
-    /// finish for any reason but a non-finite loss, which the caller reports.
-    pub fn settle(&self, end: RunEnd, check: impl Fn(usize) -> Result<()>) -> Result<()> {
-        // Epochs are 1-based, as burn-train numbers its checkpoints.
-        let last_good = [
-            end.non_finite_at.map(|step| (step - 1) / end.batches_per_epoch),
-            end.load_failure.as_ref().map(|failure| failure.epoch),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
-        if let Some(last_good) = last_good {
-            for epoch in last_good + 1..=end.epochs {
-                self.remove_checkpoint(epoch)?;
-            }
-        }
-        self.newest_usable_checkpoint(true, check)?;
-        if let Some(failure) = end.load_failure {
-            return Err(failure
-                .error
-                .context("training stopped: a window could not be read; checkpoints before it are kept"));
-        }
-        // burn-train stops through the interrupter, with its message, when a checkpoint cannot
-        // be written (a full disk): the run did not finish, whatever `launch` returned.
-        if end.non_finite_at.is_none()
-            && let Some(message) = end.interrupter.get_message()
-        {
-            bail!(
-                "training stopped: {}; the checkpoints before it are kept (--resume continues from them)",
-                recorder_words(&message)
-            );
-        }
-        Ok(())
-    }
-
-    /// The final model weights.
-    pub fn final_model(&self) -> PathBuf {
-        self.dir.join("model.mpk")
-    }
-
-    /// Locks the directory for this run (until the returned file is dropped or the process
-    /// ends, however it ends): two runs writing one directory would interleave their files.
-    pub fn lock(&self) -> Result<std::fs::File> {
-        let path = self.dir.join(".lock");
-        let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-        match file.try_lock() {
-            Ok(()) => Ok(file),
-            Err(std::fs::TryLockError::WouldBlock) => bail!(
-                "{} is in use by another run ({} is locked): wait for it to end, or choose another --out",
-                self.dir.display(),
-                path.display()
-            ),
-            Err(std::fs::TryLockError::Error(err)) => Err(err).with_context(|| format!("locking {}", path.display())),
-        }
-    }
-
-    /// Refuses a directory whose `config.json` belongs to another kind of run than `kind` (a
-    /// run's config has `key`: `model` for pre-training, `classifier` for fine-tuning), so that
-    /// writing this run's config never overwrites it.
-    pub fn refuse_other_run(&self, kind: &str, key: &str) -> Result<()> {
-        let path = self.dir.join("config.json");
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            return Ok(());
-        };
-        let ours = serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|config| config.get(key).is_some());
-        if !ours {
-            bail!(
-                "{} holds another run (its config.json is not a {kind} config): choose another --out",
-                self.dir.display()
-            );
-        }
-        Ok(())
-    }
-}
-
-/// How a burn-train run ended, for [`RunDir::settle`].
-pub struct RunEnd {
-    /// The global step whose loss was not finite, if any.
-    pub non_finite_at: Option<usize>,
-    /// The first item the loader could not read, if any.
-    pub load_failure: Option<LoadFailure>,
-    /// Batches per burn-train epoch (one checkpoint interval).
-    pub batches_per_epoch: usize,
-    /// burn-train epochs of the whole run.
-    pub epochs: usize,
-    /// The run's interrupter, holding burn-train's message when it stopped the run.
-    pub interrupter: Interrupter,
 }
 
 /// What a run produced.
@@ -563,7 +340,7 @@ where
     };
     run.settle(end, check)?;
     if non_finite_at.is_none() {
-        crate::finetune::check_finite(&result.model, &run.final_model())?;
+        crate::train::weights::check_finite(&result.model, &run.final_model())?;
         result
             .model
             .clone()
@@ -576,13 +353,4 @@ where
         rows,
         non_finite_at,
     })
-}
-
-/// The recorder's own words ("writing FILE: REASON") inside burn-train's message, which wraps
-/// them in its error's debug form; the whole message when they are not there.
-fn recorder_words(message: &str) -> &str {
-    match message.find("writing ") {
-        Some(start) => message[start..].split("\")").next().unwrap_or(message),
-        None => message,
-    }
 }

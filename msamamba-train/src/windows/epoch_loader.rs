@@ -14,7 +14,7 @@ use burn::train::Interrupter;
 use rand::seq::SliceRandom;
 use rand::{SeedableRng, rngs::StdRng};
 
-use crate::windows::mix;
+use crate::windows::tiling::mix;
 
 /// Items an [`EpochLoader`] draws from, by index; `seed` is the item's own (for what its batcher
 /// randomises, such as MLM masking).
@@ -245,9 +245,9 @@ mod tests {
     use burn::data::dataloader::split::split_dataloader;
 
     use super::*;
-    use crate::batcher::{MsaBatch, MsaBatcher, MsaBatcherConfig};
-    use crate::source::AlignmentSource;
-    use crate::windows::{WindowDataset, WindowRun, WindowSet};
+    use crate::data::source::AlignmentSource;
+    use crate::windows::mlm_batch::{MsaBatch, MsaBatcher, MsaBatcherConfig};
+    use crate::windows::tiling::{WindowDataset, WindowRun, WindowSet};
 
     type B = NdArray;
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Result;
 use plotters::style::RGBColor;
 
-use crate::plot::{Plot, Series};
+use crate::plots::plot::{Plot, Series};
 
 /// Draws the ROC `points` ((FPR, TPR), both in [0, 1], in curve order), whose area is `auroc`, to
 /// `path` (PNG) and beside it as SVG.

@@ -7,11 +7,11 @@ use anyhow::{Context, Result, bail};
 use burn::data::dataloader::batcher::Batcher;
 use burn::prelude::*;
 
+use crate::data::labels::{LabelledRegion, centred_window};
 use crate::data::region::Region;
-use crate::labelled_regions::{LabelledRegion, centred_window};
-use crate::loader::EpochItems;
-use crate::row_order::RowOrder;
-use crate::source::AlignmentSource;
+use crate::data::source::AlignmentSource;
+use crate::windows::epoch_loader::EpochItems;
+use crate::windows::row_order::RowOrder;
 
 /// A batch for the classifier.
 #[derive(Debug, Clone)]

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use crate::data::maf::Strand;
+use crate::data::projection::{MsaWindow, WindowError, WindowRequest, project};
 use crate::data::region::Region;
 use crate::data::span::coverage;
-use crate::data::window::{MsaWindow, WindowError, WindowRequest, project};
 
 /// Why an alignment could not be loaded.
 #[derive(Debug, Error)]

@@ -9,8 +9,8 @@ use noodles_vcf::{self as vcf, variant::RecordBuf};
 use thiserror::Error;
 
 use crate::data::input;
-use crate::vcf_index::read_index;
-use crate::vcf_regions::RegionRecords;
+use crate::data::vcf_index::read_index;
+use crate::data::vcf_regions::RegionRecords;
 
 /// A VCF that cannot be read.
 #[derive(Debug, Error)]

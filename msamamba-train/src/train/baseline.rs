@@ -7,8 +7,8 @@ use msamamba_model::MsaMamba;
 use msamamba_model::mlm_mask::MlmMaskConfig;
 use msamamba_model::tokens::{A, GAP, T};
 
-use crate::batcher::{MsaBatch, MsaBatcher, MsaBatcherConfig};
-use crate::windows::MsaItem;
+use crate::windows::mlm_batch::{MsaBatch, MsaBatcher, MsaBatcherConfig};
+use crate::windows::tiling::MsaItem;
 
 /// Accuracy of the model and of the baseline over the same masked target positions.
 #[derive(Debug, Clone, Copy)]

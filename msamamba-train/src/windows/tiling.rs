@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 
-use crate::alignment::Alignment;
+use crate::data::alignment::Alignment;
 use crate::data::bed::BedRegion;
 use crate::data::maf::Strand;
 use crate::data::region::Region;
-use crate::loader::EpochItems;
-use crate::source::AlignmentSource;
+use crate::data::source::AlignmentSource;
+use crate::windows::epoch_loader::EpochItems;
 use msamamba_model::tokens::GAP;
 
 /// One MSA window before batching: token rows, target first, and the seed of its randomness

@@ -15,7 +15,7 @@ use plotters::style::FontStyle;
 use crate::atomic_output::AtomicOutput;
 
 /// The bundled font (license: `assets/DejaVuSans.LICENSE`).
-static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
 /// The name plotters finds the font by.
 const FAMILY: &str = "sans-serif";
 

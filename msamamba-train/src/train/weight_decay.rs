@@ -13,7 +13,7 @@ use burn::optim::{AdamW, GradientsParams, LearningRate, MultiGradientsParams, Op
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 
-use crate::schedule::adamw;
+use crate::train::schedule::adamw;
 
 /// Parameters named so are never decayed, in any module (mamba_ssm's `_no_weight_decay`).
 const NO_DECAY_PARAMS: [&str; 3] = ["a_log", "d", "dt_bias"];

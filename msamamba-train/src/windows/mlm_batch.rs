@@ -7,7 +7,7 @@ use msamamba_model::mlm_mask::MlmMaskConfig;
 use msamamba_model::tokens::{GAP, reverse_complement};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
-use crate::windows::MsaItem;
+use crate::windows::tiling::MsaItem;
 
 /// A batch of MSAs for masked-language-model training.
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@ use msamamba_model::MsaMamba;
 use msamamba_model::mlm_loss::mlm_loss;
 use msamamba_model::tokens::MASK;
 
-use crate::batcher::MsaBatch;
+use crate::windows::mlm_batch::MsaBatch;
 
 /// The model plus how many micro-batches make one optimizer step.
 #[derive(Module, Debug)]

@@ -1,5 +1,4 @@
-//! Projection of a MAF onto a target species' coordinates: the `MsaWindow` (DESIGN.md, "MAF
-//! projection").
+//! Projection of a MAF onto a target species' coordinates: the `MsaWindow`.
 //!
 //! Strand convention: a block whose target row is on `-` is read as if reverse-complemented as a
 //! whole, so that the target reads on its `+` strand. A column with `k` target bases before it

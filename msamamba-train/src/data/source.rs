@@ -6,11 +6,11 @@ use anyhow::{Context, Result, bail};
 use burn::config::Config;
 use msamamba_model::tokens::reverse_complement;
 
-use crate::alignment::Alignment;
+use crate::data::alignment::Alignment;
 use crate::data::maf::Strand;
+use crate::data::projection::MsaWindow;
 use crate::data::region::Region;
 use crate::data::store::AlignmentStore;
-use crate::data::window::MsaWindow;
 
 /// Where a run's windows come from, as saved in its config: `maf` with `target`, or `store`.
 #[derive(Config, Debug)]

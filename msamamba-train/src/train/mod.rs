@@ -1,0 +1,15 @@
+//! Training through burn-train's Learner: pre-training (MLM) and fine-tuning (classifier), their
+//! steps, schedule, optimizer, checkpoints and run directories, metrics and the baseline.
+
+pub mod baseline;
+pub mod checkpoint_recorder;
+pub mod classification_metrics;
+pub mod classifier_step;
+pub mod finetune;
+pub mod metrics_log;
+pub mod mlm_step;
+pub mod pretrain;
+pub mod run_dir;
+pub mod schedule;
+pub mod weight_decay;
+pub mod weights;
