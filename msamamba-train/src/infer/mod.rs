@@ -8,7 +8,7 @@
 //! ```no_run
 //! # use std::path::Path;
 //! # use burn::backend::NdArray;
-//! # use msamamba_train::{infer::*, row_order::RowOrder, vcf::VcfReader};
+//! # use msamamba_train::{data::vcf::VcfReader, infer::*, windows::row_order::RowOrder};
 //! # fn main() -> anyhow::Result<()> {
 //! let device = Default::default();
 //! let scorer = VariantScorer::<NdArray>::load(
