@@ -202,6 +202,16 @@ fn a_killed_finetuning_run_resumes_exactly() {
     child.wait().expect("reap");
     assert!(!killed.join("classifier.mpk").exists());
 
+    // A fresh run into it is refused and leaves the killed run's config as it was.
+    let config = std::fs::read_to_string(killed.join("config.json")).unwrap();
+    let out = run_args(&finetune_args(&table, &killed, &["--epochs", "3"]));
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("already holds checkpoints"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(killed.join("config.json")).unwrap(), config);
     // A flag that would change the run is refused; none given, it continues.
     let out = msamamba(&[
         "finetune",

@@ -1,13 +1,11 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use burn::config::config_to_json;
 use burn::module::Module;
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use msamamba_kernels::KernelBackend;
 use msamamba_model::pooler::MsaMambaClassifierConfig;
-use msamamba_train::atomic_output::AtomicOutput;
 use msamamba_train::data::labels::{LabelledRegion, read_labels};
 use msamamba_train::train::checkpoint_recorder::CheckpointRecorder;
 use msamamba_train::train::classification_metrics::{ReportError, check_both_classes};
@@ -288,7 +286,6 @@ impl OnBackend for Job {
         );
         std::fs::create_dir_all(&run.dir).with_context(|| format!("creating {}", run.dir.display()))?;
         let config_path = run.dir.join("config.json");
-        AtomicOutput::write(&config_path, config_to_json(&config))?;
 
         let rows = |split: &[usize]| -> Vec<&LabelledRegion> { split.iter().map(|&i| &table[i]).collect() };
         let data = FinetuneData {

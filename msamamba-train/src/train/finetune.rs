@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use burn::config::Config;
+use burn::config::{Config, config_to_json};
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataset::InMemDataset;
 use burn::module::Module;
@@ -23,6 +23,7 @@ use msamamba_model::pooler::{MsaMambaClassifier, MsaMambaClassifierConfig};
 use rand::seq::SliceRandom;
 use rand::{SeedableRng, rngs::StdRng};
 
+use crate::atomic_output::AtomicOutput;
 use crate::data::labels::LabelledRegion;
 use crate::data::source::SourceConfig;
 use crate::progress;
@@ -256,6 +257,9 @@ where
         })
     };
     let start_epoch = run.start_epoch(resume, check)?;
+    // Written once the directory is locked and known to hold no other run's checkpoints: a
+    // refused run leaves the config of the one it would have overwritten as it was.
+    AtomicOutput::write(&config_path, config_to_json(config))?;
     B::seed(device, config.seed);
     let mut classifier = match backbone {
         Some(backbone) => config.classifier.with_backbone(backbone, device),
