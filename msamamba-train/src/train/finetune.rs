@@ -241,19 +241,7 @@ where
     let config_path = run.dir.join("config.json");
     let check = |epoch| {
         run.check_checkpoint::<B, ClassifierTraining<B>>(epoch, device, |weights| {
-            let fresh = ClassifierTraining {
-                classifier: config.classifier.init::<B>(device),
-            };
-            let n_layers = config.classifier.model.n_layers;
-            load_weights(
-                fresh,
-                weights,
-                &config_path,
-                n_layers,
-                |r| r.classifier.backbone.blocks.len(),
-                device,
-            )
-            .map(drop)
+            load_checkpoint::<B>(config, weights, &config_path, device).map(drop)
         })
     };
     let start_epoch = run.start_epoch(resume, check)?;
@@ -359,6 +347,28 @@ where
     }
 }
 
+/// The classifier under training with the weights of checkpoint file `weights` of the run whose
+/// config is `config_path`.
+fn load_checkpoint<B: Backend>(
+    config: &FinetuneConfig,
+    weights: &Path,
+    config_path: &Path,
+    device: &B::Device,
+) -> Result<ClassifierTraining<B>> {
+    let fresh = ClassifierTraining {
+        classifier: config.classifier.init::<B>(device),
+    };
+    let n_layers = config.classifier.model.n_layers;
+    load_weights(
+        fresh,
+        weights,
+        config_path,
+        n_layers,
+        |r| r.classifier.backbone.blocks.len(),
+        device,
+    )
+}
+
 /// The classifier of the checkpoint with the best validation AUROC in `valid.tsv` among those
 /// kept.
 fn best_checkpoint<B: Backend>(
@@ -368,29 +378,21 @@ fn best_checkpoint<B: Backend>(
 ) -> Result<MsaMambaClassifier<B>> {
     let path = run.dir.join("valid.tsv");
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    // Rows: step, loss, auroc, ...; one per interval, the interval's epoch in order.
-    let best = text
-        .lines()
-        .skip(1)
+    // One row per interval, in order: row k is checkpoint k.
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let auroc = header
+        .split('\t')
+        .position(|name| name == "auroc")
+        .with_context(|| format!("{}: no auroc column", path.display()))?;
+    let best = lines
         .enumerate()
-        .filter_map(|(k, line)| Some((k + 1, line.split('\t').nth(2)?.parse::<f64>().ok()?)))
+        .filter_map(|(k, line)| Some((k + 1, line.split('\t').nth(auroc)?.parse::<f64>().ok()?)))
         .filter(|(epoch, auroc)| auroc.is_finite() && run.checkpoint_path("model", *epoch).exists())
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .with_context(|| format!("{}: no validation AUROC of a kept checkpoint", path.display()))?;
-    let fresh = ClassifierTraining {
-        classifier: config.classifier.init::<B>(device),
-    };
-    let n_layers = config.classifier.model.n_layers;
     let weights = run.checkpoint_path("model", best.0);
-    let config_path = run.dir.join("config.json");
-    let model = load_weights(
-        fresh,
-        &weights,
-        &config_path,
-        n_layers,
-        |r| r.classifier.backbone.blocks.len(),
-        device,
-    )?;
+    let model = load_checkpoint::<B>(config, &weights, &run.dir.join("config.json"), device)?;
     println!(
         "best validation AUROC {:.4} at checkpoint {}: its weights are kept",
         best.1, best.0
