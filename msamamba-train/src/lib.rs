@@ -13,6 +13,7 @@
 
 pub mod atomic_output;
 pub mod data;
+pub mod device_memory;
 pub mod infer;
 pub mod plots;
 pub mod progress;

@@ -40,9 +40,12 @@ enum Bench {
     },
     /// Data loading: MAF parse MB/s, store and batch windows/s on the bundled 4.5 MB file.
     Data,
-    /// Variant scoring on the CPU: variants/s and peak resident memory streaming synthetic VCFs
-    /// of each size (default 100 k and 1 M SNVs) through `score`, as JSON lines and a table.
+    /// Variant scoring: variants/s and peak resident memory streaming synthetic VCFs of each size
+    /// (default 100 k and 1 M SNVs) through `score`, as JSON lines and a table.
     Score {
+        /// The backend to score on.
+        #[arg(long, value_enum, default_value_t = BenchBackend::Cpu)]
+        backend: BenchBackend,
         /// Passed on to the benchmark: [--variants N[,N...]] [--batch-size B] [--window L]
         /// [--d-model D] [--n-layers N].
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -53,8 +56,8 @@ enum Bench {
     /// The GPU backends run with burn's kernel fusion, as `pretrain` does in a fusion build.
     Train {
         /// The backend to time.
-        #[arg(long, value_enum, default_value_t = TrainBackend::Cuda)]
-        backend: TrainBackend,
+        #[arg(long, value_enum, default_value_t = BenchBackend::Cuda)]
+        backend: BenchBackend,
         /// Passed on to the benchmark: --batch B --rows M --len L[,L...] [--row-keep P]
         /// [--bidirectional] [--d-model D] [--n-layers N] [--d-state N] [--runs R] [--warmup W]
         /// [--no-breakdown].
@@ -79,19 +82,19 @@ impl GpuBackend {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum TrainBackend {
+enum BenchBackend {
     Cuda,
     Wgpu,
     Cpu,
 }
 
-impl TrainBackend {
+impl BenchBackend {
     /// The backend's name and the features that build it.
     fn name_and_features(self) -> (&'static str, &'static str) {
         match self {
-            TrainBackend::Cuda => ("cuda", "cuda,fusion"),
-            TrainBackend::Wgpu => ("wgpu", "wgpu,fusion"),
-            TrainBackend::Cpu => ("cpu", "cpu"),
+            BenchBackend::Cuda => ("cuda", "cuda,fusion"),
+            BenchBackend::Wgpu => ("wgpu", "wgpu,fusion"),
+            BenchBackend::Cpu => ("cpu", "cpu"),
         }
     }
 }
@@ -205,9 +208,22 @@ fn main() -> Result<()> {
             cargo(&["run", "--release", "-p", "msamamba-train", "--bin", "data_bench"])
         }
         Task::Bench {
-            bench: Bench::Score { args },
+            bench: Bench::Score { backend, args },
         } => {
-            let mut all = vec!["run", "--release", "-p", "msamamba-train", "--bin", "score_bench", "--"];
+            let (name, features) = backend.name_and_features();
+            let mut all = vec![
+                "run",
+                "--release",
+                "-p",
+                "msamamba-train",
+                "--features",
+                features,
+                "--bin",
+                "score_bench",
+                "--",
+                "--backend",
+                name,
+            ];
             all.extend(args.iter().map(String::as_str));
             cargo(&all)
         }

@@ -1,10 +1,11 @@
 //! `cargo xtask bench score`: variants scored per second and peak resident memory, streaming a
 //! synthetic VCF of N SNVs through `score`'s library path (VCF reader, batched scoring, noodles
-//! VCF writer) against the bundled 30-species mm9 alignment. Each N runs in its own process, so
+//! VCF writer) against the bundled 30-species mm9 alignment, on the CPU or a GPU backend. Each N runs in its own process, so
 //! each peak (the kernel's VmHWM) is that N's alone: flat memory from 100 k to 1 M SNVs shows
 //! that nothing grows with the input. The VCF is generated as it is read and the output
 //! discarded, so neither disk nor a file's size enters the measurement. The model is random
-//! (speed does not depend on the weights). Results: one JSON line per N, then a table.
+//! (speed does not depend on the weights). On a GPU the device memory the allocator holds at
+//! the end is reported as well. Results: one JSON line per N, then a table.
 
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -12,24 +13,35 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context as _, Result, bail};
-use burn::backend::NdArray;
-use clap::Parser;
+use clap::{Parser, ValueEnum};
+use msamamba_kernels::KernelBackend;
 use msamamba_model::MsaMambaConfig;
 use msamamba_model::tokens::{char_of, complement};
 use msamamba_train::data::source::AlignmentSource;
 use msamamba_train::data::vcf::VcfReader;
+use msamamba_train::device_memory::device_memory;
 use msamamba_train::infer::{Context, OutputKind, Provenance, ScoreOptions, ScoreWriter, VariantScorer, score_vcf};
 use msamamba_train::windows::row_order::RowOrder;
 
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum BackendChoice {
+    Cpu,
+    Wgpu,
+    Cuda,
+}
+
 #[derive(Parser, Debug)]
-#[command(about = "Scores synthetic SNVs on the CPU: variants/s and peak resident memory per VCF size")]
+#[command(about = "Scores synthetic SNVs: variants/s and peak resident memory per VCF size")]
 struct Args {
+    /// Backend to score on (the GPU ones need the binary built with their feature).
+    #[arg(long, value_enum, default_value_t = BackendChoice::Cpu)]
+    backend: BackendChoice,
     /// VCF sizes, comma-separated: each is scored in its own process.
     #[arg(long, value_delimiter = ',', default_value = "100000,1000000")]
     variants: Vec<u64>,
-    /// Variants per forward pass.
-    #[arg(long, default_value_t = 64)]
-    batch_size: usize,
+    /// Variants per forward pass (default: 64 on the CPU, 1024 on a GPU).
+    #[arg(long)]
+    batch_size: Option<usize>,
     /// Window length L.
     #[arg(long, default_value_t = 32)]
     window: usize,
@@ -63,11 +75,18 @@ fn main() -> Result<()> {
         print!("{line}");
         rows.push(serde_json::from_str::<serde_json::Value>(line.trim())?);
     }
-    println!("\n| SNVs | seconds | variants/s | peak RSS (MiB) |\n|---:|---:|---:|---:|");
+    println!(
+        "\n| backend | SNVs | seconds | variants/s | peak RSS (MiB) | device in use (reserved) MiB |\n|---|---:|---:|---:|---:|---:|"
+    );
     for row in rows {
         let number = |key: &str| row[key].as_f64().unwrap_or(f64::NAN);
+        let device = match (row["device_in_use_mib"].as_f64(), row["device_reserved_mib"].as_f64()) {
+            (Some(used), Some(reserved)) => format!("{used:.0} ({reserved:.0})"),
+            _ => "-".into(),
+        };
         println!(
-            "| {} | {:.1} | {:.0} | {:.1} |",
+            "| {} | {} | {:.1} | {:.0} | {:.1} | {device} |",
+            row["backend"].as_str().unwrap_or("?"),
             row["variants"],
             number("seconds"),
             number("variants_per_s"),
@@ -77,8 +96,24 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// Scores `n` synthetic SNVs and prints a JSON line.
+/// Scores `n` synthetic SNVs on the chosen backend and prints a JSON line.
 fn one(args: &Args, n: u64) -> Result<()> {
+    match args.backend {
+        BackendChoice::Cpu => one_on::<burn::backend::NdArray>(args, n, "cpu", 64),
+        #[cfg(feature = "wgpu")]
+        BackendChoice::Wgpu => one_on::<burn::backend::Wgpu>(args, n, "wgpu", 1024),
+        #[cfg(feature = "cuda")]
+        BackendChoice::Cuda => one_on::<burn::backend::Cuda>(args, n, "cuda", 1024),
+        #[allow(unreachable_patterns)]
+        other => bail!(
+            "--backend {other:?}: build with `--features {}`",
+            format!("{other:?}").to_lowercase()
+        ),
+    }
+}
+
+/// Scores `n` synthetic SNVs on backend `B` and prints a JSON line.
+fn one_on<B: KernelBackend>(args: &Args, n: u64, backend: &str, default_batch: usize) -> Result<()> {
     let maf = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/maf/ucsc_mm9_chr10_big.maf");
     let source = AlignmentSource::open(Some(&maf), Some("mm9"), None, None)?;
     let AlignmentSource::Maf { alignment, .. } = &source else {
@@ -91,8 +126,8 @@ fn one(args: &Args, n: u64) -> Result<()> {
         .with_d_model(args.d_model)
         .with_n_layers(args.n_layers)
         .with_max_rows(species.len());
-    let device = Default::default();
-    let model = config.init::<NdArray>(&device);
+    let device: B::Device = Default::default();
+    let model = config.init::<B>(&device);
     let order = RowOrder::new(&species, &species, species.len())?;
     let scorer = VariantScorer::new(
         model,
@@ -126,18 +161,23 @@ fn one(args: &Args, n: u64) -> Result<()> {
     };
     let writer = ScoreWriter::new(io::sink(), kind, reader.header(), &provenance)?;
     let options = ScoreOptions {
-        batch_size: args.batch_size,
+        batch_size: args.batch_size.unwrap_or(default_batch),
         labels: None,
         out_name: "sink".into(),
     };
     let clock = Instant::now();
     let summary = score_vcf(&scorer, &mut reader, writer, &options)?;
+    B::sync(&device)?;
     let seconds = clock.elapsed().as_secs_f64();
+    let mib = |bytes: u64| bytes as f64 / (1u64 << 20) as f64;
+    let memory = device_memory(&device as &dyn std::any::Any);
     println!(
         "{}",
         serde_json::json!({
             "bench": "score",
-            "backend": "cpu",
+            "backend": backend,
+            "device_in_use_mib": memory.map(|(used, _)| mib(used)),
+            "device_reserved_mib": memory.map(|(_, reserved)| mib(reserved)),
             "variants": n,
             "scored": summary.scored,
             "seconds": seconds,
@@ -147,7 +187,7 @@ fn one(args: &Args, n: u64) -> Result<()> {
             "d_model": args.d_model,
             "n_layers": args.n_layers,
             "rows": species.len(),
-            "batch_size": args.batch_size,
+            "batch_size": options.batch_size,
         })
     );
     Ok(())

@@ -24,6 +24,7 @@ use msamamba_kernels::{KernelBackend, SelectiveScanInput, selective_scan};
 use msamamba_model::MsaMambaConfig;
 use msamamba_model::block::add_norm;
 use msamamba_model::mlm_loss::mlm_loss;
+use msamamba_train::device_memory::device_memory;
 use msamamba_train::windows::mlm_batch::{MsaBatch, MsaBatcher, MsaBatcherConfig};
 use msamamba_train::windows::tiling::MsaItem;
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -124,26 +125,6 @@ fn on_backend<C: CheckpointStrategy>(args: &Args, checkpointing: &str) -> Result
     }
 }
 
-/// The allocator's (bytes in use, bytes reserved) on a cube backend's device; None on the CPU.
-fn memory(device: &dyn Any) -> Option<(u64, u64)> {
-    #[cfg(feature = "cuda")]
-    if let Some(device) = device.downcast_ref::<cubecl::cuda::CudaDevice>() {
-        let usage = <cubecl::cuda::CudaRuntime as cubecl::Runtime>::client(device)
-            .memory_usage()
-            .ok()?;
-        return Some((usage.bytes_in_use, usage.bytes_reserved));
-    }
-    #[cfg(feature = "wgpu")]
-    if let Some(device) = device.downcast_ref::<cubecl::wgpu::WgpuDevice>() {
-        let usage = <cubecl::wgpu::WgpuRuntime as cubecl::Runtime>::client(device)
-            .memory_usage()
-            .ok()?;
-        return Some((usage.bytes_in_use, usage.bytes_reserved));
-    }
-    let _ = device;
-    None
-}
-
 fn gib(bytes: u64) -> f64 {
     bytes as f64 / (1u64 << 30) as f64
 }
@@ -239,11 +220,11 @@ where
         let logits = model.forward(batch.tokens, batch.row_keep, batch.row_sparse);
         let loss = mlm_loss(logits, batch.targets).loss;
         let forward_ms = elapsed::<B>(device, start);
-        let after_forward = memory(device as &dyn Any);
+        let after_forward = device_memory(device as &dyn Any);
         let start = Instant::now();
         let grads = loss.backward();
         let backward_ms = elapsed::<B>(device, start);
-        let after_backward = memory(device as &dyn Any);
+        let after_backward = device_memory(device as &dyn Any);
         let start = Instant::now();
         let grads = GradientsParams::from_grads(grads, &model);
         model = optim.step(1e-4, model, grads);
