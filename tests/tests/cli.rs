@@ -656,6 +656,26 @@ fn score_indexes_its_bgzipped_vcf_and_region_shards_together_score_every_record_
         .collect();
     assert_eq!(ids, ["v1", "v2", "v3", "v4", "v5", "v6"]);
 
+    // bcftools (htslib) reads the same file and its index: every record with its columns, as
+    // in the input, and the index's region query.
+    let bcftools = |args: &[&str]| {
+        let out = Command::new("bcftools")
+            .args(args)
+            .output()
+            .expect("bcftools is not installed (`cargo xtask ci` installs it)");
+        assert!(out.status.success(), "bcftools {args:?}: {}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let columns = "%CHROM\t%POS\t%ID\t%REF\t%ALT\t%QUAL\t%FILTER\t%INFO/DAMAGING[\t%SAMPLE=%GT:%DP]\n";
+    let (ours, theirs) = (
+        bcftools(&["query", "-f", columns, gz.to_str().unwrap()]),
+        bcftools(&["query", "-f", columns, &input]),
+    );
+    assert_eq!(ours.lines().count(), in_records.len());
+    assert_eq!(ours, theirs);
+    let ids = bcftools(&["query", "-r", "chr10:3134200-3134400", "-f", "%ID\n", gz.to_str().unwrap()]);
+    assert_eq!(ids.lines().collect::<Vec<_>>(), ["v1", "v2", "v3", "v4", "v5", "v6"]);
+
     // Two shards, one by --regions and one by --regions-file and a whole chromosome, together
     // give the whole file's rows once each, in order.
     let whole = tsv_rows(&stdout(&score(gz.to_str().unwrap(), &[])));

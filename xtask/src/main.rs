@@ -17,7 +17,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Task {
     /// What CI runs: the whole test suite on CPU, the scan kernels' tests on WGPU (software
-    /// Vulkan where no GPU is present), and a build check of the CUDA backend.
+    /// Vulkan where no GPU is present), and a build check of the CUDA backend. Installs what the
+    /// tests need (bcftools, lavapipe) where it is missing and we may.
     Ci,
     /// Benchmarks.
     Bench {
@@ -149,7 +150,7 @@ fn cargo(args: &[&str]) -> Result<()> {
 }
 
 /// Makes sure a Vulkan driver is installed for the WGPU tests: lavapipe (Mesa's software Vulkan)
-/// from mesa-vulkan-drivers when no driver manifest is present and we may install packages.
+/// from mesa-vulkan-drivers when no driver manifest is present.
 fn ensure_vulkan() -> Result<()> {
     let manifests = ["/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d"];
     let present = manifests.iter().any(|dir| {
@@ -161,6 +162,22 @@ fn ensure_vulkan() -> Result<()> {
             })
             .unwrap_or(false)
     });
+    ensure_package(present, "mesa-vulkan-drivers", "no Vulkan driver found (lavapipe) to run the WGPU tests")
+}
+
+/// Makes sure bcftools is installed: the CLI tests read `score`'s VCF output back with it.
+fn ensure_bcftools() -> Result<()> {
+    let present = Command::new("bcftools")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    ensure_package(present, "bcftools", "no bcftools found to check the VCF output with")
+}
+
+/// Installs Debian `package` unless `present`, when we may install packages (root with
+/// apt-get); otherwise fails with `missing`.
+fn ensure_package(present: bool, package: &str, missing: &str) -> Result<()> {
     if present {
         return Ok(());
     }
@@ -170,15 +187,16 @@ fn ensure_vulkan() -> Result<()> {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false);
     if !root || !Path::new("/usr/bin/apt-get").exists() {
-        bail!("no Vulkan driver found: install mesa-vulkan-drivers (lavapipe) to run the WGPU tests");
+        bail!("{missing}: install {package}");
     }
     run("apt-get", &["update", "-q"])?;
-    run("apt-get", &["install", "-y", "-q", "mesa-vulkan-drivers"])
+    run("apt-get", &["install", "-y", "-q", package])
 }
 
 fn main() -> Result<()> {
     match Cli::parse().task {
         Task::Ci => {
+            ensure_bcftools()?;
             cargo(&["test", "--workspace"])?;
             // The CUDA backend loads the driver at run time: CI can build it, not run it.
             cargo(&[

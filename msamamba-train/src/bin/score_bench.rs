@@ -51,6 +51,9 @@ struct Args {
     /// Model layers (the tests' 1; the paper's 3).
     #[arg(long, default_value_t = 1)]
     n_layers: usize,
+    /// The alignment to score against (default: the bundled 30-species mm9 MAF).
+    #[arg(long)]
+    maf: Option<PathBuf>,
     /// Internal: score this many variants here and print one JSON line.
     #[arg(long, hide = true)]
     one: Option<u64>,
@@ -114,7 +117,10 @@ fn one(args: &Args, n: u64) -> Result<()> {
 
 /// Scores `n` synthetic SNVs on backend `B` and prints a JSON line.
 fn one_on<B: KernelBackend>(args: &Args, n: u64, backend: &str, default_batch: usize) -> Result<()> {
-    let maf = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/maf/ucsc_mm9_chr10_big.maf");
+    let maf = args
+        .maf
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/maf/ucsc_mm9_chr10_big.maf"));
     let source = AlignmentSource::open(Some(&maf), Some("mm9"), None, None)?;
     let AlignmentSource::Maf { alignment, .. } = &source else {
         bail!("a MAF source");

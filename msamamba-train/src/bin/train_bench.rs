@@ -242,6 +242,8 @@ where
             loss_value = loss.into_scalar().elem::<f32>();
         }
     }
+    // Every timed step's backward too: whether a process is slow throughout or now and then.
+    let backward_runs = backward.clone();
     let (forward, backward, update) = (median(forward), median(backward), median(update));
     let line = json!({
         "bench": "train_step", "backend": backend, "batch": args.batch, "rows": args.rows, "len": len,
@@ -249,7 +251,7 @@ where
         "checkpointing": checkpointing,
         "d_model": args.d_model, "n_layers": args.n_layers, "d_state": args.d_state,
         "forward_ms": forward, "backward_ms": backward, "optimizer_ms": update,
-        "step_ms": forward + backward + update, "runs": args.runs,
+        "step_ms": forward + backward + update, "runs": args.runs, "backward_runs_ms": backward_runs,
         "peak_in_use_GiB": peak.map(|(in_use, _)| gib(in_use)),
         "reserved_GiB": peak.map(|(_, reserved)| gib(reserved)),
         "warmup_loss": loss_value,

@@ -4,9 +4,10 @@ use burn::config::Config;
 use burn::data::dataloader::batcher::Batcher;
 use burn::prelude::*;
 use msamamba_model::mlm_mask::MlmMaskConfig;
-use msamamba_model::tokens::{GAP, reverse_complement};
+use msamamba_model::tokens::reverse_complement;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
+use crate::windows::row_order::RowOrder;
 use crate::windows::tiling::MsaItem;
 
 /// A batch of MSAs for masked-language-model training.
@@ -62,11 +63,10 @@ struct Prepared {
 
 impl MsaBatcher {
     fn prepare(&self, item: MsaItem, len: usize) -> Prepared {
-        let m = self.config.rows;
         let mut rng = StdRng::seed_from_u64(item.seed);
-        let mut rows = item.rows;
-        rows.truncate(m);
-        let real = rows.len();
+        let order = RowOrder::first(self.config.rows);
+        let filled = order.filled(item.rows.len());
+        let mut rows = order.arrange(&item.rows);
         if self.config.random_strand && rng.random_bool(0.5) {
             rows.iter_mut().for_each(|r| reverse_complement(r));
         }
@@ -74,31 +74,28 @@ impl MsaBatcher {
             Some(target) => self.config.mlm.apply(target, &mut rng),
             None => vec![msamamba_model::tokens::IGNORE_TARGET; len],
         };
-        let keep = (0..m)
-            .map(|i| i == 0 || (i < real && rng.random_bool(self.config.row_keep)))
+        let keep = filled
+            .iter()
+            .enumerate()
+            .map(|(i, &filled)| i == 0 || (filled && rng.random_bool(self.config.row_keep)))
             .collect();
-        let mut tokens = Vec::with_capacity(m * len);
-        for i in 0..m {
-            match rows.get(i) {
-                Some(row) => tokens.extend(row.iter().map(|&t| i64::from(t))),
-                None => tokens.extend(std::iter::repeat_n(i64::from(GAP), len)),
-            }
-        }
+        let tokens = rows.iter().flatten().map(|&t| i64::from(t)).collect();
         Prepared { tokens, keep, targets }
     }
 }
 
 impl<B: Backend> Batcher<B, MsaItem, MsaBatch<B>> for MsaBatcher {
     /// # Panics
-    /// When items differ in length: windows of one loader all have the same L.
+    /// When an item has no rows or items differ in length: windows of one loader all have a
+    /// target row and the same L.
     fn batch(&self, items: Vec<MsaItem>, device: &B::Device) -> MsaBatch<B> {
         let (batch, m) = (items.len(), self.config.rows);
         let len = items.first().and_then(|i| i.rows.first()).map_or(0, Vec::len);
         let (mut tokens, mut keep, mut targets) = (Vec::new(), Vec::new(), Vec::new());
         for item in items {
             assert!(
-                item.rows.iter().all(|r| r.len() == len),
-                "items of one batch must have the same length"
+                !item.rows.is_empty() && item.rows.iter().all(|r| r.len() == len),
+                "items of one batch must have a target row and the same length"
             );
             let p = self.prepare(item, len);
             tokens.extend(p.tokens);

@@ -37,8 +37,8 @@ impl RowOrder {
             }
             let rows = present.len().min(max_rows);
             return Ok(Self {
-                from: (0..rows).map(Some).collect(),
                 species: present[..rows].to_vec(),
+                ..Self::first(rows)
             });
         }
         let from: Vec<Option<usize>> = std::iter::once(Some(0))
@@ -60,7 +60,17 @@ impl RowOrder {
         Ok(Self { from, species })
     }
 
-    /// The species of each row, target (the source's) first.
+    /// The first `rows` rows of whatever a source gives, in its order, gap rows after its last:
+    /// pre-training's order, where the model learns the source's rows as they come.
+    pub fn first(rows: usize) -> Self {
+        Self {
+            from: (0..rows).map(Some).collect(),
+            species: Vec::new(),
+        }
+    }
+
+    /// The species of each row, target (the source's) first; none for [`RowOrder::first`],
+    /// which takes rows by position.
     pub fn species(&self) -> &[String] {
         &self.species
     }
@@ -75,7 +85,13 @@ impl RowOrder {
         self.from.is_empty()
     }
 
-    /// A source window's `rows` (target first) in the model's order.
+    /// Which of the model's rows a source window of `rows` rows fills (false: a gap row).
+    pub fn filled(&self, rows: usize) -> Vec<bool> {
+        self.from.iter().map(|from| from.is_some_and(|r| r < rows)).collect()
+    }
+
+    /// A source window's `rows` (target first) in the model's order: the one place where rows
+    /// are padded to the model's M (with gap rows) or cut to it.
     pub fn arrange(&self, rows: &[Vec<u8>]) -> Vec<Vec<u8>> {
         let len = rows.first().map_or(0, Vec::len);
         self.from
@@ -107,6 +123,15 @@ mod tests {
             [vec![1, 1], vec![4, 4], vec![2, 2], vec![GAP, GAP]]
         );
         assert_eq!(order.species(), names("mm9,rn4,hg18,canFam2"));
+    }
+
+    #[test]
+    fn the_first_rows_are_cut_or_padded_with_gaps() {
+        let rows = vec![vec![1, 1], vec![2, 2]];
+        assert_eq!(RowOrder::first(3).arrange(&rows), [vec![1, 1], vec![2, 2], vec![GAP, GAP]]);
+        assert_eq!(RowOrder::first(3).filled(rows.len()), [true, true, false]);
+        assert_eq!(RowOrder::first(1).arrange(&rows), [vec![1, 1]]);
+        assert_eq!(RowOrder::first(1).filled(rows.len()), [true]);
     }
 
     #[test]
