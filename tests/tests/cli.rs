@@ -673,7 +673,14 @@ fn score_indexes_its_bgzipped_vcf_and_region_shards_together_score_every_record_
     );
     assert_eq!(ours.lines().count(), in_records.len());
     assert_eq!(ours, theirs);
-    let ids = bcftools(&["query", "-r", "chr10:3134200-3134400", "-f", "%ID\n", gz.to_str().unwrap()]);
+    let ids = bcftools(&[
+        "query",
+        "-r",
+        "chr10:3134200-3134400",
+        "-f",
+        "%ID\n",
+        gz.to_str().unwrap(),
+    ]);
     assert_eq!(ids.lines().collect::<Vec<_>>(), ["v1", "v2", "v3", "v4", "v5", "v6"]);
 
     // Two shards, one by --regions and one by --regions-file and a whole chromosome, together

@@ -162,7 +162,11 @@ fn ensure_vulkan() -> Result<()> {
             })
             .unwrap_or(false)
     });
-    ensure_package(present, "mesa-vulkan-drivers", "no Vulkan driver found (lavapipe) to run the WGPU tests")
+    ensure_package(
+        present,
+        "mesa-vulkan-drivers",
+        "no Vulkan driver found (lavapipe) to run the WGPU tests",
+    )
 }
 
 /// Makes sure bcftools is installed: the CLI tests read `score`'s VCF output back with it.

@@ -128,7 +128,10 @@ mod tests {
     #[test]
     fn the_first_rows_are_cut_or_padded_with_gaps() {
         let rows = vec![vec![1, 1], vec![2, 2]];
-        assert_eq!(RowOrder::first(3).arrange(&rows), [vec![1, 1], vec![2, 2], vec![GAP, GAP]]);
+        assert_eq!(
+            RowOrder::first(3).arrange(&rows),
+            [vec![1, 1], vec![2, 2], vec![GAP, GAP]]
+        );
         assert_eq!(RowOrder::first(3).filled(rows.len()), [true, true, false]);
         assert_eq!(RowOrder::first(1).arrange(&rows), [vec![1, 1]]);
         assert_eq!(RowOrder::first(1).filled(rows.len()), [true]);
