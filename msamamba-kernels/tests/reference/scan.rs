@@ -4,7 +4,7 @@
 use crate::common::rng;
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::{Tensor, TensorData, backend::Backend};
-use msamamba_kernels::{ScanGrads, SelectiveScanInput, reference, selective_scan};
+use msamamba_kernels::{ScanGrads, SelectiveScanBackend, SelectiveScanInput, reference, selective_scan};
 use rand::{Rng, rngs::StdRng};
 
 /// One scan problem in float64, flat row-major buffers.
@@ -244,6 +244,41 @@ fn gradients_match_finite_differences() {
                 }
             }
         }
+    }
+}
+
+/// `t` [b, c, l] as the model hands it to the scan: a transposed view of a position-major
+/// [b, l, c] tensor.
+fn channels_last<B: Backend>(t: Tensor<B, 3>) -> Tensor<B, 3> {
+    let [b, c, l] = t.dims();
+    let position_major = values(t.swap_dims(1, 2));
+    Tensor::<B, 3>::from_data(TensorData::new(position_major, [b, l, c]), &Default::default()).swap_dims(1, 2)
+}
+
+#[test]
+fn cpu_kernel_gives_the_same_on_channels_last_views() {
+    type B = NdArray<f64>;
+    let mut rng = rng();
+    let device = Default::default();
+    for dims in SHAPES {
+        let p = Problem::random(&mut rng, dims, true, true);
+        let [bs, d, _, l] = dims;
+        let dy: Vec<f64> = (0..bs * d * l).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let dy = Tensor::<B, 3>::from_data(TensorData::new(dy, [bs, d, l]), &device);
+        let contiguous = p.input::<B>(&device);
+        let mut viewed = contiguous.clone();
+        for t in [&mut viewed.u, &mut viewed.delta, &mut viewed.b, &mut viewed.c] {
+            *t = channels_last(t.clone());
+        }
+        viewed.z = viewed.z.map(channels_last);
+        assert_eq!(
+            values(B::selective_scan(viewed.clone())),
+            values(B::selective_scan(contiguous.clone())),
+            "{dims:?}: forward"
+        );
+        let want = ordered(B::selective_scan_backward(contiguous, dy.clone()));
+        let got = ordered(B::selective_scan_backward(viewed, channels_last(dy)));
+        assert_eq!(got, want, "{dims:?}: gradients");
     }
 }
 
