@@ -7,22 +7,24 @@
 //! [b, d, n, l] between forward and backward.
 //!
 //! Inputs are read, and outputs written, position-major ([b, l, d] and [b, l, n]): the model
-//! hands the scan channels-last views, whose copy in that order is one contiguous read, where
-//! reading them channel-major walked a transposed view element by element (a third of the time
-//! of CPU scoring).
+//! hands the scan channels-last views, whose copy in that order is one contiguous pass, where
+//! reading them channel-major walked a transposed view element by element (with the copy of
+//! arrays shared with the model, a third of the time of CPU scoring).
 
-use burn::tensor::{Tensor, TensorData, backend::Backend};
+use burn::tensor::{FloatDType, Tensor, TensorData, backend::Backend};
 use rayon::prelude::*;
 
 use crate::{ScanGrads, SelectiveScanInput};
 
-/// A [b, c, l] input as flat float64 values, position-major: [b, l, c].
+/// A [b, c, l] input as flat float64 values, position-major: [b, l, c]. The cast makes an array
+/// of its own, whose buffer the data takes over; the data of an array still shared with the
+/// model is copied element by element.
 fn flat<B: Backend>(t: &Tensor<B, 3>) -> Vec<f64> {
     t.clone()
         .swap_dims(1, 2)
-        .to_data()
-        .convert::<f64>()
-        .to_vec()
+        .cast(FloatDType::F64)
+        .into_data()
+        .into_vec()
         .expect("float tensor")
 }
 
