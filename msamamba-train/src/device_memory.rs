@@ -7,18 +7,19 @@ use std::any::Any;
 pub fn device_memory(device: &dyn Any) -> Option<(u64, u64)> {
     #[cfg(feature = "cuda")]
     if let Some(device) = device.downcast_ref::<cubecl::cuda::CudaDevice>() {
-        let usage = <cubecl::cuda::CudaRuntime as cubecl::Runtime>::client(device)
-            .memory_usage()
-            .ok()?;
-        return Some((usage.bytes_in_use, usage.bytes_reserved));
+        return usage::<cubecl::cuda::CudaRuntime>(device);
     }
     #[cfg(feature = "wgpu")]
     if let Some(device) = device.downcast_ref::<cubecl::wgpu::WgpuDevice>() {
-        let usage = <cubecl::wgpu::WgpuRuntime as cubecl::Runtime>::client(device)
-            .memory_usage()
-            .ok()?;
-        return Some((usage.bytes_in_use, usage.bytes_reserved));
+        return usage::<cubecl::wgpu::WgpuRuntime>(device);
     }
     let _ = device;
     None
+}
+
+/// The allocator's (bytes in use, bytes reserved) on `device` of runtime `R`.
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+fn usage<R: cubecl::Runtime>(device: &R::Device) -> Option<(u64, u64)> {
+    let usage = R::client(device).memory_usage().ok()?;
+    Some((usage.bytes_in_use, usage.bytes_reserved))
 }

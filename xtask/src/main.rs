@@ -143,6 +143,27 @@ fn fixtures() -> Result<()> {
     run("samtools", &["faidx", &packed])
 }
 
+/// Runs msamamba-train's benchmark binary `bin` on `backend` (built with its features), passing
+/// `args` on.
+fn msamamba_bench(bin: &str, backend: BenchBackend, args: &[String]) -> Result<()> {
+    let (name, features) = backend.name_and_features();
+    let mut all = vec![
+        "run",
+        "--release",
+        "-p",
+        "msamamba-train",
+        "--features",
+        features,
+        "--bin",
+        bin,
+        "--",
+        "--backend",
+        name,
+    ];
+    all.extend(args.iter().map(String::as_str));
+    cargo(&all)
+}
+
 /// Runs cargo with `args`, failing when it fails.
 fn cargo(args: &[&str]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -231,44 +252,10 @@ fn main() -> Result<()> {
         }
         Task::Bench {
             bench: Bench::Score { backend, args },
-        } => {
-            let (name, features) = backend.name_and_features();
-            let mut all = vec![
-                "run",
-                "--release",
-                "-p",
-                "msamamba-train",
-                "--features",
-                features,
-                "--bin",
-                "score_bench",
-                "--",
-                "--backend",
-                name,
-            ];
-            all.extend(args.iter().map(String::as_str));
-            cargo(&all)
-        }
+        } => msamamba_bench("score_bench", backend, &args),
         Task::Bench {
             bench: Bench::Train { backend, args },
-        } => {
-            let (name, features) = backend.name_and_features();
-            let mut all = vec![
-                "run",
-                "--release",
-                "-p",
-                "msamamba-train",
-                "--features",
-                features,
-                "--bin",
-                "train_bench",
-                "--",
-                "--backend",
-                name,
-            ];
-            all.extend(args.iter().map(String::as_str));
-            cargo(&all)
-        }
+        } => msamamba_bench("train_bench", backend, &args),
         Task::Bench {
             bench: Bench::Scan { backend },
         } => cargo(&[
