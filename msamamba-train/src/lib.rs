@@ -12,8 +12,8 @@
 //! The `msamamba` binary (`src/main.rs`, `src/cli/`) only parses flags and calls these.
 
 pub mod atomic_output;
+pub mod bench;
 pub mod data;
-pub mod device_memory;
 pub mod infer;
 pub mod plots;
 pub mod progress;

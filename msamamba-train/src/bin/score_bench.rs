@@ -1,8 +1,8 @@
 //! `cargo xtask bench score`: variants scored per second and peak resident memory, streaming a
 //! synthetic VCF of N SNVs through `score`'s library path (VCF reader, batched scoring, noodles
-//! VCF writer) against the bundled 30-species mm9 alignment, on the CPU or a GPU backend. Each N runs in its own process, so
-//! each peak (the kernel's VmHWM) is that N's alone: flat memory from 100 k to 1 M SNVs shows
-//! that nothing grows with the input. The VCF is generated as it is read and the output
+//! VCF writer) against the bundled 30-species mm9 alignment, on the CPU or a GPU backend. Each N
+//! runs in its own process, so each peak (the kernel's VmHWM) is that N's alone: flat memory from
+//! 100 k to 1 M SNVs shows that nothing grows with the input. The VCF is generated as it is read and the output
 //! discarded, so neither disk nor a file's size enters the measurement. The model is random
 //! (speed does not depend on the weights). On a GPU the device memory the allocator holds at
 //! the end is reported as well. Results: one JSON line per N, then a table.
@@ -13,29 +13,22 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context as _, Result, bail};
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use msamamba_kernels::KernelBackend;
 use msamamba_model::MsaMambaConfig;
 use msamamba_model::tokens::{char_of, complement};
+use msamamba_train::bench::{BenchBackend, device_memory};
 use msamamba_train::data::source::AlignmentSource;
 use msamamba_train::data::vcf::VcfReader;
-use msamamba_train::device_memory::device_memory;
 use msamamba_train::infer::{Context, OutputKind, Provenance, ScoreOptions, ScoreWriter, VariantScorer, score_vcf};
 use msamamba_train::windows::row_order::RowOrder;
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum BackendChoice {
-    Cpu,
-    Wgpu,
-    Cuda,
-}
 
 #[derive(Parser, Debug)]
 #[command(about = "Scores synthetic SNVs: variants/s and peak resident memory per VCF size")]
 struct Args {
     /// Backend to score on (the GPU ones need the binary built with their feature).
-    #[arg(long, value_enum, default_value_t = BackendChoice::Cpu)]
-    backend: BackendChoice,
+    #[arg(long, value_enum, default_value_t = BenchBackend::Cpu)]
+    backend: BenchBackend,
     /// VCF sizes, comma-separated: each is scored in its own process.
     #[arg(long, value_delimiter = ',', default_value = "100000,1000000")]
     variants: Vec<u64>,
@@ -102,16 +95,13 @@ fn main() -> Result<()> {
 /// Scores `n` synthetic SNVs on the chosen backend and prints a JSON line.
 fn one(args: &Args, n: u64) -> Result<()> {
     match args.backend {
-        BackendChoice::Cpu => one_on::<burn::backend::NdArray>(args, n, "cpu", 64),
+        BenchBackend::Cpu => one_on::<burn::backend::NdArray>(args, n, "cpu", 64),
         #[cfg(feature = "wgpu")]
-        BackendChoice::Wgpu => one_on::<burn::backend::Wgpu>(args, n, "wgpu", 1024),
+        BenchBackend::Wgpu => one_on::<burn::backend::Wgpu>(args, n, "wgpu", 1024),
         #[cfg(feature = "cuda")]
-        BackendChoice::Cuda => one_on::<burn::backend::Cuda>(args, n, "cuda", 1024),
+        BenchBackend::Cuda => one_on::<burn::backend::Cuda>(args, n, "cuda", 1024),
         #[allow(unreachable_patterns)]
-        other => bail!(
-            "--backend {other:?}: build with `--features {}`",
-            format!("{other:?}").to_lowercase()
-        ),
+        other => Err(other.not_built()),
     }
 }
 

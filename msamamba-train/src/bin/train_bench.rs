@@ -24,18 +24,11 @@ use msamamba_kernels::{KernelBackend, SelectiveScanInput, selective_scan};
 use msamamba_model::MsaMambaConfig;
 use msamamba_model::block::add_norm;
 use msamamba_model::mlm_loss::mlm_loss;
-use msamamba_train::device_memory::device_memory;
+use msamamba_train::bench::{BenchBackend, device_memory};
 use msamamba_train::windows::mlm_batch::{MsaBatch, MsaBatcher, MsaBatcherConfig};
 use msamamba_train::windows::tiling::MsaItem;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use serde_json::json;
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum BackendChoice {
-    Cpu,
-    Wgpu,
-    Cuda,
-}
 
 /// What autodiff keeps for the backward.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -50,8 +43,8 @@ enum Checkpointing {
 #[command(about = "Times one MLM training step of MSAMamba on synthetic MSAs")]
 struct Args {
     /// Backend to time.
-    #[arg(long, value_enum, default_value_t = BackendChoice::Cpu)]
-    backend: BackendChoice,
+    #[arg(long, value_enum, default_value_t = BenchBackend::Cpu)]
+    backend: BenchBackend,
     /// MSAs per batch.
     #[arg(long, default_value_t = 2)]
     batch: usize,
@@ -99,7 +92,7 @@ fn main() -> Result<()> {
     if !(0.0..=1.0).contains(&args.row_keep) {
         bail!("--row-keep must be between 0 and 1, got {}", args.row_keep);
     }
-    let gpu = !matches!(args.backend, BackendChoice::Cpu);
+    let gpu = !matches!(args.backend, BenchBackend::Cpu);
     match args.checkpointing.unwrap_or(if gpu {
         Checkpointing::Balanced
     } else {
@@ -112,16 +105,13 @@ fn main() -> Result<()> {
 
 fn on_backend<C: CheckpointStrategy>(args: &Args, checkpointing: &str) -> Result<()> {
     match args.backend {
-        BackendChoice::Cpu => bench::<Autodiff<burn::backend::NdArray, C>>(args, "cpu", checkpointing),
+        BenchBackend::Cpu => bench::<Autodiff<burn::backend::NdArray, C>>(args, "cpu", checkpointing),
         #[cfg(feature = "wgpu")]
-        BackendChoice::Wgpu => bench::<Autodiff<burn::backend::Wgpu, C>>(args, "wgpu", checkpointing),
+        BenchBackend::Wgpu => bench::<Autodiff<burn::backend::Wgpu, C>>(args, "wgpu", checkpointing),
         #[cfg(feature = "cuda")]
-        BackendChoice::Cuda => bench::<Autodiff<burn::backend::Cuda, C>>(args, "cuda", checkpointing),
+        BenchBackend::Cuda => bench::<Autodiff<burn::backend::Cuda, C>>(args, "cuda", checkpointing),
         #[allow(unreachable_patterns)]
-        other => bail!(
-            "--backend {other:?}: build with `--features {}`",
-            format!("{other:?}").to_lowercase()
-        ),
+        other => Err(other.not_built()),
     }
 }
 

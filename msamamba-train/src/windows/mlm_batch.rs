@@ -45,12 +45,15 @@ pub struct MsaBatcherConfig {
 #[derive(Debug, Clone)]
 pub struct MsaBatcher {
     config: MsaBatcherConfig,
+    /// The first `config.rows` rows of each item, gap rows after its last.
+    order: RowOrder,
 }
 
 impl MsaBatcher {
     /// A batcher for `config`.
     pub fn new(config: MsaBatcherConfig) -> Self {
-        Self { config }
+        let order = RowOrder::first(config.rows);
+        Self { config, order }
     }
 }
 
@@ -64,9 +67,8 @@ struct Prepared {
 impl MsaBatcher {
     fn prepare(&self, item: MsaItem, len: usize) -> Prepared {
         let mut rng = StdRng::seed_from_u64(item.seed);
-        let order = RowOrder::first(self.config.rows);
-        let filled = order.filled(item.rows.len());
-        let mut rows = order.arrange(&item.rows);
+        let filled = self.order.filled(item.rows.len());
+        let mut rows = self.order.arrange(&item.rows);
         if self.config.random_strand && rng.random_bool(0.5) {
             rows.iter_mut().for_each(|r| reverse_complement(r));
         }

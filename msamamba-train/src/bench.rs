@@ -1,7 +1,29 @@
-//! The GPU allocator's memory readout, for the benchmarks: cubecl's bytes in use and bytes its
-//! pool reserved on a device. The CPU backend has no such readout.
+//! What the benchmark binaries (`train_bench`, `score_bench`) share: the `--backend` flag, and
+//! the GPU allocator's memory readout (cubecl's bytes in use and bytes its pool reserved; the CPU
+//! backend has none).
 
 use std::any::Any;
+
+use clap::ValueEnum;
+
+/// The backend a benchmark runs on; the GPU ones need the binary built with their feature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BenchBackend {
+    /// ndarray.
+    Cpu,
+    /// WGPU (`--features wgpu`).
+    Wgpu,
+    /// CUDA (`--features cuda`).
+    Cuda,
+}
+
+impl BenchBackend {
+    /// The error for a backend this binary was built without.
+    pub fn not_built(self) -> anyhow::Error {
+        let name = format!("{self:?}").to_lowercase();
+        anyhow::anyhow!("--backend {name}: build with `--features {name}`")
+    }
+}
 
 /// (bytes in use, bytes reserved) on `device` when it is a cube backend's device; None on the CPU.
 pub fn device_memory(device: &dyn Any) -> Option<(u64, u64)> {
