@@ -48,7 +48,7 @@ enum Bench {
         #[arg(long, value_enum, default_value_t = BenchBackend::Cpu)]
         backend: BenchBackend,
         /// Passed on to the benchmark: [--variants N[,N...]] [--batch-size B] [--window L]
-        /// [--d-model D] [--n-layers N].
+        /// [--d-model D] [--n-layers N] [--maf M | --store S].
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },

@@ -1,6 +1,7 @@
 //! `cargo xtask bench score`: variants scored per second and peak resident memory, streaming a
 //! synthetic VCF of N SNVs through `score`'s library path (VCF reader, batched scoring, noodles
-//! VCF writer) against the bundled 30-species mm9 alignment, on the CPU or a GPU backend. Each N
+//! VCF writer) against the bundled 30-species mm9 alignment (or a store imported from any MAF), on
+//! the CPU or a GPU backend. Each N
 //! runs in its own process, so each peak (the kernel's VmHWM) is that N's alone: flat memory from
 //! 100 k to 1 M SNVs shows that nothing grows with the input. The VCF is generated as it is read and the output
 //! discarded, so neither disk nor a file's size enters the measurement. The model is random
@@ -45,8 +46,12 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     n_layers: usize,
     /// The alignment to score against (default: the bundled 30-species mm9 MAF).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "store")]
     maf: Option<PathBuf>,
+    /// Score against an alignment store (`msamamba import-maf`'s zarr) instead of a MAF; the
+    /// sites fall in its first stored stretch.
+    #[arg(long)]
+    store: Option<PathBuf>,
     /// Internal: score this many variants here and print one JSON line.
     #[arg(long, hide = true)]
     one: Option<u64>,
@@ -72,7 +77,7 @@ fn main() -> Result<()> {
         rows.push(serde_json::from_str::<serde_json::Value>(line.trim())?);
     }
     println!(
-        "\n| backend | SNVs | seconds | variants/s | peak RSS (MiB) | device in use (reserved) MiB |\n|---|---:|---:|---:|---:|---:|"
+        "\n| backend | source | SNVs | seconds | variants/s | peak RSS (MiB) | device in use (reserved) MiB |\n|---|---|---:|---:|---:|---:|---:|"
     );
     for row in rows {
         let number = |key: &str| row[key].as_f64().unwrap_or(f64::NAN);
@@ -81,8 +86,9 @@ fn main() -> Result<()> {
             _ => "-".into(),
         };
         println!(
-            "| {} | {} | {:.1} | {:.0} | {:.1} | {device} |",
+            "| {} | {} | {} | {:.1} | {:.0} | {:.1} | {device} |",
             row["backend"].as_str().unwrap_or("?"),
+            row["source"].as_str().unwrap_or("?"),
             row["variants"],
             number("seconds"),
             number("variants_per_s"),
@@ -107,16 +113,33 @@ fn one(args: &Args, n: u64) -> Result<()> {
 
 /// Scores `n` synthetic SNVs on backend `B` and prints a JSON line.
 fn one_on<B: KernelBackend>(args: &Args, n: u64, backend: &str, default_batch: usize) -> Result<()> {
-    let maf = args
-        .maf
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/maf/ucsc_mm9_chr10_big.maf"));
-    let source = AlignmentSource::open(Some(&maf), Some("mm9"), None, None)?;
-    let AlignmentSource::Maf { alignment, .. } = &source else {
-        bail!("a MAF source");
+    let source = match &args.store {
+        Some(store) => AlignmentSource::open(None, None, Some(store), None)?,
+        None => {
+            let maf = args.maf.clone().unwrap_or_else(|| {
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../data/maf/ucsc_mm9_chr10_big.maf")
+            });
+            AlignmentSource::open(Some(&maf), Some("mm9"), None, None)?
+        }
     };
-    let chromosome = alignment.chromosomes.first().context("mm9 has no chromosome")?;
-    let (chrom, start, target) = (chromosome.chrom.clone(), chromosome.start, chromosome.rows[0].clone());
+    let (chrom, start, target) = match &source {
+        AlignmentSource::Maf { alignment, .. } => {
+            let chromosome = alignment.chromosomes.first().context("the MAF has no chromosome")?;
+            (chromosome.chrom.clone(), chromosome.start, chromosome.rows[0].clone())
+        }
+        AlignmentSource::Store { store, .. } => {
+            let stretch = store
+                .stored_stretches()?
+                .into_iter()
+                .next()
+                .context("the store holds no chunk")?;
+            let target = store.read(&stretch, &[0])?.remove(0);
+            (stretch.chrom, stretch.start, target)
+        }
+    };
+    if target.iter().all(|&base| base == 0) {
+        bail!("{}: the target row holds no base to place SNVs on", source.describe());
+    }
     let species = source.species();
     let config = MsaMambaConfig::new()
         .with_d_model(args.d_model)
@@ -184,6 +207,7 @@ fn one_on<B: KernelBackend>(args: &Args, n: u64, backend: &str, default_batch: u
             "n_layers": args.n_layers,
             "rows": species.len(),
             "batch_size": options.batch_size,
+            "source": if args.store.is_some() { "store" } else { "maf" },
         })
     );
     Ok(())
