@@ -185,8 +185,8 @@ impl<B: KernelBackend> VariantScorer<B> {
         if variants.is_empty() {
             return Ok(Vec::new());
         }
-        let forward = self.score_strand(variants, 0)?;
-        let reverse = self.score_strand(variants, 1)?;
+        let (forward, reverse) = rayon::join(|| self.score_strand(variants, 0), || self.score_strand(variants, 1));
+        let (forward, reverse) = (forward?, reverse?);
         Ok(forward
             .into_iter()
             .zip(reverse)
