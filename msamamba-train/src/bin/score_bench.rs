@@ -1,12 +1,12 @@
 //! `cargo xtask bench score`: variants scored per second and peak resident memory, streaming a
 //! synthetic VCF of N SNVs through `score`'s library path (VCF reader, batched scoring, noodles
 //! VCF writer) against the bundled 30-species mm9 alignment (or a store imported from any MAF), on
-//! the CPU or a GPU backend. Each N
-//! runs in its own process, so each peak (the kernel's VmHWM) is that N's alone: flat memory from
-//! 100 k to 1 M SNVs shows that nothing grows with the input. The VCF is generated as it is read and the output
-//! discarded, so neither disk nor a file's size enters the measurement. The model is random
-//! (speed does not depend on the weights). On a GPU the device memory the allocator holds at
-//! the end is reported as well. Results: one JSON line per N, then a table.
+//! the CPU or a GPU backend. Each N runs in its own process, so each peak (the kernel's VmHWM) is
+//! that N's alone: flat memory from 100 k to 1 M SNVs shows that nothing grows with the input. The
+//! VCF is generated as it is read and the output discarded, so neither disk nor a file's size
+//! enters the measurement. The model is random (speed does not depend on the weights). On a GPU
+//! the device memory the allocator holds at the end is reported as well. Results: one JSON line
+//! per N, then a table.
 
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -122,10 +122,15 @@ fn one_on<B: KernelBackend>(args: &Args, n: u64, backend: &str, default_batch: u
             AlignmentSource::open(Some(&maf), Some("mm9"), None, None)?
         }
     };
-    let (chrom, start, target) = match &source {
+    let (source_kind, chrom, start, target) = match &source {
         AlignmentSource::Maf { alignment, .. } => {
             let chromosome = alignment.chromosomes.first().context("the MAF has no chromosome")?;
-            (chromosome.chrom.clone(), chromosome.start, chromosome.rows[0].clone())
+            (
+                "maf",
+                chromosome.chrom.clone(),
+                chromosome.start,
+                chromosome.rows[0].clone(),
+            )
         }
         AlignmentSource::Store { store, .. } => {
             let stretch = store
@@ -134,7 +139,7 @@ fn one_on<B: KernelBackend>(args: &Args, n: u64, backend: &str, default_batch: u
                 .next()
                 .context("the store holds no chunk")?;
             let target = store.read(&stretch, &[0])?.remove(0);
-            (stretch.chrom, stretch.start, target)
+            ("store", stretch.chrom, stretch.start, target)
         }
     };
     if target.iter().all(|&base| base == 0) {
@@ -207,7 +212,7 @@ fn one_on<B: KernelBackend>(args: &Args, n: u64, backend: &str, default_batch: u
             "n_layers": args.n_layers,
             "rows": species.len(),
             "batch_size": options.batch_size,
-            "source": if args.store.is_some() { "store" } else { "maf" },
+            "source": source_kind,
         })
     );
     Ok(())

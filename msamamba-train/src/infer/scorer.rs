@@ -180,7 +180,8 @@ impl<B: KernelBackend> VariantScorer<B> {
         }))
     }
 
-    /// Scores `variants` in one forward pass per strand.
+    /// Scores `variants` in one forward pass per strand, the two passes concurrent (on the CPU one
+    /// pass's serial tensor ops overlap the other's; both passes' activations are held at once).
     pub fn score(&self, variants: &[Variant]) -> Result<Vec<StrandScores>> {
         if variants.is_empty() {
             return Ok(Vec::new());
