@@ -178,8 +178,9 @@ pub fn scan_adjoint_kernel(
 /// `CUBE_POS_Z` covers `per_segment` chunks of `chunk` positions; its adjoint state starts from
 /// `adj` [b, segments, d, N] when `has_adj`, from zero otherwise. Outputs du, ddelta, dz
 /// [b, d, l] (any strides, like the inputs), db_part and dc_part [b, blocks, N, l] contiguous
-/// ([b, blocks, l, N] when `channels_last`), da_part [b, segments, d, N], dd_part and dbias_part
-/// [b, segments, d].
+/// ([b, blocks, l, N] when `channels_last`), da_part [d, N, b · segments], dd_part and dbias_part
+/// [d, b · segments] (summed along their contiguous axis: along the other, burn's reduction runs
+/// on one cube).
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
 pub fn scan_backward_kernel(
@@ -238,7 +239,9 @@ pub fn scan_backward_kernel(
     }
     let tiles_per_chunk = chunk.div_ceil(tile);
     let scratch_base = ((batch * segments + segment) * blocks + blk) * tiles_per_chunk * n_state * block;
-    let part = (batch * segments + segment) * dim + channel;
+    // This cube's (batch row, segment), and their count: the partial sums' column.
+    let part = batch * segments + segment;
+    let parts = CUBE_COUNT_Y as usize * segments;
 
     let z_len = comptime!(if has_z { block * (tile + 1) } else { 1 });
     let sig_len = comptime!(if delta_softplus { block * (tile + 1) } else { 1 });
@@ -279,7 +282,7 @@ pub fn scan_backward_kernel(
         for i in 0..n_state {
             ar[i] = a[channel * n_state + i];
             if has_adj {
-                h[i] = adj[part * n_state + i];
+                h[i] = adj[(part * dim + channel) * n_state + i];
             }
         }
         skip = dskip[channel];
@@ -467,9 +470,9 @@ pub fn scan_backward_kernel(
     if live {
         #[unroll]
         for i in 0..n_state {
-            da_part[part * n_state + i] = da[i];
+            da_part[(channel * n_state + i) * parts + part] = da[i];
         }
-        dd_part[part] = dd_acc;
-        dbias_part[part] = dbias_acc;
+        dd_part[channel * parts + part] = dd_acc;
+        dbias_part[channel * parts + part] = dbias_acc;
     }
 }

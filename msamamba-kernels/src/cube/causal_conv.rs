@@ -9,8 +9,9 @@
 //! - Backward: the thread walks its run backwards, keeping the K inputs of the current window and
 //!   the K - 1 output gradients ahead of it (recomputing the pre-activation from the window), and
 //!   sums its weight and bias gradients in registers. Each thread writes them once into partials
-//!   [rows · runs, e, K + 1]; runs are made long enough that rows · runs stays near `MAX_RUNS`,
-//!   so one tensor reduction over a few thousand rows finishes them.
+//!   [e, K + 1, rows · runs]; runs are made long enough that rows · runs stays near `MAX_RUNS`,
+//!   so one tensor reduction along the contiguous axis finishes them (along the other axis,
+//!   burn's reduction ran on two cubes: 0.34 ms a layer on the H200).
 //!
 //! x and dy may have any strides (the model's x is a slice of the input projection); the
 //! outputs are contiguous [r, l, e].
@@ -126,7 +127,7 @@ fn causal_conv_forward_kernel(
 }
 
 /// Gradients of `sum(y · dy)`: dx contiguous [rows, len, channels]; the thread's weight and bias
-/// gradient sums in `part` [rows · runs, channels, K + 1] (bias last).
+/// gradient sums in `part` [channels, K + 1, rows · runs] (bias last).
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
 fn causal_conv_backward_kernel(
@@ -216,12 +217,13 @@ fn causal_conv_backward_kernel(
             }
             window[0] = input_before(x, row, l, taps, ch);
         }
-        let base = ((row * runs + r) * channels + ch) * (taps + 1);
+        let parts = rows * runs;
+        let base = ch * (taps + 1) * parts + row * runs + r;
         #[unroll]
         for k in 0..taps {
-            part[base + k] = dw[k];
+            part[base + k * parts] = dw[k];
         }
-        part[base + taps] = db;
+        part[base + taps * parts] = db;
     }
 }
 
@@ -308,7 +310,7 @@ pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>
     let p = Launch::new(input);
     let [rows, len, channels, taps] = p.dims;
     let dx = p.empty(vec![rows, len, channels]);
-    let part = p.empty(vec![p.runs(), channels, taps + 1]);
+    let part = p.empty(vec![channels, taps + 1, p.runs()]);
     causal_conv_backward_kernel::launch::<R>(
         &p.x.client,
         p.cube_count(),
@@ -326,7 +328,7 @@ pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>
         taps,
         p.silu,
     );
-    let sums = tensor::<R, F, I, BT, 3>(part).sum_dim(0).reshape([channels, taps + 1]);
+    let sums = tensor::<R, F, I, BT, 3>(part).sum_dim(2).reshape([channels, taps + 1]);
     CausalConvGrads {
         x: tensor(dx),
         weight: sums.clone().narrow(1, 0, taps),

@@ -111,6 +111,25 @@ fn view<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
     t.into_primitive().tensor()
 }
 
+/// A [b, x, l] view with its x (`channels_last`) or its positions adjacent in memory, as the
+/// kernels' coalesced loads take it: the view itself when it is, a copy laid out so otherwise.
+/// Why: a tensor's producer picks its layout, and burn-fusion's choice varies from one process
+/// to the next; a gradient dy that came the other way round made the backward 1.7x slower in two
+/// of three processes (H200, 2026-12-01).
+fn laid_out<R: CubeRuntime>(mut t: CubeTensor<R>, channels_last: bool) -> CubeTensor<R> {
+    let adjacent = if channels_last { 1 } else { 2 };
+    if t.meta.shape()[adjacent] == 1 || t.meta.strides()[adjacent] == 1 {
+        return t;
+    }
+    if !channels_last {
+        return into_contiguous(t);
+    }
+    t.meta.swap(1, 2);
+    let mut copy = into_contiguous(t);
+    copy.meta.swap(1, 2);
+    copy
+}
+
 /// The inputs as cube tensors: views for the sequences, contiguous for the per-channel ones.
 struct Prepared<R: CubeRuntime> {
     u: CubeTensor<R>,
@@ -136,14 +155,16 @@ impl<R: CubeRuntime> Prepared<R> {
         let [_, n_state] = input.a.dims();
         let u = view(input.u);
         let strides = u.meta.strides();
+        let channels_last = strides[1] < strides[2];
+        let sequence = |t| laid_out(view(t), channels_last);
         Prepared {
-            channels_last: strides[1] < strides[2],
+            channels_last,
             u,
-            delta: view(input.delta),
-            z: input.z.map(view),
+            delta: sequence(input.delta),
+            z: input.z.map(sequence),
             a: prim(input.a),
-            b: view(input.b),
-            c: view(input.c),
+            b: sequence(input.b),
+            c: sequence(input.c),
             d: prim(input.d),
             delta_bias: prim(input.delta_bias),
             softplus: input.delta_softplus,
@@ -422,7 +443,7 @@ fn backward_launch<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolEleme
     config: &KernelConfig,
 ) -> ScanGrads<Cube<R, F, I, BT>> {
     let p = Prepared::new(input);
-    let dy = view(dy);
+    let dy = laid_out(view(dy), p.channels_last);
     let [batch, dim, n_state, len] = p.dims;
     let block = config.block;
     let (blocks, chunks) = p.grid(config);
@@ -474,9 +495,9 @@ fn backward_launch<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolEleme
     };
     let db_part = p.empty(part_shape.clone());
     let dc_part = p.empty(part_shape);
-    let da_part = p.empty(vec![batch * segments, dim, n_state]);
-    let dd_part = p.empty(vec![batch * segments, dim]);
-    let dbias_part = p.empty(vec![batch * segments, dim]);
+    let da_part = p.empty(vec![dim, n_state, batch * segments]);
+    let dd_part = p.empty(vec![dim, batch * segments]);
+    let dbias_part = p.empty(vec![dim, batch * segments]);
     scan_backward_kernel::launch::<R>(
         &p.u.client,
         CubeCount::Static(blocks as u32, batch as u32, segments as u32),
@@ -515,7 +536,7 @@ fn backward_launch<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolEleme
         p.channels_last,
     );
     // Sums over channel blocks, and over batch rows and segments: [b, blocks, N, l] -> [b, N, l];
-    // [b · segments, d, ..] -> [d, ..].
+    // [d, .., b · segments] -> [d, ..].
     let over_blocks = |t: CubeTensor<R>| {
         let sum = tensor::<R, F, I, BT, 4>(t).sum_dim(1);
         if p.channels_last {
@@ -527,11 +548,11 @@ fn backward_launch<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolEleme
     ScanGrads {
         u: tensor(du),
         delta: tensor(ddelta),
-        a: tensor::<R, F, I, BT, 3>(da_part).sum_dim(0).reshape([dim, n_state]),
+        a: tensor::<R, F, I, BT, 3>(da_part).sum_dim(2).reshape([dim, n_state]),
         b: over_blocks(db_part),
         c: over_blocks(dc_part),
-        d: tensor::<R, F, I, BT, 2>(dd_part).sum_dim(0).reshape([dim]),
+        d: tensor::<R, F, I, BT, 2>(dd_part).sum_dim(1).reshape([dim]),
         z: p.z.is_some().then(|| tensor(dz)),
-        delta_bias: tensor::<R, F, I, BT, 2>(dbias_part).sum_dim(0).reshape([dim]),
+        delta_bias: tensor::<R, F, I, BT, 2>(dbias_part).sum_dim(1).reshape([dim]),
     }
 }

@@ -259,6 +259,11 @@ enum Layout {
     ChannelsFirst,
     /// Views of channels-last tensors, as the model passes them (`Problem::input_views`).
     ModelViews,
+    /// The model's views with a contiguous channels-first dy: the launch copies dy into u's
+    /// layout.
+    ViewsWithDyFirst,
+    /// Contiguous channels-first inputs with a channels-last view for dy.
+    FirstWithDyView,
 }
 
 /// Checks the forward and every gradient under each (`split_below`, `split_cubes`) of `splits`.
@@ -296,6 +301,8 @@ where
         let (input, dy) = match layout {
             Layout::ChannelsFirst => (problem.input::<G<R, BT>>(&gpu), problem.dy::<G<R, BT>>(&gpu)),
             Layout::ModelViews => (problem.input_views::<G<R, BT>>(&gpu), problem.dy_view::<G<R, BT>>(&gpu)),
+            Layout::ViewsWithDyFirst => (problem.input_views::<G<R, BT>>(&gpu), problem.dy::<G<R, BT>>(&gpu)),
+            Layout::FirstWithDyView => (problem.input::<G<R, BT>>(&gpu), problem.dy_view::<G<R, BT>>(&gpu)),
         };
         let y = cube::forward(input.clone(), &config);
         assert_within(&format!("y {label}"), &values(y), &oracle.y.0, oracle.y.1);
@@ -403,6 +410,17 @@ macro_rules! gpu_tests {
                 for ((dims, chunk), gated_softplus) in cases {
                     let problem = Problem::random(&mut rng, dims, gated_softplus, gated_softplus);
                     check_problem_in::<R, BT>(&problem, chunk, &SPLITS, Layout::ModelViews);
+                }
+            }
+
+            #[test]
+            fn kernel_matches_reference_when_dy_is_laid_out_unlike_u() {
+                let mut rng = rng();
+                for ((dims, chunk), gated) in [(SHAPES[0], true), (SPLIT_SHAPES[3], false)] {
+                    let problem = Problem::random(&mut rng, dims, gated, true);
+                    for layout in [Layout::ViewsWithDyFirst, Layout::FirstWithDyView] {
+                        check_problem_in::<R, BT>(&problem, chunk, &SPLITS, layout);
+                    }
                 }
             }
 
