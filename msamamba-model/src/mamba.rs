@@ -2,6 +2,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use msamamba_kernels::KernelBackend;
 
+use crate::recomputed::kept;
 use crate::selective_ssm::{SelectiveSsm, SelectiveSsmConfig};
 
 /// The Mamba-1 mixer of mamba_ssm: in_proj to (x, z), a selective SSM on x gated by z, out_proj.
@@ -63,7 +64,7 @@ impl<B: KernelBackend> Mamba<B> {
     /// # Shapes
     /// x: [R, L, D] -> [R, L, D], R the scanned rows.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let xz = self.in_proj.forward(x); // [R, L, 2E]
+        let xz = kept(&self.in_proj, x); // [R, L, 2E]
         let e = xz.dims()[2] / 2;
         let (u, z) = (xz.clone().narrow(2, 0, e), xz.clone().narrow(2, e, e));
         let mut y = self.forward_ssm.forward(u, z); // [R, L, E]
@@ -72,6 +73,6 @@ impl<B: KernelBackend> Mamba<B> {
             let (u, z) = (flipped.clone().narrow(2, 0, e), flipped.narrow(2, e, e));
             y = y + reverse.forward(u, z).flip([1]);
         }
-        self.out_proj.forward(y)
+        kept(&self.out_proj, y)
     }
 }

@@ -3,7 +3,7 @@ use burn::prelude::*;
 use burn::tensor::activation::silu;
 use msamamba_kernels::RecomputedLinearBackend;
 
-use crate::recomputed::recomputed;
+use crate::recomputed::{kept, recomputed};
 
 /// The position-wise transition: D -> 4D -> D with SiLU.
 #[derive(Config, Debug)]
@@ -42,6 +42,6 @@ impl<B: RecomputedLinearBackend> Mlp<B> {
     /// # Shapes
     /// x: [..., D] -> [..., D]
     pub fn forward<const K: usize>(&self, x: Tensor<B, K>) -> Tensor<B, K> {
-        self.down.forward(silu(recomputed(&self.up, x)))
+        kept(&self.down, silu(recomputed(&self.up, x)))
     }
 }

@@ -5,6 +5,7 @@ use msamamba_kernels::KernelBackend;
 use crate::block::{Block, BlockConfig};
 use crate::mamba::MambaConfig;
 use crate::mlp::MlpConfig;
+use crate::recomputed::kept;
 use crate::row_attention::RowAttentionConfig;
 use crate::row_sparse::RowSelection;
 use crate::token_embedding::{TokenEmbedding, TokenEmbeddingConfig};
@@ -173,6 +174,6 @@ impl<B: KernelBackend> MsaMamba<B> {
     /// # Shapes
     /// tokens: [B, M, L] Int, row_keep: [B, M] Bool -> logits: [B, L, 6]
     pub fn forward(&self, tokens: Tensor<B, 3, Int>, row_keep: Tensor<B, 2, Bool>, row_sparse: bool) -> Tensor<B, 3> {
-        self.lm_head.forward(self.forward_target(tokens, row_keep, row_sparse))
+        kept(&self.lm_head, self.forward_target(tokens, row_keep, row_sparse))
     }
 }

@@ -4,7 +4,7 @@ use burn::prelude::*;
 use msamamba_kernels::row_attention::row_attention;
 use msamamba_kernels::{RecomputedLinearBackend, RowAttentionBackend, RowAttentionInput};
 
-use crate::recomputed::recomputed;
+use crate::recomputed::{kept, recomputed};
 
 /// Multi-head self-attention across the M rows at each position, with learned absolute
 /// row-position embeddings. Dropped and padding rows are masked out as keys.
@@ -78,6 +78,6 @@ impl<B: RowAttentionBackend + RecomputedLinearBackend> RowAttention<B> {
             key_keep: row_keep.float(),
             n_heads: mha.n_heads,
         });
-        mha.output.forward(context)
+        kept(&mha.output, context)
     }
 }

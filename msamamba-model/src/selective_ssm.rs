@@ -5,7 +5,7 @@ use burn::tensor::Distribution;
 use msamamba_kernels::{KernelBackend, SelectiveScanInput, selective_scan};
 
 use crate::causal_conv::{CausalConv, CausalConvConfig};
-use crate::recomputed::recomputed;
+use crate::recomputed::{kept, recomputed};
 
 /// One scan direction of a Mamba layer: causal depthwise conv, SiLU, then the selective SSM
 /// whose step size and B, C depend on the input.
@@ -105,7 +105,7 @@ impl<B: KernelBackend> SelectiveSsm<B> {
     /// u, z: [R, L, E]
     pub fn scan_input(&self, u: Tensor<B, 3>, z: Tensor<B, 3>) -> SelectiveScanInput<B> {
         let n = self.d_state;
-        let x_dbl = self.x_proj.forward(u.clone()); // [R, L, dt_rank + 2N]
+        let x_dbl = kept(&self.x_proj, u.clone()); // [R, L, dt_rank + 2N]
         let dt = x_dbl.clone().narrow(2, 0, self.dt_rank); // [R, L, dt_rank]
         let b = x_dbl.clone().narrow(2, self.dt_rank, n).swap_dims(1, 2); // [R, N, L]
         let c = x_dbl.narrow(2, self.dt_rank + n, n).swap_dims(1, 2); // [R, N, L]

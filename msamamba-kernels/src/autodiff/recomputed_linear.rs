@@ -1,5 +1,6 @@
-//! The recomputed linear as a memory-bound autodiff node: the same gradients as burn's linear,
-//! but its output is rebuilt by a retro-forward when a consumer's backward asks for it.
+//! The linears as autodiff nodes: the same gradients as burn's linear, their reductions through
+//! the backend's column sums. The recomputed one is memory-bound (its output rebuilt by a
+//! retro-forward when a consumer's backward asks for it), the kept one compute-bound.
 
 use std::marker::PhantomData;
 
@@ -14,6 +15,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
 
 use crate::RecomputedLinearBackend;
+use crate::recomputed_linear::{bias_gradient, weight_gradient};
 
 /// Backward of the linear; parents x, weight and, when `N` is 3, bias.
 #[derive(Debug)]
@@ -41,7 +43,7 @@ impl<B: Backend> RetroForward for RetroLinear<B> {
 }
 
 /// The gradients of x and the weight, registered with their parents.
-fn register_linear<B: Backend, const N: usize>(
+fn register_linear<B: RecomputedLinearBackend, const N: usize>(
     ops: &Ops<LinearState, N>,
     grad: &FloatTensor<B>,
     grads: &mut Gradients,
@@ -54,11 +56,11 @@ fn register_linear<B: Backend, const N: usize>(
     }
     if let Some(node) = &ops.parents[1] {
         let x = checkpointer.retrieve_node_output(x_state.expect("x kept for the weight's gradient"));
-        grads.register::<B>(node.id, B::linear_weight_backward(x, grad.clone()));
+        grads.register::<B>(node.id, weight_gradient::<B>(x, grad.clone()));
     }
 }
 
-impl<B: Backend> Backward<B, 2> for LinearBackward {
+impl<B: RecomputedLinearBackend> Backward<B, 2> for LinearBackward {
     type State = LinearState;
 
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
@@ -67,35 +69,35 @@ impl<B: Backend> Backward<B, 2> for LinearBackward {
     }
 }
 
-impl<B: Backend> Backward<B, 3> for LinearBackward {
+impl<B: RecomputedLinearBackend> Backward<B, 3> for LinearBackward {
     type State = LinearState;
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
         let grad = grads.consume::<B>(&ops.node);
         register_linear::<B, 3>(&ops, &grad, grads, checkpointer);
         if let Some(node) = &ops.parents[2] {
-            grads.register::<B>(node.id, B::linear_bias_backward(grad));
+            grads.register::<B>(node.id, bias_gradient::<B>(grad));
         }
     }
 }
 
-/// The node over `parents` (x, weight and, when `N` is 3, bias) with its already computed output.
-fn linear_node<B: Backend, C: CheckpointStrategy, const N: usize>(
+/// The node over `parents` (x, weight and, when `N` is 3, bias) with its already computed output:
+/// memory-bound, rebuilt by `retro`, when there is one; compute-bound otherwise.
+fn linear_node<B: RecomputedLinearBackend, C: CheckpointStrategy, const N: usize>(
     parents: [&FloatTensor<Autodiff<B, C>>; N],
-    retro: RetroLinear<B>,
+    retro: Option<RetroLinear<B>>,
     output: FloatTensor<B>,
 ) -> FloatTensor<Autodiff<B, C>>
 where
     LinearBackward: Backward<B, N, State = LinearState>,
 {
     let (x, weight) = (parents[0], parents[1]);
-    match LinearBackward
-        .prepare::<C>(parents.map(|p| p.node.clone()))
-        .memory_bound()
-        .retro_forward(retro)
-        .parents(parents)
-        .stateful()
-    {
+    let prep = LinearBackward.prepare::<C>(parents.map(|p| p.node.clone()));
+    let prep = match retro {
+        Some(retro) => prep.memory_bound().retro_forward(retro).parents(parents),
+        None => prep.compute_bound(),
+    };
+    match prep.stateful() {
         OpsKind::Tracked(mut prep) => {
             // Each input is kept only for the other's gradient, as burn's linear does.
             let state = (
@@ -108,26 +110,44 @@ where
     }
 }
 
-impl<B: Backend, C: CheckpointStrategy> RecomputedLinearBackend for Autodiff<B, C> {
+/// The linear node over x, weight and bias, rebuilt by a retro-forward when `recomputed`.
+fn linear<B: RecomputedLinearBackend, C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<B, C>>,
+    weight: FloatTensor<Autodiff<B, C>>,
+    bias: Option<FloatTensor<Autodiff<B, C>>>,
+    recomputed: bool,
+) -> FloatTensor<Autodiff<B, C>> {
+    let retro = recomputed.then(|| RetroLinear::<B> {
+        x: x.node.id,
+        weight: weight.node.id,
+        bias: bias.as_ref().map(|b| b.node.id),
+        backend: PhantomData,
+    });
+    let output = B::linear(
+        x.primitive.clone(),
+        weight.primitive.clone(),
+        bias.as_ref().map(|b| b.primitive.clone()),
+    );
+    match &bias {
+        Some(b) => linear_node::<B, C, 3>([&x, &weight, b], retro, output),
+        None => linear_node::<B, C, 2>([&x, &weight], retro, output),
+    }
+}
+
+impl<B: RecomputedLinearBackend, C: CheckpointStrategy> RecomputedLinearBackend for Autodiff<B, C> {
     fn recomputed_linear(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: Option<FloatTensor<Self>>,
     ) -> FloatTensor<Self> {
-        let retro = RetroLinear::<B> {
-            x: x.node.id,
-            weight: weight.node.id,
-            bias: bias.as_ref().map(|b| b.node.id),
-            backend: PhantomData,
-        };
-        let output = B::linear(
-            x.primitive.clone(),
-            weight.primitive.clone(),
-            bias.as_ref().map(|b| b.primitive.clone()),
-        );
-        match &bias {
-            Some(b) => linear_node::<B, C, 3>([&x, &weight, b], retro, output),
-            None => linear_node::<B, C, 2>([&x, &weight], retro, output),
-        }
+        linear::<B, C>(x, weight, bias, true)
+    }
+
+    fn kept_linear(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+    ) -> FloatTensor<Self> {
+        linear::<B, C>(x, weight, bias, false)
     }
 }

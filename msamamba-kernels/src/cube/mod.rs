@@ -10,12 +10,15 @@
 
 mod backward;
 pub mod causal_conv;
+pub mod column_sums;
 mod combine;
 mod forward;
 mod launch;
 pub mod residual_norm;
 pub mod row_attention;
 
+use burn::tensor::TensorPrimitive;
+use burn::tensor::ops::FloatTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 
 pub use launch::{KernelConfig, backward, forward, supported};
@@ -109,8 +112,17 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> CausalConv
     }
 }
 
-/// burn's linear (only autodiff treats it differently).
+/// burn's linear (only autodiff treats it differently), the gradients' sums on the kernel.
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> RecomputedLinearBackend
     for CubeBackend<R, F, I, BT>
 {
+    fn column_sums(t: FloatTensor<Self>) -> FloatTensor<Self> {
+        let t = burn::tensor::Tensor::<Self, 2>::from_primitive(TensorPrimitive::Float(t));
+        let sums = if column_sums::supported(&t) {
+            column_sums::column_sums(t)
+        } else {
+            t.sum_dim(0).flatten(0, 1)
+        };
+        sums.into_primitive().tensor()
+    }
 }

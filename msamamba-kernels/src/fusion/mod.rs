@@ -3,19 +3,15 @@
 //! before the operation, then the inner backend runs its kernel on the resolved buffers.
 
 mod causal_conv;
+mod column_sums;
 mod residual_norm;
 mod row_attention;
 mod scan;
 
 use burn::tensor::{Shape, Tensor, TensorPrimitive, backend::Backend};
 use burn_fusion::stream::{Operation, OperationStreams};
-use burn_fusion::{Fusion, FusionBackend, FusionRuntime, FusionTensor};
+use burn_fusion::{FusionBackend, FusionRuntime, FusionTensor};
 use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
-
-use crate::RecomputedLinearBackend;
-
-/// burn's linear, queued like any other matmul (only autodiff treats it differently).
-impl<B: FusionBackend> RecomputedLinearBackend for Fusion<B> {}
 
 fn tensor<B: Backend, const D: usize>(primitive: B::FloatTensorPrimitive) -> Tensor<B, D> {
     Tensor::from_primitive(TensorPrimitive::Float(primitive))

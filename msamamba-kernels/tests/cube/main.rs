@@ -1,11 +1,12 @@
 //! The CubeCL kernels against the tensor-op references (on NdArray): the selective scan, the row
-//! attention and the residual RMSNorm, forward, every gradient, and inside burn's autodiff; on WGPU (the `wgpu`
-//! feature) and on CUDA (`cuda`).
+//! attention, the residual RMSNorm, the causal convolution and the linears' column sums, forward,
+//! every gradient, and inside burn's autodiff; on WGPU (the `wgpu` feature) and on CUDA (`cuda`).
 #![cfg(any(feature = "wgpu", feature = "cuda"))]
 
 mod causal_conv;
 #[path = "../common/mod.rs"]
 mod common;
+mod linear;
 mod residual_norm;
 mod row_attention;
 mod scan;

@@ -1,6 +1,7 @@
-//! The recomputed linear under balanced checkpointing (its output rebuilt in the backward) against
-//! float64 loops of the projection's gradients, and against burn's linear keeping everything; the
-//! causal convolution, also recomputed, likewise.
+//! The recomputed linear under balanced checkpointing (its output rebuilt in the backward) and the
+//! kept one, on 2-, 3- and 4-D inputs, against float64 loops of the projection's gradients; the
+//! recomputed one against burn's linear keeping everything; the causal convolution, also
+//! recomputed, likewise.
 
 use crate::common::{ConvProblem, assert_close, rng, values};
 use burn::backend::autodiff::checkpoint::strategy::{BalancedCheckpointing, CheckpointStrategy, NoCheckpointing};
@@ -8,8 +9,9 @@ use burn::backend::{Autodiff, NdArray};
 use burn::tensor::activation::silu;
 use burn::tensor::{Tensor, TensorData};
 use msamamba_kernels::CausalConvInput;
+use msamamba_kernels::RecomputedLinearBackend;
 use msamamba_kernels::causal_conv::causal_conv1d;
-use msamamba_kernels::recomputed_linear::recomputed_linear;
+use msamamba_kernels::recomputed_linear::{linear, recomputed_linear};
 use rand::Rng;
 use rand::rngs::StdRng;
 
@@ -63,9 +65,15 @@ fn loop_grads(p: &LinearProblem, with_bias: bool) -> [Vec<f64>; 3] {
     [dx, dw, db]
 }
 
-/// Gradients of sum(y²) through `recomputed_linear` on Autodiff with strategy `C`; the square's
-/// backward needs y, which balanced checkpointing recomputes. 3-D x when `batched`.
-fn node_grads<C: CheckpointStrategy>(p: &LinearProblem, with_bias: bool, batched: bool) -> [Vec<f64>; 3] {
+/// Gradients of sum(y²) through `recomputed_linear` (or the kept `linear`) on Autodiff with
+/// strategy `C`; the square's backward needs y, which balanced checkpointing recomputes. x of
+/// `rank` 2, 3 ([2, rows / 2, k]) or 4 ([1, 2, rows / 2, k]).
+fn node_grads<C: CheckpointStrategy>(
+    p: &LinearProblem,
+    with_bias: bool,
+    rank: usize,
+    recomputed: bool,
+) -> [Vec<f64>; 3] {
     type B<C> = Autodiff<F64, C>;
     let device = Default::default();
     let [rows, k, n] = p.dims;
@@ -73,10 +81,11 @@ fn node_grads<C: CheckpointStrategy>(p: &LinearProblem, with_bias: bool, batched
     let weight = Tensor::<B<C>, 2>::from_data(TensorData::new(p.weight.clone(), [k, n]), &device).require_grad();
     let bias = Tensor::<B<C>, 1>::from_data(TensorData::new(p.bias.clone(), [n]), &device).require_grad();
     let b = with_bias.then(|| bias.clone());
-    let y = if batched {
-        recomputed_linear(x.clone().reshape([2, rows / 2, k]), weight.clone(), b).reshape([rows, n])
-    } else {
-        recomputed_linear(x.clone(), weight.clone(), b)
+    let (w, b) = (weight.clone(), b);
+    let y = match rank {
+        2 => project(x.clone(), w, b, recomputed),
+        3 => project(x.clone().reshape([2, rows / 2, k]), w, b, recomputed).reshape([rows, n]),
+        _ => project(x.clone().reshape([1, 2, rows / 2, k]), w, b, recomputed).reshape([rows, n]),
     };
     let grads = (y.clone() * y).sum().backward();
     let db = if with_bias {
@@ -91,8 +100,22 @@ fn node_grads<C: CheckpointStrategy>(p: &LinearProblem, with_bias: bool, batched
     ]
 }
 
+/// `recomputed_linear` or the kept `linear`.
+fn project<B: RecomputedLinearBackend, const D: usize>(
+    x: Tensor<B, D>,
+    weight: Tensor<B, 2>,
+    bias: Option<Tensor<B, 1>>,
+    recomputed: bool,
+) -> Tensor<B, D> {
+    if recomputed {
+        recomputed_linear(x, weight, bias)
+    } else {
+        linear(x, weight, bias)
+    }
+}
+
 #[test]
-fn recomputed_linear_gradients_match_float64_loops() {
+fn linear_gradients_match_float64_loops() {
     let mut rng = rng();
     // One row and one channel; odd sizes; rows split in two for the 3-D case.
     for dims in [[2, 1, 1], [6, 5, 3], [10, 7, 9], [34, 8, 33]] {
@@ -102,16 +125,16 @@ fn recomputed_linear_gradients_match_float64_loops() {
             if !with_bias {
                 want[2] = vec![0.0; dims[2]];
             }
-            for batched in [false, true] {
-                let balanced = node_grads::<BalancedCheckpointing>(&p, with_bias, batched);
-                let kept = node_grads::<NoCheckpointing>(&p, with_bias, batched);
-                for (name, (got, want)) in ["dx", "dweight", "dbias"].iter().zip(balanced.iter().zip(&want)) {
-                    let what = format!("recomputed {name} {dims:?} bias={with_bias} 3-D={batched}");
-                    assert_close(&what, got, want, 1e-12);
-                }
-                for (name, (got, want)) in ["dx", "dweight", "dbias"].iter().zip(kept.iter().zip(&want)) {
-                    let what = format!("kept {name} {dims:?} bias={with_bias} 3-D={batched}");
-                    assert_close(&what, got, want, 1e-12);
+            for (rank, recomputed) in [2, 3, 4].into_iter().flat_map(|rank| [(rank, true), (rank, false)]) {
+                let balanced = node_grads::<BalancedCheckpointing>(&p, with_bias, rank, recomputed);
+                let kept = node_grads::<NoCheckpointing>(&p, with_bias, rank, recomputed);
+                for (strategy, got) in [("balanced", balanced), ("none", kept)] {
+                    for (name, (got, want)) in ["dx", "dweight", "dbias"].iter().zip(got.iter().zip(&want)) {
+                        let what = format!(
+                            "{name} {dims:?} bias={with_bias} rank={rank} recomputed={recomputed} checkpointing={strategy}"
+                        );
+                        assert_close(&what, got, want, 1e-12);
+                    }
                 }
             }
         }
