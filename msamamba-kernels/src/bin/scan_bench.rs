@@ -127,6 +127,7 @@ fn main() {
     let mut runs = 10usize;
     let mut small = false;
     let mut only: Vec<usize> = Vec::new();
+    let mut extra: Vec<[usize; 4]> = Vec::new();
     #[cfg(any(feature = "wgpu", feature = "cuda"))]
     let mut config = msamamba_kernels::cube::KernelConfig::default();
     let mut args = std::env::args().skip(1);
@@ -138,6 +139,22 @@ fn main() {
             "--small" => small = true,
             // Only the shape number K (0-based), repeatable.
             "--only" => only.extend(args.next().and_then(|k| k.parse::<usize>().ok())),
+            // Another shape, b,d,n,l (repeatable; with --only K alone, only these).
+            "--shape" => {
+                let dims: Vec<usize> = args
+                    .next()
+                    .unwrap_or_default()
+                    .split(',')
+                    .filter_map(|v| v.parse().ok())
+                    .collect();
+                match <[usize; 4]>::try_from(dims) {
+                    Ok(shape) if !shape.contains(&0) => extra.push(shape),
+                    _ => {
+                        eprintln!("scan_bench: --shape takes four positive sizes, b,d,n,l");
+                        std::process::exit(2);
+                    }
+                }
+            }
             // Tuning overrides: channels per cube, shared-memory budget of the backward (bytes).
             #[cfg(any(feature = "wgpu", feature = "cuda"))]
             "--block" => config.block = args.next().and_then(|r| r.parse().ok()).unwrap_or(config.block),
@@ -172,8 +189,9 @@ fn main() {
         bench::SHAPES
             .iter()
             .enumerate()
-            .filter(|(k, _)| only.is_empty() || only.contains(k))
+            .filter(|(k, _)| (only.is_empty() && extra.is_empty()) || only.contains(k))
             .map(|(_, s)| *s)
+            .chain(extra.iter().copied())
             .collect()
     };
     match backend.as_str() {
@@ -183,7 +201,7 @@ fn main() {
         #[cfg(feature = "wgpu")]
         "wgpu" => bench::run::<cubecl::wgpu::WgpuRuntime, u32>("wgpu", config, runs, &shapes, 1 << 31),
         other => {
-            let _ = (small, &only, runs);
+            let _ = (small, &only, &extra, runs);
             eprintln!("scan_bench: backend `{other}` was not compiled in (features: wgpu, cuda)");
             std::process::exit(2);
         }
