@@ -32,6 +32,10 @@ pub struct VariantScorer<B: KernelBackend> {
     sites: [usize; 2],
     weights: PathBuf,
     device: B::Device,
+    /// Whether the two strands' passes run concurrently: on the CPU only. There one pass's serial
+    /// tensor ops overlap the other's (65 -> 110 variants/s on 2 cores); on CUDA the two threads'
+    /// launches gained 9% and a 1 M-variant run failed with a launch error (H200, 2026-12-01).
+    concurrent: bool,
 }
 
 /// Both strands' windows around one site, rows in the model's order, target first.
@@ -127,6 +131,7 @@ impl<B: KernelBackend> VariantScorer<B> {
             window,
             sites: context.sites(window),
             weights,
+            concurrent: (device as &dyn std::any::Any).is::<burn::backend::ndarray::NdArrayDevice>(),
             device: device.clone(),
         })
     }
@@ -180,13 +185,18 @@ impl<B: KernelBackend> VariantScorer<B> {
         }))
     }
 
-    /// Scores `variants` in one forward pass per strand, the two passes concurrent (on the CPU one
-    /// pass's serial tensor ops overlap the other's; both passes' activations are held at once).
+    /// Scores `variants` in one forward pass per strand, the two passes concurrent on the CPU
+    /// (both passes' activations are then held at once) and one after the other elsewhere.
     pub fn score(&self, variants: &[Variant]) -> Result<Vec<StrandScores>> {
         if variants.is_empty() {
             return Ok(Vec::new());
         }
-        let (forward, reverse) = rayon::join(|| self.score_strand(variants, 0), || self.score_strand(variants, 1));
+        let strand = |strand| self.score_strand(variants, strand);
+        let (forward, reverse) = if self.concurrent {
+            rayon::join(|| strand(0), || strand(1))
+        } else {
+            (strand(0), strand(1))
+        };
         let (forward, reverse) = (forward?, reverse?);
         Ok(forward
             .into_iter()
