@@ -239,9 +239,6 @@ pub fn scan_backward_kernel(
     }
     let tiles_per_chunk = chunk.div_ceil(tile);
     let scratch_base = ((batch * segments + segment) * blocks + blk) * tiles_per_chunk * n_state * block;
-    // This cube's (batch row, segment), and their count: the partial sums' column.
-    let part = batch * segments + segment;
-    let parts = CUBE_COUNT_Y as usize * segments;
 
     let z_len = comptime!(if has_z { block * (tile + 1) } else { 1 });
     let sig_len = comptime!(if delta_softplus { block * (tile + 1) } else { 1 });
@@ -282,7 +279,7 @@ pub fn scan_backward_kernel(
         for i in 0..n_state {
             ar[i] = a[channel * n_state + i];
             if has_adj {
-                h[i] = adj[(part * dim + channel) * n_state + i];
+                h[i] = adj[((batch * segments + segment) * dim + channel) * n_state + i];
             }
         }
         skip = dskip[channel];
@@ -468,6 +465,10 @@ pub fn scan_backward_kernel(
     }
 
     if live {
+        // This cube's (batch row, segment) is its partial sums' column; computed here, not kept
+        // live through the scan (the kernel is at its register limit).
+        let part = batch * segments + segment;
+        let parts = CUBE_COUNT_Y as usize * segments;
         #[unroll]
         for i in 0..n_state {
             da_part[(channel * n_state + i) * parts + part] = da[i];
