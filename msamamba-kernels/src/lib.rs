@@ -1,7 +1,9 @@
 //! The fused operations of MSAMamba: the causal convolution in front of each scan, the selective
 //! scan of Mamba (S6) along every row, the attention across rows at each position, and the
-//! residual add + RMSNorm after each sub-layer; and a linear projection whose output autodiff
-//! recomputes ([`recomputed_linear`](recomputed_linear::recomputed_linear)).
+//! residual add + RMSNorm after each sub-layer; linear projections whose gradients' sums run on
+//! the kernels and whose output autodiff may recompute
+//! ([`recomputed_linear`](recomputed_linear::recomputed_linear)); and the optimizer's AdamW step
+//! ([`adamw_step`](adamw::adamw_step)).
 //!
 //! [`causal_conv1d`](causal_conv::causal_conv1d), [`selective_scan`],
 //! [`row_attention`](row_attention::row_attention) and
@@ -11,6 +13,7 @@
 //! scan), so every burn backend runs them all, and [`Autodiff`](burn::backend::Autodiff) wires
 //! each backward in as one graph node. Models ask for [`KernelBackend`], all of them together.
 
+pub mod adamw;
 mod autodiff;
 pub mod causal_conv;
 #[cfg(feature = "ndarray")]
@@ -27,6 +30,7 @@ pub mod residual_norm;
 pub mod row_attention;
 mod scan;
 
+pub use adamw::AdamWBackend;
 pub use causal_conv::{CausalConvBackend, CausalConvGrads, CausalConvInput};
 pub use recomputed_linear::RecomputedLinearBackend;
 pub use residual_norm::{ResidualNormBackend, ResidualNormGrads, ResidualNormInput};
@@ -36,11 +40,21 @@ pub use scan::{ScanGrads, ScanShapeError, SelectiveScanBackend, SelectiveScanInp
 
 /// A backend with every fused operation (every burn backend has them, through the references).
 pub trait KernelBackend:
-    CausalConvBackend + SelectiveScanBackend + RowAttentionBackend + ResidualNormBackend + RecomputedLinearBackend
+    CausalConvBackend
+    + SelectiveScanBackend
+    + RowAttentionBackend
+    + ResidualNormBackend
+    + RecomputedLinearBackend
+    + AdamWBackend
 {
 }
 
 impl<B> KernelBackend for B where
-    B: CausalConvBackend + SelectiveScanBackend + RowAttentionBackend + ResidualNormBackend + RecomputedLinearBackend
+    B: CausalConvBackend
+        + SelectiveScanBackend
+        + RowAttentionBackend
+        + ResidualNormBackend
+        + RecomputedLinearBackend
+        + AdamWBackend
 {
 }

@@ -4,7 +4,7 @@ use burn::backend::ndarray::{
 use burn::tensor::Tensor;
 
 use crate::{
-    CausalConvBackend, RecomputedLinearBackend, ResidualNormBackend, RowAttentionBackend, ScanGrads,
+    AdamWBackend, CausalConvBackend, RecomputedLinearBackend, ResidualNormBackend, RowAttentionBackend, ScanGrads,
     SelectiveScanBackend, SelectiveScanInput, cpu,
 };
 
@@ -49,6 +49,14 @@ where
 
 /// The CPU backend recomputes with burn's linear.
 impl<E: FloatNdArrayElement, I: IntNdArrayElement, Q: QuantElement> RecomputedLinearBackend for NdArray<E, I, Q>
+where
+    NdArrayTensor: From<SharedArray<E>>,
+    NdArrayTensor: From<SharedArray<I>>,
+{
+}
+
+/// The CPU backend steps AdamW with the tensor-op reference.
+impl<E: FloatNdArrayElement, I: IntNdArrayElement, Q: QuantElement> AdamWBackend for NdArray<E, I, Q>
 where
     NdArrayTensor: From<SharedArray<E>>,
     NdArrayTensor: From<SharedArray<I>>,

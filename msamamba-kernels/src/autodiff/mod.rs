@@ -7,7 +7,15 @@ mod residual_norm;
 mod row_attention;
 mod scan;
 
+use burn::backend::Autodiff;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::tensor::{Tensor, TensorPrimitive, backend::Backend, ops::FloatTensor};
+
+use crate::AdamWBackend;
+
+/// The optimizer steps the inner backend's parameters; through autodiff the step is the
+/// reference, untracked like any optimizer arithmetic.
+impl<B: Backend, C: CheckpointStrategy> AdamWBackend for Autodiff<B, C> {}
 
 fn inner<B: Backend, const D: usize>(t: FloatTensor<B>) -> Tensor<B, D> {
     Tensor::from_primitive(TensorPrimitive::Float(t))

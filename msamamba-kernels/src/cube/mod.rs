@@ -8,6 +8,7 @@
 //! sm_60 (Pascal) on CUDA. Other float types, and sizes the kernels do not cover, fall back to the
 //! tensor-op references.
 
+pub mod adamw;
 mod backward;
 pub mod causal_conv;
 pub mod column_sums;
@@ -23,6 +24,7 @@ use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElemen
 
 pub use launch::{KernelConfig, backward, forward, supported};
 
+use crate::adamw::{AdamWBackend, AdamWStep, AdamWTensors};
 use crate::row_attention::{RowAttentionGrads, RowAttentionInput, reference_backward, reference_forward};
 use crate::{
     CausalConvBackend, CausalConvGrads, CausalConvInput, RecomputedLinearBackend, ResidualNormBackend,
@@ -108,6 +110,20 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> CausalConv
             causal_conv::backward(input, dy)
         } else {
             conv::reference_backward(input, dy)
+        }
+    }
+}
+
+impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> AdamWBackend for CubeBackend<R, F, I, BT> {
+    fn adamw_step(
+        state: AdamWTensors<Self>,
+        grad: burn::tensor::Tensor<Self, 1>,
+        step: &AdamWStep,
+    ) -> AdamWTensors<Self> {
+        if adamw::supported(&state) {
+            adamw::step(state, grad, step)
+        } else {
+            crate::adamw::reference(state, grad, step)
         }
     }
 }

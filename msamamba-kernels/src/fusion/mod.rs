@@ -2,6 +2,7 @@
 //! `Cuda` backends (fusion on) run the cube kernels: the fuser flushes the element-wise work queued
 //! before the operation, then the inner backend runs its kernel on the resolved buffers.
 
+mod adamw;
 mod causal_conv;
 mod column_sums;
 mod residual_norm;

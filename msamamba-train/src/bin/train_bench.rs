@@ -15,7 +15,7 @@ use anyhow::{Result, bail};
 use burn::backend::Autodiff;
 use burn::backend::autodiff::checkpoint::strategy::{BalancedCheckpointing, CheckpointStrategy, NoCheckpointing};
 use burn::data::dataloader::batcher::Batcher;
-use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::backend::AutodiffBackend;
@@ -25,6 +25,7 @@ use msamamba_model::MsaMambaConfig;
 use msamamba_model::block::add_norm;
 use msamamba_model::mlm_loss::mlm_loss;
 use msamamba_train::bench::{BenchBackend, device_memory};
+use msamamba_train::train::weight_decay::SelectiveAdamW;
 use msamamba_train::windows::mlm_batch::{MsaBatch, MsaBatcher, MsaBatcherConfig};
 use msamamba_train::windows::tiling::MsaItem;
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -192,11 +193,8 @@ where
     B::InnerBackend: KernelBackend,
 {
     let mut model = config.init::<B>(device);
-    let mut optim = AdamWConfig::new()
-        .with_beta_1(0.9)
-        .with_beta_2(0.95)
-        .with_weight_decay(1e-3)
-        .init::<B, msamamba_model::MsaMamba<B>>();
+    // The optimizer `pretrain` steps with, at its default decay.
+    let mut optim = SelectiveAdamW::<msamamba_model::MsaMamba<B>, B>::new(1e-3, false);
     let (mut forward, mut backward, mut update) = (vec![], vec![], vec![]);
     // The allocator's most (in use, reserved) bytes; None where the backend has no readout.
     let mut peak: Option<(u64, u64)> = None;

@@ -1,6 +1,7 @@
 //! Training through burn-train's Learner: pre-training (MLM) and fine-tuning (classifier), their
 //! steps, schedule, optimizer, checkpoints and run directories, metrics and the baseline.
 
+pub mod adamw;
 pub mod baseline;
 pub mod checkpoint_recorder;
 pub mod classification_metrics;

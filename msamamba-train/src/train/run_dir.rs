@@ -14,6 +14,7 @@ use burn::train::Interrupter;
 use crate::train::checkpoint_recorder::CheckpointRecorder;
 use crate::train::weight_decay::SelectiveAdamW;
 use crate::windows::epoch_loader::LoadFailure;
+use msamamba_kernels::AdamWBackend;
 
 /// The files of one checkpoint, as burn-train names them.
 const CHECKPOINT_KINDS: [&str; 3] = ["model", "optim", "scheduler"];
@@ -94,6 +95,7 @@ impl RunDir {
     ) -> Result<()>
     where
         B: AutodiffBackend,
+        B::InnerBackend: AdamWBackend,
         M: AutodiffModule<B>,
     {
         load_model(&self.checkpoint_path("model", epoch))?;

@@ -1,21 +1,10 @@
-//! The optimizer and its schedule: AdamW as the paper (and mamba_ssm) train with, and linear
-//! warmup then cosine decay of the learning rate, per optimizer step.
+//! The learning-rate schedule: linear warmup then cosine decay, per optimizer step (the optimizer,
+//! AdamW, is [`crate::train::adamw`]).
 
 use burn::config::Config;
+use burn::optim::LearningRate;
 use burn::optim::lr_scheduler::LrScheduler;
-use burn::optim::{AdamWConfig, LearningRate};
 use burn::tensor::backend::Backend;
-
-/// AdamW with betas (0.9, 0.95) and PyTorch's epsilon 1e-8 (burn's default 1e-5 damps the
-/// updates of parameters with small gradients at the pre-training rate of 3e-5), without weight
-/// decay: [`crate::train::weight_decay::SelectiveAdamW`] decays the parameters that are decayed.
-pub fn adamw() -> AdamWConfig {
-    AdamWConfig::new()
-        .with_beta_1(0.9)
-        .with_beta_2(0.95)
-        .with_epsilon(1e-8)
-        .with_weight_decay(0.0)
-}
 
 /// Warmup over the first `warmup_fraction` of the steps from 0 to `lr`, then cosine to 0.
 #[derive(Config, Debug)]
@@ -84,14 +73,6 @@ impl LrScheduler for WarmupCosine {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn adamw_is_the_papers() {
-        let config = serde_json::to_value(adamw()).unwrap();
-        assert_eq!(config["beta_1"], 0.9f32 as f64, "{config}");
-        assert_eq!(config["beta_2"], 0.95f32 as f64, "{config}");
-        assert_eq!(config["epsilon"], 1e-8f32 as f64, "{config}");
-    }
 
     #[test]
     fn warmup_then_cosine_to_zero() {

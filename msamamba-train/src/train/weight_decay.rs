@@ -2,18 +2,20 @@
 //! embeddings are not decayed (decaying A_log or D pulls the state dynamics towards a fixed
 //! point; decaying norms and embeddings shrinks scales the model needs).
 //!
-//! burn's AdamW decays every parameter it steps, so the optimizer here runs it with no decay and
-//! applies AdamW's decoupled decay, `p *= 1 - lr * weight_decay`, itself, to the other parameters
-//! before the step. AdamW computes its update from the gradient and its moments only, so this is
-//! exactly AdamW on those parameters; the optimizer record is AdamW's own.
+//! AdamW decays every parameter it steps, so the optimizer here runs it with no decay and applies
+//! AdamW's decoupled decay, `p *= 1 - lr * weight_decay`, itself, to the other parameters before
+//! the step. AdamW computes its update from the gradient and its moments only, so this is exactly
+//! AdamW on those parameters; the optimizer record is burn's AdamW's.
 
 use burn::module::{AutodiffModule, ModuleMapper, Param, ParamId};
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{AdamW, GradientsParams, LearningRate, MultiGradientsParams, Optimizer};
+use burn::optim::{GradientsParams, LearningRate, MultiGradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 
-use crate::train::schedule::adamw;
+use msamamba_kernels::AdamWBackend;
+
+use crate::train::adamw::{FusedAdamW, FusedAdamWConfig};
 
 /// Parameters named so are never decayed, in any module (mamba_ssm's `_no_weight_decay`).
 const NO_DECAY_PARAMS: [&str; 3] = ["a_log", "d", "dt_bias"];
@@ -26,20 +28,27 @@ const NO_DECAY_MODULES: [&str; 4] = [
     "Struct:TokenEmbedding",
 ];
 
-/// AdamW (see [`adamw`]) that decays only the parameters mamba_ssm decays, or all of them.
+/// AdamW (see [`FusedAdamWConfig`]) that decays only the parameters mamba_ssm decays, or all of
+/// them.
 #[derive(Clone)]
-pub struct SelectiveAdamW<M: AutodiffModule<B>, B: AutodiffBackend> {
-    inner: OptimizerAdaptor<AdamW, M, B>,
+pub struct SelectiveAdamW<M: AutodiffModule<B>, B: AutodiffBackend>
+where
+    B::InnerBackend: AdamWBackend,
+{
+    inner: OptimizerAdaptor<FusedAdamW, M, B>,
     weight_decay: f64,
     decay_all: bool,
 }
 
-impl<M: AutodiffModule<B>, B: AutodiffBackend> SelectiveAdamW<M, B> {
+impl<M: AutodiffModule<B>, B: AutodiffBackend> SelectiveAdamW<M, B>
+where
+    B::InnerBackend: AdamWBackend,
+{
     /// AdamW with decoupled weight decay `weight_decay`; `decay_all` decays every parameter, as
     /// burn's AdamW does.
     pub fn new(weight_decay: f64, decay_all: bool) -> Self {
         Self {
-            inner: adamw().init(),
+            inner: FusedAdamWConfig::new().init().into(),
             weight_decay,
             decay_all,
         }
@@ -59,8 +68,11 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> SelectiveAdamW<M, B> {
     }
 }
 
-impl<M: AutodiffModule<B>, B: AutodiffBackend> Optimizer<M, B> for SelectiveAdamW<M, B> {
-    type Record = <OptimizerAdaptor<AdamW, M, B> as Optimizer<M, B>>::Record;
+impl<M: AutodiffModule<B>, B: AutodiffBackend> Optimizer<M, B> for SelectiveAdamW<M, B>
+where
+    B::InnerBackend: AdamWBackend,
+{
+    type Record = <OptimizerAdaptor<FusedAdamW, M, B> as Optimizer<M, B>>::Record;
 
     fn step(&mut self, lr: LearningRate, module: M, grads: GradientsParams) -> M {
         let module = self.decay(lr, module, Grads::Single(&grads));
