@@ -1,8 +1,10 @@
 //! The CubeCL kernels against the tensor-op references (on NdArray): the selective scan, the row
 //! attention, the residual RMSNorm, the causal convolution, the linears' column sums and the AdamW
-//! step, forward, every gradient, and inside burn's autodiff; on WGPU (the `wgpu` feature) and on CUDA (`cuda`).
+//! step, forward, every gradient, and inside burn's autodiff; on WGPU (the `wgpu` feature) and on
+//! CUDA (`cuda`).
 #![cfg(any(feature = "wgpu", feature = "cuda"))]
 
+mod adamw;
 mod causal_conv;
 #[path = "../common/mod.rs"]
 mod common;

@@ -8,7 +8,7 @@
 use burn::config::Config;
 use burn::optim::{AdamWState, AdaptiveMomentumState, LearningRate, SimpleOptimizer};
 use burn::tensor::Tensor;
-use burn::tensor::backend::Backend;
+use burn::tensor::ops::Device;
 use msamamba_kernels::AdamWBackend;
 use msamamba_kernels::adamw::{AdamWStep, AdamWTensors, adamw_step};
 
@@ -91,7 +91,7 @@ impl<B: AdamWBackend> SimpleOptimizer<B> for FusedAdamW {
         (next.param.reshape(shape), Some(AdamWState::new(momentum)))
     }
 
-    fn to_device<const D: usize>(mut state: Self::State<D>, device: &<B as Backend>::Device) -> Self::State<D> {
+    fn to_device<const D: usize>(mut state: Self::State<D>, device: &Device<B>) -> Self::State<D> {
         state.momentum = state.momentum.to_device(device);
         state
     }
@@ -101,12 +101,13 @@ impl<B: AdamWBackend> SimpleOptimizer<B> for FusedAdamW {
 mod tests {
     use super::*;
     use burn::backend::{Autodiff, NdArray};
-    use burn::module::{Module, Param};
+    use burn::module::Param;
     use burn::nn::{Linear, LinearConfig};
     use burn::optim::adaptor::OptimizerAdaptor;
     use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
     use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
     use burn::tensor::Distribution;
+    use burn::tensor::backend::Backend;
 
     type B = Autodiff<NdArray>;
 
