@@ -28,7 +28,7 @@ pub struct AdamWStep {
     /// Added to the root of the second moment.
     pub epsilon: f32,
     /// Decoupled weight decay λ: the parameter is scaled by 1 - lr·λ first.
-    pub weight_decay: f32,
+    pub weight_decay: f64,
     /// The step's number t, from 1.
     pub time: usize,
 }
@@ -42,7 +42,7 @@ impl AdamWStep {
 
     /// The factor the decay scales the parameter by, as burn computes it.
     pub fn decay(&self) -> f64 {
-        1.0 - self.lr * self.weight_decay as f64
+        1.0 - self.lr * self.weight_decay
     }
 }
 

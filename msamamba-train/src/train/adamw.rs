@@ -25,8 +25,8 @@ pub struct FusedAdamWConfig {
     /// at the pre-training rate of 3e-5.
     #[config(default = 1e-8)]
     pub epsilon: f32,
-    /// Decoupled weight decay of every parameter stepped: none, since
-    /// [`crate::train::weight_decay::SelectiveAdamW`] decays the parameters that are decayed.
+    /// Decoupled weight decay of every parameter stepped through burn's optimizer adaptor; none,
+    /// since [`crate::train::weight_decay::SelectiveAdamW`] gives each parameter its own.
     #[config(default = 0.0)]
     pub weight_decay: f32,
 }
@@ -44,16 +44,17 @@ pub struct FusedAdamW {
     config: FusedAdamWConfig,
 }
 
-impl<B: AdamWBackend> SimpleOptimizer<B> for FusedAdamW {
-    type State<const D: usize> = AdamWState<B, D>;
-
-    fn step<const D: usize>(
+impl FusedAdamW {
+    /// One step of `tensor` from `state` (none before its first step), with decoupled weight
+    /// decay `weight_decay` in place of the config's.
+    pub fn step_with_decay<B: AdamWBackend, const D: usize>(
         &self,
         lr: LearningRate,
         tensor: Tensor<B, D>,
         grad: Tensor<B, D>,
-        state: Option<Self::State<D>>,
-    ) -> (Tensor<B, D>, Option<Self::State<D>>) {
+        state: Option<AdamWState<B, D>>,
+        weight_decay: f64,
+    ) -> (Tensor<B, D>, AdamWState<B, D>) {
         let shape = tensor.shape();
         let n = shape.num_elements();
         let device = tensor.device();
@@ -74,7 +75,7 @@ impl<B: AdamWBackend> SimpleOptimizer<B> for FusedAdamW {
             beta_1: self.config.beta_1,
             beta_2: self.config.beta_2,
             epsilon: self.config.epsilon,
-            weight_decay: self.config.weight_decay,
+            weight_decay,
             time,
         };
         let tensors = AdamWTensors {
@@ -88,7 +89,23 @@ impl<B: AdamWBackend> SimpleOptimizer<B> for FusedAdamW {
             next.moment_1.reshape(shape.clone()),
             next.moment_2.reshape(shape.clone()),
         );
-        (next.param.reshape(shape), Some(AdamWState::new(momentum)))
+        (next.param.reshape(shape), AdamWState::new(momentum))
+    }
+}
+
+impl<B: AdamWBackend> SimpleOptimizer<B> for FusedAdamW {
+    type State<const D: usize> = AdamWState<B, D>;
+
+    fn step<const D: usize>(
+        &self,
+        lr: LearningRate,
+        tensor: Tensor<B, D>,
+        grad: Tensor<B, D>,
+        state: Option<Self::State<D>>,
+    ) -> (Tensor<B, D>, Option<Self::State<D>>) {
+        // As burn's AdamW: its f32 decay, widened.
+        let (tensor, state) = self.step_with_decay(lr, tensor, grad, state, self.config.weight_decay as f64);
+        (tensor, Some(state))
     }
 
     fn to_device<const D: usize>(mut state: Self::State<D>, device: &Device<B>) -> Self::State<D> {

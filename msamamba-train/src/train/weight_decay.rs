@@ -2,16 +2,21 @@
 //! embeddings are not decayed (decaying A_log or D pulls the state dynamics towards a fixed
 //! point; decaying norms and embeddings shrinks scales the model needs).
 //!
-//! AdamW decays every parameter it steps, so the optimizer here runs it with no decay and applies
-//! AdamW's decoupled decay, `p *= 1 - lr * weight_decay`, itself, to the other parameters before
-//! the step. AdamW computes its update from the gradient and its moments only, so this is exactly
-//! AdamW on those parameters; the optimizer record is burn's AdamW's.
+//! burn's optimizer adaptor steps every parameter with one decay, so the optimizer here walks the
+//! module itself, as the adaptor does, and hands each parameter's fused AdamW step
+//! ([`FusedAdamW`]) the decay it gets: AdamW's decoupled `p *= 1 - lr * weight_decay`, inside the
+//! same launch, or none. Its record is the adaptor's (burn's AdamW state per parameter id), so
+//! checkpoints written before load.
+
+use std::marker::PhantomData;
 
 use burn::module::{AutodiffModule, ModuleMapper, Param, ParamId};
-use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{GradientsParams, LearningRate, MultiGradientsParams, Optimizer};
+use burn::optim::adaptor::GradAdaptor;
+use burn::optim::record::AdaptorRecord;
+use burn::optim::{GradientsParams, LearningRate, MultiGradientsParams, Optimizer, SimpleOptimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
+use hashbrown::HashMap;
 
 use msamamba_kernels::AdamWBackend;
 
@@ -28,6 +33,9 @@ const NO_DECAY_MODULES: [&str; 4] = [
     "Struct:TokenEmbedding",
 ];
 
+/// Each parameter's optimizer state, by id.
+type Records<B> = HashMap<ParamId, AdaptorRecord<FusedAdamW, B>>;
+
 /// AdamW (see [`FusedAdamWConfig`]) that decays only the parameters mamba_ssm decays, or all of
 /// them.
 #[derive(Clone)]
@@ -35,9 +43,11 @@ pub struct SelectiveAdamW<M: AutodiffModule<B>, B: AutodiffBackend>
 where
     B::InnerBackend: AdamWBackend,
 {
-    inner: OptimizerAdaptor<FusedAdamW, M, B>,
+    optim: FusedAdamW,
+    records: Records<B>,
     weight_decay: f64,
     decay_all: bool,
+    module: PhantomData<M>,
 }
 
 impl<M: AutodiffModule<B>, B: AutodiffBackend> SelectiveAdamW<M, B>
@@ -48,22 +58,23 @@ where
     /// burn's AdamW does.
     pub fn new(weight_decay: f64, decay_all: bool) -> Self {
         Self {
-            inner: FusedAdamWConfig::new().init().into(),
+            optim: FusedAdamWConfig::new().init(),
+            records: HashMap::new(),
             weight_decay,
             decay_all,
+            module: PhantomData,
         }
     }
 
-    fn decay(&self, lr: LearningRate, module: M, grads: Grads) -> M {
-        let factor = 1.0 - lr * self.weight_decay;
-        if factor == 1.0 {
-            return module;
-        }
-        module.map(&mut Decay {
-            factor,
+    fn step_grads(&mut self, lr: LearningRate, module: M, grads: GradAdaptor) -> M {
+        module.map(&mut Step {
+            optim: &self.optim,
+            records: &mut self.records,
+            grads,
+            lr,
+            weight_decay: self.weight_decay,
             decay_all: self.decay_all,
             path: Vec::new(),
-            grads,
         })
     }
 }
@@ -72,53 +83,46 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> Optimizer<M, B> for SelectiveAdam
 where
     B::InnerBackend: AdamWBackend,
 {
-    type Record = <OptimizerAdaptor<FusedAdamW, M, B> as Optimizer<M, B>>::Record;
+    type Record = Records<B>;
 
     fn step(&mut self, lr: LearningRate, module: M, grads: GradientsParams) -> M {
-        let module = self.decay(lr, module, Grads::Single(&grads));
-        self.inner.step(lr, module, grads)
+        self.step_grads(lr, module, grads.into())
     }
 
     fn step_multi(&mut self, lr: LearningRate, module: M, grads: MultiGradientsParams) -> M {
-        let module = self.decay(lr, module, Grads::Multi(&grads));
-        self.inner.step_multi(lr, module, grads)
+        self.step_grads(lr, module, grads.into())
     }
 
     fn to_record(&self) -> Self::Record {
-        self.inner.to_record()
+        self.records.clone()
     }
 
     fn load_record(mut self, record: Self::Record) -> Self {
-        self.inner = self.inner.load_record(record);
+        self.records = record;
         self
     }
 }
 
-/// The gradients of one step, on one device or several.
-enum Grads<'a> {
-    Single(&'a GradientsParams),
-    Multi(&'a MultiGradientsParams),
-}
-
-impl Grads<'_> {
-    fn has<B: Backend, const D: usize>(&self, id: ParamId) -> bool {
-        match self {
-            Grads::Single(grads) => grads.get::<B, D>(id).is_some(),
-            Grads::Multi(grads) => grads.grads.iter().any(|(g, _)| g.get::<B, D>(id).is_some()),
-        }
-    }
-}
-
-/// Scales the decayed parameters that have a gradient (AdamW leaves the others untouched).
-struct Decay<'a> {
-    factor: f64,
+/// Steps every parameter that has a gradient (AdamW leaves the others untouched), as burn's
+/// adaptor does, with the decay its place in the module gives it.
+struct Step<'a, B: AutodiffBackend>
+where
+    B::InnerBackend: AdamWBackend,
+{
+    optim: &'a FusedAdamW,
+    records: &'a mut Records<B>,
+    grads: GradAdaptor,
+    lr: LearningRate,
+    weight_decay: f64,
     decay_all: bool,
     /// (field, container type) of each module entered, innermost last.
     path: Vec<(String, String)>,
-    grads: Grads<'a>,
 }
 
-impl Decay<'_> {
+impl<B: AutodiffBackend> Step<'_, B>
+where
+    B::InnerBackend: AdamWBackend,
+{
     fn decays(&self) -> bool {
         self.decay_all
             || !self.path.last().is_some_and(|(field, container)| {
@@ -127,7 +131,10 @@ impl Decay<'_> {
     }
 }
 
-impl<B: AutodiffBackend> ModuleMapper<B> for Decay<'_> {
+impl<B: AutodiffBackend> ModuleMapper<B> for Step<'_, B>
+where
+    B::InnerBackend: AdamWBackend,
+{
     fn enter_module(&mut self, name: &str, container_type: &str) {
         self.path.push((name.to_string(), container_type.to_string()));
     }
@@ -138,14 +145,24 @@ impl<B: AutodiffBackend> ModuleMapper<B> for Decay<'_> {
 
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
         let (id, tensor, mapper) = param.consume();
-        if !self.decays() || !self.grads.has::<B::InnerBackend, D>(id) {
+        let Some((grad, device)) = self.grads.remove::<B::InnerBackend, D>(id) else {
             return Param::from_mapped_value(id, tensor, mapper);
-        }
+        };
         let require_grad = tensor.is_require_grad();
-        // On the inner backend: the decay is no part of the graph.
-        let decayed = Tensor::<B, D>::from_inner(tensor.inner().mul_scalar(self.factor));
-        let decayed = if require_grad { decayed.require_grad() } else { decayed };
-        Param::from_mapped_value(id, decayed, mapper)
+        let tensor = if tensor.device() == device {
+            tensor
+        } else {
+            tensor.to_device(&device)
+        };
+        let (key, record) = self.records.remove_entry(&id).unzip();
+        let state = record
+            .map(|record| <FusedAdamW as SimpleOptimizer<B::InnerBackend>>::to_device(record.into_state(), &device));
+        let decay = if self.decays() { self.weight_decay } else { 0.0 };
+        let (tensor, state) = self.optim.step_with_decay(self.lr, tensor.inner(), grad, state, decay);
+        self.records.insert(key.unwrap_or(id), AdaptorRecord::from_state(state));
+        let tensor = Tensor::from_inner(tensor);
+        let tensor = if require_grad { tensor.require_grad() } else { tensor };
+        Param::from_mapped_value(id, tensor, mapper)
     }
 }
 
