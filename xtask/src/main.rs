@@ -38,6 +38,10 @@ enum Bench {
         /// The GPU backend to time.
         #[arg(long, value_enum, default_value_t = GpuBackend::Cuda)]
         backend: GpuBackend,
+        /// Passed on to the benchmark: [--runs N] [--small] [--only K]... [--shape b,d,n,l]...
+        /// [--block C] [--chunk P] [--bwd-shared BYTES] [--split-below N] [--split-cubes N].
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
     },
     /// Data loading: MAF parse MB/s, store and batch windows/s on the bundled 4.5 MB file.
     Data,
@@ -257,19 +261,23 @@ fn main() -> Result<()> {
             bench: Bench::Train { backend, args },
         } => msamamba_bench("train_bench", backend, &args),
         Task::Bench {
-            bench: Bench::Scan { backend },
-        } => cargo(&[
-            "run",
-            "--release",
-            "-p",
-            "msamamba-kernels",
-            "--features",
-            backend.name(),
-            "--bin",
-            "scan_bench",
-            "--",
-            "--backend",
-            backend.name(),
-        ]),
+            bench: Bench::Scan { backend, args },
+        } => {
+            let mut command = vec![
+                "run",
+                "--release",
+                "-p",
+                "msamamba-kernels",
+                "--features",
+                backend.name(),
+                "--bin",
+                "scan_bench",
+                "--",
+                "--backend",
+                backend.name(),
+            ];
+            command.extend(args.iter().map(String::as_str));
+            cargo(&command)
+        }
     }
 }
