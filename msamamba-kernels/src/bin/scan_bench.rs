@@ -176,6 +176,9 @@ fn main() {
             "--split-cubes" => {
                 config.split_cubes = args.next().and_then(|r| r.parse().ok()).unwrap_or(config.split_cubes)
             }
+            // The backward's dB / dC sums in shared memory even where a plane could take them.
+            #[cfg(any(feature = "wgpu", feature = "cuda"))]
+            "--no-plane" => config.plane_sums = false,
             other => {
                 eprintln!("scan_bench: unknown argument `{other}` (expected --backend cuda|wgpu, --runs N, --small)");
                 std::process::exit(2);

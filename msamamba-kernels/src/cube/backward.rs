@@ -34,6 +34,11 @@
 //!   and what the reverse pass hands the dC sums (the gradient g of y before the gate, dC being
 //!   the sum of state · g). dB and dC are summed over the cube's channels here and over channel
 //!   blocks by the caller.
+//! - Where the cube is one plane (`plane`: a warp of 32 on CUDA), those sums are instead a
+//!   butterfly over the plane's lanes right where the reverse pass makes the terms, and the states
+//!   are kept unpadded: no dB terms or g in shared memory, no reduction reading them back. That
+//!   is about half the shared memory, so about twice the cubes per SM: the kernel is bound by
+//!   latency, not by arithmetic or memory, and more warps hide it.
 //! - Global memory: inputs read for the reverse pass, u / delta' / B once more for the chunk
 //!   re-run (and u / delta / B by the checkpoint pass), du / ddelta / dz written once, dB / dC
 //!   per channel block [b, blocks, N, l] (or [b, blocks, l, N]), dA / dD / d(delta_bias) per batch row and segment.
@@ -58,6 +63,73 @@ fn piece_end(c: usize, size: usize, len: usize) -> usize {
     end
 }
 
+/// Sums `vals` [held] over the lanes of the plane that differ in the bits of `mask` and below
+/// (`mask` = plane size / 2 at the top), spreading the sums over them: every butterfly step
+/// exchanges half of the values still held, so `held` sums cost about `held` shuffles a lane
+/// instead of `held` · log2(lanes). Afterwards lane `l` (of `lanes`) holds in `vals[0..held/lanes]`
+/// the sums of values `l·held/lanes..`, or, where `held < lanes`, in `vals[0]` the sum of value
+/// `l / (lanes / held)`. `held` and `mask` are powers of two.
+#[cube]
+fn plane_spread_sum(vals: &mut Array<f32>, #[comptime] held: usize, #[comptime] mask: u32) {
+    if comptime!(held > 1) {
+        let half = comptime!(held / 2);
+        let upper = (UNIT_POS_PLANE & mask) != 0;
+        #[unroll]
+        for k in 0..half {
+            let low = vals[k];
+            let high = vals[k + half];
+            vals[k] = select(upper, high, low) + plane_shuffle_xor(select(upper, low, high), mask);
+        }
+        if comptime!(mask > 1) {
+            plane_spread_sum(vals, half, comptime!(mask / 2));
+        }
+    } else {
+        vals[0] += plane_shuffle_xor(vals[0], mask);
+        if comptime!(mask > 1) {
+            plane_spread_sum(vals, held, comptime!(mask / 2));
+        }
+    }
+}
+
+/// The butterfly sum of one position's N terms (one per thread: a channel) over the plane, into
+/// `sums[(offset + i) · tile + j]` for each state i. `terms` has N's next power of two slots, its
+/// N terms first.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn plane_sums(
+    terms: &mut Array<f32>,
+    sums: &mut SharedMemory<f32>,
+    offset: usize,
+    j: usize,
+    #[comptime] n_state: usize,
+    #[comptime] lanes: usize,
+    #[comptime] tile: usize,
+) {
+    let held = comptime!(n_state.next_power_of_two());
+    #[unroll]
+    for i in n_state..held {
+        terms[i] = 0.0;
+    }
+    plane_spread_sum(terms, held, comptime!((lanes / 2) as u32));
+    let lane = UNIT_POS_PLANE as usize;
+    if comptime!(held >= lanes) {
+        let per = comptime!(held / lanes);
+        #[unroll]
+        for k in 0..per {
+            let i = lane * per + k;
+            if i < n_state {
+                sums[(offset + i) * tile + j] = terms[k];
+            }
+        }
+    } else {
+        let group = comptime!(lanes / held);
+        let i = lane / group;
+        if lane % group == 0 && i < n_state {
+            sums[(offset + i) * tile + j] = terms[0];
+        }
+    }
+}
+
 /// Adjoint carries of segments of `seg` positions (segment = `CUBE_POS_Z`): each runs the reverse
 /// recurrence over its positions from a zero adjoint state; `carry` [b, segments, d, N] receives
 /// the adjoint state it hands to the previous segment, `dt_sum` [b, segments, d] its sum of
@@ -66,7 +138,7 @@ fn piece_end(c: usize, size: usize, len: usize) -> usize {
 /// Registers: the adjoint state [N] and A's row. Shared memory: tiles of delta', dy and z rows
 /// (coalesced loads) and of C [N, tile]. Global memory: those inputs read once, N + 1 floats
 /// written per thread.
-#[cube(launch)]
+#[cube(launch, fast_math = FastMath::ReducedPrecision | FastMath::NotNaN | FastMath::NotInf)]
 #[allow(clippy::too_many_arguments)]
 pub fn scan_adjoint_kernel(
     dtp: &Tensor<f32>,
@@ -181,7 +253,7 @@ pub fn scan_adjoint_kernel(
 /// ([b, blocks, l, N] when `channels_last`), da_part [d, N, b · segments], dd_part and dbias_part
 /// [d, b · segments] (summed along their contiguous axis: along the other, burn's reduction runs
 /// on one cube).
-#[cube(launch)]
+#[cube(launch, fast_math = FastMath::ReducedPrecision | FastMath::NotNaN | FastMath::NotInf)]
 #[allow(clippy::too_many_arguments)]
 pub fn scan_backward_kernel(
     u: &Tensor<f32>,
@@ -216,6 +288,7 @@ pub fn scan_backward_kernel(
     #[comptime] delta_softplus: bool,
     #[comptime] has_adj: bool,
     #[comptime] channels_last: bool,
+    #[comptime] plane: bool,
 ) {
     let dim = dim as usize;
     let len = len as usize;
@@ -230,7 +303,10 @@ pub fn scan_backward_kernel(
     let channel = first + me;
     let live = channel < dim;
     let row = tile + 1;
-    let pad = block + 1;
+    // Padded rows keep the cross-channel reduction's reads free of bank conflicts; with the
+    // butterfly there is none.
+    let pad = comptime!(if plane { block } else { block + 1 });
+    let terms_len = comptime!(if plane { n_state.next_power_of_two() } else { 1 });
     let chunks = len.div_ceil(chunk);
     let first_chunk = segment * per_segment as usize;
     let mut last_chunk = first_chunk + per_segment as usize;
@@ -253,11 +329,17 @@ pub fn scan_backward_kernel(
     // pre-gate y for the dC sums.
     let mut sy = SharedMemory::<f32>::new(z_len);
     let mut ssig = SharedMemory::<f32>::new(sig_len);
-    let mut sg = SharedMemory::<f32>::new(block * (tile + 1));
-    // States of the tile, slot s = state before step s: [tile + 1, N, block + 1].
-    let mut xs = SharedMemory::<f32>::new((tile + 1) * n_state * (block + 1));
-    // Per-channel dB terms: [tile, N, block + 1].
-    let mut dbs = SharedMemory::<f32>::new(tile * n_state * (block + 1));
+    let mut sg = SharedMemory::<f32>::new(comptime!(if plane { 1 } else { block * (tile + 1) }));
+    // States of the tile, slot s = state before step s: [tile + 1, N, pad].
+    let mut xs = SharedMemory::<f32>::new((tile + 1) * n_state * pad);
+    // Per-channel dB terms [tile, N, block + 1], or with the butterfly the tile's dB and dC
+    // already summed over the cube's channels [2, N, tile].
+    let mut dbs = SharedMemory::<f32>::new(comptime!(if plane {
+        2 * n_state * tile
+    } else {
+        tile * n_state * (block + 1)
+    }));
+    let mut terms = Array::<f32>::new(terms_len);
 
     let mut x = Array::<f32>::new(n_state);
     let mut h = Array::<f32>::new(n_state);
@@ -405,7 +487,9 @@ pub fn scan_backward_kernel(
                     sz[me * row + j] = g * yv * s * (1.0 + zz * (1.0 - s));
                     g = g * zz * s;
                 }
-                sg[me * row + j] = g;
+                if !plane {
+                    sg[me * row + j] = g;
+                }
                 dd_acc += g * uu;
                 let dtu = dt * uu;
                 let mut hb = 0.0f32;
@@ -418,8 +502,20 @@ pub fn scan_backward_kernel(
                     ga += gg * ar[i];
                     da[i] += gg * dt;
                     hb += h[i] * sb[j * n_state + i];
-                    dbs[(j * n_state + i) * pad + me] = h[i] * dtu;
+                    if plane {
+                        terms[i] = h[i] * dtu;
+                    } else {
+                        dbs[(j * n_state + i) * pad + me] = h[i] * dtu;
+                    }
                     h[i] *= decay;
+                }
+                if plane {
+                    plane_sums(&mut terms, &mut dbs, 0, j, n_state, block, tile);
+                    #[unroll]
+                    for i in 0..n_state {
+                        terms[i] = xs[((j + 1) * n_state + i) * pad + me] * g;
+                    }
+                    plane_sums(&mut terms, &mut dbs, n_state, j, n_state, block, tile);
                 }
                 let mut ddt = ga + hb * uu;
                 if delta_softplus {
@@ -442,14 +538,19 @@ pub fn scan_backward_kernel(
                 let i = slot_row(p, n_state, tile, channels_last);
                 let j = slot_pos(p, n_state, tile, channels_last);
                 if j < steps {
-                    let rb = (j * n_state + i) * pad;
-                    let rc = ((j + 1) * n_state + i) * pad;
                     let mut sum_b = 0.0f32;
                     let mut sum_c = 0.0f32;
-                    #[unroll]
-                    for q in 0..block {
-                        sum_b += dbs[rb + q];
-                        sum_c += xs[rc + q] * sg[q * row + j];
+                    if plane {
+                        sum_b = dbs[i * tile + j];
+                        sum_c = dbs[(n_state + i) * tile + j];
+                    } else {
+                        let rb = (j * n_state + i) * pad;
+                        let rc = ((j + 1) * n_state + i) * pad;
+                        #[unroll]
+                        for q in 0..block {
+                            sum_b += dbs[rb + q];
+                            sum_c += xs[rc + q] * sg[q * row + j];
+                        }
                     }
                     let mut g = ((batch * blocks + blk) * n_state + i) * len + t0 + j;
                     if channels_last {

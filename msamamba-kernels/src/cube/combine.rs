@@ -18,7 +18,7 @@ const GROUP: usize = 8;
 /// Replaces each segment's zero-start result in `state` [b, segments, d, N] by the state entering
 /// the segment: from the left, or from the right when `reverse`. `dt_sum` [b, segments, d] holds
 /// each segment's sum of delta', `a` [d, N]. One batch row per `CUBE_POS_Y`.
-#[cube(launch)]
+#[cube(launch, fast_math = FastMath::ReducedPrecision | FastMath::NotNaN | FastMath::NotInf)]
 pub fn scan_combine_kernel(
     state: &mut Tensor<f32>,
     dt_sum: &Tensor<f32>,

@@ -37,6 +37,9 @@ pub struct KernelConfig {
     /// When L is split, the backward's main kernel takes segments of whole chunks, the longest
     /// that still give about this many cubes (its scratch memory grows with the cube count).
     pub split_cubes: usize,
+    /// The backward sums dB and dC over a cube's channels by a butterfly over the plane where the
+    /// cube is exactly one plane; off, always in shared memory (for comparing the two).
+    pub plane_sums: bool,
 }
 
 impl Default for KernelConfig {
@@ -52,22 +55,30 @@ impl Default for KernelConfig {
             // About six waves of ~10 cubes per SM on 132 SMs: a short last wave. Scratch ≤ 512 MiB
             // at d_state 16.
             split_cubes: 8192,
+            plane_sums: true,
         }
     }
 }
 
 impl KernelConfig {
-    /// Shared memory of the backward kernel, in bytes, for a tile length and state size.
-    fn backward_shared(&self, tile: usize, n_state: usize) -> usize {
+    /// Shared memory of the backward kernel, in bytes, for a tile length and state size, with
+    /// dB and dC summed over the channels by a butterfly over the plane (`plane`) or in shared
+    /// memory.
+    fn backward_shared(&self, tile: usize, n_state: usize, plane: bool) -> usize {
         let block = self.block;
-        4 * (7 * block * (tile + 1) + 2 * n_state * tile + (2 * tile + 1) * n_state * (block + 1))
+        let floats = if plane {
+            6 * block * (tile + 1) + 4 * n_state * tile + (tile + 1) * n_state * block
+        } else {
+            7 * block * (tile + 1) + 2 * n_state * tile + (2 * tile + 1) * n_state * (block + 1)
+        };
+        4 * floats
     }
 
     /// The backward's tile: the longest that fits the shared-memory budget.
-    fn backward_tile(&self, n_state: usize) -> usize {
+    fn backward_tile(&self, n_state: usize, plane: bool) -> usize {
         [8, 4, 2, 1]
             .into_iter()
-            .find(|&tile| self.backward_shared(tile, n_state) <= self.backward_shared_bytes)
+            .find(|&tile| self.backward_shared(tile, n_state, plane) <= self.backward_shared_bytes)
             .unwrap_or(1)
     }
 }
@@ -76,6 +87,15 @@ pub(super) type Cube<R, F, I, BT> = CubeBackend<R, F, I, BT>;
 
 /// Cubes along one launch grid dimension that every backend accepts (CUDA's y and z, WGPU's all).
 pub(super) const MAX_GRID: usize = 65535;
+
+/// Whether a cube of `block` units is exactly one plane whose lanes can exchange values
+/// (a warp on CUDA; not on CPU Vulkan drivers, whose planes cubecl does not offer).
+fn plane_is_cube<R: CubeRuntime>(client: &ComputeClient<R>, block: usize) -> bool {
+    let hardware = &client.properties().hardware;
+    client.features().plane.contains(cubecl::ir::features::Plane::Ops)
+        && hardware.plane_size_min as usize == block
+        && hardware.plane_size_max as usize == block
+}
 
 /// A new contiguous f32 tensor of `shape` on `like`'s device.
 pub(super) fn empty_like<R: CubeRuntime>(like: &CubeTensor<R>, shape: Vec<usize>) -> CubeTensor<R> {
@@ -339,7 +359,7 @@ pub fn supported<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement
     input.u.dtype() == DType::F32
         && n_state > 0
         && len > 0
-        && config.backward_shared(1, n_state) <= config.backward_shared_bytes
+        && config.backward_shared(1, n_state, false) <= config.backward_shared_bytes
 }
 
 /// The batch rows of each launch: batch rows run along the grid's y dimension, which holds
@@ -448,7 +468,8 @@ fn backward_launch<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolEleme
     let block = config.block;
     let (blocks, chunks) = p.grid(config);
     let chunk = p.chunk(config);
-    let tile = config.backward_tile(n_state);
+    let plane = config.plane_sums && plane_is_cube(&p.u.client, block);
+    let tile = config.backward_tile(n_state, plane);
     let (ckpt, dtp) = p.checkpoints(config);
     let per_segment = p.chunks_per_segment(config);
     let segments = chunks.div_ceil(per_segment);
@@ -534,6 +555,7 @@ fn backward_launch<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolEleme
         p.softplus,
         adj.is_some(),
         p.channels_last,
+        plane,
     );
     // Sums over channel blocks, and over batch rows and segments: [b, blocks, N, l] -> [b, N, l];
     // [d, .., b · segments] -> [d, ..].
