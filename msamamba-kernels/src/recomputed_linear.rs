@@ -43,9 +43,14 @@ pub trait RecomputedLinearBackend: Backend {
 
     /// The sums of t's rows; t: [rows, cols] -> [cols].
     fn column_sums(t: FloatTensor<Self>) -> FloatTensor<Self> {
-        let cols = t.shape()[1];
-        Self::float_reshape(Self::float_sum_dim(t, 0), Shape::new([cols]))
+        summed_rows::<Self>(t)
     }
+}
+
+/// The sums of t's rows by the backend's own reduction; t: [rows, cols] -> [cols].
+pub fn summed_rows<B: Backend>(t: FloatTensor<B>) -> FloatTensor<B> {
+    let cols = t.shape()[1];
+    B::float_reshape(B::float_sum_dim(t, 0), Shape::new([cols]))
 }
 
 /// `x @ weight + bias` with its output recomputed in the backward (see the module doc).

@@ -46,16 +46,36 @@ mod bench {
         median(times)
     }
 
-    fn input<B: Backend>([batch, dim, n, len]: [usize; 4], device: &B::Device) -> SelectiveScanInput<B> {
+    /// A random [b, c, l] sequence: contiguous, or with `channels_last` a view of a [b, l, c]
+    /// tensor, as the model hands the scan its activations.
+    fn sequence<B: Backend>(
+        [batch, c, len]: [usize; 3],
+        distribution: Distribution,
+        channels_last: bool,
+        device: &B::Device,
+    ) -> Tensor<B, 3> {
+        if channels_last {
+            Tensor::random([batch, len, c], distribution, device).swap_dims(1, 2)
+        } else {
+            Tensor::random([batch, c, len], distribution, device)
+        }
+    }
+
+    fn input<B: Backend>(
+        [batch, dim, n, len]: [usize; 4],
+        channels_last: bool,
+        device: &B::Device,
+    ) -> SelectiveScanInput<B> {
         let normal = Distribution::Normal(0.0, 1.0);
+        let seq = |c, distribution| sequence::<B>([batch, c, len], distribution, channels_last, device);
         SelectiveScanInput {
-            u: Tensor::random([batch, dim, len], normal, device),
-            delta: Tensor::random([batch, dim, len], Distribution::Uniform(-4.0, -1.0), device),
+            u: seq(dim, normal),
+            delta: seq(dim, Distribution::Uniform(-4.0, -1.0)),
             a: Tensor::random([dim, n], Distribution::Uniform(-8.0, -0.5), device),
-            b: Tensor::random([batch, n, len], normal, device),
-            c: Tensor::random([batch, n, len], normal, device),
+            b: seq(n, normal),
+            c: seq(n, normal),
             d: Tensor::random([dim], normal, device),
-            z: Some(Tensor::random([batch, dim, len], normal, device)),
+            z: Some(seq(dim, normal)),
             delta_bias: Tensor::random([dim], Distribution::Uniform(-1.0, 1.0), device),
             delta_softplus: true,
         }
@@ -78,13 +98,19 @@ mod bench {
         config: KernelConfig,
         runs: usize,
         shapes: &[[usize; 4]],
+        channels_last: bool,
         max_tensor_bytes: usize,
     ) {
         type B<R, BT> = CubeBackend<R, f32, i32, BT>;
         let device = &Default::default();
         println!("{config:?}");
         let copy = copy_bandwidth::<B<R, BT>>(device, runs);
-        println!("backend {name}; element-wise copy {copy:.0} GB/s; median of {runs} runs after warm-up");
+        let layout = if channels_last {
+            "channels-last views"
+        } else {
+            "contiguous [b, d, l]"
+        };
+        println!("backend {name}; {layout}; element-wise copy {copy:.0} GB/s; median of {runs} runs after warm-up");
         println!(
             "{:>22} | {:>9} {:>8} {:>7} | {:>9} {:>8} {:>7}",
             "b x d x n x L", "fwd ms", "GB/s", "% copy", "bwd ms", "GB/s", "% copy"
@@ -101,8 +127,8 @@ mod bench {
                 );
                 continue;
             }
-            let input = input::<B<R, BT>>(shape, device);
-            let dy = Tensor::<B<R, BT>, 3>::random([batch, dim, len], Distribution::Normal(0.0, 1.0), device);
+            let input = input::<B<R, BT>>(shape, channels_last, device);
+            let dy = sequence::<B<R, BT>>([batch, dim, len], Distribution::Normal(0.0, 1.0), channels_last, device);
             let fwd = time::<B<R, BT>, _>(device, runs, || cube::forward(input.clone(), &config));
             let bwd = time::<B<R, BT>, _>(device, runs, || cube::backward(input.clone(), dy.clone(), &config));
             let (bdl, bnl) = ((batch * dim * len) as f64, (batch * n * len) as f64);
@@ -126,6 +152,7 @@ fn main() {
     let mut backend = String::from(if cfg!(feature = "cuda") { "cuda" } else { "wgpu" });
     let mut runs = 10usize;
     let mut small = false;
+    let mut channels_last = false;
     let mut only: Vec<usize> = Vec::new();
     let mut extra: Vec<[usize; 4]> = Vec::new();
     #[cfg(any(feature = "wgpu", feature = "cuda"))]
@@ -137,6 +164,8 @@ fn main() {
             "--runs" => runs = args.next().and_then(|r| r.parse().ok()).unwrap_or(10).max(10),
             // A quick smoke run on small shapes (CI machines, software Vulkan).
             "--small" => small = true,
+            // The model's layout: channels-last views instead of contiguous [b, d, l] tensors.
+            "--channels-last" => channels_last = true,
             // Only the shape number K (0-based), repeatable.
             "--only" => only.extend(args.next().and_then(|k| k.parse::<usize>().ok())),
             // Another shape, b,d,n,l (repeatable; with --only K alone, only these).
@@ -199,12 +228,12 @@ fn main() {
     };
     match backend.as_str() {
         #[cfg(feature = "cuda")]
-        "cuda" => bench::run::<cubecl::cuda::CudaRuntime, u8>("cuda", config, runs, &shapes, usize::MAX),
+        "cuda" => bench::run::<cubecl::cuda::CudaRuntime, u8>("cuda", config, runs, &shapes, channels_last, usize::MAX),
         // wgpu caps a buffer at 2 GiB (seen on the H100 over NVIDIA Vulkan: 2.3 GB failed).
         #[cfg(feature = "wgpu")]
-        "wgpu" => bench::run::<cubecl::wgpu::WgpuRuntime, u32>("wgpu", config, runs, &shapes, 1 << 31),
+        "wgpu" => bench::run::<cubecl::wgpu::WgpuRuntime, u32>("wgpu", config, runs, &shapes, channels_last, 1 << 31),
         other => {
-            let _ = (small, &only, &extra, runs);
+            let _ = (small, channels_last, &only, &extra, runs);
             eprintln!("scan_bench: backend `{other}` was not compiled in (features: wgpu, cuda)");
             std::process::exit(2);
         }

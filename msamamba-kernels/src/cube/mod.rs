@@ -134,11 +134,10 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> Recomputed
 {
     fn column_sums(t: FloatTensor<Self>) -> FloatTensor<Self> {
         let t = burn::tensor::Tensor::<Self, 2>::from_primitive(TensorPrimitive::Float(t));
-        let sums = if column_sums::supported(&t) {
-            column_sums::column_sums(t)
+        if column_sums::supported(&t) {
+            column_sums::column_sums(t).into_primitive().tensor()
         } else {
-            t.sum_dim(0).flatten(0, 1)
-        };
-        sums.into_primitive().tensor()
+            crate::recomputed_linear::summed_rows::<Self>(t.into_primitive().tensor())
+        }
     }
 }
