@@ -34,11 +34,12 @@
 //!   and what the reverse pass hands the dC sums (the gradient g of y before the gate, dC being
 //!   the sum of state · g). dB and dC are summed over the cube's channels here and over channel
 //!   blocks by the caller.
-//! - Where the cube is one plane (`plane`: a warp of 32 on CUDA), those sums are instead a
-//!   butterfly over the plane's lanes right where the reverse pass makes the terms, and the states
-//!   are kept unpadded: no dB terms or g in shared memory, no reduction reading them back. That
-//!   is about half the shared memory, so about twice the cubes per SM: the kernel is bound by
-//!   latency, not by arithmetic or memory, and more warps hide it.
+//! - Where the cube is one plane (`plane`: a warp of 32 on CUDA; the launch asks for it on
+//!   channels-last inputs, where it measured faster), those sums are instead a butterfly over
+//!   the plane's lanes right where the reverse pass makes the terms, and the states are kept
+//!   unpadded: no dB terms or g in shared memory, no reduction reading them back, and about two
+//!   thirds of the shared memory (more cubes per SM), for about one dependent shuffle per state
+//!   and position.
 //! - Global memory: inputs read for the reverse pass, u / delta' / B once more for the chunk
 //!   re-run (and u / delta / B by the checkpoint pass), du / ddelta / dz written once, dB / dC
 //!   per channel block [b, blocks, N, l] (or [b, blocks, l, N]), dA / dD / d(delta_bias) per batch row and segment.
@@ -124,7 +125,7 @@ fn plane_sums(
     } else {
         let group = comptime!(lanes / held);
         let i = lane / group;
-        if lane % group == 0 && i < n_state {
+        if lane == i * group && i < n_state {
             sums[(offset + i) * tile + j] = terms[0];
         }
     }
