@@ -39,7 +39,8 @@ enum Bench {
         #[arg(long, value_enum, default_value_t = GpuBackend::Cuda)]
         backend: GpuBackend,
         /// Passed on to the benchmark: [--runs N] [--small] [--only K]... [--shape b,d,n,l]...
-        /// [--block C] [--chunk P] [--bwd-shared BYTES] [--split-below N] [--split-cubes N].
+        /// [--channels-last] [--block C] [--chunk P] [--bwd-shared BYTES] [--split-below N]
+        /// [--split-cubes N] [--no-plane].
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },

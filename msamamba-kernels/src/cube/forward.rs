@@ -29,8 +29,8 @@
 //! exponential (`__expf` on CUDA, as mamba_ssm's `exp2f` under `--use_fast_math`): the accurate
 //! `expf` is about ten instructions, and the backward takes four exponentials per state and
 //! position. Its relative error, a few ulp plus about 2^-22·|x|, is far inside the tests'
-//! tolerances; no exponential in these kernels can overflow (decays are ≤ 1, the sigmoid takes
-//! exp(-|x|), softplus stops at 20), as the modes assume.
+//! tolerances. The modes assume no infinities: the sigmoid takes exp(-|x|) and softplus stops at 20,
+//! and the decays exp(delta' · A) are at most 1 for the model's non-negative step sizes.
 
 use cubecl::prelude::*;
 
