@@ -14,8 +14,14 @@
 //! leading axes one axis at a time, and those reductions, narrow outputs over long axes, ran on
 //! one to a few cubes (5 ms of a 95 ms training step on the H200, 2026-12-01).
 //!
+//! Every product, forward and backward, goes through
+//! [`RecomputedLinearBackend::projection_matmul`] on a flat [tokens, k] view where the input
+//! allows: the cube backends launch it with a matmul strategy of their own choosing (see
+//! `cube/matmul.rs`), which burn's linear does not let them pick.
+//!
 //! [`recomputed_linear`] and [`linear`] are the entry points. Backends implement
-//! [`RecomputedLinearBackend`]; autodiff overrides the projections, the cube backends the sums.
+//! [`RecomputedLinearBackend`]; autodiff overrides the projections, the cube backends the sums
+//! and the products.
 
 use burn::tensor::{Shape, Tensor, TensorMetadata, TensorPrimitive, backend::Backend, ops::FloatTensor};
 
@@ -28,7 +34,7 @@ pub trait RecomputedLinearBackend: Backend {
         weight: FloatTensor<Self>,
         bias: Option<FloatTensor<Self>>,
     ) -> FloatTensor<Self> {
-        Self::linear(x, weight, bias)
+        project::<Self>(x, weight, bias)
     }
 
     /// `x @ weight (+ bias)`, its output kept for the backward; shapes as
@@ -38,7 +44,14 @@ pub trait RecomputedLinearBackend: Backend {
         weight: FloatTensor<Self>,
         bias: Option<FloatTensor<Self>>,
     ) -> FloatTensor<Self> {
-        Self::linear(x, weight, bias)
+        project::<Self>(x, weight, bias)
+    }
+
+    /// `lhs @ rhs`, batched over the leading axes, which both share (or neither has): the
+    /// products of the projections and of their gradients. lhs: [..., m, k], rhs: [..., k, n]
+    /// -> [..., m, n].
+    fn projection_matmul(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::float_matmul(lhs, rhs)
     }
 
     /// The sums of t's rows; t: [rows, cols] -> [cols].
@@ -51,6 +64,53 @@ pub trait RecomputedLinearBackend: Backend {
 pub fn summed_rows<B: Backend>(t: FloatTensor<B>) -> FloatTensor<B> {
     let cols = t.shape()[1];
     B::float_reshape(B::float_sum_dim(t, 0), Shape::new([cols]))
+}
+
+/// t [..., c] as [rows, c], and its leading dims.
+fn flat<B: Backend>(t: FloatTensor<B>) -> (FloatTensor<B>, Vec<usize>) {
+    let shape = t.shape();
+    let c = shape[shape.num_dims() - 1];
+    let lead = shape.as_slice()[..shape.num_dims() - 1].to_vec();
+    (
+        B::float_reshape(t, Shape::new([shape.num_elements() / c.max(1), c])),
+        lead,
+    )
+}
+
+/// t [rows, c] back to [lead..., c].
+fn unflat<B: Backend>(t: FloatTensor<B>, mut lead: Vec<usize>) -> FloatTensor<B> {
+    lead.push(t.shape()[1]);
+    B::float_reshape(t, Shape::from(lead))
+}
+
+/// `x @ weight (+ bias)` as one product of the flat input with the weight.
+///
+/// # Shapes
+/// x: [..., k]; weight: [k, n]; bias: [n] -> [..., n]
+pub fn project<B: RecomputedLinearBackend>(
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    bias: Option<FloatTensor<B>>,
+) -> FloatTensor<B> {
+    let (x, lead) = flat::<B>(x);
+    let out = B::projection_matmul(x, weight);
+    let out = match bias {
+        Some(bias) => {
+            let n = bias.shape()[0];
+            B::float_add(out, B::float_reshape(bias, Shape::new([1, n])))
+        }
+        None => out,
+    };
+    unflat::<B>(out, lead)
+}
+
+/// The input's gradient `grad @ weightᵀ`, as one product of the flat gradient.
+///
+/// # Shapes
+/// weight: [k, n]; grad: [..., n] -> [..., k]
+pub fn input_gradient<B: RecomputedLinearBackend>(weight: FloatTensor<B>, grad: FloatTensor<B>) -> FloatTensor<B> {
+    let (grad, lead) = flat::<B>(grad);
+    unflat::<B>(B::projection_matmul(grad, B::float_swap_dims(weight, 0, 1)), lead)
 }
 
 /// `x @ weight + bias` with its output recomputed in the backward (see the module doc).
@@ -88,7 +148,8 @@ pub fn linear<B: RecomputedLinearBackend, const D: usize>(
 }
 
 /// The weight's gradient `xᵀ @ grad` summed over x's leading axes: one matmul per leading index,
-/// as burn's linear, then one [`RecomputedLinearBackend::column_sums`].
+/// as burn's linear, then one [`RecomputedLinearBackend::column_sums`]. (One product over all
+/// tokens instead would leave a long k-loop on a handful of cubes: 128 x 512 outputs.)
 ///
 /// # Shapes
 /// x: [..., l, k]; grad: [..., l, n] -> [k, n]
@@ -96,12 +157,12 @@ pub fn weight_gradient<B: RecomputedLinearBackend>(x: FloatTensor<B>, grad: Floa
     let shape = x.shape();
     let rank = shape.num_dims();
     if rank <= 2 {
-        return B::linear_weight_backward(x, grad);
+        return B::projection_matmul(B::float_swap_dims(x, 0, 1), grad);
     }
     let (len, k, n) = (shape[rank - 2], shape[rank - 1], grad.shape()[rank - 1]);
     let batch = shape.num_elements() / (len * k);
     let x = B::float_swap_dims(B::float_reshape(x, Shape::new([batch, len, k])), 1, 2);
-    let per_batch = B::float_matmul(x, B::float_reshape(grad, Shape::new([batch, len, n])));
+    let per_batch = B::projection_matmul(x, B::float_reshape(grad, Shape::new([batch, len, n])));
     B::float_reshape(
         B::column_sums(B::float_reshape(per_batch, Shape::new([batch, k * n]))),
         Shape::new([k, n]),

@@ -44,6 +44,16 @@ enum Bench {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// The model's matmuls (each projection's forward and both gradients) under cubek's
+    /// strategies, burn's default among them: ms and TFLOP/s per strategy, as JSON lines.
+    Matmul {
+        /// The GPU backend to time.
+        #[arg(long, value_enum, default_value_t = GpuBackend::Cuda)]
+        backend: GpuBackend,
+        /// Passed on to the benchmark: [--tokens T] [--rows R] [--runs N].
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Data loading: MAF parse MB/s, store and batch windows/s on the bundled 4.5 MB file.
     Data,
     /// Variant scoring: variants/s and peak resident memory streaming synthetic VCFs of each size
@@ -263,22 +273,28 @@ fn main() -> Result<()> {
         } => msamamba_bench("train_bench", backend, &args),
         Task::Bench {
             bench: Bench::Scan { backend, args },
-        } => {
-            let mut command = vec![
-                "run",
-                "--release",
-                "-p",
-                "msamamba-kernels",
-                "--features",
-                backend.name(),
-                "--bin",
-                "scan_bench",
-                "--",
-                "--backend",
-                backend.name(),
-            ];
-            command.extend(args.iter().map(String::as_str));
-            cargo(&command)
-        }
+        } => kernels_bench("scan_bench", backend, &args),
+        Task::Bench {
+            bench: Bench::Matmul { backend, args },
+        } => kernels_bench("matmul_bench", backend, &args),
     }
+}
+
+/// Runs one of msamamba-kernels' benchmarks on a GPU backend.
+fn kernels_bench(bin: &str, backend: GpuBackend, args: &[String]) -> Result<()> {
+    let mut command = vec![
+        "run",
+        "--release",
+        "-p",
+        "msamamba-kernels",
+        "--features",
+        backend.name(),
+        "--bin",
+        bin,
+        "--",
+        "--backend",
+        backend.name(),
+    ];
+    command.extend(args.iter().map(String::as_str));
+    cargo(&command)
 }

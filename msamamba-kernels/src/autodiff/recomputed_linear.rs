@@ -11,11 +11,10 @@ use burn::backend::autodiff::checkpoint::state::BackwardStates;
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
-use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
 
 use crate::RecomputedLinearBackend;
-use crate::recomputed_linear::{bias_gradient, weight_gradient};
+use crate::recomputed_linear::{bias_gradient, input_gradient, project, weight_gradient};
 
 /// Backward of the linear; parents x, weight and, when `N` is 3, bias.
 #[derive(Debug)]
@@ -33,12 +32,12 @@ struct RetroLinear<B> {
     backend: PhantomData<B>,
 }
 
-impl<B: Backend> RetroForward for RetroLinear<B> {
+impl<B: RecomputedLinearBackend> RetroForward for RetroLinear<B> {
     fn forward(&self, states: &mut BackwardStates, out_node: NodeId) {
         let x = states.get_state::<FloatTensor<B>>(&self.x);
         let weight = states.get_state::<FloatTensor<B>>(&self.weight);
         let bias = self.bias.map(|id| states.get_state::<FloatTensor<B>>(&id));
-        states.save(out_node, B::linear(x, weight, bias));
+        states.save(out_node, project::<B>(x, weight, bias));
     }
 }
 
@@ -52,7 +51,7 @@ fn register_linear<B: RecomputedLinearBackend, const N: usize>(
     let (x_state, weight_state) = ops.state;
     if let Some(node) = &ops.parents[0] {
         let weight = checkpointer.retrieve_node_output(weight_state.expect("weight kept for x's gradient"));
-        grads.register::<B>(node.id, B::linear_x_backward(weight, grad.clone()));
+        grads.register::<B>(node.id, input_gradient::<B>(weight, grad.clone()));
     }
     if let Some(node) = &ops.parents[1] {
         let x = checkpointer.retrieve_node_output(x_state.expect("x kept for the weight's gradient"));
@@ -123,7 +122,7 @@ fn linear<B: RecomputedLinearBackend, C: CheckpointStrategy>(
         bias: bias.as_ref().map(|b| b.node.id),
         backend: PhantomData,
     });
-    let output = B::linear(
+    let output = project::<B>(
         x.primitive.clone(),
         weight.primitive.clone(),
         bias.as_ref().map(|b| b.primitive.clone()),

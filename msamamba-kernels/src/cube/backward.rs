@@ -72,8 +72,8 @@ fn piece_end(c: usize, size: usize, len: usize) -> usize {
 /// `l / (lanes / held)`. `held` and `mask` are powers of two.
 #[cube]
 fn plane_spread_sum(vals: &mut Array<f32>, #[comptime] held: usize, #[comptime] mask: u32) {
+    let half = comptime!(held.div_ceil(2));
     if comptime!(held > 1) {
-        let half = comptime!(held / 2);
         let upper = (UNIT_POS_PLANE & mask) != 0;
         #[unroll]
         for k in 0..half {
@@ -81,14 +81,11 @@ fn plane_spread_sum(vals: &mut Array<f32>, #[comptime] held: usize, #[comptime] 
             let high = vals[k + half];
             vals[k] = select(upper, high, low) + plane_shuffle_xor(select(upper, low, high), mask);
         }
-        if comptime!(mask > 1) {
-            plane_spread_sum(vals, half, comptime!(mask / 2));
-        }
     } else {
         vals[0] += plane_shuffle_xor(vals[0], mask);
-        if comptime!(mask > 1) {
-            plane_spread_sum(vals, held, comptime!(mask / 2));
-        }
+    }
+    if comptime!(mask > 1) {
+        plane_spread_sum(vals, half, comptime!(mask / 2));
     }
 }
 

@@ -15,11 +15,12 @@ pub mod column_sums;
 mod combine;
 mod forward;
 mod launch;
+pub mod matmul;
 pub mod residual_norm;
 pub mod row_attention;
 
 use burn::tensor::TensorPrimitive;
-use burn::tensor::ops::FloatTensor;
+use burn::tensor::ops::{FloatTensor, FloatTensorOps};
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 
 pub use launch::{KernelConfig, backward, forward, supported};
@@ -128,10 +129,14 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> AdamWBacke
     }
 }
 
-/// burn's linear (only autodiff treats it differently), the gradients' sums on the kernel.
+/// The projections' products with the strategy of `matmul.rs`, the gradients' sums on the kernel.
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> RecomputedLinearBackend
     for CubeBackend<R, F, I, BT>
 {
+    fn projection_matmul(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
+        matmul::matmul(&lhs, &rhs).unwrap_or_else(|| <Self as FloatTensorOps<Self>>::float_matmul(lhs, rhs))
+    }
+
     fn column_sums(t: FloatTensor<Self>) -> FloatTensor<Self> {
         let t = burn::tensor::Tensor::<Self, 2>::from_primitive(TensorPrimitive::Float(t));
         if column_sums::supported(&t) {

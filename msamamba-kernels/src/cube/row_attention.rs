@@ -19,6 +19,14 @@
 //!   ds_ij = p_ij (dp_ij - c_i); (3) per query, over K and V again, dq_i = sum_j ds_ij k_j. Every
 //!   gradient is owned by one thread: no atomics, no partial sums.
 //!
+//! - Vectors: rows are read and multiplied four channels at a time where the head's width allows
+//!   (two or one otherwise). Each product of a register row with a shared row is a shared-memory
+//!   read and a multiply-add per channel; read one float at a time, the reads bounded both
+//!   kernels (H200, 2026-12-01: 3.7 ms of a dense L=1024 block's backward).
+//! - The exponentials run in the scan kernels' fast-math modes (`__expf` on CUDA): no score is
+//!   infinite (a masked key's is -1e4) and the running maximum starts at a finite
+//!   [`FIRST_TOP`].
+//!
 //! Problems are spread over the grid's x and y (65 535 cubes at most on each for WGPU and CUDA's
 //! y), so any b·l·heads launches. Only f32 arithmetic, `exp`, shared memory and barriers:
 //! nothing newer than sm_60 (Pascal) on CUDA.
@@ -35,6 +43,10 @@ use crate::row_attention::{MASKED_SCORE, RowAttentionGrads, RowAttentionInput, s
 const TILE: usize = 32;
 /// Widest head the kernels keep in registers (two rows of it per thread, six in the backward).
 const MAX_HEAD: usize = 64;
+/// The running maximum's start: below any score (a masked key's is -1e4), and far enough inside
+/// f32's range that exp(FIRST_TOP - s) never meets an infinity, which the kernels' fast-math modes
+/// assume away.
+const FIRST_TOP: f32 = -1.0e30;
 
 /// Which problem (batch item, position, head) this cube solves, or `problems` when the cube is
 /// one of the grid's spare ones.
@@ -47,9 +59,9 @@ fn problem_index(problems: usize) -> usize {
 /// Loads one head of `n` rows (from the row at `base`) into shared memory [n, head]: consecutive
 /// threads read consecutive channels (a head's channels are contiguous in [b, m, l, d]).
 #[cube]
-fn load_tile(
-    src: &Tensor<f32>,
-    dst: &mut SharedMemory<f32>,
+fn load_tile<N: Size>(
+    src: &Tensor<Vector<f32, N>>,
+    dst: &mut SharedMemory<Vector<f32, N>>,
     base: usize,
     stride: usize,
     n: usize,
@@ -67,12 +79,12 @@ fn load_tile(
 /// `first_key` of `keep`) into `kept`, then waits for the whole cube.
 #[cube]
 #[allow(clippy::too_many_arguments)]
-fn load_keys(
-    k: &Tensor<f32>,
-    v: &Tensor<f32>,
+fn load_keys<N: Size>(
+    k: &Tensor<Vector<f32, N>>,
+    v: &Tensor<Vector<f32, N>>,
     keep: &Tensor<f32>,
-    ks: &mut SharedMemory<f32>,
-    vs: &mut SharedMemory<f32>,
+    ks: &mut SharedMemory<Vector<f32, N>>,
+    vs: &mut SharedMemory<Vector<f32, N>>,
     kept: &mut SharedMemory<f32>,
     first: usize,
     stride: usize,
@@ -100,23 +112,79 @@ fn tile_rows(t0: usize, rows: usize, #[comptime] tile: usize) -> usize {
     n
 }
 
-/// Dot product of a register row with row `j` of a shared [n, head] tile.
+/// Dot product of a register row with row `j` of a shared [n, head] tile, summed along the
+/// vectors, then across their lanes.
 #[cube]
-fn dot(row: &Array<f32>, tile: &SharedMemory<f32>, j: usize, #[comptime] head: usize) -> f32 {
-    let mut acc = 0.0f32;
+fn dot<N: Size>(
+    row: &Array<Vector<f32, N>>,
+    tile: &SharedMemory<Vector<f32, N>>,
+    j: usize,
+    #[comptime] head: usize,
+) -> f32 {
+    let mut acc = Vector::<f32, N>::new(0.0);
     #[unroll]
     for c in 0..head {
         acc += row[c] * tile[j * head + c];
     }
-    acc
+    f32::cast_from(acc.vector_sum())
+}
+
+/// `acc += weight * tile[j]`, over a head.
+#[cube]
+fn add_scaled<N: Size>(
+    acc: &mut Array<Vector<f32, N>>,
+    weight: f32,
+    tile: &SharedMemory<Vector<f32, N>>,
+    j: usize,
+    #[comptime] head: usize,
+) {
+    let w = Vector::<f32, N>::new(weight);
+    #[unroll]
+    for c in 0..head {
+        acc[c] += w * tile[j * head + c];
+    }
+}
+
+/// A register row of zeros.
+#[cube]
+fn zeros<N: Size>(#[comptime] head: usize) -> Array<Vector<f32, N>> {
+    let mut row = Array::<Vector<f32, N>>::new(head);
+    #[unroll]
+    for c in 0..head {
+        row[c] = Vector::new(0.0);
+    }
+    row
+}
+
+/// A register row, scaled, written to `dst` from `offset`.
+#[cube]
+fn store_row<N: Size>(
+    row: &Array<Vector<f32, N>>,
+    dst: &mut Tensor<Vector<f32, N>>,
+    offset: usize,
+    scale: f32,
+    #[comptime] head: usize,
+) {
+    let s = Vector::<f32, N>::new(scale);
+    #[unroll]
+    for c in 0..head {
+        dst[offset + c] = row[c] * s;
+    }
 }
 
 /// A row of a problem, scaled, into registers.
 #[cube]
-fn load_row(src: &Tensor<f32>, row: &mut Array<f32>, offset: usize, scale: f32, #[comptime] head: usize) {
+fn load_row<N: Size>(
+    src: &Tensor<Vector<f32, N>>,
+    row: &mut Array<Vector<f32, N>>,
+    offset: usize,
+    scale: f32,
+    #[comptime] head: usize,
+) {
+    let s = Vector::<f32, N>::new(scale);
     #[unroll]
     for c in 0..head {
-        row[c] = src[offset + c] * scale;
+        row[c] = src[offset + c] * s;
     }
 }
 
@@ -137,15 +205,15 @@ fn problem_base(
 }
 
 /// Forward: out [b, m, l, d] from q, k, v [b, m, l, d] and the key mask `keep` [b, m]. Keys come
-/// in tiles of `tile` rows.
-#[cube(launch)]
+/// in tiles of `tile` rows; `head` counts a head's vectors of N channels.
+#[cube(launch, fast_math = FastMath::ReducedPrecision | FastMath::NotNaN | FastMath::NotInf)]
 #[allow(clippy::too_many_arguments)]
-pub fn row_attention_forward_kernel(
-    q: &Tensor<f32>,
-    k: &Tensor<f32>,
-    v: &Tensor<f32>,
+pub fn row_attention_forward_kernel<N: Size>(
+    q: &Tensor<Vector<f32, N>>,
+    k: &Tensor<Vector<f32, N>>,
+    v: &Tensor<Vector<f32, N>>,
     keep: &Tensor<f32>,
-    out: &mut Tensor<f32>,
+    out: &mut Tensor<Vector<f32, N>>,
     batch: u32,
     rows: u32,
     len: u32,
@@ -165,20 +233,15 @@ pub fn row_attention_forward_kernel(
     let me = UNIT_POS_X as usize;
     let (base, stride, item) = problem_base(problem, rows, len as usize, n_heads as usize, head);
 
-    let mut ks = SharedMemory::<f32>::new(tile * head);
-    let mut vs = SharedMemory::<f32>::new(tile * head);
+    let mut ks = SharedMemory::<Vector<f32, N>>::new(tile * head);
+    let mut vs = SharedMemory::<Vector<f32, N>>::new(tile * head);
     let mut kept = SharedMemory::<f32>::new(tile);
-    let mut qr = Array::<f32>::new(head);
-    let mut acc = Array::<f32>::new(head);
-    #[unroll]
-    for c in 0..head {
-        qr[c] = 0.0;
-        acc[c] = 0.0;
-    }
+    let mut qr = zeros::<N>(head);
+    let mut acc = zeros::<N>(head);
     if me < rows {
         load_row(q, &mut qr, base + me * stride, scale, head);
     }
-    let mut top = f32::min_value();
+    let mut top = f32::new(FIRST_TOP);
     let mut total = 0.0f32;
     let mut t0 = 0;
     while t0 < rows {
@@ -204,8 +267,9 @@ pub fn row_attention_forward_kernel(
                     s = dot(&qr, &ks, j, head);
                 }
                 if s > top {
-                    let rescale = f32::exp(top - s);
-                    total *= rescale;
+                    let shrink = f32::exp(top - s);
+                    total *= shrink;
+                    let rescale = Vector::<f32, N>::new(shrink);
                     #[unroll]
                     for c in 0..head {
                         acc[c] *= rescale;
@@ -214,37 +278,30 @@ pub fn row_attention_forward_kernel(
                 }
                 let p = f32::exp(s - top);
                 total += p;
-                #[unroll]
-                for c in 0..head {
-                    acc[c] += p * vs[j * head + c];
-                }
+                add_scaled(&mut acc, p, &vs, j, head);
             }
         }
         sync_cube();
         t0 += tile;
     }
     if me < rows {
-        let inv = 1.0 / total;
-        #[unroll]
-        for c in 0..head {
-            out[base + me * stride + c] = acc[c] * inv;
-        }
+        store_row(&acc, out, base + me * stride, 1.0 / total, head);
     }
 }
 
 /// Backward: dq, dk, dv [b, m, l, d] from the forward's inputs and dout [b, m, l, d]. Keys (and in
-/// step 2 queries) come in tiles of `tile` rows.
-#[cube(launch)]
+/// step 2 queries) come in tiles of `tile` rows; `head` counts a head's vectors of N channels.
+#[cube(launch, fast_math = FastMath::ReducedPrecision | FastMath::NotNaN | FastMath::NotInf)]
 #[allow(clippy::too_many_arguments)]
-pub fn row_attention_backward_kernel(
-    q: &Tensor<f32>,
-    k: &Tensor<f32>,
-    v: &Tensor<f32>,
+pub fn row_attention_backward_kernel<N: Size>(
+    q: &Tensor<Vector<f32, N>>,
+    k: &Tensor<Vector<f32, N>>,
+    v: &Tensor<Vector<f32, N>>,
     keep: &Tensor<f32>,
-    dout: &Tensor<f32>,
-    dq: &mut Tensor<f32>,
-    dk: &mut Tensor<f32>,
-    dv: &mut Tensor<f32>,
+    dout: &Tensor<Vector<f32, N>>,
+    dq: &mut Tensor<Vector<f32, N>>,
+    dk: &mut Tensor<Vector<f32, N>>,
+    dv: &mut Tensor<Vector<f32, N>>,
     batch: u32,
     rows: u32,
     len: u32,
@@ -265,19 +322,14 @@ pub fn row_attention_backward_kernel(
     let (base, stride, item) = problem_base(problem, rows, len as usize, n_heads as usize, head);
     let mine = base + me * stride;
 
-    let mut sa = SharedMemory::<f32>::new(tile * head);
-    let mut sb = SharedMemory::<f32>::new(tile * head);
+    let mut sa = SharedMemory::<Vector<f32, N>>::new(tile * head);
+    let mut sb = SharedMemory::<Vector<f32, N>>::new(tile * head);
     let mut kept = SharedMemory::<f32>::new(tile);
     let mut peak = SharedMemory::<f32>::new(threads);
     let mut norm = SharedMemory::<f32>::new(threads);
     let mut centre = SharedMemory::<f32>::new(threads);
-    let mut qr = Array::<f32>::new(head);
-    let mut dor = Array::<f32>::new(head);
-    #[unroll]
-    for c in 0..head {
-        qr[c] = 0.0;
-        dor[c] = 0.0;
-    }
+    let mut qr = zeros::<N>(head);
+    let mut dor = zeros::<N>(head);
     if me < rows {
         load_row(q, &mut qr, mine, scale, head);
         load_row(dout, &mut dor, mine, 1.0, head);
@@ -286,7 +338,7 @@ pub fn row_attention_backward_kernel(
     // (1) Per query: the largest score, 1 / the sum of exp(score - largest) and c_i, online over
     // the key tiles. Kept apart rather than as a log-sum-exp: with every key masked the scores
     // are all -1e4, where a float's spacing (~1e-3) would blur exp(s - lse).
-    let mut top = f32::min_value();
+    let mut top = f32::new(FIRST_TOP);
     let mut total = 0.0f32;
     let mut weighted = 0.0f32;
     let mut t0 = 0;
@@ -334,17 +386,10 @@ pub fn row_attention_backward_kernel(
     }
 
     // (2) Per key: dk and dv, over tiles of Q and dout.
-    let mut kr = Array::<f32>::new(head);
-    let mut vr = Array::<f32>::new(head);
-    let mut dkr = Array::<f32>::new(head);
-    let mut dvr = Array::<f32>::new(head);
-    #[unroll]
-    for c in 0..head {
-        kr[c] = 0.0;
-        vr[c] = 0.0;
-        dkr[c] = 0.0;
-        dvr[c] = 0.0;
-    }
+    let mut kr = zeros::<N>(head);
+    let mut vr = zeros::<N>(head);
+    let mut dkr = zeros::<N>(head);
+    let mut dvr = zeros::<N>(head);
     let mut live = false;
     if me < rows {
         load_row(k, &mut kr, mine, scale, head);
@@ -364,16 +409,10 @@ pub fn row_attention_backward_kernel(
                     s = dot(&kr, &sa, i, head);
                 }
                 let p = f32::exp(s - peak[t0 + i]) * norm[t0 + i];
-                #[unroll]
-                for c in 0..head {
-                    dvr[c] += p * sb[i * head + c];
-                }
+                add_scaled(&mut dvr, p, &sb, i, head);
                 if live {
                     let ds = p * (dot(&vr, &sb, i, head) - centre[t0 + i]);
-                    #[unroll]
-                    for c in 0..head {
-                        dkr[c] += ds * sa[i * head + c];
-                    }
+                    add_scaled(&mut dkr, ds, &sa, i, head);
                 }
             }
         }
@@ -381,19 +420,12 @@ pub fn row_attention_backward_kernel(
         t0 += tile;
     }
     if me < rows {
-        #[unroll]
-        for c in 0..head {
-            dk[mine + c] = dkr[c] * scale;
-            dv[mine + c] = dvr[c];
-        }
+        store_row(&dkr, dk, mine, scale, head);
+        store_row(&dvr, dv, mine, 1.0, head);
     }
 
     // (3) Per query: dq, over the key tiles again.
-    let mut dqr = Array::<f32>::new(head);
-    #[unroll]
-    for c in 0..head {
-        dqr[c] = 0.0;
-    }
+    let mut dqr = zeros::<N>(head);
     let mut my_peak = 0.0f32;
     let mut my_norm = 0.0f32;
     let mut my_centre = 0.0f32;
@@ -424,10 +456,7 @@ pub fn row_attention_backward_kernel(
                 if kept[j] > 0.5 {
                     let p = f32::exp(dot(&qr, &sa, j, head) - my_peak) * my_norm;
                     let ds = p * (dot(&dor, &sb, j, head) - my_centre);
-                    #[unroll]
-                    for c in 0..head {
-                        dqr[c] += ds * sa[j * head + c];
-                    }
+                    add_scaled(&mut dqr, ds, &sa, j, head);
                 }
             }
         }
@@ -435,10 +464,7 @@ pub fn row_attention_backward_kernel(
         t0 += tile;
     }
     if me < rows {
-        #[unroll]
-        for c in 0..head {
-            dq[mine + c] = dqr[c] * scale;
-        }
+        store_row(&dqr, dq, mine, scale, head);
     }
 }
 
@@ -476,16 +502,33 @@ struct Launch<R: CubeRuntime> {
     /// batch, rows, positions, width
     dims: [usize; 4],
     n_heads: usize,
+    /// Channels per vector of the kernels' loads and arithmetic.
+    vector: usize,
+}
+
+/// The widest vector (4, 2 or 1 channels) that divides a head: a head's channels are then whole
+/// vectors, read 16 bytes at a time from global and shared memory (scalar shared-memory reads
+/// made the inner products load-bound). Every tensor's start is aligned to it: burn keeps a slice
+/// as a view only at the device's memory alignment, and copies it otherwise.
+fn vector_width(head: usize) -> usize {
+    match head % 4 {
+        0 => 4,
+        2 => 2,
+        _ => 1,
+    }
 }
 
 impl<R: CubeRuntime> Launch<R> {
     fn new<F: FloatElement, I: IntElement, BT: BoolElement>(input: RowAttentionInput<Cube<R, F, I, BT>>) -> Self {
+        let dims = input.dims();
+        let (q, k, v) = (prim(input.q), prim(input.k), prim(input.v));
         Launch {
-            dims: input.dims(),
+            vector: vector_width(dims[3] / input.n_heads),
+            dims,
             n_heads: input.n_heads,
-            q: prim(input.q),
-            k: prim(input.k),
-            v: prim(input.v),
+            q,
+            k,
+            v,
             keep: prim(input.key_keep),
         }
     }
@@ -504,8 +547,9 @@ impl<R: CubeRuntime> Launch<R> {
         CubeDim::new_1d(threads(self.dims[1]) as u32)
     }
 
+    /// A head's vectors.
     fn head(&self) -> usize {
-        self.dims[3] / self.n_heads
+        self.dims[3] / self.n_heads / self.vector
     }
 
     fn scale(&self) -> f32 {
@@ -524,6 +568,7 @@ pub fn forward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
         &p.q.client,
         p.cube_count(),
         p.cube_dim(),
+        p.vector,
         p.q.clone().into_tensor_arg(),
         p.k.clone().into_tensor_arg(),
         p.v.clone().into_tensor_arg(),
@@ -548,17 +593,19 @@ pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>
     dout: BurnTensor<Cube<R, F, I, BT>, 4>,
 ) -> RowAttentionGrads<Cube<R, F, I, BT>> {
     let p = Launch::new(input);
+    let dout = prim(dout);
     let [_, rows, len, _] = p.dims;
     let (dq, dk, dv) = (p.empty(), p.empty(), p.empty());
     row_attention_backward_kernel::launch::<R>(
         &p.q.client,
         p.cube_count(),
         p.cube_dim(),
+        p.vector,
         p.q.clone().into_tensor_arg(),
         p.k.clone().into_tensor_arg(),
         p.v.clone().into_tensor_arg(),
         p.keep.clone().into_tensor_arg(),
-        prim(dout).into_tensor_arg(),
+        dout.into_tensor_arg(),
         dq.clone().into_tensor_arg(),
         dk.clone().into_tensor_arg(),
         dv.clone().into_tensor_arg(),

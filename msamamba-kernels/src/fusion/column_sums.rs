@@ -1,5 +1,5 @@
-//! The linears' column sums as one custom operation of burn-fusion (their linear is burn's, queued
-//! like any other matmul; only autodiff treats it differently).
+//! The linears' products and column sums as custom operations of burn-fusion: the inner backend
+//! picks its own matmul strategy (burn's queued matmul would take burn's), and sums on its kernel.
 
 use std::marker::PhantomData;
 
@@ -25,7 +25,39 @@ impl<B: FusionBackend + RecomputedLinearBackend> Operation<B::FusionRuntime> for
     }
 }
 
+/// The queued operation: inputs lhs [..., m, k] and rhs [..., k, n], output their product.
+#[derive(Debug)]
+struct MatmulOp<B> {
+    desc: CustomOpIr,
+    backend: PhantomData<B>,
+}
+
+impl<B: FusionBackend + RecomputedLinearBackend> Operation<B::FusionRuntime> for MatmulOp<B> {
+    fn execute(&self, handles: &mut HandleContainer<<B::FusionRuntime as FusionRuntime>::FusionHandle>) {
+        let lhs = handles.get_float_tensor::<B>(&self.desc.inputs[0]);
+        let rhs = handles.get_float_tensor::<B>(&self.desc.inputs[1]);
+        register_outputs::<B>(&self.desc, handles, vec![B::projection_matmul(lhs, rhs)]);
+    }
+}
+
 impl<B: FusionBackend + RecomputedLinearBackend> RecomputedLinearBackend for Fusion<B> {
+    fn projection_matmul(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
+        let mut dims = lhs.shape().to_vec();
+        let rank = dims.len();
+        dims[rank - 1] = rhs.shape()[rank - 1];
+        let [out] = <[_; 1]>::try_from(queue_custom::<B, _>(
+            "msamamba_projection_matmul",
+            vec![lhs, rhs],
+            vec![Shape::from(dims)],
+            |desc| MatmulOp::<B> {
+                desc,
+                backend: PhantomData,
+            },
+        ))
+        .expect("one output");
+        out
+    }
+
     fn column_sums(t: FloatTensor<Self>) -> FloatTensor<Self> {
         let cols = t.shape()[1];
         let [sums] = <[_; 1]>::try_from(queue_custom::<B, _>(

@@ -1,6 +1,6 @@
-//! The linears' column-sum kernel against float64 sums, directly, through burn-fusion and as the
-//! gradients of the model's linears inside burn's autodiff; on WGPU (the `wgpu` feature) and on
-//! CUDA (`cuda`).
+//! The linears' column-sum kernel and products against float64, directly, through burn-fusion and
+//! as the gradients of the model's linears inside burn's autodiff; on WGPU (the `wgpu` feature)
+//! and on CUDA (`cuda`).
 
 use crate::common::{assert_close_above, rng, values};
 use burn::backend::{Autodiff, NdArray};
@@ -66,6 +66,71 @@ fn column_sums<B: RecomputedLinearBackend>(t: &[f64], [rows, cols]: [usize; 2], 
     values(Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(sums)))
 }
 
+/// (batch, m, k, n) of the products: one element, sizes off every tile and vector, the model's
+/// projections (tokens x 128 -> 512, -> 40, 8 -> 256), a batch of weight-gradient products.
+const PRODUCTS: [[usize; 4]; 6] = [
+    [1, 1, 1, 1],
+    [1, 37, 5, 3],
+    [1, 130, 33, 65],
+    [1, 1000, 128, 512],
+    [1, 777, 256, 40],
+    [3, 128, 96, 72],
+];
+
+/// float64 `a @ b` of a batch of [m, k] and [k, n] matrices.
+fn loop_product(a: &[f64], b: &[f64], [batch, m, k, n]: [usize; 4]) -> Vec<f64> {
+    let mut out = vec![0.0; batch * m * n];
+    for p in 0..batch {
+        for i in 0..m {
+            for j in 0..n {
+                out[(p * m + i) * n + j] = (0..k).map(|t| a[(p * m + i) * k + t] * b[(p * k + t) * n + j]).sum();
+            }
+        }
+    }
+    out
+}
+
+/// A [batch, rows, cols] tensor of `t`, laid out transposed in memory when `transposed`.
+fn matrices<B: RecomputedLinearBackend>(t: &[f64], [batch, rows, cols]: [usize; 3], transposed: bool) -> Tensor<B, 3> {
+    let device = Default::default();
+    if !transposed {
+        return Tensor::from_data(TensorData::new(t.to_vec(), [batch, rows, cols]), &device);
+    }
+    let mut flipped = vec![0.0; t.len()];
+    for p in 0..batch {
+        for r in 0..rows {
+            for c in 0..cols {
+                flipped[(p * cols + c) * rows + r] = t[(p * rows + r) * cols + c];
+            }
+        }
+    }
+    Tensor::<B, 3>::from_data(TensorData::new(flipped, [batch, cols, rows]), &device).swap_dims(1, 2)
+}
+
+/// B's product of `a` and `b`, either laid out transposed in memory (as the linears' gradients
+/// hand them: the weight transposed, the input transposed).
+fn product<B: RecomputedLinearBackend>(
+    a: &[f64],
+    b: &[f64],
+    [batch, m, k, n]: [usize; 4],
+    a_t: bool,
+    b_t: bool,
+) -> Vec<f64> {
+    let (a, b) = (
+        matrices::<B>(a, [batch, m, k], a_t),
+        matrices::<B>(b, [batch, k, n], b_t),
+    );
+    let out = if batch == 1 {
+        let flat = |t: Tensor<B, 3>| t.squeeze_dim::<2>(0).into_primitive().tensor();
+        let out = B::projection_matmul(flat(a), flat(b));
+        Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(out)).unsqueeze_dim(0)
+    } else {
+        let out = B::projection_matmul(a.into_primitive().tensor(), b.into_primitive().tensor());
+        Tensor::<B, 3>::from_primitive(TensorPrimitive::Float(out))
+    };
+    values(out)
+}
+
 /// Gradients of sum(y · dy) through the kept or the recomputed linear, x [2, 3, 5, k].
 fn linear_grads<B: RecomputedLinearBackend>(
     x: &[f64],
@@ -113,6 +178,23 @@ macro_rules! gpu_tests {
                         assert_close_above(&format!("kernel {what}"), &got, &want, TOLERANCE, 1.0);
                         let got = column_sums::<Gpu>(&t, dims, transposed);
                         assert_close_above(&format!("fusion {what}"), &got, &want, TOLERANCE, 1.0);
+                    }
+                }
+            }
+
+            #[test]
+            fn products_match_float64() {
+                let mut rng = rng();
+                for dims in PRODUCTS {
+                    let [batch, m, k, n] = dims;
+                    let (a, b) = (random(&mut rng, batch * m * k), random(&mut rng, batch * k * n));
+                    let want = loop_product(&a, &b, dims);
+                    for (a_t, b_t) in [(false, false), (false, true), (true, false)] {
+                        let what = format!("{dims:?} a transposed={a_t} b transposed={b_t}");
+                        let got = product::<Cube>(&a, &b, dims, a_t, b_t);
+                        assert_close_above(&format!("kernel {what}"), &got, &want, $matmul_tolerance, 1.0);
+                        let got = product::<Gpu>(&a, &b, dims, a_t, b_t);
+                        assert_close_above(&format!("fusion {what}"), &got, &want, $matmul_tolerance, 1.0);
                     }
                 }
             }

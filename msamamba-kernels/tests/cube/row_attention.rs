@@ -10,8 +10,9 @@ use msamamba_kernels::row_attention::{reference_backward, reference_forward, row
 
 /// (b, m, l, d, heads): the paper's rows and head width (90 rows, 4 heads of 32), the most rows
 /// the paper model takes (128), one row, rows off the warp size and the tile, one position, heads
-/// of one and of 64 channels, more rows than the smallest WGPU cube limit (256).
-const SHAPES: [([usize; 4], usize); 8] = [
+/// of one and of 64 channels, more rows than the smallest WGPU cube limit (256), heads read in
+/// vectors of 2 (6 channels) and of 1 (5 channels).
+const SHAPES: [([usize; 4], usize); 10] = [
     ([2, 90, 3, 128], 4),
     ([1, 128, 2, 64], 2),
     ([2, 1, 5, 16], 2),
@@ -20,6 +21,8 @@ const SHAPES: [([usize; 4], usize); 8] = [
     ([2, 40, 3, 64], 1),
     ([1, 65, 2, 40], 5),
     ([1, 250, 2, 8], 2),
+    ([2, 9, 3, 12], 2),
+    ([1, 5, 2, 15], 3),
 ];
 
 const MASKS: [Mask; 4] = [Mask::None, Mask::Random, Mask::AllButFirst, Mask::All];
@@ -32,25 +35,35 @@ fn assert_close(what: &str, got: &[f64], want: &[f64]) {
     assert_close_above(what, got, want, TOLERANCE, 1.0);
 }
 
-/// Checks the kernels' forward and backward on `problem` against the reference.
+type G<R, BT> = burn_cubecl::CubeBackend<R, f32, i32, BT>;
+
+/// Checks the kernels' forward and backward on `problem` against the reference, their inputs
+/// built by `input`.
+fn check_with<R, BT>(problem: &AttentionProblem, input: impl Fn(&AttentionProblem) -> RowAttentionInput<G<R, BT>>)
+where
+    R: burn_cubecl::CubeRuntime,
+    BT: burn_cubecl::BoolElement,
+{
+    let (gpu, cpu) = (Default::default(), Default::default());
+    let label = format!("{:?} heads {}", problem.dims, problem.n_heads);
+    assert!(supported(&input(problem)), "{label}: the kernels cover it");
+    let want = values(reference_forward(problem.input::<NdArray<f64>>(&cpu)));
+    assert_close(&format!("out {label}"), &values(forward(input(problem))), &want);
+
+    let want = reference_backward(problem.input::<NdArray<f64>>(&cpu), problem.dout::<NdArray<f64>>(&cpu));
+    let got = backward(input(problem), problem.dout::<G<R, BT>>(&gpu));
+    for (name, g, w) in [("dq", got.q, want.q), ("dk", got.k, want.k), ("dv", got.v, want.v)] {
+        assert_close(&format!("{name} {label}"), &values(g), &values(w));
+    }
+}
+
+/// Checks the kernels on `problem`'s inputs as plain tensors.
 fn check<R, BT>(problem: &AttentionProblem)
 where
     R: burn_cubecl::CubeRuntime,
     BT: burn_cubecl::BoolElement,
 {
-    type G<R, BT> = burn_cubecl::CubeBackend<R, f32, i32, BT>;
-    let (gpu, cpu) = (Default::default(), Default::default());
-    let label = format!("{:?} heads {}", problem.dims, problem.n_heads);
-    let input = problem.input::<G<R, BT>>(&gpu);
-    assert!(supported(&input), "{label}: the kernels cover it");
-    let want = values(reference_forward(problem.input::<NdArray<f64>>(&cpu)));
-    assert_close(&format!("out {label}"), &values(forward(input)), &want);
-
-    let want = reference_backward(problem.input::<NdArray<f64>>(&cpu), problem.dout::<NdArray<f64>>(&cpu));
-    let got = backward(problem.input::<G<R, BT>>(&gpu), problem.dout::<G<R, BT>>(&gpu));
-    for (name, g, w) in [("dq", got.q, want.q), ("dk", got.k, want.k), ("dv", got.v, want.v)] {
-        assert_close(&format!("{name} {label}"), &values(g), &values(w));
-    }
+    check_with::<R, BT>(problem, |p| p.input(&Default::default()));
 }
 
 /// Gradients of sum(out * dout) for q, k, v through burn's autodiff of the entry point.
