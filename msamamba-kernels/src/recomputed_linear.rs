@@ -15,9 +15,9 @@
 //! one to a few cubes (5 ms of a 95 ms training step on the H200, 2026-12-01).
 //!
 //! Every product, forward and backward, goes through
-//! [`RecomputedLinearBackend::projection_matmul`] on a flat [tokens, k] view where the input
-//! allows: the cube backends launch it with a matmul strategy of their own choosing (see
-//! `cube/matmul.rs`), which burn's linear does not let them pick.
+//! [`RecomputedLinearBackend::projection_matmul`], the input flattened to [tokens, k] (a copy
+//! only where it is not contiguous): the cube backends launch it with a matmul strategy of their
+//! own choosing (see `cube/matmul.rs`), which burn's linear does not let them pick.
 //!
 //! [`recomputed_linear`] and [`linear`] are the entry points. Backends implement
 //! [`RecomputedLinearBackend`]; autodiff overrides the projections, the cube backends the sums
