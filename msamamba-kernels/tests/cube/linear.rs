@@ -50,18 +50,7 @@ fn loop_sums(t: &[f64], [rows, cols]: [usize; 2]) -> Vec<f64> {
 
 /// B's column sums of `t` [rows, cols], laid out transposed in memory when `transposed`.
 fn column_sums<B: RecomputedLinearBackend>(t: &[f64], [rows, cols]: [usize; 2], transposed: bool) -> Vec<f64> {
-    let device = Default::default();
-    let tensor = if transposed {
-        let mut flipped = vec![0.0; t.len()];
-        for r in 0..rows {
-            for c in 0..cols {
-                flipped[c * rows + r] = t[r * cols + c];
-            }
-        }
-        Tensor::<B, 2>::from_data(TensorData::new(flipped, [cols, rows]), &device).transpose()
-    } else {
-        Tensor::<B, 2>::from_data(TensorData::new(t.to_vec(), [rows, cols]), &device)
-    };
+    let tensor = matrices::<B>(t, [1, rows, cols], transposed).squeeze_dim::<2>(0);
     let sums = B::column_sums(tensor.into_primitive().tensor());
     values(Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(sums)))
 }
