@@ -83,7 +83,10 @@ fn unflat<B: Backend>(t: FloatTensor<B>, mut lead: Vec<usize>) -> FloatTensor<B>
     B::float_reshape(t, Shape::from(lead))
 }
 
-/// `x @ weight (+ bias)` as one product of the flat input with the weight.
+/// `x @ weight (+ bias)` as one product of the flat input with the weight. The bias is added in
+/// x's own shape, so that burn-fusion can fuse the add with the element-wise operations that
+/// follow (the MLP's SiLU): added to the flat product, it was a kernel of its own (H200,
+/// 2026-12-01: 0.7 ms of a 70 ms step).
 ///
 /// # Shapes
 /// x: [..., k]; weight: [k, n]; bias: [n] -> [..., n]
@@ -93,15 +96,15 @@ pub fn project<B: RecomputedLinearBackend>(
     bias: Option<FloatTensor<B>>,
 ) -> FloatTensor<B> {
     let (x, lead) = flat::<B>(x);
-    let out = B::projection_matmul(x, weight);
-    let out = match bias {
+    let out = unflat::<B>(B::projection_matmul(x, weight), lead);
+    match bias {
         Some(bias) => {
-            let n = bias.shape()[0];
-            B::float_add(out, B::float_reshape(bias, Shape::new([1, n])))
+            let mut shape = vec![1; out.shape().num_dims()];
+            *shape.last_mut().expect("the output has a last axis") = bias.shape()[0];
+            B::float_add(out, B::float_reshape(bias, Shape::from(shape)))
         }
         None => out,
-    };
-    unflat::<B>(out, lead)
+    }
 }
 
 /// The input's gradient `grad @ weightᵀ`, as one product of the flat gradient.

@@ -6,6 +6,12 @@
 //! [`Autodiff`](burn::backend::Autodiff) records it as one graph node whose backward is the inner
 //! backend's. Inputs and output keep the model's [B, M, L, D] layout, so no transpose is needed
 //! around the call: the heads are the D axis cut into `n_heads` slices.
+//!
+//! The forward also returns what the backward would otherwise derive again from q, k and v: each
+//! query's softmax statistics (its largest score and the inverse of its sum), and the output,
+//! whose product with dout is each query's sum_j p_ij dp_ij. The autodiff node keeps both (the
+//! output is kept anyway, as the output projection's input), which spares the kernel's backward a
+//! pass over the keys.
 
 use burn::tensor::{Bool, Tensor, activation, backend::Backend};
 
@@ -29,6 +35,21 @@ pub struct RowAttentionInput<B: Backend> {
     pub key_keep: Tensor<B, 2>,
     /// Attention heads; divides d.
     pub n_heads: usize,
+}
+
+/// The row attention's output and what its backward reuses.
+///
+/// # Shapes
+/// b batch, m rows, l positions, `n_heads` heads.
+#[derive(Debug, Clone)]
+pub struct RowAttentionOutput<B: Backend> {
+    /// Context vectors: [b, m, l, d].
+    pub out: Tensor<B, 4>,
+    /// Per query: its largest score (plane 0) and 1 / the sum of exp(score - largest) over the
+    /// keys (plane 1): [2, b, l, n_heads, m]. Kept apart rather than as one log-sum-exp: with
+    /// every key masked the scores are all -1e4, where a float's spacing (~1e-3) would blur
+    /// exp(score - lse).
+    pub stats: Tensor<B, 5>,
 }
 
 /// Gradients of the row attention with respect to q, k and v: each [b, m, l, d].
@@ -68,13 +89,18 @@ impl<B: Backend> RowAttentionInput<B> {
 /// are tested against. Kernel backends override both methods; autodiff calls
 /// `row_attention_backward` of the inner backend, so the two must agree.
 pub trait RowAttentionBackend: Backend {
-    /// Context vectors: [b, m, l, d].
-    fn row_attention(input: RowAttentionInput<Self>) -> Tensor<Self, 4> {
+    /// Context vectors and softmax statistics.
+    fn row_attention(input: RowAttentionInput<Self>) -> RowAttentionOutput<Self> {
         reference_forward(input)
     }
 
-    /// Gradients of `sum(out * dout)` for q, k and v; `dout`: [b, m, l, d].
-    fn row_attention_backward(input: RowAttentionInput<Self>, dout: Tensor<Self, 4>) -> RowAttentionGrads<Self> {
+    /// Gradients of `sum(out * dout)` for q, k and v, given what the forward returned for the
+    /// same input; `dout`: [b, m, l, d]. The reference derives everything again from the input.
+    fn row_attention_backward(
+        input: RowAttentionInput<Self>,
+        _saved: RowAttentionOutput<Self>,
+        dout: Tensor<Self, 4>,
+    ) -> RowAttentionGrads<Self> {
         reference_backward(input, dout)
     }
 }
@@ -87,7 +113,7 @@ pub trait RowAttentionBackend: Backend {
 /// q, k, v: [b, m, l, d]; key_keep: [b, m] -> [b, m, l, d]
 pub fn row_attention<B: RowAttentionBackend>(input: RowAttentionInput<B>) -> Tensor<B, 4> {
     input.dims();
-    B::row_attention(input)
+    B::row_attention(input).out
 }
 
 /// The 1 / sqrt(head width) that scales the scores.
@@ -114,8 +140,8 @@ fn masked_keys<B: Backend>(key_keep: Tensor<B, 2>) -> Tensor<B, 5, Bool> {
     key_keep.lower_elem(0.5).reshape([batch, 1, 1, 1, rows])
 }
 
-/// The attention weights p [b, l, heads, m, m] and the masked keys.
-fn weights<B: Backend>(input: &RowAttentionInput<B>) -> (Tensor<B, 5>, Tensor<B, 5, Bool>) {
+/// The scores [b, l, heads, m, m], [`MASKED_SCORE`] at masked keys, and the masked keys.
+fn scores<B: Backend>(input: &RowAttentionInput<B>) -> (Tensor<B, 5>, Tensor<B, 5, Bool>) {
     let [_, _, _, width] = input.dims();
     let q = heads(input.q.clone(), input.n_heads);
     let k = heads(input.k.clone(), input.n_heads);
@@ -123,14 +149,29 @@ fn weights<B: Backend>(input: &RowAttentionInput<B>) -> (Tensor<B, 5>, Tensor<B,
         .matmul(k.swap_dims(3, 4))
         .mul_scalar(score_scale(width, input.n_heads));
     let masked = masked_keys(input.key_keep.clone()).expand(scores.shape());
-    let p = activation::softmax(scores.mask_fill(masked.clone(), MASKED_SCORE), 4);
-    (p, masked)
+    (scores.mask_fill(masked.clone(), MASKED_SCORE), masked)
 }
 
-/// The row attention in tensor ops (batched matmuls over one problem per (b, l, head)).
-pub fn reference_forward<B: Backend>(input: RowAttentionInput<B>) -> Tensor<B, 4> {
-    let (p, _) = weights(&input);
-    unheads(p.matmul(heads(input.v, input.n_heads)))
+/// The attention weights p [b, l, heads, m, m] and the masked keys.
+fn weights<B: Backend>(input: &RowAttentionInput<B>) -> (Tensor<B, 5>, Tensor<B, 5, Bool>) {
+    let (scores, masked) = scores(input);
+    (activation::softmax(scores, 4), masked)
+}
+
+/// The row attention in tensor ops (batched matmuls over one problem per (b, l, head)), with the
+/// softmax statistics of [`RowAttentionOutput`].
+pub fn reference_forward<B: Backend>(input: RowAttentionInput<B>) -> RowAttentionOutput<B> {
+    let (scores, _) = scores(&input);
+    let [batch, len, n_heads, rows, _] = scores.dims();
+    let top = scores.clone().max_dim(4);
+    let exp = (scores - top.clone()).exp();
+    let inverse_sum = exp.clone().sum_dim(4).recip();
+    let out = unheads((exp * inverse_sum.clone()).matmul(heads(input.v, input.n_heads)));
+    let plane = |t: Tensor<B, 5>| t.reshape([1, batch, len, n_heads, rows]);
+    RowAttentionOutput {
+        out,
+        stats: Tensor::cat(vec![plane(top), plane(inverse_sum)], 0),
+    }
 }
 
 /// Its backward, written out: with dp = dout v^T and ds = p (dp - rowsum(p dp)), zero where the

@@ -1,4 +1,5 @@
-//! The row attention as one autodiff node; the key mask is not differentiated.
+//! The row attention as one autodiff node; the key mask is not differentiated. The node keeps the
+//! forward's output and softmax statistics for its backward (see [`RowAttentionOutput`]).
 
 use burn::backend::Autodiff;
 use burn::backend::autodiff::NodeId;
@@ -8,18 +9,19 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::tensor::{Tensor, ops::FloatTensor};
 
 use super::{inner, primitive};
-use crate::{RowAttentionBackend, RowAttentionGrads, RowAttentionInput};
+use crate::{RowAttentionBackend, RowAttentionGrads, RowAttentionInput, RowAttentionOutput};
 
 /// Backward of the row attention; parents q, k, v.
 #[derive(Debug)]
 struct RowAttentionBackward;
 
-/// The checkpoint ids of q, k, v, the key mask and the head count.
+/// The checkpoint ids of q, k, v, the key mask, the head count and what the forward saved.
 #[derive(Debug, Clone)]
 struct RowAttentionState<B: RowAttentionBackend> {
     inputs: [NodeId; 3],
     key_keep: FloatTensor<B>,
     n_heads: usize,
+    saved: RowAttentionOutput<B>,
 }
 
 impl<B: RowAttentionBackend> Backward<B, 3> for RowAttentionBackward {
@@ -38,7 +40,7 @@ impl<B: RowAttentionBackend> Backward<B, 3> for RowAttentionBackward {
             key_keep: inner(ops.state.key_keep),
             n_heads: ops.state.n_heads,
         };
-        let RowAttentionGrads { q, k, v } = B::row_attention_backward(input, dout);
+        let RowAttentionGrads { q, k, v } = B::row_attention_backward(input, ops.state.saved, dout);
         for (parent, grad) in ops.parents.into_iter().zip([q, k, v]) {
             if let Some(node) = parent {
                 grads.register::<B>(node.id, primitive(grad));
@@ -48,33 +50,33 @@ impl<B: RowAttentionBackend> Backward<B, 3> for RowAttentionBackward {
 }
 
 impl<B: RowAttentionBackend, C: CheckpointStrategy> RowAttentionBackend for Autodiff<B, C> {
-    fn row_attention(input: RowAttentionInput<Self>) -> Tensor<Self, 4> {
+    fn row_attention(input: RowAttentionInput<Self>) -> RowAttentionOutput<Self> {
         let n_heads = input.n_heads;
         let key_keep: FloatTensor<B> = primitive::<Self, 2>(input.key_keep).primitive;
         let tensors = [input.q, input.k, input.v].map(primitive::<Self, 4>);
-        let forward = |tensors: [FloatTensor<Self>; 3], key_keep: FloatTensor<B>| {
-            let [q, k, v] = tensors.map(|t| inner::<B, 4>(t.primitive));
-            primitive(B::row_attention(RowAttentionInput {
-                q,
-                k,
-                v,
-                key_keep: inner(key_keep),
-                n_heads,
-            }))
-        };
+        let [q, k, v] = tensors.each_ref().map(|t| inner::<B, 4>(t.primitive.clone()));
+        let saved = B::row_attention(RowAttentionInput {
+            q,
+            k,
+            v,
+            key_keep: inner(key_keep.clone()),
+            n_heads,
+        });
+        let stats = Tensor::from_inner(saved.stats.clone());
+        let out = primitive(saved.out.clone());
         let nodes = tensors.each_ref().map(|t| t.node.clone());
         let out = match RowAttentionBackward.prepare::<C>(nodes).compute_bound().stateful() {
             OpsKind::Tracked(mut prep) => {
-                let inputs = tensors.each_ref().map(|t| prep.checkpoint(t));
                 let state = RowAttentionState {
-                    inputs,
-                    key_keep: key_keep.clone(),
+                    inputs: tensors.each_ref().map(|t| prep.checkpoint(t)),
+                    key_keep,
                     n_heads,
+                    saved,
                 };
-                prep.finish(state, forward(tensors, key_keep))
+                prep.finish(state, out)
             }
-            OpsKind::UnTracked(prep) => prep.finish(forward(tensors, key_keep)),
+            OpsKind::UnTracked(prep) => prep.finish(out),
         };
-        inner(out)
+        RowAttentionOutput { out: inner(out), stats }
     }
 }

@@ -26,7 +26,9 @@ use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElemen
 pub use launch::{KernelConfig, backward, forward, supported};
 
 use crate::adamw::{AdamWBackend, AdamWStep, AdamWTensors};
-use crate::row_attention::{RowAttentionGrads, RowAttentionInput, reference_backward, reference_forward};
+use crate::row_attention::{
+    RowAttentionGrads, RowAttentionInput, RowAttentionOutput, reference_backward, reference_forward,
+};
 use crate::{
     CausalConvBackend, CausalConvGrads, CausalConvInput, RecomputedLinearBackend, ResidualNormBackend,
     ResidualNormGrads, ResidualNormInput, RowAttentionBackend, ScanGrads, SelectiveScanBackend, SelectiveScanInput,
@@ -56,7 +58,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> SelectiveS
 }
 
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> RowAttentionBackend for CubeBackend<R, F, I, BT> {
-    fn row_attention(input: RowAttentionInput<Self>) -> burn::tensor::Tensor<Self, 4> {
+    fn row_attention(input: RowAttentionInput<Self>) -> RowAttentionOutput<Self> {
         if row_attention::supported(&input) {
             row_attention::forward(input)
         } else {
@@ -66,10 +68,11 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> RowAttenti
 
     fn row_attention_backward(
         input: RowAttentionInput<Self>,
+        saved: RowAttentionOutput<Self>,
         dout: burn::tensor::Tensor<Self, 4>,
     ) -> RowAttentionGrads<Self> {
         if row_attention::supported(&input) {
-            row_attention::backward(input, dout)
+            row_attention::backward(input, saved, dout)
         } else {
             reference_backward(input, dout)
         }

@@ -2,16 +2,16 @@
 
 use std::marker::PhantomData;
 
-use burn::tensor::Tensor;
+use burn::tensor::{Shape, Tensor};
 use burn_fusion::stream::Operation;
 use burn_fusion::{Fusion, FusionBackend, FusionRuntime, FusionTensor};
 use burn_ir::{CustomOpIr, HandleContainer};
 
 use super::{primitive, queue_custom, register_outputs, tensor};
-use crate::{RowAttentionBackend, RowAttentionGrads, RowAttentionInput};
+use crate::{RowAttentionBackend, RowAttentionGrads, RowAttentionInput, RowAttentionOutput};
 
-/// The queued operation. Inputs, in order: q, k, v, key_keep, then dout for the backward.
-/// Outputs: the context; or dq, dk, dv.
+/// The queued operation. Inputs, in order: q, k, v, key_keep, then for the backward the saved
+/// output and statistics and dout. Outputs: the context and the statistics; or dq, dk, dv.
 #[derive(Debug)]
 struct RowAttentionOp<B> {
     desc: CustomOpIr,
@@ -31,9 +31,17 @@ impl<B: FusionBackend + RowAttentionBackend> Operation<B::FusionRuntime> for Row
             n_heads: self.n_heads,
         };
         let outputs = match inputs.next() {
-            None => vec![primitive(B::row_attention(input))],
-            Some(dout) => {
-                let g = B::row_attention_backward(input, tensor(dout));
+            None => {
+                let saved = B::row_attention(input);
+                vec![primitive(saved.out), primitive(saved.stats)]
+            }
+            Some(out) => {
+                let mut next = || inputs.next().expect("the backward declares its saved tensors and dout");
+                let saved = RowAttentionOutput {
+                    out: tensor(out),
+                    stats: tensor(next()),
+                };
+                let g = B::row_attention_backward(input, saved, tensor(next()));
                 vec![primitive(g.q), primitive(g.k), primitive(g.v)]
             }
         };
@@ -41,22 +49,21 @@ impl<B: FusionBackend + RowAttentionBackend> Operation<B::FusionRuntime> for Row
     }
 }
 
-/// Queues the attention (and `dout`) as one custom operation with `outputs` tensors of q's shape.
+/// Queues the attention (and, for the backward, `extra`: the saved output, statistics and dout)
+/// as one custom operation with outputs of `shapes`.
 fn queue<B: FusionBackend + RowAttentionBackend>(
     input: RowAttentionInput<Fusion<B>>,
-    dout: Option<Tensor<Fusion<B>, 4>>,
-    outputs: usize,
+    extra: Vec<FusionTensor<B::FusionRuntime>>,
+    shapes: Vec<Shape>,
 ) -> Vec<FusionTensor<B::FusionRuntime>> {
     let n_heads = input.n_heads;
-    let shape = input.q.shape();
     let mut inputs = vec![
         primitive(input.q),
         primitive(input.k),
         primitive(input.v),
         primitive(input.key_keep),
     ];
-    inputs.extend(dout.map(primitive));
-    let shapes = vec![shape; outputs];
+    inputs.extend(extra);
     queue_custom::<B, _>("msamamba_row_attention", inputs, shapes, |desc| RowAttentionOp::<B> {
         desc,
         n_heads,
@@ -65,13 +72,24 @@ fn queue<B: FusionBackend + RowAttentionBackend>(
 }
 
 impl<B: FusionBackend + RowAttentionBackend> RowAttentionBackend for Fusion<B> {
-    fn row_attention(input: RowAttentionInput<Self>) -> Tensor<Self, 4> {
-        let [out] = <[_; 1]>::try_from(queue::<B>(input, None, 1)).expect("one output");
-        tensor(out)
+    fn row_attention(input: RowAttentionInput<Self>) -> RowAttentionOutput<Self> {
+        let [batch, rows, len, _] = input.dims();
+        let shapes = vec![input.q.shape(), Shape::new([2, batch, len, input.n_heads, rows])];
+        let [out, stats] = <[_; 2]>::try_from(queue::<B>(input, vec![], shapes)).expect("two outputs");
+        RowAttentionOutput {
+            out: tensor(out),
+            stats: tensor(stats),
+        }
     }
 
-    fn row_attention_backward(input: RowAttentionInput<Self>, dout: Tensor<Self, 4>) -> RowAttentionGrads<Self> {
-        let [q, k, v] = <[_; 3]>::try_from(queue::<B>(input, Some(dout), 3)).expect("three outputs");
+    fn row_attention_backward(
+        input: RowAttentionInput<Self>,
+        saved: RowAttentionOutput<Self>,
+        dout: Tensor<Self, 4>,
+    ) -> RowAttentionGrads<Self> {
+        let shapes = vec![input.q.shape(); 3];
+        let extra = vec![primitive(saved.out), primitive(saved.stats), primitive(dout)];
+        let [q, k, v] = <[_; 3]>::try_from(queue::<B>(input, extra, shapes)).expect("three outputs");
         RowAttentionGrads {
             q: tensor(q),
             k: tensor(k),

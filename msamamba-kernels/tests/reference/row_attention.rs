@@ -23,12 +23,15 @@ const SHAPES: [([usize; 4], usize); 6] = [
 
 const MASKS: [Mask; 4] = [Mask::None, Mask::Random, Mask::AllButFirst, Mask::All];
 
-/// The attention in float64 loops, straight from its definition.
-fn loop_forward(p: &AttentionProblem) -> Vec<f64> {
+/// The attention in float64 loops, straight from its definition: the output [b, m, l, d] and the
+/// softmax statistics [2, b, l, heads, m] (largest score, 1 / the sum of exp(score - largest)).
+fn loop_forward(p: &AttentionProblem) -> (Vec<f64>, Vec<f64>) {
     let [b, m, l, d] = p.dims;
     let head = d / p.n_heads;
     let at = |bi: usize, row: usize, pos: usize, c: usize| ((bi * m + row) * l + pos) * d + c;
     let mut out = vec![0.0; b * m * l * d];
+    let queries = b * l * p.n_heads * m;
+    let mut stats = vec![0.0; 2 * queries];
     for bi in 0..b {
         for pos in 0..l {
             for h in 0..p.n_heads {
@@ -54,11 +57,14 @@ fn loop_forward(p: &AttentionProblem) -> Vec<f64> {
                         out[at(bi, i, pos, c)] =
                             (0..m).map(|j| weights[j] / total * p.v[at(bi, j, pos, c)]).sum::<f64>();
                     }
+                    let query = ((bi * l + pos) * p.n_heads + h) * m + i;
+                    stats[query] = top;
+                    stats[queries + query] = 1.0 / total;
                 }
             }
         }
     }
-    out
+    (out, stats)
 }
 
 fn problems() -> Vec<AttentionProblem> {
@@ -74,13 +80,11 @@ fn problems() -> Vec<AttentionProblem> {
 fn forward_matches_float64_loop() {
     let device = Default::default();
     for p in problems() {
-        let got = values(reference_forward(p.input::<F64>(&device)));
-        assert_close(
-            &format!("out {:?} heads {}", p.dims, p.n_heads),
-            &got,
-            &loop_forward(&p),
-            1e-12,
-        );
+        let got = reference_forward(p.input::<F64>(&device));
+        let (out, stats) = loop_forward(&p);
+        let label = format!("{:?} heads {}", p.dims, p.n_heads);
+        assert_close(&format!("out {label}"), &values(got.out), &out, 1e-12);
+        assert_close(&format!("stats {label}"), &values(got.stats), &stats, 1e-12);
     }
 }
 
@@ -109,7 +113,7 @@ fn autodiff_grads(
 fn backward_matches_autodiff_of_the_forward() {
     let device = Default::default();
     for p in problems() {
-        let want = autodiff_grads(&p, reference_forward);
+        let want = autodiff_grads(&p, |input| reference_forward(input).out);
         let got = reference_backward(p.input::<F64>(&device), p.dout::<F64>(&device));
         for ((name, g), w) in ["dq", "dk", "dv"].iter().zip([got.q, got.k, got.v]).zip(&want) {
             assert_close(
@@ -125,7 +129,7 @@ fn backward_matches_autodiff_of_the_forward() {
 #[test]
 fn autodiff_node_runs_the_backend_backward() {
     for p in problems() {
-        let want = autodiff_grads(&p, reference_forward);
+        let want = autodiff_grads(&p, |input| reference_forward(input).out);
         let got = autodiff_grads(&p, row_attention);
         for ((name, g), w) in ["dq", "dk", "dv"].iter().zip(&got).zip(&want) {
             assert_close(&format!("node {name} {:?} heads {}", p.dims, p.n_heads), g, w, 1e-10);
@@ -149,8 +153,8 @@ fn masked_keys_take_no_weight_and_get_no_key_gradient() {
             }
         }
     }
-    let out = values(reference_forward(p.input::<F64>(&device)));
-    let out_changed = values(reference_forward(changed.input::<F64>(&device)));
+    let out = values(reference_forward(p.input::<F64>(&device)).out);
+    let out_changed = values(reference_forward(changed.input::<F64>(&device)).out);
     assert_close("masked keys change nothing", &out_changed, &out, 1e-12);
     let dk = values(reference_backward(p.input::<F64>(&device), p.dout::<F64>(&device)).k);
     for bi in 0..b {
