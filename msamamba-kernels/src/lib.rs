@@ -34,7 +34,7 @@ pub use adamw::AdamWBackend;
 pub use causal_conv::{CausalConvBackend, CausalConvGrads, CausalConvInput};
 pub use recomputed_linear::RecomputedLinearBackend;
 pub use residual_norm::{ResidualNormBackend, ResidualNormGrads, ResidualNormInput};
-pub use row_attention::{RowAttentionBackend, RowAttentionGrads, RowAttentionInput, RowAttentionOutput};
+pub use row_attention::{RowAttentionBackend, RowAttentionInput, RowAttentionOutput};
 
 pub use scan::{ScanGrads, ScanShapeError, SelectiveScanBackend, SelectiveScanInput, selective_scan};
 

@@ -1,10 +1,11 @@
 use burn::nn::attention::{MultiHeadAttention, MultiHeadAttentionConfig};
 use burn::nn::{Embedding, EmbeddingConfig};
 use burn::prelude::*;
+use msamamba_kernels::recomputed_linear::recomputed_linear;
 use msamamba_kernels::row_attention::row_attention;
 use msamamba_kernels::{RecomputedLinearBackend, RowAttentionBackend, RowAttentionInput};
 
-use crate::recomputed::{kept, recomputed};
+use crate::recomputed::kept;
 
 /// Multi-head self-attention across the M rows at each position, with learned absolute
 /// row-position embeddings. Dropped and padding rows are masked out as keys.
@@ -64,17 +65,22 @@ impl<B: Backend> RowAttention<B> {
 }
 
 impl<B: RowAttentionBackend + RecomputedLinearBackend> RowAttention<B> {
-    /// Queries, keys and values are recomputed in the backward, not kept.
+    /// Queries, keys and values come out of one projection (the three weights side by side) and
+    /// are recomputed in the backward, not kept.
     ///
     /// # Shapes
     /// x: [B, M, L, D], row_keep: [B, M] Bool (true = attend to this row) -> [B, M, L, D]
     pub fn forward(&self, x: Tensor<B, 4>, row_keep: Tensor<B, 2, Bool>) -> Tensor<B, 4> {
         let x = self.with_positions(x);
         let mha = &self.attention;
+        let projections = [&mha.query, &mha.key, &mha.value];
+        let weight = Tensor::cat(projections.map(|p| p.weight.val()).to_vec(), 1);
+        let bias = projections.map(|p| match &p.bias {
+            Some(bias) => bias.val(),
+            None => Tensor::zeros([mha.d_model], &x.device()),
+        });
         let context = row_attention(RowAttentionInput {
-            q: recomputed(&mha.query, x.clone()),
-            k: recomputed(&mha.key, x.clone()),
-            v: recomputed(&mha.value, x),
+            qkv: recomputed_linear(x, weight, Some(Tensor::cat(bias.to_vec(), 0))),
             key_keep: row_keep.float(),
             n_heads: mha.n_heads,
         });

@@ -27,7 +27,7 @@ pub use launch::{KernelConfig, backward, forward, supported};
 
 use crate::adamw::{AdamWBackend, AdamWStep, AdamWTensors};
 use crate::row_attention::{
-    RowAttentionGrads, RowAttentionInput, RowAttentionOutput, reference_backward, reference_forward,
+    RowAttentionInput, RowAttentionOutput, reference_backward, reference_forward,
 };
 use crate::{
     CausalConvBackend, CausalConvGrads, CausalConvInput, RecomputedLinearBackend, ResidualNormBackend,
@@ -70,7 +70,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> RowAttenti
         input: RowAttentionInput<Self>,
         saved: RowAttentionOutput<Self>,
         dout: burn::tensor::Tensor<Self, 4>,
-    ) -> RowAttentionGrads<Self> {
+    ) -> burn::tensor::Tensor<Self, 4> {
         if row_attention::supported(&input) {
             row_attention::backward(input, saved, dout)
         } else {

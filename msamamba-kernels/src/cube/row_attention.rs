@@ -5,7 +5,8 @@
 //! model), so a thread can own a row and no score matrix is ever written:
 //! burn's generic attention spends its time in batched matmuls of [m, 32] x [32, m], the [m, m]
 //! scores and their softmax in global memory, and the transposes to and from [b·l, heads, m, 32].
-//! These kernels read q, k, v and write the output in the model's own [b, m, l, d] layout.
+//! These kernels read qkv ([b, m, l, 3d]: queries, keys and values side by side) and write the
+//! output in the model's own [b, m, l, d] layout.
 //!
 //! - Forward: K and V of the problem pass through shared memory in tiles of 32 rows (coalesced
 //!   loads: one head's channels of a row are contiguous); each thread runs an online softmax over
@@ -40,7 +41,7 @@ use burn_cubecl::{BoolElement, CubeRuntime, FloatElement, IntElement};
 use cubecl::prelude::*;
 
 use super::launch::{Cube, empty_like, flat_grid, prim, tensor};
-use crate::row_attention::{MASKED_SCORE, RowAttentionGrads, RowAttentionInput, RowAttentionOutput, score_scale};
+use crate::row_attention::{MASKED_SCORE, RowAttentionInput, RowAttentionOutput, score_scale};
 
 /// Rows per tile of keys (and of queries in the backward's second step) in shared memory.
 const TILE: usize = 32;
@@ -78,26 +79,27 @@ fn load_tile<N: Size>(
     }
 }
 
-/// Loads rows of K and V (the first at `first`) into the two tiles and their key mask (from
-/// `first_key` of `keep`) into `kept`, then waits for the whole cube.
+/// Loads rows of K and V (the first key row at `first`, its value `width` vectors further) from
+/// qkv into the two tiles and their key mask (from `first_key` of `keep`) into `kept`, then waits
+/// for the whole cube.
 #[cube]
 #[allow(clippy::too_many_arguments)]
 fn load_keys<N: Size>(
-    k: &Tensor<Vector<f32, N>>,
-    v: &Tensor<Vector<f32, N>>,
+    qkv: &Tensor<Vector<f32, N>>,
     keep: &Tensor<f32>,
     ks: &mut SharedMemory<Vector<f32, N>>,
     vs: &mut SharedMemory<Vector<f32, N>>,
     kept: &mut SharedMemory<f32>,
     first: usize,
+    width: usize,
     stride: usize,
     first_key: usize,
     n: usize,
     #[comptime] head: usize,
     #[comptime] threads: usize,
 ) {
-    load_tile(k, ks, first, stride, n, head, threads);
-    load_tile(v, vs, first, stride, n, head, threads);
+    load_tile(qkv, ks, first, stride, n, head, threads);
+    load_tile(qkv, vs, first + width, stride, n, head, threads);
     let me = UNIT_POS_X as usize;
     if me < n {
         kept[me] = keep[first_key + me];
@@ -191,30 +193,30 @@ fn load_row<N: Size>(
     }
 }
 
-/// Where a cube's problem lives: the offset of (its batch item, row 0, its position, its head's
-/// first channel) in [b, m, l, d], the stride between rows, and the batch item.
+/// Where a cube's problem lives in a [b, m, l, `packed` x width] tensor (3 for qkv, 1 for the
+/// output): the offset of (its batch item, row 0, its position, its head's first channel), the
+/// stride between rows, and the batch item.
 #[cube]
 fn problem_base(
     problem: usize,
     rows: usize,
     len: usize,
     n_heads: usize,
+    packed: usize,
     #[comptime] head: usize,
 ) -> (usize, usize, usize) {
-    let width = n_heads * head;
+    let width = packed * n_heads * head;
     let item = problem / (len * n_heads);
     let base = (item * rows * len + (problem / n_heads) % len) * width + (problem % n_heads) * head;
     (base, len * width, item)
 }
 
-/// Forward: out [b, m, l, d] from q, k, v [b, m, l, d] and the key mask `keep` [b, m]. Keys come
-/// in tiles of `tile` rows; `head` counts a head's vectors of N channels.
+/// Forward: out [b, m, l, d] and the softmax statistics from qkv [b, m, l, 3d] and the key mask
+/// `keep` [b, m]. Keys come in tiles of `tile` rows; `head` counts a head's vectors of N channels.
 #[cube(launch, fast_math = FastMath::ReducedPrecision | FastMath::NotNaN | FastMath::NotInf)]
 #[allow(clippy::too_many_arguments)]
 pub fn row_attention_forward_kernel<N: Size>(
-    q: &Tensor<Vector<f32, N>>,
-    k: &Tensor<Vector<f32, N>>,
-    v: &Tensor<Vector<f32, N>>,
+    qkv: &Tensor<Vector<f32, N>>,
     keep: &Tensor<f32>,
     out: &mut Tensor<Vector<f32, N>>,
     stats: &mut Tensor<f32>,
@@ -235,7 +237,10 @@ pub fn row_attention_forward_kernel<N: Size>(
         terminate!();
     }
     let me = UNIT_POS_X as usize;
-    let (base, stride, item) = problem_base(problem, rows, len as usize, n_heads as usize, head);
+    let (len, n_heads) = (len as usize, n_heads as usize);
+    let (base, stride, item) = problem_base(problem, rows, len, n_heads, 3, head);
+    let (out_base, out_stride, _) = problem_base(problem, rows, len, n_heads, 1, head);
+    let width = n_heads * head;
 
     let mut ks = SharedMemory::<Vector<f32, N>>::new(tile * head);
     let mut vs = SharedMemory::<Vector<f32, N>>::new(tile * head);
@@ -243,7 +248,7 @@ pub fn row_attention_forward_kernel<N: Size>(
     let mut qr = zeros::<N>(head);
     let mut acc = zeros::<N>(head);
     if me < rows {
-        load_row(q, &mut qr, base + me * stride, scale, head);
+        load_row(qkv, &mut qr, base + me * stride, scale, head);
     }
     let mut top = f32::new(FIRST_TOP);
     let mut total = 0.0f32;
@@ -251,13 +256,13 @@ pub fn row_attention_forward_kernel<N: Size>(
     while t0 < rows {
         let n = tile_rows(t0, rows, tile);
         load_keys(
-            k,
-            v,
+            qkv,
             keep,
             &mut ks,
             &mut vs,
             &mut kept,
-            base + t0 * stride,
+            base + width + t0 * stride,
+            width,
             stride,
             item * rows + t0,
             n,
@@ -289,29 +294,25 @@ pub fn row_attention_forward_kernel<N: Size>(
         t0 += tile;
     }
     if me < rows {
-        store_row(&acc, out, base + me * stride, 1.0 / total, head);
+        store_row(&acc, out, out_base + me * out_stride, 1.0 / total, head);
         let at = problem * rows + me;
         stats[at] = top;
         stats[problems * rows + at] = 1.0 / total;
     }
 }
 
-/// Backward: dq, dk, dv [b, m, l, d] from the forward's inputs, output and statistics and dout
-/// [b, m, l, d]. Queries (step 1) and keys (step 2) come in tiles of `tile` rows; `head` counts a
+/// Backward: qkv's gradient [b, m, l, 3d] from the forward's input, output and statistics and
+/// dout [b, m, l, d]. Queries (step 1) and keys (step 2) come in tiles of `tile` rows; `head` counts a
 /// head's vectors of N channels.
 #[cube(launch, fast_math = FastMath::ReducedPrecision | FastMath::NotNaN | FastMath::NotInf)]
 #[allow(clippy::too_many_arguments)]
 pub fn row_attention_backward_kernel<N: Size>(
-    q: &Tensor<Vector<f32, N>>,
-    k: &Tensor<Vector<f32, N>>,
-    v: &Tensor<Vector<f32, N>>,
+    qkv: &Tensor<Vector<f32, N>>,
     keep: &Tensor<f32>,
     out: &Tensor<Vector<f32, N>>,
     stats: &Tensor<f32>,
     dout: &Tensor<Vector<f32, N>>,
-    dq: &mut Tensor<Vector<f32, N>>,
-    dk: &mut Tensor<Vector<f32, N>>,
-    dv: &mut Tensor<Vector<f32, N>>,
+    dqkv: &mut Tensor<Vector<f32, N>>,
     batch: u32,
     rows: u32,
     len: u32,
@@ -329,8 +330,13 @@ pub fn row_attention_backward_kernel<N: Size>(
         terminate!();
     }
     let me = UNIT_POS_X as usize;
-    let (base, stride, item) = problem_base(problem, rows, len as usize, n_heads as usize, head);
+    let (len, n_heads) = (len as usize, n_heads as usize);
+    let (base, stride, item) = problem_base(problem, rows, len, n_heads, 3, head);
+    let (out_base, out_stride, _) = problem_base(problem, rows, len, n_heads, 1, head);
+    let width = n_heads * head;
+    // This thread's row: its query (then key and value) in qkv, its output and dout.
     let mine = base + me * stride;
+    let out_mine = out_base + me * out_stride;
 
     let mut sa = SharedMemory::<Vector<f32, N>>::new(tile * head);
     let mut sb = SharedMemory::<Vector<f32, N>>::new(tile * head);
@@ -342,15 +348,15 @@ pub fn row_attention_backward_kernel<N: Size>(
     let mut dor = zeros::<N>(head);
     // Per query: the forward's statistics, and c_i = dout_i . out_i.
     if me < rows {
-        load_row(q, &mut qr, mine, scale, head);
-        load_row(dout, &mut dor, mine, 1.0, head);
+        load_row(qkv, &mut qr, mine, scale, head);
+        load_row(dout, &mut dor, out_mine, 1.0, head);
         let at = problem * rows + me;
         peak[me] = stats[at];
         norm[me] = stats[problems * rows + at];
         let mut weighted = Vector::<f32, N>::new(0.0);
         #[unroll]
         for c in 0..head {
-            weighted += dor[c] * out[mine + c];
+            weighted += dor[c] * out[out_mine + c];
         }
         centre[me] = f32::cast_from(weighted.vector_sum());
     }
@@ -362,15 +368,15 @@ pub fn row_attention_backward_kernel<N: Size>(
     let mut dvr = zeros::<N>(head);
     let mut live = false;
     if me < rows {
-        load_row(k, &mut kr, mine, scale, head);
-        load_row(v, &mut vr, mine, 1.0, head);
+        load_row(qkv, &mut kr, mine + width, scale, head);
+        load_row(qkv, &mut vr, mine + 2 * width, 1.0, head);
         live = keep[item * rows + me] > 0.5;
     }
     let mut t0 = 0;
     while t0 < rows {
         let n = tile_rows(t0, rows, tile);
-        load_tile(q, &mut sa, base + t0 * stride, stride, n, head, threads);
-        load_tile(dout, &mut sb, base + t0 * stride, stride, n, head, threads);
+        load_tile(qkv, &mut sa, base + t0 * stride, stride, n, head, threads);
+        load_tile(dout, &mut sb, out_base + t0 * out_stride, out_stride, n, head, threads);
         sync_cube();
         if me < rows {
             for i in 0..n {
@@ -390,8 +396,8 @@ pub fn row_attention_backward_kernel<N: Size>(
         t0 += tile;
     }
     if me < rows {
-        store_row(&dkr, dk, mine, scale, head);
-        store_row(&dvr, dv, mine, 1.0, head);
+        store_row(&dkr, dqkv, mine + width, scale, head);
+        store_row(&dvr, dqkv, mine + 2 * width, 1.0, head);
     }
 
     // (2) Per query: dq, over the key tiles.
@@ -408,13 +414,13 @@ pub fn row_attention_backward_kernel<N: Size>(
     while t0 < rows {
         let n = tile_rows(t0, rows, tile);
         load_keys(
-            k,
-            v,
+            qkv,
             keep,
             &mut sa,
             &mut sb,
             &mut kept,
-            base + t0 * stride,
+            base + width + t0 * stride,
+            width,
             stride,
             item * rows + t0,
             n,
@@ -434,7 +440,7 @@ pub fn row_attention_backward_kernel<N: Size>(
         t0 += tile;
     }
     if me < rows {
-        store_row(&dqr, dq, mine, scale, head);
+        store_row(&dqr, dqkv, mine, scale, head);
     }
 }
 
@@ -454,9 +460,9 @@ pub fn supported<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement
     let threads = threads(rows);
     // The backward's: two tiles, the tile's mask, three floats per row.
     let shared = 4 * (2 * TILE * head + TILE + 3 * threads);
-    let device = input.q.clone().into_primitive().tensor();
+    let device = input.qkv.clone().into_primitive().tensor();
     let hardware = &device.client.properties().hardware;
-    input.q.dtype() == DType::F32
+    input.qkv.dtype() == DType::F32
         && batch * rows * len > 0
         && (1..=MAX_HEAD).contains(&head)
         && threads <= hardware.max_units_per_cube as usize
@@ -465,11 +471,9 @@ pub fn supported<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement
 
 /// The contiguous inputs, their sizes, and the launch shape.
 struct Launch<R: CubeRuntime> {
-    q: CubeTensor<R>,
-    k: CubeTensor<R>,
-    v: CubeTensor<R>,
+    qkv: CubeTensor<R>,
     keep: CubeTensor<R>,
-    /// batch, rows, positions, width
+    /// batch, rows, positions, width (a third of qkv's)
     dims: [usize; 4],
     n_heads: usize,
     /// Channels per vector of the kernels' loads and arithmetic.
@@ -491,20 +495,13 @@ fn vector_width(head: usize) -> usize {
 impl<R: CubeRuntime> Launch<R> {
     fn new<F: FloatElement, I: IntElement, BT: BoolElement>(input: RowAttentionInput<Cube<R, F, I, BT>>) -> Self {
         let dims = input.dims();
-        let (q, k, v) = (prim(input.q), prim(input.k), prim(input.v));
         Launch {
             vector: vector_width(dims[3] / input.n_heads),
             dims,
             n_heads: input.n_heads,
-            q,
-            k,
-            v,
+            qkv: prim(input.qkv),
             keep: prim(input.key_keep),
         }
-    }
-
-    fn empty(&self) -> CubeTensor<R> {
-        empty_like(&self.q, self.dims.to_vec())
     }
 
     /// One cube per problem, laid over x and (past 65 535) y.
@@ -533,16 +530,14 @@ pub fn forward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
 ) -> RowAttentionOutput<Cube<R, F, I, BT>> {
     let p = Launch::new(input);
     let [batch, rows, len, _] = p.dims;
-    let out = p.empty();
-    let stats = empty_like(&p.q, vec![2, batch, len, p.n_heads, rows]);
+    let out = empty_like(&p.qkv, p.dims.to_vec());
+    let stats = empty_like(&p.qkv, vec![2, batch, len, p.n_heads, rows]);
     row_attention_forward_kernel::launch::<R>(
-        &p.q.client,
+        &p.qkv.client,
         p.cube_count(),
         p.cube_dim(),
         p.vector,
-        p.q.clone().into_tensor_arg(),
-        p.k.clone().into_tensor_arg(),
-        p.v.clone().into_tensor_arg(),
+        p.qkv.clone().into_tensor_arg(),
         p.keep.clone().into_tensor_arg(),
         out.clone().into_tensor_arg(),
         stats.clone().into_tensor_arg(),
@@ -562,33 +557,29 @@ pub fn forward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
     }
 }
 
-/// Backward on the kernel: gradients of `sum(out * dout)` for q, k and v, from what [`forward`]
+/// Backward on the kernel: the gradient of `sum(out * dout)` for qkv, from what [`forward`]
 /// returned for the same input.
 pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
     input: RowAttentionInput<Cube<R, F, I, BT>>,
     saved: RowAttentionOutput<Cube<R, F, I, BT>>,
     dout: BurnTensor<Cube<R, F, I, BT>, 4>,
-) -> RowAttentionGrads<Cube<R, F, I, BT>> {
+) -> BurnTensor<Cube<R, F, I, BT>, 4> {
     let p = Launch::new(input);
     let (out, stats, dout) = (prim(saved.out), prim(saved.stats), prim(dout));
-    let [_, rows, len, _] = p.dims;
-    let (dq, dk, dv) = (p.empty(), p.empty(), p.empty());
+    let [batch, rows, len, _] = p.dims;
+    let grad = empty_like(&p.qkv, p.qkv.meta.shape().to_vec());
     row_attention_backward_kernel::launch::<R>(
-        &p.q.client,
+        &p.qkv.client,
         p.cube_count(),
         p.cube_dim(),
         p.vector,
-        p.q.clone().into_tensor_arg(),
-        p.k.clone().into_tensor_arg(),
-        p.v.clone().into_tensor_arg(),
+        p.qkv.clone().into_tensor_arg(),
         p.keep.clone().into_tensor_arg(),
         out.into_tensor_arg(),
         stats.into_tensor_arg(),
         dout.into_tensor_arg(),
-        dq.clone().into_tensor_arg(),
-        dk.clone().into_tensor_arg(),
-        dv.clone().into_tensor_arg(),
-        p.dims[0] as u32,
+        grad.clone().into_tensor_arg(),
+        batch as u32,
         rows as u32,
         len as u32,
         p.n_heads as u32,
@@ -598,9 +589,5 @@ pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>
         TILE,
         threads(rows),
     );
-    RowAttentionGrads {
-        q: tensor(dq),
-        k: tensor(dk),
-        v: tensor(dv),
-    }
+    tensor(grad)
 }

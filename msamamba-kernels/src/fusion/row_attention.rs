@@ -8,10 +8,10 @@ use burn_fusion::{Fusion, FusionBackend, FusionRuntime, FusionTensor};
 use burn_ir::{CustomOpIr, HandleContainer};
 
 use super::{primitive, queue_custom, register_outputs, tensor};
-use crate::{RowAttentionBackend, RowAttentionGrads, RowAttentionInput, RowAttentionOutput};
+use crate::{RowAttentionBackend, RowAttentionInput, RowAttentionOutput};
 
-/// The queued operation. Inputs, in order: q, k, v, key_keep, then for the backward the saved
-/// output and statistics and dout. Outputs: the context and the statistics; or dq, dk, dv.
+/// The queued operation. Inputs, in order: qkv, key_keep, then for the backward the saved output
+/// and statistics and dout. Outputs: the context and the statistics; or qkv's gradient.
 #[derive(Debug)]
 struct RowAttentionOp<B> {
     desc: CustomOpIr,
@@ -24,9 +24,7 @@ impl<B: FusionBackend + RowAttentionBackend> Operation<B::FusionRuntime> for Row
         let mut inputs = self.desc.inputs.iter().map(|ir| handles.get_float_tensor::<B>(ir));
         let mut next = || inputs.next().expect("the operation declares every input it reads");
         let input = RowAttentionInput::<B> {
-            q: tensor(next()),
-            k: tensor(next()),
-            v: tensor(next()),
+            qkv: tensor(next()),
             key_keep: tensor(next()),
             n_heads: self.n_heads,
         };
@@ -41,8 +39,7 @@ impl<B: FusionBackend + RowAttentionBackend> Operation<B::FusionRuntime> for Row
                     out: tensor(out),
                     stats: tensor(next()),
                 };
-                let g = B::row_attention_backward(input, saved, tensor(next()));
-                vec![primitive(g.q), primitive(g.k), primitive(g.v)]
+                vec![primitive(B::row_attention_backward(input, saved, tensor(next())))]
             }
         };
         register_outputs::<B>(&self.desc, handles, outputs);
@@ -57,12 +54,7 @@ fn queue<B: FusionBackend + RowAttentionBackend>(
     shapes: Vec<Shape>,
 ) -> Vec<FusionTensor<B::FusionRuntime>> {
     let n_heads = input.n_heads;
-    let mut inputs = vec![
-        primitive(input.q),
-        primitive(input.k),
-        primitive(input.v),
-        primitive(input.key_keep),
-    ];
+    let mut inputs = vec![primitive(input.qkv), primitive(input.key_keep)];
     inputs.extend(extra);
     queue_custom::<B, _>("msamamba_row_attention", inputs, shapes, |desc| RowAttentionOp::<B> {
         desc,
@@ -73,8 +65,11 @@ fn queue<B: FusionBackend + RowAttentionBackend>(
 
 impl<B: FusionBackend + RowAttentionBackend> RowAttentionBackend for Fusion<B> {
     fn row_attention(input: RowAttentionInput<Self>) -> RowAttentionOutput<Self> {
-        let [batch, rows, len, _] = input.dims();
-        let shapes = vec![input.q.shape(), Shape::new([2, batch, len, input.n_heads, rows])];
+        let [batch, rows, len, width] = input.dims();
+        let shapes = vec![
+            Shape::new([batch, rows, len, width]),
+            Shape::new([2, batch, len, input.n_heads, rows]),
+        ];
         let [out, stats] = <[_; 2]>::try_from(queue::<B>(input, vec![], shapes)).expect("two outputs");
         RowAttentionOutput {
             out: tensor(out),
@@ -86,14 +81,10 @@ impl<B: FusionBackend + RowAttentionBackend> RowAttentionBackend for Fusion<B> {
         input: RowAttentionInput<Self>,
         saved: RowAttentionOutput<Self>,
         dout: Tensor<Self, 4>,
-    ) -> RowAttentionGrads<Self> {
-        let shapes = vec![input.q.shape(); 3];
+    ) -> Tensor<Self, 4> {
+        let shapes = vec![input.qkv.shape()];
         let extra = vec![primitive(saved.out), primitive(saved.stats), primitive(dout)];
-        let [q, k, v] = <[_; 3]>::try_from(queue::<B>(input, extra, shapes)).expect("three outputs");
-        RowAttentionGrads {
-            q: tensor(q),
-            k: tensor(k),
-            v: tensor(v),
-        }
+        let [grad] = <[_; 1]>::try_from(queue::<B>(input, extra, shapes)).expect("one output");
+        tensor(grad)
     }
 }

@@ -85,10 +85,9 @@ impl AttentionProblem {
 
     pub fn input<B: Backend>(&self, device: &B::Device) -> RowAttentionInput<B> {
         let [b, m, _, _] = self.dims;
+        let parts = [&self.q, &self.k, &self.v].map(|t| self.t4::<B>(t, device));
         RowAttentionInput {
-            q: self.t4(&self.q, device),
-            k: self.t4(&self.k, device),
-            v: self.t4(&self.v, device),
+            qkv: Tensor::cat(parts.to_vec(), 3),
             key_keep: Tensor::from_data(
                 TensorData::new(self.keep.clone(), [b, m]).convert::<B::FloatElem>(),
                 device,
