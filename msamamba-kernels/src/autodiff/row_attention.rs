@@ -53,7 +53,11 @@ impl<B: RowAttentionBackend, C: CheckpointStrategy> RowAttentionBackend for Auto
         });
         let stats = Tensor::from_inner(saved.stats.clone());
         let out = primitive(saved.out.clone());
-        let out = match RowAttentionBackward.prepare::<C>([qkv.node.clone()]).compute_bound().stateful() {
+        let out = match RowAttentionBackward
+            .prepare::<C>([qkv.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(mut prep) => {
                 let state = RowAttentionState {
                     qkv: prep.checkpoint(&qkv),
@@ -65,9 +69,6 @@ impl<B: RowAttentionBackend, C: CheckpointStrategy> RowAttentionBackend for Auto
             }
             OpsKind::UnTracked(prep) => prep.finish(out),
         };
-        RowAttentionOutput {
-            out: inner(out),
-            stats,
-        }
+        RowAttentionOutput { out: inner(out), stats }
     }
 }

@@ -21,6 +21,7 @@ use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeRuntime, FloatElement, IntElement};
 use cubecl::prelude::*;
 
+use super::column_sums::row_sums;
 use super::forward::sigmoid;
 use super::launch::{Cube, empty_like, flat_grid, prim, tensor};
 use crate::{CausalConvGrads, CausalConvInput};
@@ -328,7 +329,9 @@ pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>
         taps,
         p.silu,
     );
-    let sums = tensor::<R, F, I, BT, 3>(part).sum_dim(2).reshape([channels, taps + 1]);
+    let parts = part.meta.shape()[2];
+    let sums =
+        row_sums(tensor::<R, F, I, BT, 3>(part).reshape([channels * (taps + 1), parts])).reshape([channels, taps + 1]);
     CausalConvGrads {
         x: tensor(dx),
         weight: sums.clone().narrow(1, 0, taps),

@@ -11,6 +11,7 @@ use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElemen
 use cubecl::prelude::*;
 
 use super::backward::{scan_adjoint_kernel, scan_backward_kernel};
+use super::column_sums::row_sums;
 use super::combine::scan_combine_kernel;
 use super::forward::scan_forward_kernel;
 use crate::{ScanGrads, SelectiveScanInput};
@@ -519,9 +520,10 @@ fn backward_launch<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolEleme
     };
     let db_part = p.empty(part_shape.clone());
     let dc_part = p.empty(part_shape);
-    let da_part = p.empty(vec![dim, n_state, batch * segments]);
-    let dd_part = p.empty(vec![dim, batch * segments]);
-    let dbias_part = p.empty(vec![dim, batch * segments]);
+    let parts = batch * segments;
+    let da_part = p.empty(vec![dim, n_state, parts]);
+    let dd_part = p.empty(vec![dim, parts]);
+    let dbias_part = p.empty(vec![dim, parts]);
     scan_backward_kernel::launch::<R>(
         &p.u.client,
         CubeCount::Static(blocks as u32, batch as u32, segments as u32),
@@ -562,6 +564,7 @@ fn backward_launch<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolEleme
     );
     // Sums over channel blocks, and over batch rows and segments: [b, blocks, N, l] -> [b, N, l];
     // [d, .., b · segments] -> [d, ..].
+    let summed = row_sums::<R, F, I, BT>;
     let over_blocks = |t: CubeTensor<R>| {
         let sum = tensor::<R, F, I, BT, 4>(t).sum_dim(1);
         if p.channels_last {
@@ -573,11 +576,11 @@ fn backward_launch<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolEleme
     ScanGrads {
         u: tensor(du),
         delta: tensor(ddelta),
-        a: tensor::<R, F, I, BT, 3>(da_part).sum_dim(2).reshape([dim, n_state]),
+        a: summed(tensor::<R, F, I, BT, 3>(da_part).reshape([dim * n_state, parts])).reshape([dim, n_state]),
         b: over_blocks(db_part),
         c: over_blocks(dc_part),
-        d: tensor::<R, F, I, BT, 2>(dd_part).sum_dim(1).reshape([dim]),
+        d: summed(tensor(dd_part)),
         z: p.z.is_some().then(|| tensor(dz)),
-        delta_bias: tensor::<R, F, I, BT, 2>(dbias_part).sum_dim(1).reshape([dim]),
+        delta_bias: summed(tensor(dbias_part)),
     }
 }

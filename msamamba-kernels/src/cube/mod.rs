@@ -26,9 +26,7 @@ use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElemen
 pub use launch::{KernelConfig, backward, forward, supported};
 
 use crate::adamw::{AdamWBackend, AdamWStep, AdamWTensors};
-use crate::row_attention::{
-    RowAttentionInput, RowAttentionOutput, reference_backward, reference_forward,
-};
+use crate::row_attention::{RowAttentionInput, RowAttentionOutput, reference_backward, reference_forward};
 use crate::{
     CausalConvBackend, CausalConvGrads, CausalConvInput, RecomputedLinearBackend, ResidualNormBackend,
     ResidualNormGrads, ResidualNormInput, RowAttentionBackend, ScanGrads, SelectiveScanBackend, SelectiveScanInput,

@@ -19,6 +19,7 @@ use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeRuntime, FloatElement, IntElement};
 use cubecl::prelude::*;
 
+use super::column_sums::row_sums;
 use super::launch::{Cube, empty_like, prim, tensor};
 use crate::{ResidualNormGrads, ResidualNormInput};
 
@@ -271,6 +272,6 @@ pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>
     );
     ResidualNormGrads {
         sum: tensor(dsum),
-        gamma: tensor::<R, F, I, BT, 2>(dgamma_part).sum_dim(1).reshape([width]),
+        gamma: row_sums(tensor(dgamma_part)),
     }
 }

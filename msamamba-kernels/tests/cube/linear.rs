@@ -11,14 +11,16 @@ use rand::Rng;
 use rand::rngs::StdRng;
 
 /// (rows, cols): one of each, columns off the warp (33), rows off the cube's 8, more rows than
-/// the chunks hold, more columns than one grid row of cubes at 2048 cubes in all, the paper's bias
-/// gradient shape scaled down and its weight gradient's batch.
-const SHAPES: [[usize; 2]; 8] = [
+/// the chunks hold, partials that need a third launch, more columns than one grid row of cubes
+/// at 2048 cubes in all, the paper's bias gradient shape scaled down and its weight gradient's
+/// batch.
+const SHAPES: [[usize; 2]; 9] = [
     [1, 1],
     [1, 33],
     [7, 1],
     [9, 33],
     [20_001, 3],
+    [1_100_001, 2],
     [3, 70_000],
     [4099, 128],
     [180, 128 * 33],

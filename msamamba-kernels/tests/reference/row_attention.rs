@@ -124,7 +124,12 @@ fn autodiff_node_runs_the_backend_backward() {
     for p in problems() {
         let want = autodiff_grad(&p, |input| reference_forward(input).out);
         let got = autodiff_grad(&p, row_attention);
-        assert_close(&format!("node dqkv {:?} heads {}", p.dims, p.n_heads), &got, &want, 1e-10);
+        assert_close(
+            &format!("node dqkv {:?} heads {}", p.dims, p.n_heads),
+            &got,
+            &want,
+            1e-10,
+        );
     }
 }
 
