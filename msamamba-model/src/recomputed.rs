@@ -3,6 +3,8 @@
 //! the others kept. Both sum their gradients on the backend's kernels. See
 //! [`msamamba_kernels::recomputed_linear`].
 
+use std::ops::Range;
+
 use burn::module::Param;
 use burn::nn::Linear;
 use burn::prelude::*;
@@ -23,4 +25,20 @@ pub fn recomputed<B: RecomputedLinearBackend, const D: usize>(linear: &Linear<B>
 /// x: [..., d_input] -> [..., d_output]
 pub fn kept<B: RecomputedLinearBackend, const D: usize>(linear: &Linear<B>, x: Tensor<B, D>) -> Tensor<B, D> {
     self::linear(x, linear.weight.val(), linear.bias.as_ref().map(Param::val))
+}
+
+/// Output features `columns` of `linear.forward(x)`, as a product of their own, its output kept
+/// for the backward.
+///
+/// # Shapes
+/// x: [..., d_input] -> [..., columns.len()]
+pub fn kept_columns<B: RecomputedLinearBackend, const D: usize>(
+    linear: &Linear<B>,
+    x: Tensor<B, D>,
+    columns: Range<usize>,
+) -> Tensor<B, D> {
+    let (start, len) = (columns.start, columns.len());
+    let weight = linear.weight.val().narrow(1, start, len);
+    let bias = linear.bias.as_ref().map(|b| b.val().narrow(0, start, len));
+    self::linear(x, weight, bias)
 }
