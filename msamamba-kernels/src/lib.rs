@@ -36,7 +36,9 @@ pub use recomputed_linear::RecomputedLinearBackend;
 pub use residual_norm::{ResidualNormBackend, ResidualNormGrads, ResidualNormInput};
 pub use row_attention::{RowAttentionBackend, RowAttentionInput, RowAttentionOutput};
 
-pub use scan::{ScanGrads, ScanShapeError, SelectiveScanBackend, SelectiveScanInput, selective_scan};
+pub use scan::{
+    ScanCheckpoints, ScanGrads, ScanOutput, ScanShapeError, SelectiveScanBackend, SelectiveScanInput, selective_scan,
+};
 
 /// A backend with every fused operation (every burn backend has them, through the references).
 pub trait KernelBackend:

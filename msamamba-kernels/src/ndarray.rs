@@ -4,8 +4,8 @@ use burn::backend::ndarray::{
 use burn::tensor::Tensor;
 
 use crate::{
-    AdamWBackend, CausalConvBackend, RecomputedLinearBackend, ResidualNormBackend, RowAttentionBackend, ScanGrads,
-    SelectiveScanBackend, SelectiveScanInput, cpu,
+    AdamWBackend, CausalConvBackend, RecomputedLinearBackend, ResidualNormBackend, RowAttentionBackend,
+    ScanCheckpoints, ScanGrads, SelectiveScanBackend, SelectiveScanInput, cpu,
 };
 
 /// The CPU backend runs the scan as plain loops (see [`cpu`]).
@@ -18,7 +18,11 @@ where
         cpu::forward(input)
     }
 
-    fn selective_scan_backward(input: SelectiveScanInput<Self>, dy: Tensor<Self, 3>) -> ScanGrads<Self> {
+    fn selective_scan_backward(
+        input: SelectiveScanInput<Self>,
+        _checkpoints: Option<ScanCheckpoints<Self>>,
+        dy: Tensor<Self, 3>,
+    ) -> ScanGrads<Self> {
         cpu::backward(input, dy)
     }
 }

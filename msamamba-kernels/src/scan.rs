@@ -49,6 +49,26 @@ pub struct ScanGrads<B: Backend> {
     pub delta_bias: Tensor<B, 1>,
 }
 
+/// A scan's output and the checkpoints its backward would otherwise compute again, where the
+/// backend's forward made them on the way (the kernels do; the reference does not).
+#[derive(Debug, Clone)]
+pub struct ScanOutput<B: Backend> {
+    /// y: [b, d, l].
+    pub y: Tensor<B, 3>,
+    /// For the backward of the same input.
+    pub checkpoints: Option<ScanCheckpoints<B>>,
+}
+
+/// What the kernels' backward starts from: the state entering every chunk of L, and the step
+/// sizes after bias and softplus.
+#[derive(Debug, Clone)]
+pub struct ScanCheckpoints<B: Backend> {
+    /// [b, chunks, d, n], the kernels' chunk length.
+    pub states: Tensor<B, 4>,
+    /// delta' = softplus(delta + delta_bias): [b, d, l].
+    pub delta: Tensor<B, 3>,
+}
+
 /// A scan input whose shape disagrees with the others.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("selective_scan: `{parameter}` has shape {found:?}, expected {expected:?}")]
@@ -101,8 +121,28 @@ pub trait SelectiveScanBackend: Backend {
         reference::forward(input)
     }
 
-    /// Gradients of `sum(y * dy)` for every input; `dy`: [b, d, l].
-    fn selective_scan_backward(input: SelectiveScanInput<Self>, dy: Tensor<Self, 3>) -> ScanGrads<Self> {
+    /// y and, where the forward makes them, the backward's checkpoints (what autodiff runs).
+    fn selective_scan_saving(input: SelectiveScanInput<Self>) -> ScanOutput<Self> {
+        ScanOutput {
+            y: Self::selective_scan(input),
+            checkpoints: None,
+        }
+    }
+
+    /// The shapes of the checkpoints `selective_scan_saving` returns for an f32 input of `dims`
+    /// (b, d, n, l), `None` when it returns none: burn-fusion declares a queued operation's
+    /// outputs before running it.
+    fn scan_checkpoint_shapes(_dims: [usize; 4]) -> Option<[Vec<usize>; 2]> {
+        None
+    }
+
+    /// Gradients of `sum(y * dy)` for every input, given the checkpoints `selective_scan_saving`
+    /// returned for the same input (the reference has none); `dy`: [b, d, l].
+    fn selective_scan_backward(
+        input: SelectiveScanInput<Self>,
+        _checkpoints: Option<ScanCheckpoints<Self>>,
+        dy: Tensor<Self, 3>,
+    ) -> ScanGrads<Self> {
         reference::backward(input, dy)
     }
 }

@@ -50,14 +50,17 @@ impl<B: Backend> TokenEmbedding<B> {
         let total = batch * n;
         let chunks = total.div_ceil(CHUNK);
         let device = tokens.device();
-        // Padding tokens of -1 one-hot to zero rows; their outputs are cut off below.
-        let padded = Tensor::cat(
-            vec![
-                tokens.reshape([total]),
-                Tensor::full([chunks * CHUNK - total], -1, &device),
-            ],
-            0,
-        ); // [chunks * CHUNK]
+        // Padding tokens of -1 one-hot to zero rows; their outputs are cut off below. None when
+        // the tokens fill the chunks: an empty tensor's fill is a launch of zero cubes, which
+        // CUDA rejects (CUDA_ERROR_INVALID_VALUE: every unfused CUDA run whose batch held a
+        // multiple of 1 024 tokens, as the demo's and the paper-size run's do).
+        let pad = chunks * CHUNK - total;
+        let tokens = tokens.reshape([total]);
+        let padded = if pad == 0 {
+            tokens
+        } else {
+            Tensor::cat(vec![tokens, Tensor::full([pad], -1, &device)], 0)
+        }; // [chunks * CHUNK]
         let one_hot = padded
             .reshape([chunks, CHUNK])
             .one_hot_fill::<3>(vocab, 1.0, 0.0, -1)

@@ -21,8 +21,9 @@ fn to_vec<const D: usize>(t: Tensor<NdArray<f64>, D>) -> Vec<f64> {
 fn token_embedding_matches_a_table_lookup_forward_and_backward() {
     let mut rng = rng();
     let device = Default::default();
-    // Fewer tokens than one chunk, and several chunks with a partial last one.
-    for [batch, n, dim] in [[1, 1, 1], [2, 37, 5], [3, 200, 16], [2, 1100, 3]] {
+    // Fewer tokens than one chunk, whole chunks (no padding), and several chunks with a partial
+    // last one.
+    for [batch, n, dim] in [[1, 1, 1], [2, 37, 5], [3, 200, 16], [2, 1024, 4], [2, 1100, 3]] {
         let table: Vec<f64> = (0..VOCAB_SIZE * dim).map(|_| rng.random_range(-1.0..1.0)).collect();
         let tokens: Vec<i64> = (0..batch * n).map(|_| rng.random_range(0..VOCAB_SIZE as i64)).collect();
         let upstream: Vec<f64> = (0..batch * n * dim).map(|_| rng.random_range(-1.0..1.0)).collect();

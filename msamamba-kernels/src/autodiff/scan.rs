@@ -1,4 +1,5 @@
-//! The scan as one autodiff node.
+//! The scan as one autodiff node, which keeps the checkpoints the backend's forward made for its
+//! backward (see [`ScanOutput`]).
 
 use burn::backend::Autodiff;
 use burn::backend::autodiff::NodeId;
@@ -8,21 +9,23 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::tensor::{Tensor, ops::FloatTensor};
 
 use super::{inner, primitive};
-use crate::{ScanGrads, SelectiveScanBackend, SelectiveScanInput};
+use crate::{ScanCheckpoints, ScanGrads, ScanOutput, SelectiveScanBackend, SelectiveScanInput};
 
 /// Backward of the scan with `N` tensor inputs: 7 without the gate z, 8 with it.
 #[derive(Debug)]
 struct ScanBackward<const N: usize>;
 
-/// The inputs' checkpoint ids in [`ScanBackward`]'s parent order, and the softplus flag.
+/// The inputs' checkpoint ids in [`ScanBackward`]'s parent order, the softplus flag, and what
+/// the forward saved.
 #[derive(Debug, Clone)]
-struct ScanState<const N: usize> {
+struct ScanState<B: SelectiveScanBackend, const N: usize> {
     inputs: [NodeId; N],
     delta_softplus: bool,
+    checkpoints: Option<ScanCheckpoints<B>>,
 }
 
 impl<B: SelectiveScanBackend, const N: usize> Backward<B, N> for ScanBackward<N> {
-    type State = ScanState<N>;
+    type State = ScanState<B, N>;
 
     fn backward(self, ops: Ops<Self::State, N>, grads: &mut Gradients, checkpointer: &mut Checkpointer) {
         let dy = inner::<B, 3>(grads.consume::<B>(&ops.node));
@@ -53,7 +56,7 @@ impl<B: SelectiveScanBackend, const N: usize> Backward<B, N> for ScanBackward<N>
             d,
             z,
             delta_bias,
-        } = B::selective_scan_backward(input, dy);
+        } = B::selective_scan_backward(input, ops.state.checkpoints, dy);
         let mut computed = vec![
             primitive(u),
             primitive(delta),
@@ -77,10 +80,10 @@ fn record<B: SelectiveScanBackend, C: CheckpointStrategy, const N: usize>(
     tensors: [FloatTensor<Autodiff<B, C>>; N],
     delta_softplus: bool,
 ) -> FloatTensor<Autodiff<B, C>> {
-    let forward = |tensors: [FloatTensor<Autodiff<B, C>>; N]| {
-        let mut prims = tensors.into_iter().map(|t| t.primitive);
+    let input = || {
+        let mut prims = tensors.iter().map(|t| t.primitive.clone());
         let mut next = || prims.next().expect("one primitive per parent");
-        primitive(B::selective_scan(SelectiveScanInput::<B> {
+        SelectiveScanInput::<B> {
             u: inner(next()),
             delta: inner(next()),
             a: inner(next()),
@@ -90,15 +93,20 @@ fn record<B: SelectiveScanBackend, C: CheckpointStrategy, const N: usize>(
             delta_bias: inner(next()),
             z: (N == 8).then(|| inner(next())),
             delta_softplus,
-        }))
+        }
     };
     let nodes = tensors.each_ref().map(|t| t.node.clone());
     match ScanBackward::<N>.prepare::<C>(nodes).compute_bound().stateful() {
         OpsKind::Tracked(mut prep) => {
-            let inputs = tensors.each_ref().map(|t| prep.checkpoint(t));
-            prep.finish(ScanState { inputs, delta_softplus }, forward(tensors))
+            let ScanOutput { y, checkpoints } = B::selective_scan_saving(input());
+            let state = ScanState {
+                inputs: tensors.each_ref().map(|t| prep.checkpoint(t)),
+                delta_softplus,
+                checkpoints,
+            };
+            prep.finish(state, primitive(y))
         }
-        OpsKind::UnTracked(prep) => prep.finish(forward(tensors)),
+        OpsKind::UnTracked(prep) => prep.finish(primitive(B::selective_scan(input()))),
     }
 }
 

@@ -111,9 +111,11 @@ mod bench {
             "contiguous [b, d, l]"
         };
         println!("backend {name}; {layout}; element-wise copy {copy:.0} GB/s; median of {runs} runs after warm-up");
+        // "fwd" is inference; training runs "fwd, saving" (delta' and the chunk states written on
+        // the way, as mamba_ssm's forward writes its chunk states) and "bwd" from what it saved.
         println!(
-            "{:>22} | {:>9} {:>8} {:>7} | {:>9} {:>8} {:>7}",
-            "b x d x n x L", "fwd ms", "GB/s", "% copy", "bwd ms", "GB/s", "% copy"
+            "{:>22} | {:>9} {:>8} {:>7} | {:>14} | {:>9} {:>8} {:>7}",
+            "b x d x n x L", "fwd ms", "GB/s", "% copy", "fwd, saving ms", "bwd ms", "GB/s", "% copy"
         );
         for &shape in shapes {
             let [batch, dim, n, len] = shape;
@@ -130,16 +132,21 @@ mod bench {
             let input = input::<B<R, BT>>(shape, channels_last, device);
             let dy = sequence::<B<R, BT>>([batch, dim, len], Distribution::Normal(0.0, 1.0), channels_last, device);
             let fwd = time::<B<R, BT>, _>(device, runs, || cube::forward(input.clone(), &config));
-            let bwd = time::<B<R, BT>, _>(device, runs, || cube::backward(input.clone(), dy.clone(), &config));
+            let saving = time::<B<R, BT>, _>(device, runs, || cube::forward_saving(input.clone(), &config));
+            let saved = cube::forward_saving(input.clone(), &config).checkpoints;
+            let bwd = time::<B<R, BT>, _>(device, runs, || {
+                cube::backward(input.clone(), saved.clone(), dy.clone(), &config)
+            });
             let (bdl, bnl) = ((batch * dim * len) as f64, (batch * n * len) as f64);
             let fwd_gbs = 4.0 * (4.0 * bdl + 2.0 * bnl) / fwd / 1e6;
             let bwd_gbs = 4.0 * (7.0 * bdl + 4.0 * bnl) / bwd / 1e6;
             println!(
-                "{:>22} | {:>9.3} {:>8.0} {:>6.1}% | {:>9.3} {:>8.0} {:>6.1}%",
+                "{:>22} | {:>9.3} {:>8.0} {:>6.1}% | {:>14.3} | {:>9.3} {:>8.0} {:>6.1}%",
                 format!("{batch} x {dim} x {n} x {len}"),
                 fwd,
                 fwd_gbs,
                 100.0 * fwd_gbs / copy,
+                saving,
                 bwd,
                 bwd_gbs,
                 100.0 * bwd_gbs / copy

@@ -14,6 +14,7 @@ use super::backward::{scan_adjoint_kernel, scan_backward_kernel};
 use super::column_sums::row_sums;
 use super::combine::scan_combine_kernel;
 use super::forward::scan_forward_kernel;
+use crate::scan::{ScanCheckpoints, ScanOutput};
 use crate::{ScanGrads, SelectiveScanInput};
 
 /// Kernel tuning knobs. The defaults are what the backend uses; tests shrink them.
@@ -215,12 +216,8 @@ impl<R: CubeRuntime> Prepared<R> {
         self.z.clone().unwrap_or_else(|| self.u.clone()).into_tensor_arg()
     }
 
-    /// Positions per chunk: the configured length, or longer where L would need more chunks than
-    /// a launch grid dimension holds (chunks run along one); never longer than L, which sizes
-    /// the backward's scratch.
     fn chunk(&self, config: &KernelConfig) -> usize {
-        let len = self.dims[3];
-        config.chunk.max(len.div_ceil(MAX_GRID)).min(len.max(1))
+        chunk_len(self.dims[3], config)
     }
 
     /// Channel blocks (cubes per batch row) and chunks of L.
@@ -253,11 +250,13 @@ impl<R: CubeRuntime> Prepared<R> {
         let unused = self.empty(vec![1]);
         let (seg, start, y, end, dt_sum, dtp) = match pass {
             Pass::Whole { y } => (len.max(1), &self.u, y, &unused, &unused, &unused),
+            Pass::Saving { y, state, dtp } => (len.max(1), &self.u, y, state, &unused, dtp),
             Pass::Ends { state, dt_sum, dtp } => (self.chunk(config), &self.u, &unused, state, dt_sum, dtp),
             Pass::FromStarts { start, dtp, y } => (self.chunk(config), start, y, &unused, &unused, dtp),
         };
         let has_start = matches!(pass, Pass::FromStarts { .. });
         let to_end = matches!(pass, Pass::Ends { .. });
+        let save = matches!(pass, Pass::Saving { .. });
         let (blocks, _) = self.grid(config);
         scan_forward_kernel::launch::<R>(
             &self.u.client,
@@ -279,6 +278,7 @@ impl<R: CubeRuntime> Prepared<R> {
             dim as u32,
             len as u32,
             seg as u32,
+            self.chunk(config) as u32,
             n_state,
             config.block,
             config.forward_tile,
@@ -286,6 +286,7 @@ impl<R: CubeRuntime> Prepared<R> {
             self.softplus,
             has_start,
             to_end,
+            save,
             self.channels_last,
         );
     }
@@ -310,12 +311,18 @@ impl<R: CubeRuntime> Prepared<R> {
         );
     }
 
+    /// An empty [b, chunks, d, N] tensor of states.
+    fn empty_states(&self, config: &KernelConfig) -> CubeTensor<R> {
+        let [batch, dim, n_state, _] = self.dims;
+        self.empty(vec![batch, self.grid(config).1, dim, n_state])
+    }
+
     /// The state entering every chunk [b, chunks, d, N] (the chunks scanned from zero in
     /// parallel, then chained) and delta' [b, d, l].
     fn checkpoints(&self, config: &KernelConfig) -> (CubeTensor<R>, CubeTensor<R>) {
-        let [batch, dim, n_state, _] = self.dims;
+        let [batch, dim, _, _] = self.dims;
         let (_, chunks) = self.grid(config);
-        let state = self.empty(vec![batch, chunks, dim, n_state]);
+        let state = self.empty_states(config);
         let dt_sum = self.empty(vec![batch, chunks, dim]);
         let dtp = self.empty_sequence();
         self.launch_forward(
@@ -331,10 +338,24 @@ impl<R: CubeRuntime> Prepared<R> {
     }
 }
 
+/// Positions per chunk: the configured length, or longer where L would need more chunks than
+/// a launch grid dimension holds (chunks run along one); never longer than L, which sizes
+/// the backward's scratch.
+fn chunk_len(len: usize, config: &KernelConfig) -> usize {
+    config.chunk.max(len.div_ceil(MAX_GRID)).min(len.max(1))
+}
+
 /// What a forward launch does.
 enum Pass<'a, R: CubeRuntime> {
     /// Scans all of L from zero in one segment, writing y [b, d, l].
     Whole { y: &'a CubeTensor<R> },
+    /// As `Whole`, and writes the state entering every chunk [b, chunks, d, N] and delta'
+    /// [b, d, l] on the way, for the backward.
+    Saving {
+        y: &'a CubeTensor<R>,
+        state: &'a CubeTensor<R>,
+        dtp: &'a CubeTensor<R>,
+    },
     /// Scans every chunk from zero, writing its end state [b, chunks, d, N], its sum of delta'
     /// [b, chunks, d] and delta' [b, d, l].
     Ends {
@@ -350,18 +371,20 @@ enum Pass<'a, R: CubeRuntime> {
     },
 }
 
-/// Whether the kernels handle this input: f32 tensors, a state size the shared memory can hold,
-/// and at least one position.
+/// Whether the kernels handle this input: f32 tensors and [`shape_supported`].
 pub fn supported<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
     input: &SelectiveScanInput<Cube<R, F, I, BT>>,
     config: &KernelConfig,
 ) -> bool {
     let [_, n_state] = input.a.dims();
     let [_, _, len] = input.u.dims();
-    input.u.dtype() == DType::F32
-        && n_state > 0
-        && len > 0
-        && config.backward_shared(1, n_state, false) <= config.backward_shared_bytes
+    input.u.dtype() == DType::F32 && shape_supported(n_state, len, config)
+}
+
+/// Whether the kernels handle `n_state` states and `len` positions: a state size the shared
+/// memory can hold, and at least one position.
+pub fn shape_supported(n_state: usize, len: usize, config: &KernelConfig) -> bool {
+    n_state > 0 && len > 0 && config.backward_shared(1, n_state, false) <= config.backward_shared_bytes
 }
 
 /// The batch rows of each launch: batch rows run along the grid's y dimension, which holds
@@ -392,26 +415,52 @@ pub fn forward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
 ) -> Tensor<Cube<R, F, I, BT>, 3> {
     let batch = input.u.dims()[0];
     if batch <= MAX_GRID {
-        return forward_launch(input, config);
+        return forward_launch(input, config, false).y;
     }
-    let parts = launches(batch).map(|rows| forward_launch(batch_rows(&input, &rows), config));
+    let parts = launches(batch).map(|rows| forward_launch(batch_rows(&input, &rows), config, false).y);
     Tensor::cat(parts.collect(), 0)
 }
 
-/// Backward scan on the kernel: gradients of `sum(y * dy)` for every input.
+/// The shapes of the checkpoints [`forward_saving`] returns for an input of `dims` (b, d, N, l):
+/// the states [b, chunks, d, N] and delta' [b, d, l]; `None` past one launch's batch rows.
+pub fn checkpoint_shapes(dims: [usize; 4], config: &KernelConfig) -> Option<[Vec<usize>; 2]> {
+    let [batch, dim, n_state, len] = dims;
+    let chunks = len.div_ceil(chunk_len(len, config));
+    (batch <= MAX_GRID).then(|| [vec![batch, chunks, dim, n_state], vec![batch, dim, len]])
+}
+
+/// Forward scan on the kernel, with the backward's checkpoints where [`checkpoint_shapes`] says.
+pub fn forward_saving<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
+    input: SelectiveScanInput<Cube<R, F, I, BT>>,
+    config: &KernelConfig,
+) -> ScanOutput<Cube<R, F, I, BT>> {
+    if input.u.dims()[0] <= MAX_GRID {
+        forward_launch(input, config, true)
+    } else {
+        ScanOutput {
+            y: forward(input, config),
+            checkpoints: None,
+        }
+    }
+}
+
+/// Backward scan on the kernel: gradients of `sum(y * dy)` for every input, from the
+/// checkpoints [`forward_saving`] returned for the same input and config (computed here when
+/// `None`).
 pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
     input: SelectiveScanInput<Cube<R, F, I, BT>>,
+    checkpoints: Option<ScanCheckpoints<Cube<R, F, I, BT>>>,
     dy: Tensor<Cube<R, F, I, BT>, 3>,
     config: &KernelConfig,
 ) -> ScanGrads<Cube<R, F, I, BT>> {
     let batch = input.u.dims()[0];
     if batch <= MAX_GRID {
-        return backward_launch(input, dy, config);
+        return backward_launch(input, checkpoints, dy, config);
     }
     let parts: Vec<_> = launches(batch)
         .map(|rows| {
             let dy = dy.clone().narrow(0, rows.start, rows.len());
-            backward_launch(batch_rows(&input, &rows), dy, config)
+            backward_launch(batch_rows(&input, &rows), None, dy, config)
         })
         .collect();
     let joined = |pick: fn(&ScanGrads<_>) -> Tensor<_, 3>| Tensor::cat(parts.iter().map(pick).collect(), 0);
@@ -435,14 +484,16 @@ pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>
     }
 }
 
-/// [`forward`] of at most `MAX_GRID` batch rows.
+/// [`forward`] of at most `MAX_GRID` batch rows, with the backward's checkpoints when `save`.
+/// When L is split they come for free: the forward makes them first.
 fn forward_launch<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
     input: SelectiveScanInput<Cube<R, F, I, BT>>,
     config: &KernelConfig,
-) -> Tensor<Cube<R, F, I, BT>, 3> {
+    save: bool,
+) -> ScanOutput<Cube<R, F, I, BT>> {
     let p = Prepared::new(input);
     let y = p.empty_sequence();
-    if p.split(config) {
+    let saved = if p.split(config) {
         let (start, dtp) = p.checkpoints(config);
         p.launch_forward(
             config,
@@ -452,15 +503,35 @@ fn forward_launch<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElemen
                 y: &y,
             },
         );
+        save.then_some((start, dtp))
+    } else if save {
+        let (state, dtp) = (p.empty_states(config), p.empty_sequence());
+        p.launch_forward(
+            config,
+            Pass::Saving {
+                y: &y,
+                state: &state,
+                dtp: &dtp,
+            },
+        );
+        Some((state, dtp))
     } else {
         p.launch_forward(config, Pass::Whole { y: &y });
+        None
+    };
+    ScanOutput {
+        y: tensor(y),
+        checkpoints: saved.map(|(states, dtp)| ScanCheckpoints {
+            states: tensor(states),
+            delta: tensor(dtp),
+        }),
     }
-    tensor(y)
 }
 
 /// [`backward`] of at most `MAX_GRID` batch rows.
 fn backward_launch<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
     input: SelectiveScanInput<Cube<R, F, I, BT>>,
+    checkpoints: Option<ScanCheckpoints<Cube<R, F, I, BT>>>,
     dy: Tensor<Cube<R, F, I, BT>, 3>,
     config: &KernelConfig,
 ) -> ScanGrads<Cube<R, F, I, BT>> {
@@ -474,7 +545,10 @@ fn backward_launch<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolEleme
     // 60.7 against 70.2 ms), on contiguous inputs slower at every shape (H200, 2026-12-01).
     let plane = config.plane_sums && p.channels_last && plane_is_cube(&p.u.client, block);
     let tile = config.backward_tile(n_state, plane);
-    let (ckpt, dtp) = p.checkpoints(config);
+    let (ckpt, dtp) = match checkpoints {
+        Some(saved) => (prim(saved.states), view(saved.delta)),
+        None => p.checkpoints(config),
+    };
     let per_segment = p.chunks_per_segment(config);
     let segments = chunks.div_ceil(per_segment);
     // Several segments: each starts from the adjoint state its right neighbours hand it.

@@ -23,14 +23,14 @@ use burn::tensor::TensorPrimitive;
 use burn::tensor::ops::{FloatTensor, FloatTensorOps};
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 
-pub use launch::{KernelConfig, backward, forward, supported};
+pub use launch::{KernelConfig, backward, forward, forward_saving, supported};
 
 use crate::adamw::{AdamWBackend, AdamWStep, AdamWTensors};
 use crate::row_attention::{RowAttentionInput, RowAttentionOutput, reference_backward, reference_forward};
 use crate::{
     CausalConvBackend, CausalConvGrads, CausalConvInput, RecomputedLinearBackend, ResidualNormBackend,
-    ResidualNormGrads, ResidualNormInput, RowAttentionBackend, ScanGrads, SelectiveScanBackend, SelectiveScanInput,
-    causal_conv as conv, reference, residual_norm as norm,
+    ResidualNormGrads, ResidualNormInput, RowAttentionBackend, ScanCheckpoints, ScanGrads, ScanOutput,
+    SelectiveScanBackend, SelectiveScanInput, causal_conv as conv, reference, residual_norm as norm,
 };
 
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> SelectiveScanBackend
@@ -45,10 +45,34 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> SelectiveS
         }
     }
 
-    fn selective_scan_backward(input: SelectiveScanInput<Self>, dy: burn::tensor::Tensor<Self, 3>) -> ScanGrads<Self> {
+    fn selective_scan_saving(input: SelectiveScanInput<Self>) -> ScanOutput<Self> {
         let config = KernelConfig::default();
         if supported(&input, &config) {
-            backward(input, dy, &config)
+            forward_saving(input, &config)
+        } else {
+            ScanOutput {
+                y: reference::forward(input),
+                checkpoints: None,
+            }
+        }
+    }
+
+    fn scan_checkpoint_shapes(dims: [usize; 4]) -> Option<[Vec<usize>; 2]> {
+        let config = KernelConfig::default();
+        let [_, _, n_state, len] = dims;
+        launch::shape_supported(n_state, len, &config)
+            .then(|| launch::checkpoint_shapes(dims, &config))
+            .flatten()
+    }
+
+    fn selective_scan_backward(
+        input: SelectiveScanInput<Self>,
+        checkpoints: Option<ScanCheckpoints<Self>>,
+        dy: burn::tensor::Tensor<Self, 3>,
+    ) -> ScanGrads<Self> {
+        let config = KernelConfig::default();
+        if supported(&input, &config) {
+            backward(input, checkpoints, dy, &config)
         } else {
             reference::backward(input, dy)
         }

@@ -2,24 +2,30 @@
 
 use std::marker::PhantomData;
 
-use burn::tensor::{Shape, Tensor};
+use burn::tensor::{DType, Shape, Tensor};
 use burn_fusion::stream::Operation;
 use burn_fusion::{Fusion, FusionBackend, FusionRuntime, FusionTensor};
 use burn_ir::{CustomOpIr, HandleContainer};
 
 use super::{primitive, queue_custom, register_outputs, tensor};
-use crate::{ScanGrads, SelectiveScanBackend, SelectiveScanInput};
+use crate::{ScanCheckpoints, ScanGrads, ScanOutput, SelectiveScanBackend, SelectiveScanInput};
 
 /// Which half of the scan an operation runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Pass {
     Forward,
-    Backward,
+    /// The forward, with the backward's checkpoints as two more outputs.
+    ForwardSaving,
+    /// The backward, from checkpoints given as two more inputs (before dy) when `saved`.
+    Backward {
+        saved: bool,
+    },
 }
 
 /// The queued operation. Inputs, in order: u, delta, a, b, c, d, delta_bias, then z when
-/// `has_z`, then dy for the backward. Outputs: y; or the gradients in the same order as the
-/// inputs (z's when `has_z`).
+/// `has_z`, then for the backward the checkpoints' states and delta' (when saved) and dy.
+/// Outputs: y (and the checkpoints); or the gradients in the same order as the inputs (z's when
+/// `has_z`).
 #[derive(Debug)]
 struct ScanOp<B> {
     desc: CustomOpIr,
@@ -52,8 +58,17 @@ impl<B: FusionBackend + SelectiveScanBackend> Operation<B::FusionRuntime> for Sc
         };
         let outputs = match self.pass {
             Pass::Forward => vec![primitive(B::selective_scan(input))],
-            Pass::Backward => {
-                let g = B::selective_scan_backward(input, tensor(next()));
+            Pass::ForwardSaving => {
+                let out = B::selective_scan_saving(input);
+                let saved = out.checkpoints.expect("the backend's checkpoint shapes promised them");
+                vec![primitive(out.y), primitive(saved.states), primitive(saved.delta)]
+            }
+            Pass::Backward { saved } => {
+                let checkpoints = saved.then(|| ScanCheckpoints {
+                    states: tensor(next()),
+                    delta: tensor(next()),
+                });
+                let g = B::selective_scan_backward(input, checkpoints, tensor(next()));
                 let mut outputs = vec![
                     primitive(g.u),
                     primitive(g.delta),
@@ -71,14 +86,15 @@ impl<B: FusionBackend + SelectiveScanBackend> Operation<B::FusionRuntime> for Sc
     }
 }
 
-/// Queues the scan's inputs (and `dy`) as one custom operation with outputs of `shapes`.
+/// Queues the scan's inputs (and for the backward `extra`: the checkpoints and dy) as one custom
+/// operation of `pass` with outputs of `shapes`.
 fn queue<B: FusionBackend + SelectiveScanBackend>(
     input: SelectiveScanInput<Fusion<B>>,
-    dy: Option<Tensor<Fusion<B>, 3>>,
+    pass: Pass,
+    extra: Vec<FusionTensor<B::FusionRuntime>>,
     shapes: Vec<Shape>,
 ) -> Vec<FusionTensor<B::FusionRuntime>> {
     let (has_z, delta_softplus) = (input.z.is_some(), input.delta_softplus);
-    let pass = if dy.is_some() { Pass::Backward } else { Pass::Forward };
     let mut inputs = vec![
         primitive(input.u),
         primitive(input.delta),
@@ -89,7 +105,7 @@ fn queue<B: FusionBackend + SelectiveScanBackend>(
         primitive(input.delta_bias),
     ];
     inputs.extend(input.z.map(primitive));
-    inputs.extend(dy.map(primitive));
+    inputs.extend(extra);
     queue_custom::<B, _>("msamamba_selective_scan", inputs, shapes, |desc| ScanOp::<B> {
         desc,
         pass,
@@ -102,11 +118,39 @@ fn queue<B: FusionBackend + SelectiveScanBackend>(
 impl<B: FusionBackend + SelectiveScanBackend> SelectiveScanBackend for Fusion<B> {
     fn selective_scan(input: SelectiveScanInput<Self>) -> Tensor<Self, 3> {
         let shape = input.u.shape();
-        let [y] = <[_; 1]>::try_from(queue::<B>(input, None, vec![shape])).expect("one output");
+        let [y] = <[_; 1]>::try_from(queue::<B>(input, Pass::Forward, vec![], vec![shape])).expect("one output");
         tensor(y)
     }
 
-    fn selective_scan_backward(input: SelectiveScanInput<Self>, dy: Tensor<Self, 3>) -> ScanGrads<Self> {
+    fn selective_scan_saving(input: SelectiveScanInput<Self>) -> ScanOutput<Self> {
+        let [batch, dim, len] = input.u.dims();
+        let n_state = input.a.dims()[1];
+        let shapes = (input.u.dtype() == DType::F32)
+            .then(|| B::scan_checkpoint_shapes([batch, dim, n_state, len]))
+            .flatten();
+        let Some([states, delta]) = shapes else {
+            return ScanOutput {
+                y: Self::selective_scan(input),
+                checkpoints: None,
+            };
+        };
+        let shapes = vec![input.u.shape(), Shape::from(states), Shape::from(delta)];
+        let [y, states, delta] =
+            <[_; 3]>::try_from(queue::<B>(input, Pass::ForwardSaving, vec![], shapes)).expect("three outputs");
+        ScanOutput {
+            y: tensor(y),
+            checkpoints: Some(ScanCheckpoints {
+                states: tensor(states),
+                delta: tensor(delta),
+            }),
+        }
+    }
+
+    fn selective_scan_backward(
+        input: SelectiveScanInput<Self>,
+        checkpoints: Option<ScanCheckpoints<Self>>,
+        dy: Tensor<Self, 3>,
+    ) -> ScanGrads<Self> {
         let mut shapes = vec![
             input.u.shape(),
             input.delta.shape(),
@@ -117,7 +161,14 @@ impl<B: FusionBackend + SelectiveScanBackend> SelectiveScanBackend for Fusion<B>
             input.delta_bias.shape(),
         ];
         shapes.extend(input.z.as_ref().map(Tensor::shape));
-        let mut grads = queue::<B>(input, Some(dy), shapes).into_iter();
+        let pass = Pass::Backward {
+            saved: checkpoints.is_some(),
+        };
+        let mut extra = checkpoints
+            .map(|c| vec![primitive(c.states), primitive(c.delta)])
+            .unwrap_or_default();
+        extra.push(primitive(dy));
+        let mut grads = queue::<B>(input, pass, extra, shapes).into_iter();
         let mut next = || grads.next().expect("one output per gradient");
         ScanGrads {
             u: tensor(next()),

@@ -284,7 +284,7 @@ where
     type G<R, BT> = burn_cubecl::CubeBackend<R, f32, i32, BT>;
     let gpu = Default::default();
     let oracle = Oracle::new(problem);
-    for &(split_below, split_cubes) in splits {
+    for (i, &(split_below, split_cubes)) in splits.iter().enumerate() {
         let config = KernelConfig {
             chunk,
             split_below,
@@ -304,13 +304,24 @@ where
             Layout::ViewsWithDyFirst => (problem.input_views::<G<R, BT>>(&gpu), problem.dy::<G<R, BT>>(&gpu)),
             Layout::FirstWithDyView => (problem.input::<G<R, BT>>(&gpu), problem.dy_view::<G<R, BT>>(&gpu)),
         };
-        let y = cube::forward(input.clone(), &config);
-        assert_within(&format!("y {label}"), &values(y), &oracle.y.0, oracle.y.1);
-
-        let got = named(cube::backward(input, dy, &config));
-        assert_eq!(got.len(), oracle.grads.len(), "{label}: dz present on one side only");
-        for ((name, got), (_, want, tolerance)) in got.iter().zip(&oracle.grads) {
-            assert_within(&format!("{name} {label}"), got, want, *tolerance);
+        let saved = cube::forward_saving(input.clone(), &config);
+        assert_within(&format!("y {label}"), &values(saved.y), &oracle.y.0, oracle.y.1);
+        assert!(saved.checkpoints.is_some(), "{label}: one launch saves its checkpoints");
+        // The backward from the forward's checkpoints (training); under the first split setting
+        // also the forward that saves none and the backward from checkpoints of its own (when L
+        // is split, those are the forward's).
+        let mut runs = vec![("saved", saved.checkpoints)];
+        if i == 0 {
+            let y = cube::forward(input.clone(), &config);
+            assert_within(&format!("y, not saving {label}"), &values(y), &oracle.y.0, oracle.y.1);
+            runs.push(("recomputed", None));
+        }
+        for (how, checkpoints) in runs {
+            let got = named(cube::backward(input.clone(), checkpoints, dy.clone(), &config));
+            assert_eq!(got.len(), oracle.grads.len(), "{label}: dz present on one side only");
+            for ((name, got), (_, want, tolerance)) in got.iter().zip(&oracle.grads) {
+                assert_within(&format!("{name} {how} {label}"), got, want, *tolerance);
+            }
         }
     }
 }
@@ -449,7 +460,9 @@ macro_rules! gpu_tests {
                     &values(y),
                     &values(reference::forward(problem.input::<NdArray>(&cpu))),
                 );
-                let got = cube::backward(problem.input::<G>(&gpu), problem.dy::<G>(&gpu), &config);
+                let saved = cube::forward_saving(problem.input::<G>(&gpu), &config);
+                assert!(saved.checkpoints.is_none(), "two launches keep no checkpoints");
+                let got = cube::backward(problem.input::<G>(&gpu), None, problem.dy::<G>(&gpu), &config);
                 let want = reference::backward(problem.input::<NdArray>(&cpu), problem.dy::<NdArray>(&cpu));
                 for (name, g, w) in [
                     ("du", got.u, want.u),
@@ -473,7 +486,7 @@ macro_rules! gpu_tests {
                         z: input.z.map(narrow),
                         ..input
                     };
-                    cube::backward(input, narrow(problem.dy::<G>(&gpu)), &config)
+                    cube::backward(input, None, narrow(problem.dy::<G>(&gpu)), &config)
                 };
                 let (first, rest) = (part(0..65_535), part(65_535..65_600));
                 assert_close("dA", &values(got.a), &values(first.a + rest.a));

@@ -276,8 +276,8 @@ fn cpu_kernel_gives_the_same_on_channels_last_views() {
             values(B::selective_scan(contiguous.clone())),
             "{dims:?}: forward"
         );
-        let want = ordered(B::selective_scan_backward(contiguous, dy.clone()));
-        let got = ordered(B::selective_scan_backward(viewed, channels_last(dy)));
+        let want = ordered(B::selective_scan_backward(contiguous, None, dy.clone()));
+        let got = ordered(B::selective_scan_backward(viewed, None, channels_last(dy)));
         assert_eq!(got, want, "{dims:?}: gradients");
     }
 }
