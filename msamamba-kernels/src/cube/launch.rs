@@ -383,7 +383,7 @@ pub fn supported<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement
 
 /// Whether the kernels handle `n_state` states and `len` positions: a state size the shared
 /// memory can hold, and at least one position.
-pub fn shape_supported(n_state: usize, len: usize, config: &KernelConfig) -> bool {
+fn shape_supported(n_state: usize, len: usize, config: &KernelConfig) -> bool {
     n_state > 0 && len > 0 && config.backward_shared(1, n_state, false) <= config.backward_shared_bytes
 }
 
@@ -421,12 +421,14 @@ pub fn forward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
     Tensor::cat(parts.collect(), 0)
 }
 
-/// The shapes of the checkpoints [`forward_saving`] returns for an input of `dims` (b, d, N, l):
-/// the states [b, chunks, d, N] and delta' [b, d, l]; `None` past one launch's batch rows.
+/// The shapes of the checkpoints [`forward_saving`] returns for an f32 input of `dims`
+/// (b, d, N, l): the states [b, chunks, d, N] and delta' [b, d, l]; `None` where the kernels do
+/// not take the shape, or past one launch's batch rows.
 pub fn checkpoint_shapes(dims: [usize; 4], config: &KernelConfig) -> Option<[Vec<usize>; 2]> {
     let [batch, dim, n_state, len] = dims;
     let chunks = len.div_ceil(chunk_len(len, config));
-    (batch <= MAX_GRID).then(|| [vec![batch, chunks, dim, n_state], vec![batch, dim, len]])
+    (shape_supported(n_state, len, config) && batch <= MAX_GRID)
+        .then(|| [vec![batch, chunks, dim, n_state], vec![batch, dim, len]])
 }
 
 /// Forward scan on the kernel, with the backward's checkpoints where [`checkpoint_shapes`] says.

@@ -58,11 +58,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> SelectiveS
     }
 
     fn scan_checkpoint_shapes(dims: [usize; 4]) -> Option<[Vec<usize>; 2]> {
-        let config = KernelConfig::default();
-        let [_, _, n_state, len] = dims;
-        launch::shape_supported(n_state, len, &config)
-            .then(|| launch::checkpoint_shapes(dims, &config))
-            .flatten()
+        launch::checkpoint_shapes(dims, &KernelConfig::default())
     }
 
     fn selective_scan_backward(
