@@ -1,5 +1,6 @@
 //! The selective scan as plain loops for the CPU backend: one sequence (batch row) per rayon
-//! task, the recurrence in float64 whatever the tensor type.
+//! task, in the tensors' own precision (float64 tensors, the tests' references, keep float64;
+//! every other type runs in float32, the precision the GPU kernels use).
 //!
 //! The tensor-op reference issues O(L) small tensor ops per call; on ndarray each costs an
 //! allocation and a pass over memory, which made CPU training ~10x slower than this loop.
@@ -10,74 +11,129 @@
 //! hands the scan channels-last views, whose copy in that order is one contiguous pass, where
 //! reading them channel-major walked a transposed view element by element (with the copy of
 //! arrays shared with the model, a third of the time of CPU scoring).
+//!
+//! The decay e^(delta' A) is taken N times per position and channel. In float32 it is computed in
+//! plain arithmetic ([`Real::decay`]) rather than by libm's `expf`: a function call per element keeps
+//! the state update scalar, where the arithmetic form lets the compiler vectorise it over the N
+//! states; libm's float64 `exp` alone was a quarter of CPU scoring's time.
 
-use burn::tensor::{FloatDType, Tensor, TensorData, backend::Backend};
+use std::iter::Sum;
+use std::ops::{AddAssign, MulAssign};
+
+use burn::tensor::{DType, Element, FloatDType, Tensor, TensorData, backend::Backend};
+use num_traits::Float;
 use rayon::prelude::*;
 
 use crate::{ScanGrads, SelectiveScanInput};
 
-/// A [b, c, l] input as flat float64 values, position-major: [b, l, c]. The cast makes an array
-/// of its own, whose buffer the data takes over; the data of an array still shared with the
-/// model is copied element by element.
-fn flat<B: Backend>(t: &Tensor<B, 3>) -> Vec<f64> {
-    t.clone()
-        .swap_dims(1, 2)
-        .cast(FloatDType::F64)
-        .into_data()
-        .into_vec()
-        .expect("float tensor")
+/// The precision the recurrence runs in.
+pub trait Real: Float + AddAssign + MulAssign + Element + Sum + Send + Sync {
+    /// The tensor type that holds this precision.
+    const DTYPE: FloatDType;
+
+    /// e^x, for the state's decay e^(delta' A).
+    fn decay(x: Self) -> Self;
+}
+
+impl Real for f64 {
+    const DTYPE: FloatDType = FloatDType::F64;
+
+    fn decay(x: f64) -> f64 {
+        x.exp()
+    }
+}
+
+impl Real for f32 {
+    const DTYPE: FloatDType = FloatDType::F32;
+
+    /// e^x = 2^k e^r with k = round(x / ln 2) and |r| <= ln 2 / 2, e^r by its Taylor series to
+    /// r^7 (truncation below 2e-8 relative, under float32's half ulp). x is clamped to
+    /// [-87, 88], where 2^k stays a normal float32: below, e^-87 ~ 1.6e-38 stands for zero; above,
+    /// float32 would overflow. No float-to-integer cast (Rust's saturates, one element at a time):
+    /// adding 1.5 * 2^23 rounds x / ln 2 to an integer k that lands in the mantissa's low bits,
+    /// from which 2^k's exponent field is built.
+    #[inline(always)]
+    fn decay(x: f32) -> f32 {
+        const LN2_HI: f32 = 0.693_145_75;
+        const LN2_LO: f32 = 1.428_606_8e-6;
+        const ROUND: f32 = 12_582_912.0;
+        let x = x.clamp(-87.0, 88.0);
+        let shifted = x * std::f32::consts::LOG2_E + ROUND;
+        let k = shifted - ROUND;
+        let r = (x - k * LN2_HI) - k * LN2_LO;
+        let p = 1.0
+            + r * (1.0
+                + r * (1.0 / 2.0
+                    + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+        p * f32::from_bits(shifted.to_bits().wrapping_add(127) << 23)
+    }
+}
+
+/// A [b, c, l] input as flat values, position-major: [b, l, c]. The data takes over the buffer
+/// of an array that no one else holds; that of an array shared with the model (a slice of a
+/// projection) is copied element by element, a third of CPU scoring's time once. A cast makes an
+/// array of its own; where there is nothing to cast, multiplying by one does the same in one
+/// vectorised pass.
+fn flat<B: Backend, F: Real>(t: Tensor<B, 3>) -> Vec<F> {
+    let t = t.swap_dims(1, 2);
+    let own = if t.dtype() == F::DTYPE.into() {
+        t.mul_scalar(1.0)
+    } else {
+        t.cast(F::DTYPE)
+    };
+    own.into_data().into_vec().expect("float tensor")
 }
 
 /// Position-major values [b, l, c] as a [b, c, l] tensor (a view of them).
-fn tensor<B: Backend>(values: Vec<f64>, [b, c, l]: [usize; 3], device: &B::Device) -> Tensor<B, 3> {
+fn tensor<B: Backend, F: Real>(values: Vec<F>, [b, c, l]: [usize; 3], device: &B::Device) -> Tensor<B, 3> {
     Tensor::from_data(TensorData::new(values, [b, l, c]).convert::<B::FloatElem>(), device).swap_dims(1, 2)
 }
 
-/// Parameters as flat float64 values.
-fn params<B: Backend, const D: usize>(t: &Tensor<B, D>) -> Vec<f64> {
-    t.to_data().convert::<f64>().to_vec().expect("float tensor")
+/// Parameters as flat values.
+fn params<B: Backend, F: Real, const D: usize>(t: &Tensor<B, D>) -> Vec<F> {
+    t.to_data().convert::<F>().to_vec().expect("float tensor")
 }
 
-fn param<B: Backend, const D: usize>(values: Vec<f64>, shape: [usize; D], device: &B::Device) -> Tensor<B, D> {
+fn param<B: Backend, F: Real, const D: usize>(values: Vec<F>, shape: [usize; D], device: &B::Device) -> Tensor<B, D> {
     Tensor::from_data(TensorData::new(values, shape).convert::<B::FloatElem>(), device)
 }
 
-fn softplus(x: f64) -> f64 {
-    x.max(0.0) + (-x.abs()).exp().ln_1p()
+fn softplus<F: Real>(x: F) -> F {
+    x.max(F::zero()) + F::decay(-x.abs()).ln_1p()
 }
 
-fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
+fn sigmoid<F: Real>(x: F) -> F {
+    F::one() / (F::one() + F::decay(-x))
 }
 
 /// The inputs, flattened once: u, delta, z [b, l, d]; b, c [b, l, n] (position-major).
-struct Flat {
+struct Flat<F> {
     dims: [usize; 4], // b, d, n, l
-    u: Vec<f64>,
-    delta: Vec<f64>,
-    a: Vec<f64>,
-    b: Vec<f64>,
-    c: Vec<f64>,
-    d: Vec<f64>,
-    z: Option<Vec<f64>>,
-    bias: Vec<f64>,
+    u: Vec<F>,
+    delta: Vec<F>,
+    a: Vec<F>,
+    b: Vec<F>,
+    c: Vec<F>,
+    d: Vec<F>,
+    z: Option<Vec<F>>,
+    bias: Vec<F>,
     softplus: bool,
 }
 
-impl Flat {
-    fn new<B: Backend>(input: &SelectiveScanInput<B>) -> Self {
+impl<F: Real> Flat<F> {
+    fn new<B: Backend>(input: SelectiveScanInput<B>) -> Self {
         let [batch, dim, len] = input.u.dims();
         let [_, state] = input.a.dims();
         Self {
             dims: [batch, dim, state, len],
-            u: flat(&input.u),
-            delta: flat(&input.delta),
             a: params(&input.a),
-            b: flat(&input.b),
-            c: flat(&input.c),
             d: params(&input.d),
-            z: input.z.as_ref().map(flat),
             bias: params(&input.delta_bias),
+            u: flat(input.u),
+            delta: flat(input.delta),
+            b: flat(input.b),
+            c: flat(input.c),
+            z: input.z.map(flat),
             softplus: input.delta_softplus,
         }
     }
@@ -94,26 +150,38 @@ impl Flat {
         (bi * len + t) * n_state + n
     }
 
-    /// delta' at flat index `i` of channel `d`, and d(delta')/d(delta).
-    fn step(&self, i: usize, d: usize) -> (f64, f64) {
+    /// delta' at flat index `i` of channel `d`.
+    fn step(&self, i: usize, d: usize) -> F {
         let pre = self.delta[i] + self.bias[d];
+        if self.softplus { softplus(pre) } else { pre }
+    }
+
+    /// d(delta')/d(delta) at flat index `i` of channel `d`.
+    fn step_slope(&self, i: usize, d: usize) -> F {
         if self.softplus {
-            (softplus(pre), sigmoid(pre))
+            sigmoid(self.delta[i] + self.bias[d])
         } else {
-            (pre, 1.0)
+            F::one()
         }
     }
 
+    /// The N values of B or C at (batch row, position).
+    fn states_at<'a>(&self, values: &'a [F], bi: usize, t: usize) -> &'a [F] {
+        let start = self.at_state(bi, t, 0);
+        &values[start..start + self.dims[2]]
+    }
+
     /// Runs channel `d` of batch row `bi`, calling `visit(t, state)` after each position.
-    fn run_channel(&self, bi: usize, d: usize, state: &mut [f64], mut visit: impl FnMut(usize, &[f64])) {
+    fn run_channel(&self, bi: usize, d: usize, state: &mut [F], mut visit: impl FnMut(usize, &[F])) {
         let [_, _, n_state, len] = self.dims;
-        state.fill(0.0);
+        let a = &self.a[d * n_state..(d + 1) * n_state];
+        state.fill(F::zero());
         for t in 0..len {
             let i = self.at(bi, t, d);
-            let (dt, _) = self.step(i, d);
-            for (n, x) in state.iter_mut().enumerate() {
-                let bn = self.b[self.at_state(bi, t, n)];
-                *x = (dt * self.a[d * n_state + n]).exp() * *x + dt * bn * self.u[i];
+            let dt = self.step(i, d);
+            let dt_u = dt * self.u[i];
+            for ((x, &a), &b) in state.iter_mut().zip(a).zip(self.states_at(&self.b, bi, t)) {
+                *x = F::decay(dt * a) * *x + dt_u * b;
             }
             visit(t, state);
         }
@@ -122,17 +190,25 @@ impl Flat {
 
 /// Forward: y [b, d, l].
 pub fn forward<B: Backend>(input: SelectiveScanInput<B>) -> Tensor<B, 3> {
-    let f = Flat::new(&input);
+    match input.u.dtype() {
+        DType::F64 => forward_in::<B, f64>(input),
+        _ => forward_in::<B, f32>(input),
+    }
+}
+
+fn forward_in<B: Backend, F: Real>(input: SelectiveScanInput<B>) -> Tensor<B, 3> {
+    let device = input.u.device();
+    let f = Flat::<F>::new(input);
     let [batch, dim, n_state, len] = f.dims;
-    let y: Vec<f64> = (0..batch)
+    let y: Vec<F> = (0..batch)
         .into_par_iter()
         .flat_map_iter(|bi| {
-            let mut out = vec![0.0; len * dim];
-            let mut state = vec![0.0; n_state];
+            let mut out = vec![F::zero(); len * dim];
+            let mut state = vec![F::zero(); n_state];
             for d in 0..dim {
                 f.run_channel(bi, d, &mut state, |t, x| {
                     let i = f.at(bi, t, d);
-                    let cx: f64 = (0..n_state).map(|n| f.c[f.at_state(bi, t, n)] * x[n]).sum();
+                    let cx: F = f.states_at(&f.c, bi, t).iter().zip(x).map(|(&c, &x)| c * x).sum();
                     let y = cx + f.d[d] * f.u[i];
                     out[t * dim + d] = match &f.z {
                         Some(z) => y * z[i] * sigmoid(z[i]),
@@ -143,76 +219,85 @@ pub fn forward<B: Backend>(input: SelectiveScanInput<B>) -> Tensor<B, 3> {
             out
         })
         .collect();
-    tensor(y, [batch, dim, len], &input.u.device())
+    tensor(y, [batch, dim, len], &device)
 }
 
 /// One batch row's share of the gradients: du, ddelta, dz [l, d] and db, dc [l, n]
 /// (position-major), the parameters' sums over the row.
-struct RowGrads {
-    du: Vec<f64>,
-    ddelta: Vec<f64>,
-    dz: Vec<f64>,
-    db: Vec<f64>,
-    dc: Vec<f64>,
-    da: Vec<f64>,
-    dd: Vec<f64>,
-    dbias: Vec<f64>,
+struct RowGrads<F> {
+    du: Vec<F>,
+    ddelta: Vec<F>,
+    dz: Vec<F>,
+    db: Vec<F>,
+    dc: Vec<F>,
+    da: Vec<F>,
+    dd: Vec<F>,
+    dbias: Vec<F>,
 }
 
 /// Backward: gradients of `sum(y * dy)`.
 pub fn backward<B: Backend>(input: SelectiveScanInput<B>, dy: Tensor<B, 3>) -> ScanGrads<B> {
-    let f = Flat::new(&input);
-    let dy = flat(&dy);
+    match input.u.dtype() {
+        DType::F64 => backward_in::<B, f64>(input, dy),
+        _ => backward_in::<B, f32>(input, dy),
+    }
+}
+
+fn backward_in<B: Backend, F: Real>(input: SelectiveScanInput<B>, dy: Tensor<B, 3>) -> ScanGrads<B> {
+    let device = input.u.device();
+    let f = Flat::<F>::new(input);
+    let dy: Vec<F> = flat(dy);
     let [batch, dim, n_state, len] = f.dims;
-    let rows: Vec<RowGrads> = (0..batch)
+    let zero = F::zero();
+    let rows: Vec<RowGrads<F>> = (0..batch)
         .into_par_iter()
         .map(|bi| {
             let mut g = RowGrads {
-                du: vec![0.0; len * dim],
-                ddelta: vec![0.0; len * dim],
-                dz: vec![0.0; len * dim],
-                db: vec![0.0; len * n_state],
-                dc: vec![0.0; len * n_state],
-                da: vec![0.0; dim * n_state],
-                dd: vec![0.0; dim],
-                dbias: vec![0.0; dim],
+                du: vec![zero; len * dim],
+                ddelta: vec![zero; len * dim],
+                dz: vec![zero; len * dim],
+                db: vec![zero; len * n_state],
+                dc: vec![zero; len * n_state],
+                da: vec![zero; dim * n_state],
+                dd: vec![zero; dim],
+                dbias: vec![zero; dim],
             };
-            let mut states = vec![0.0; len * n_state];
-            let mut state = vec![0.0; n_state];
-            let mut h = vec![0.0; n_state];
+            let mut states = vec![zero; len * n_state];
+            let mut state = vec![zero; n_state];
+            let mut h = vec![zero; n_state];
             for d in 0..dim {
                 f.run_channel(bi, d, &mut state, |t, x| {
                     states[t * n_state..(t + 1) * n_state].copy_from_slice(x)
                 });
-                h.fill(0.0);
+                h.fill(zero);
                 for t in (0..len).rev() {
                     let (i, local) = (f.at(bi, t, d), t * dim + d);
                     let x_t = &states[t * n_state..(t + 1) * n_state];
+                    let (b_t, c_t) = (f.states_at(&f.b, bi, t), f.states_at(&f.c, bi, t));
                     // Through the gate: out = y * silu(z).
                     let dyt = match &f.z {
                         Some(z) => {
                             let s = sigmoid(z[i]);
-                            let cx: f64 = (0..n_state).map(|n| f.c[f.at_state(bi, t, n)] * x_t[n]).sum();
+                            let cx: F = c_t.iter().zip(x_t).map(|(&c, &x)| c * x).sum();
                             let y = cx + f.d[d] * f.u[i];
-                            g.dz[local] = dy[i] * y * s * (1.0 + z[i] * (1.0 - s));
+                            g.dz[local] = dy[i] * y * s * (F::one() + z[i] * (F::one() - s));
                             dy[i] * z[i] * s
                         }
                         None => dy[i],
                     };
                     g.dd[d] += dyt * f.u[i];
-                    let (dt, dsoft) = f.step(i, d);
-                    let (mut ddt, mut du) = (0.0, dyt * f.d[d]);
+                    let (dt, dsoft) = (f.step(i, d), f.step_slope(i, d));
+                    let (mut ddt, mut du) = (zero, dyt * f.d[d]);
                     for n in 0..n_state {
-                        // Index into the inputs [b, l, n] and into this row's share [l, n].
-                        let (bn, row_n) = (f.at_state(bi, t, n), t * n_state + n);
+                        let row_n = t * n_state + n;
                         g.dc[row_n] += dyt * x_t[n];
-                        h[n] += f.c[bn] * dyt;
+                        h[n] += c_t[n] * dyt;
                         let a = f.a[d * n_state + n];
-                        let decay = (dt * a).exp();
-                        let previous = if t == 0 { 0.0 } else { states[(t - 1) * n_state + n] };
+                        let decay = F::decay(dt * a);
+                        let previous = if t == 0 { zero } else { states[(t - 1) * n_state + n] };
                         let gexp = h[n] * previous * decay;
-                        ddt += gexp * a + h[n] * f.b[bn] * f.u[i];
-                        du += h[n] * f.b[bn] * dt;
+                        ddt += gexp * a + h[n] * b_t[n] * f.u[i];
+                        du += h[n] * b_t[n] * dt;
                         g.db[row_n] += h[n] * dt * f.u[i];
                         g.da[d * n_state + n] += gexp * dt;
                         h[n] *= decay;
@@ -225,12 +310,10 @@ pub fn backward<B: Backend>(input: SelectiveScanInput<B>, dy: Tensor<B, 3>) -> S
             g
         })
         .collect();
-    let device = input.u.device();
-    let cat =
-        |part: fn(&RowGrads) -> &Vec<f64>| rows.iter().flat_map(|r| part(r).iter().copied()).collect::<Vec<f64>>();
-    let sum = |part: fn(&RowGrads) -> &Vec<f64>, size: usize| {
-        rows.iter().fold(vec![0.0; size], |mut acc, r| {
-            acc.iter_mut().zip(part(r)).for_each(|(a, v)| *a += v);
+    let cat = |part: fn(&RowGrads<F>) -> &Vec<F>| rows.iter().flat_map(|r| part(r).iter().copied()).collect::<Vec<F>>();
+    let sum = |part: fn(&RowGrads<F>) -> &Vec<F>, size: usize| {
+        rows.iter().fold(vec![zero; size], |mut acc, r| {
+            acc.iter_mut().zip(part(r)).for_each(|(a, &v)| *a += v);
             acc
         })
     };

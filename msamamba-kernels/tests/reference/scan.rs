@@ -4,6 +4,7 @@
 use crate::common::rng;
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::{Tensor, TensorData, backend::Backend};
+use msamamba_kernels::cpu::Real;
 use msamamba_kernels::{ScanGrads, SelectiveScanBackend, SelectiveScanInput, reference, selective_scan};
 use rand::{Rng, rngs::StdRng};
 
@@ -169,7 +170,7 @@ fn forward_matches_float64_loop() {
 }
 
 /// Gradients in the order of `Problem::fields`.
-fn ordered(grads: ScanGrads<NdArray<f64>>) -> Vec<Vec<f64>> {
+fn ordered<B: Backend>(grads: ScanGrads<B>) -> Vec<Vec<f64>> {
     let mut all = vec![
         values(grads.u),
         values(grads.delta),
@@ -255,9 +256,8 @@ fn channels_last<B: Backend>(t: Tensor<B, 3>) -> Tensor<B, 3> {
     Tensor::<B, 3>::from_data(TensorData::new(position_major, [b, l, c]), &Default::default()).swap_dims(1, 2)
 }
 
-#[test]
-fn cpu_kernel_gives_the_same_on_channels_last_views() {
-    type B = NdArray<f64>;
+/// The CPU kernel on channels-last views against the same values contiguous, exactly.
+fn same_on_channels_last_views<B: SelectiveScanBackend>() {
     let mut rng = rng();
     let device = Default::default();
     for dims in SHAPES {
@@ -280,6 +280,74 @@ fn cpu_kernel_gives_the_same_on_channels_last_views() {
         let got = ordered(B::selective_scan_backward(viewed, None, channels_last(dy)));
         assert_eq!(got, want, "{dims:?}: gradients");
     }
+}
+
+#[test]
+fn cpu_kernel_gives_the_same_on_channels_last_views() {
+    same_on_channels_last_views::<NdArray<f64>>();
+    same_on_channels_last_views::<NdArray<f32>>();
+}
+
+/// Float32 tensors run the recurrence in float32 with its own e^x: values and gradients against
+/// the float64 kernel (itself checked against finite differences above), over long rows too,
+/// where rounding accumulates along the scan.
+#[test]
+fn cpu_kernel_in_float32_matches_float64() {
+    let mut rng = rng();
+    let device = Default::default();
+    for dims in SHAPES.into_iter().chain([[2, 6, 16, 300]]) {
+        for (gated, softplus) in [(true, true), (false, false)] {
+            let p = Problem::random(&mut rng, dims, gated, softplus);
+            let (want, magnitude) = p.scan_with_magnitude();
+            let got = values(selective_scan::<NdArray<f32>>(p.input(&device)));
+            let err = relative_to(&got, &want, &magnitude);
+            assert!(
+                err < 1e-5,
+                "{dims:?} gated={gated} softplus={softplus}: forward relative error {err:e}"
+            );
+
+            let [bs, d, _, l] = dims;
+            let dy: Vec<f64> = (0..bs * d * l).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let want = ordered(NdArray::<f64>::selective_scan_backward(
+                p.input(&device),
+                None,
+                Tensor::from_data(TensorData::new(dy.clone(), [bs, d, l]), &device),
+            ));
+            let got = ordered(NdArray::<f32>::selective_scan_backward(
+                p.input(&device),
+                None,
+                Tensor::from_data(TensorData::new(dy, [bs, d, l]), &device),
+            ));
+            for (k, (got, want)) in got.iter().zip(&want).enumerate() {
+                let err = relative_error(got, want);
+                assert!(
+                    err < 1e-4,
+                    "{dims:?} gated={gated} softplus={softplus}: gradient {k} relative error {err:e}"
+                );
+            }
+        }
+    }
+}
+
+/// The float32 e^x against float64's, in ulps of the float32 result, over the whole range it
+/// serves (from zero decay to overflow), and the clamp's ends.
+#[test]
+fn float32_exp_is_within_two_ulps() {
+    let mut rng = rng();
+    let grid = (0..=17_500).map(|i| -87.0 + i as f64 * 0.01);
+    let random = (0..100_000).map(|_| rng.random_range(-87.0..88.0));
+    for x in grid.chain(random) {
+        let got = <f32 as Real>::decay(x as f32);
+        let want = (x as f32 as f64).exp();
+        let ulp = f64::from(f32::from_bits(got.to_bits() + 1) - got);
+        assert!(
+            (f64::from(got) - want).abs() <= 2.0 * ulp,
+            "e^{x}: {got} against {want}"
+        );
+    }
+    let tiny = <f32 as Real>::decay(-1e4);
+    assert!(tiny > 0.0 && tiny < 2e-38, "e^-10000 stands for zero: {tiny}");
+    assert!(<f32 as Real>::decay(1e4).is_finite(), "e^10000 clamps below overflow");
 }
 
 #[test]
