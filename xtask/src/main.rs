@@ -40,7 +40,7 @@ enum Bench {
         backend: GpuBackend,
         /// Passed on to the benchmark: [--runs N] [--small] [--only K]... [--shape b,d,n,l]...
         /// [--channels-last] [--block C] [--chunk P] [--bwd-shared BYTES] [--split-below N]
-        /// [--split-cubes N] [--no-plane].
+        /// [--split-cubes N] [--no-plane] [--lane-channels C] [--lane-items K].
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },

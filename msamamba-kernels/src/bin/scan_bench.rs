@@ -215,6 +215,14 @@ fn main() {
             // The backward's dB / dC sums in shared memory even where a plane could take them.
             #[cfg(any(feature = "wgpu", feature = "cuda"))]
             "--no-plane" => config.plane_sums = false,
+            // The lanes forward: channels (planes) per cube, 0 for the one-thread-per-channel
+            // forward; positions per lane and tile.
+            #[cfg(any(feature = "wgpu", feature = "cuda"))]
+            "--lane-channels" => {
+                config.lane_channels = args.next().and_then(|r| r.parse().ok()).unwrap_or(config.lane_channels)
+            }
+            #[cfg(any(feature = "wgpu", feature = "cuda"))]
+            "--lane-items" => config.lane_items = args.next().and_then(|r| r.parse().ok()).unwrap_or(config.lane_items),
             other => {
                 eprintln!("scan_bench: unknown argument `{other}` (expected --backend cuda|wgpu, --runs N, --small)");
                 std::process::exit(2);

@@ -14,6 +14,7 @@ use super::backward::{scan_adjoint_kernel, scan_backward_kernel};
 use super::column_sums::row_sums;
 use super::combine::scan_combine_kernel;
 use super::forward::scan_forward_kernel;
+use super::forward_lanes::{LANES, scan_lanes_kernel};
 use crate::scan::{ScanCheckpoints, ScanOutput};
 use crate::{ScanGrads, SelectiveScanInput};
 
@@ -43,6 +44,15 @@ pub struct KernelConfig {
     /// cube is exactly one plane and the inputs are channels-last views; off, always in shared
     /// memory (for comparing the two).
     pub plane_sums: bool,
+    /// Channels per cube of the forward that runs a plane's 32 lanes along L (`forward_lanes.rs`),
+    /// one plane each; 0 runs the one-thread-per-channel forward everywhere. Off by default
+    /// until it is timed on a GPU: so far its values and the backward from its checkpoints are
+    /// tested on the CPU Vulkan driver, whose scan across lanes goes through shared memory, and
+    /// not yet its plane shuffles on CUDA.
+    pub lane_channels: usize,
+    /// Positions per lane and tile in that forward (a tile is 32 such runs); even, so that the
+    /// padded runs fall on distinct shared-memory banks.
+    pub lane_items: usize,
 }
 
 impl Default for KernelConfig {
@@ -59,6 +69,8 @@ impl Default for KernelConfig {
             // at d_state 16.
             split_cubes: 8192,
             plane_sums: true,
+            lane_channels: 0,
+            lane_items: 4,
         }
     }
 }
@@ -77,6 +89,14 @@ impl KernelConfig {
         4 * floats
     }
 
+    /// Shared memory of the lanes forward, in bytes, for a state size, with the scan across lanes
+    /// by plane shuffles (`plane`) or through shared memory.
+    fn lanes_shared(&self, n_state: usize, plane: bool) -> usize {
+        let row = LANES * (self.lane_items + 1) + 1;
+        let scratch = if plane { 1 } else { 2 * LANES * self.lane_channels };
+        4 * ((3 * self.lane_channels + 2 * n_state) * row + scratch)
+    }
+
     /// The backward's tile: the longest that fits the shared-memory budget.
     fn backward_tile(&self, n_state: usize, plane: bool) -> usize {
         [8, 4, 2, 1]
@@ -90,6 +110,16 @@ pub(super) type Cube<R, F, I, BT> = CubeBackend<R, F, I, BT>;
 
 /// Cubes along one launch grid dimension that every backend accepts (CUDA's y and z, WGPU's all).
 pub(super) const MAX_GRID: usize = 65535;
+
+/// Planes (b·d) from which the lanes forward fills the GPU without splitting L: about eight per
+/// multiprocessor of an H200.
+const LANES_FILL: usize = 1024;
+
+/// Shared memory a cube may take without asking CUDA for more (WGPU's default limit too); less
+/// where the device says so (the CPU Vulkan driver: 32 KiB).
+fn shared_limit<R: CubeRuntime>(client: &ComputeClient<R>) -> usize {
+    client.properties().hardware.max_shared_memory_size.min(48 * 1024)
+}
 
 /// Whether a cube of `block` units is exactly one plane whose lanes can exchange values
 /// (a warp on CUDA; not on CPU Vulkan drivers, whose planes cubecl does not offer).
@@ -230,6 +260,56 @@ impl<R: CubeRuntime> Prepared<R> {
     fn split(&self, config: &KernelConfig) -> bool {
         let (blocks, chunks) = self.grid(config);
         chunks > 1 && self.dims[0] * blocks < config.split_below
+    }
+
+    /// Whether the forward runs on the lanes kernel (see `KernelConfig::lane_channels`): where L
+    /// is not split, or the planes alone fill the GPU; and its shared memory fits.
+    fn lanes(&self, config: &KernelConfig) -> bool {
+        let [batch, dim, n_state, _] = self.dims;
+        config.lane_channels > 0
+            && config.lanes_shared(n_state, self.plane_lanes()) <= shared_limit(&self.u.client)
+            && (!self.split(config) || batch * dim >= LANES_FILL)
+    }
+
+    /// Whether the lanes forward scans across lanes by plane shuffles.
+    fn plane_lanes(&self) -> bool {
+        plane_is_cube(&self.u.client, LANES)
+    }
+
+    /// Launches the lanes forward: y, and with `saved` the states entering every chunk and
+    /// delta'.
+    fn launch_lanes(&self, config: &KernelConfig, y: &CubeTensor<R>, saved: Option<(&CubeTensor<R>, &CubeTensor<R>)>) {
+        let [batch, dim, n_state, len] = self.dims;
+        let unused = self.empty(vec![1]);
+        let (state, dtp) = saved.unwrap_or((&unused, &unused));
+        let channels = config.lane_channels;
+        scan_lanes_kernel::launch::<R>(
+            &self.u.client,
+            CubeCount::Static(dim.div_ceil(channels) as u32, batch as u32, 1),
+            CubeDim::new_2d(LANES as u32, channels as u32),
+            self.u.clone().into_tensor_arg(),
+            self.delta.clone().into_tensor_arg(),
+            self.z_arg(),
+            self.a.clone().into_tensor_arg(),
+            self.b.clone().into_tensor_arg(),
+            self.c.clone().into_tensor_arg(),
+            self.d.clone().into_tensor_arg(),
+            self.delta_bias.clone().into_tensor_arg(),
+            y.clone().into_tensor_arg(),
+            state.clone().into_tensor_arg(),
+            dtp.clone().into_tensor_arg(),
+            dim as u32,
+            len as u32,
+            self.chunk(config) as u32,
+            n_state,
+            channels,
+            config.lane_items,
+            self.z.is_some(),
+            self.softplus,
+            saved.is_some(),
+            self.channels_last,
+            self.plane_lanes(),
+        );
     }
 
     /// Chunks per segment of the backward's main kernel: all of them, or when L is split, as
@@ -495,7 +575,11 @@ fn forward_launch<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElemen
 ) -> ScanOutput<Cube<R, F, I, BT>> {
     let p = Prepared::new(input);
     let y = p.empty_sequence();
-    let saved = if p.split(config) {
+    let saved = if p.lanes(config) {
+        let saved = save.then(|| (p.empty_states(config), p.empty_sequence()));
+        p.launch_lanes(config, &y, saved.as_ref().map(|(state, dtp)| (state, dtp)));
+        saved
+    } else if p.split(config) {
         let (start, dtp) = p.checkpoints(config);
         p.launch_forward(
             config,

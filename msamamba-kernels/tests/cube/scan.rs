@@ -248,9 +248,19 @@ const SPLIT_SHAPES: [([usize; 4], usize); 4] = [
     ([1, 3, 16, 10], 3),
 ];
 
-/// (`split_below`, `split_cubes`): never split L; always split it (when it spans chunks), into
-/// one backward segment per chunk; and into backward segments of several chunks.
-const SPLITS: [(usize, usize); 3] = [(0, 4096), (usize::MAX, usize::MAX), (usize::MAX, 8)];
+/// Kernel settings under test: (`split_below`, `split_cubes`, `lane_channels`, `lane_items`).
+type Setting = (usize, usize, usize, usize);
+
+/// L never split, on the lanes forward (4 channels of runs of 4; 3 of runs of 3, off the
+/// defaults) and on the one-thread-per-channel forward; L always split (when it spans chunks),
+/// into one backward segment per chunk; and into backward segments of several chunks.
+const SETTINGS: [Setting; 5] = [
+    (0, 4096, 4, 4),
+    (0, 4096, 3, 3),
+    (0, 4096, 0, 4),
+    (usize::MAX, usize::MAX, 4, 4),
+    (usize::MAX, 8, 4, 4),
+];
 
 /// How the kernels are handed their sequences.
 #[derive(Clone, Copy, Debug)]
@@ -266,17 +276,17 @@ enum Layout {
     FirstWithDyView,
 }
 
-/// Checks the forward and every gradient under each (`split_below`, `split_cubes`) of `splits`.
-fn check_problem<R, BT>(problem: &Problem, chunk: usize, splits: &[(usize, usize)])
+/// Checks the forward and every gradient under each of `settings`.
+fn check_problem<R, BT>(problem: &Problem, chunk: usize, settings: &[Setting])
 where
     R: burn_cubecl::CubeRuntime,
     BT: burn_cubecl::BoolElement,
 {
-    check_problem_in::<R, BT>(problem, chunk, splits, Layout::ChannelsFirst);
+    check_problem_in::<R, BT>(problem, chunk, settings, Layout::ChannelsFirst);
 }
 
 /// [`check_problem`] with the inputs laid out as `layout` says.
-fn check_problem_in<R, BT>(problem: &Problem, chunk: usize, splits: &[(usize, usize)], layout: Layout)
+fn check_problem_in<R, BT>(problem: &Problem, chunk: usize, settings: &[Setting], layout: Layout)
 where
     R: burn_cubecl::CubeRuntime,
     BT: burn_cubecl::BoolElement,
@@ -284,15 +294,18 @@ where
     type G<R, BT> = burn_cubecl::CubeBackend<R, f32, i32, BT>;
     let gpu = Default::default();
     let oracle = Oracle::new(problem);
-    for (i, &(split_below, split_cubes)) in splits.iter().enumerate() {
+    for (i, &(split_below, split_cubes, lane_channels, lane_items)) in settings.iter().enumerate() {
         let config = KernelConfig {
             chunk,
             split_below,
             split_cubes,
+            lane_channels,
+            lane_items,
             ..Default::default()
         };
         let label = format!(
-            "{:?} {layout:?} z={} softplus={} chunk={chunk} split_below={split_below} split_cubes={split_cubes}",
+            "{:?} {layout:?} z={} softplus={} chunk={chunk} split_below={split_below} split_cubes={split_cubes} \
+             lanes={lane_channels}x{lane_items}",
             problem.dims,
             problem.z.is_some(),
             problem.softplus
@@ -307,13 +320,15 @@ where
         let saved = cube::forward_saving(input.clone(), &config);
         assert_within(&format!("y {label}"), &values(saved.y), &oracle.y.0, oracle.y.1);
         assert!(saved.checkpoints.is_some(), "{label}: one launch saves its checkpoints");
-        // The backward from the forward's checkpoints (training); under the first split setting
-        // also the forward that saves none and the backward from checkpoints of its own (when L
-        // is split, those are the forward's).
-        let mut runs = vec![("saved", saved.checkpoints)];
-        if i == 0 {
+        // Where L is not split, also the forward that saves none (a pass of its own).
+        if split_below == 0 {
             let y = cube::forward(input.clone(), &config);
             assert_within(&format!("y, not saving {label}"), &values(y), &oracle.y.0, oracle.y.1);
+        }
+        // The backward from the forward's checkpoints (training); under the first setting also
+        // from checkpoints of its own (when L is split, those are the forward's).
+        let mut runs = vec![("saved", saved.checkpoints)];
+        if i == 0 {
             runs.push(("recomputed", None));
         }
         for (how, checkpoints) in runs {
@@ -375,7 +390,7 @@ macro_rules! gpu_tests {
             fn kernel_matches_reference_with_gate_and_softplus() {
                 let mut rng = rng();
                 for (dims, chunk) in SHAPES {
-                    check_problem::<R, BT>(&Problem::random(&mut rng, dims, true, true), chunk, &SPLITS);
+                    check_problem::<R, BT>(&Problem::random(&mut rng, dims, true, true), chunk, &SETTINGS);
                 }
             }
 
@@ -383,7 +398,7 @@ macro_rules! gpu_tests {
             fn kernel_matches_reference_without_gate() {
                 let mut rng = rng();
                 for (dims, chunk) in SHAPES {
-                    check_problem::<R, BT>(&Problem::random(&mut rng, dims, false, true), chunk, &SPLITS);
+                    check_problem::<R, BT>(&Problem::random(&mut rng, dims, false, true), chunk, &SETTINGS);
                 }
             }
 
@@ -391,8 +406,8 @@ macro_rules! gpu_tests {
             fn kernel_matches_reference_without_softplus() {
                 let mut rng = rng();
                 for (dims, chunk) in SHAPES {
-                    check_problem::<R, BT>(&Problem::random(&mut rng, dims, true, false), chunk, &SPLITS);
-                    check_problem::<R, BT>(&Problem::random(&mut rng, dims, false, false), chunk, &SPLITS);
+                    check_problem::<R, BT>(&Problem::random(&mut rng, dims, true, false), chunk, &SETTINGS);
+                    check_problem::<R, BT>(&Problem::random(&mut rng, dims, false, false), chunk, &SETTINGS);
                 }
             }
 
@@ -402,7 +417,7 @@ macro_rules! gpu_tests {
                 for (dims, chunk) in SPLIT_SHAPES {
                     for (gated, softplus) in [(true, true), (false, false)] {
                         let problem = Problem::random(&mut rng, dims, gated, softplus);
-                        check_problem::<R, BT>(&problem, chunk, &SPLITS);
+                        check_problem::<R, BT>(&problem, chunk, &SETTINGS);
                     }
                 }
             }
@@ -420,7 +435,7 @@ macro_rules! gpu_tests {
                 ];
                 for ((dims, chunk), gated_softplus) in cases {
                     let problem = Problem::random(&mut rng, dims, gated_softplus, gated_softplus);
-                    check_problem_in::<R, BT>(&problem, chunk, &SPLITS, Layout::ModelViews);
+                    check_problem_in::<R, BT>(&problem, chunk, &SETTINGS, Layout::ModelViews);
                 }
             }
 
@@ -430,9 +445,19 @@ macro_rules! gpu_tests {
                 for ((dims, chunk), gated) in [(SHAPES[0], true), (SPLIT_SHAPES[3], false)] {
                     let problem = Problem::random(&mut rng, dims, gated, true);
                     for layout in [Layout::ViewsWithDyFirst, Layout::FirstWithDyView] {
-                        check_problem_in::<R, BT>(&problem, chunk, &SPLITS, layout);
+                        check_problem_in::<R, BT>(&problem, chunk, &SETTINGS, layout);
                     }
                 }
+            }
+
+            #[test]
+            fn lanes_forward_takes_the_split_shapes_whose_planes_fill_the_gpu() {
+                // 1 030 channels of one batch row: L is split for the one-thread-per-channel
+                // kernels, the lanes forward runs (and saves) it whole; chunks of 64 end inside
+                // its tiles of 128.
+                let mut rng = rng();
+                let problem = Problem::random(&mut rng, [1, 1030, 4, 300], true, true);
+                check_problem::<R, BT>(&problem, 64, &[(usize::MAX, usize::MAX, 4, 4)]);
             }
 
             #[test]
@@ -443,7 +468,11 @@ macro_rules! gpu_tests {
                 // limiter, it seems).
                 let mut rng = rng();
                 let problem = Problem::random(&mut rng, [1, 2, 2, 70_000], true, true);
-                check_problem::<R, BT>(&problem, 1, &[(usize::MAX, usize::MAX), (usize::MAX, 8192)]);
+                check_problem::<R, BT>(
+                    &problem,
+                    1,
+                    &[(usize::MAX, usize::MAX, 4, 4), (usize::MAX, 8192, 4, 4)],
+                );
             }
 
             #[test]

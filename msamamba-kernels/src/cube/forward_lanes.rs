@@ -1,0 +1,324 @@
+//! The selective scan's forward with the positions of L across a plane's lanes.
+//!
+//! The one-thread-per-channel forward (`forward.rs`) runs each channel's N recurrences in
+//! order, one position after another: b·d threads in all, each a chain of L dependent steps. At
+//! 64 x 4096 that is 16 384 threads, too few to fill an H200, so L had to be split and scanned
+//! twice; and a thread's steps wait on one another and on its tile loads, with few other warps to
+//! hide them (H200, 2026-12-01: 3.1-3.4 ms on the first three shapes, mamba_ssm 2.6).
+//! Here one plane of 32 lanes takes one channel, each lane a run of `items` consecutive
+//! positions of every tile of 32·`items`: b·d planes, 32 times the threads.
+//!
+//! Each state is a linear recurrence x_t = a_t x_{t-1} + b_t with a_t = exp(delta'_t A) and
+//! b_t = delta'_t u_t B_t, and steps compose as affine maps (a1, b1) then (a2, b2) =
+//! (a1 a2, a2 b1 + b2). Per state, a lane folds its run into one map, the plane scans the 32
+//! maps (five rounds of shuffles), and each lane replays its run from the state the scan hands
+//! it, adding C_t x_t into its positions' outputs. The state leaving the tile (the last lane's)
+//! carries to the next tile. What a lane keeps: u, delta' and the outputs of its run, the decays
+//! and inputs of the state at hand, and the N carried states.
+//!
+//! - Shared memory: one tile of u, delta and z for the cube's channels, and of B and C, loaded
+//!   cooperatively in the order memory holds them (positions or, channels-last, channels
+//!   adjacent), so every load is coalesced whichever layout the model hands over. Each lane's run
+//!   is followed by one float of padding (and each row by one more), so the lanes' reads of their
+//!   k-th positions fall on distinct banks. The u tile stages y for a coalesced store.
+//! - With `save`, delta' and the state entering every chunk of `chunk` positions are written
+//!   for the backward, as the other forward's saving pass does: the lane whose run ends a chunk
+//!   writes its state there.
+//! - Where the cube's x dimension is not exactly one plane of 32 (drivers without plane
+//!   operations, such as the CPU Vulkan driver the tests run on), the scan across lanes goes
+//!   through shared memory with a barrier per round instead: slower, the same arithmetic.
+//!
+//! Only f32 arithmetic, `exp`, `log1p`, shared memory, barriers and plane shuffles (sm_30 on
+//! CUDA): Pascal runs it. Fast-math modes as in `forward.rs`.
+
+use cubecl::prelude::*;
+
+use super::forward::{at, sigmoid, slot_pos, slot_row, softplus};
+
+/// Lanes of a plane: the cube's x dimension.
+pub const LANES: usize = 32;
+
+/// Where tile position `j` sits in its shared row: each lane's run of `items` positions, then one
+/// float of padding.
+#[cube]
+fn run_slot(j: usize, #[comptime] items: usize) -> usize {
+    j + j / items
+}
+
+/// Chains the lanes' runs of one state: `pair` holds this lane's run as the map x -> p x + s
+/// (p in `pair[0]`, s in `pair[1]`) and leaves there the state entering the run (`pair[0]`) and
+/// the state leaving the plane's last run (`pair[1]`), from `carry`, the state entering the
+/// first. An inclusive scan of the maps over the lanes, by plane shuffles (`plane`) or through
+/// this plane's 2·32 floats of `scratch`.
+#[cube]
+fn chain_runs(pair: &mut Array<f32>, carry: f32, scratch: &mut SharedMemory<f32>, #[comptime] plane: bool) {
+    let lane = UNIT_POS_X;
+    let mut p = pair[0];
+    let mut s = pair[1];
+    if plane {
+        let mut offset = 1u32;
+        #[unroll]
+        for _ in 0..5 {
+            let p_up = plane_shuffle_up(p, offset);
+            let s_up = plane_shuffle_up(s, offset);
+            let take = lane >= offset;
+            s = select(take, p * s_up + s, s);
+            p = select(take, p * p_up, p);
+            offset *= 2;
+        }
+        let p_up = plane_shuffle_up(p, 1);
+        let s_up = plane_shuffle_up(s, 1);
+        let p_before = select(lane > 0, p_up, 1.0);
+        let s_before = select(lane > 0, s_up, 0.0);
+        let p_all = plane_broadcast(p, LANES as u32 - 1);
+        let s_all = plane_broadcast(s, LANES as u32 - 1);
+        pair[0] = p_before * carry + s_before;
+        pair[1] = p_all * carry + s_all;
+    } else {
+        let lane = lane as usize;
+        let base = UNIT_POS_Y as usize * 2 * LANES;
+        let mut offset = 1usize;
+        #[unroll]
+        for _ in 0..5 {
+            scratch[base + lane] = p;
+            scratch[base + LANES + lane] = s;
+            sync_cube();
+            if lane >= offset {
+                let p_up = scratch[base + lane - offset];
+                let s_up = scratch[base + LANES + lane - offset];
+                s += p * s_up;
+                p *= p_up;
+            }
+            sync_cube();
+            offset *= 2;
+        }
+        scratch[base + lane] = p;
+        scratch[base + LANES + lane] = s;
+        sync_cube();
+        let mut before = carry;
+        if lane > 0 {
+            before = scratch[base + lane - 1] * carry + scratch[base + LANES + lane - 1];
+        }
+        pair[0] = before;
+        pair[1] = scratch[base + LANES - 1] * carry + scratch[base + 2 * LANES - 1];
+        sync_cube();
+    }
+}
+
+/// Forward scan, one plane per (channel, batch row), cubes of `channels` planes: y [b, d, l].
+/// With `save`, also delta' `dtp` [b, d, l] and the state entering every chunk of `chunk`
+/// positions `states` [b, chunks, d, N].
+///
+/// u, delta, z, y, dtp [b, d, l] and bm, cm [b, N, l] may have any strides (see [`at`]);
+/// `channels_last` says which of positions or channels (states) are adjacent in memory, for
+/// coalesced loads. a [d, N], dskip, delta_bias [d] and `states` are contiguous. Tensors a launch
+/// does not use may be any tensor (`z` without `has_z`, ...).
+#[cube(launch, fast_math = FastMath::ReducedPrecision | FastMath::NotNaN | FastMath::NotInf)]
+#[allow(clippy::too_many_arguments)]
+pub fn scan_lanes_kernel(
+    u: &Tensor<f32>,
+    delta: &Tensor<f32>,
+    z: &Tensor<f32>,
+    a: &Tensor<f32>,
+    bm: &Tensor<f32>,
+    cm: &Tensor<f32>,
+    dskip: &Tensor<f32>,
+    delta_bias: &Tensor<f32>,
+    y: &mut Tensor<f32>,
+    states: &mut Tensor<f32>,
+    dtp: &mut Tensor<f32>,
+    dim: u32,
+    len: u32,
+    chunk: u32,
+    #[comptime] n_state: usize,
+    #[comptime] channels: usize,
+    #[comptime] items: usize,
+    #[comptime] has_z: bool,
+    #[comptime] delta_softplus: bool,
+    #[comptime] save: bool,
+    #[comptime] channels_last: bool,
+    #[comptime] plane: bool,
+) {
+    let dim = dim as usize;
+    let len = len as usize;
+    let chunk = chunk as usize;
+    let lane = UNIT_POS_X as usize;
+    let warp = UNIT_POS_Y as usize;
+    let threads = comptime!(channels * LANES);
+    let me = warp * LANES + lane;
+    let batch = CUBE_POS_Y as usize;
+    let first = CUBE_POS_X as usize * channels;
+    let channel = first + warp;
+    let live = channel < dim;
+    let tile = comptime!(LANES * items);
+    let row = comptime!(LANES * (items + 1) + 1);
+    let chunks = len.div_ceil(chunk);
+
+    let z_len = comptime!(if has_z { channels * row } else { 1 });
+    let scratch_len = comptime!(if plane { 1 } else { channels * 2 * LANES });
+    let mut su = SharedMemory::<f32>::new(channels * row);
+    let mut sdt = SharedMemory::<f32>::new(channels * row);
+    let mut sz = SharedMemory::<f32>::new(z_len);
+    let mut sb = SharedMemory::<f32>::new(n_state * row);
+    let mut sc = SharedMemory::<f32>::new(n_state * row);
+    let mut scratch = SharedMemory::<f32>::new(scratch_len);
+
+    let mut ar = Array::<f32>::new(n_state);
+    let mut carry = Array::<f32>::new(n_state);
+    let mut skip = 0.0f32;
+    let mut bias = 0.0f32;
+    #[unroll]
+    for i in 0..n_state {
+        ar[i] = 0.0;
+        carry[i] = 0.0;
+    }
+    if live {
+        #[unroll]
+        for i in 0..n_state {
+            ar[i] = a[channel * n_state + i];
+        }
+        skip = dskip[channel];
+        bias = delta_bias[channel];
+        // The state entering the first chunk.
+        if save {
+            let mut i = lane;
+            while i < n_state {
+                states[(batch * chunks * dim + channel) * n_state + i] = 0.0;
+                i += LANES;
+            }
+        }
+    }
+
+    let mut uu = Array::<f32>::new(items);
+    let mut dt = Array::<f32>::new(items);
+    let mut out = Array::<f32>::new(items);
+    let mut decay = Array::<f32>::new(items);
+    let mut input = Array::<f32>::new(items);
+    // Per position of the run: the chunk it closes (its state enters the next), or 0.
+    let mut closes = Array::<u32>::new(items);
+    let mut pair = Array::<f32>::new(2usize);
+    let own = warp * row + lane * (items + 1);
+    let own_states = lane * (items + 1);
+
+    let mut t0 = 0usize;
+    while t0 < len {
+        let mut steps = len - t0;
+        if steps > tile {
+            steps = tile;
+        }
+        #[unroll]
+        for k in 0..items {
+            let idx = k * threads + me;
+            let ch = slot_row(idx, channels, tile, channels_last);
+            let j = slot_pos(idx, channels, tile, channels_last);
+            let gch = first + ch;
+            let mut vu = 0.0f32;
+            let mut vd = 0.0f32;
+            let mut vz = 0.0f32;
+            if j < steps && gch < dim {
+                vu = u[at(u, batch, gch, t0 + j)];
+                vd = delta[at(delta, batch, gch, t0 + j)];
+                if has_z {
+                    vz = z[at(z, batch, gch, t0 + j)];
+                }
+            }
+            let s = ch * row + run_slot(j, items);
+            su[s] = vu;
+            sdt[s] = vd;
+            if has_z {
+                sz[s] = vz;
+            }
+        }
+        let mut idx = me;
+        while idx < n_state * tile {
+            let i = slot_row(idx, n_state, tile, channels_last);
+            let j = slot_pos(idx, n_state, tile, channels_last);
+            let mut vb = 0.0f32;
+            let mut vc = 0.0f32;
+            if j < steps {
+                vb = bm[at(bm, batch, i, t0 + j)];
+                vc = cm[at(cm, batch, i, t0 + j)];
+            }
+            let s = i * row + run_slot(j, items);
+            sb[s] = vb;
+            sc[s] = vc;
+            idx += threads;
+        }
+        sync_cube();
+
+        #[unroll]
+        for k in 0..items {
+            let j = lane * items + k;
+            uu[k] = su[own + k];
+            let mut d = sdt[own + k] + bias;
+            if delta_softplus {
+                d = softplus(d);
+            }
+            // Past L: no step (decay 1, no input), so the last lane's state is L's end.
+            d = select(j < steps, d, 0.0);
+            dt[k] = d;
+            if save {
+                sdt[own + k] = d;
+                let next = t0 + j + 1;
+                let closed = next / chunk;
+                closes[k] = select(closed * chunk == next && next < len, closed as u32, 0u32);
+            }
+            out[k] = skip * uu[k];
+        }
+
+        #[unroll]
+        for i in 0..n_state {
+            let at_state = i * row + own_states;
+            let mut p = 1.0f32;
+            let mut s = 0.0f32;
+            #[unroll]
+            for k in 0..items {
+                decay[k] = f32::exp(dt[k] * ar[i]);
+                input[k] = dt[k] * uu[k] * sb[at_state + k];
+                s = decay[k] * s + input[k];
+                p *= decay[k];
+            }
+            pair[0] = p;
+            pair[1] = s;
+            chain_runs(&mut pair, carry[i], &mut scratch, plane);
+            let mut x = pair[0];
+            carry[i] = pair[1];
+            #[unroll]
+            for k in 0..items {
+                x = decay[k] * x + input[k];
+                out[k] += sc[at_state + k] * x;
+                if save && live && closes[k] > 0 {
+                    states[((batch * chunks + closes[k] as usize) * dim + channel) * n_state + i] = x;
+                }
+            }
+        }
+
+        #[unroll]
+        for k in 0..items {
+            let mut o = out[k];
+            if has_z {
+                let zz = sz[own + k];
+                o = o * zz * sigmoid(zz);
+            }
+            su[own + k] = o;
+        }
+        sync_cube();
+
+        #[unroll]
+        for k in 0..items {
+            let idx = k * threads + me;
+            let ch = slot_row(idx, channels, tile, channels_last);
+            let j = slot_pos(idx, channels, tile, channels_last);
+            let gch = first + ch;
+            if j < steps && gch < dim {
+                let s = ch * row + run_slot(j, items);
+                y[at(y, batch, gch, t0 + j)] = su[s];
+                if save {
+                    dtp[at(dtp, batch, gch, t0 + j)] = sdt[s];
+                }
+            }
+        }
+        sync_cube();
+        t0 += tile;
+    }
+}
