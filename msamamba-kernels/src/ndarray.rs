@@ -3,19 +3,20 @@ use burn::backend::ndarray::{
 };
 use burn::tensor::Tensor;
 
+use crate::row_attention::{RowAttentionInput, RowAttentionOutput};
 use crate::{
     AdamWBackend, CausalConvBackend, RecomputedLinearBackend, ResidualNormBackend, RowAttentionBackend,
     ScanCheckpoints, ScanGrads, SelectiveScanBackend, SelectiveScanInput, cpu,
 };
 
-/// The CPU backend runs the scan as plain loops (see [`cpu`]).
+/// The CPU backend runs the scan as plain loops (see [`cpu::scan`]).
 impl<E: FloatNdArrayElement, I: IntNdArrayElement, Q: QuantElement> SelectiveScanBackend for NdArray<E, I, Q>
 where
     NdArrayTensor: From<SharedArray<E>>,
     NdArrayTensor: From<SharedArray<I>>,
 {
     fn selective_scan(input: SelectiveScanInput<Self>) -> Tensor<Self, 3> {
-        cpu::forward(input)
+        cpu::scan::forward(input)
     }
 
     fn selective_scan_backward(
@@ -23,16 +24,20 @@ where
         _checkpoints: Option<ScanCheckpoints<Self>>,
         dy: Tensor<Self, 3>,
     ) -> ScanGrads<Self> {
-        cpu::backward(input, dy)
+        cpu::scan::backward(input, dy)
     }
 }
 
-/// The CPU backend runs the row attention as the tensor-op reference (batched matmuls).
+/// The CPU backend runs the row attention's forward as plain loops (see [`cpu::row_attention`]),
+/// its backward as the tensor-op reference.
 impl<E: FloatNdArrayElement, I: IntNdArrayElement, Q: QuantElement> RowAttentionBackend for NdArray<E, I, Q>
 where
     NdArrayTensor: From<SharedArray<E>>,
     NdArrayTensor: From<SharedArray<I>>,
 {
+    fn row_attention(input: RowAttentionInput<Self>) -> RowAttentionOutput<Self> {
+        cpu::row_attention::forward(input)
+    }
 }
 
 /// The CPU backend runs the residual RMSNorm as the tensor-op reference.

@@ -1,12 +1,13 @@
-//! The row attention's tensor-op reference (what the CPU runs and what the kernels are checked
-//! against) against a float64 loop written here, and its hand-written backward against burn's
-//! autodiff of its forward; the attention inside autodiff as one node.
+//! The row attention's tensor-op reference (what the kernels are checked against, and the CPU's
+//! backward) and the CPU's forward loop against a float64 loop written here, and the reference's
+//! hand-written backward against burn's autodiff of its forward; the attention inside autodiff as
+//! one node.
 
 use crate::common::{AttentionProblem, Mask, assert_close, rng, values};
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::Tensor;
-use msamamba_kernels::RowAttentionInput;
 use msamamba_kernels::row_attention::{MASKED_SCORE, reference_backward, reference_forward, row_attention};
+use msamamba_kernels::{RowAttentionBackend, RowAttentionInput};
 
 type F64 = NdArray<f64>;
 
@@ -85,6 +86,21 @@ fn forward_matches_float64_loop() {
         let label = format!("{:?} heads {}", p.dims, p.n_heads);
         assert_close(&format!("out {label}"), &values(got.out), &out, 1e-12);
         assert_close(&format!("stats {label}"), &values(got.stats), &stats, 1e-12);
+    }
+}
+
+#[test]
+fn cpu_forward_matches_float64_loop() {
+    let device = Default::default();
+    for p in problems() {
+        let (out, stats) = loop_forward(&p);
+        let label = format!("{:?} heads {}", p.dims, p.n_heads);
+        let exact = F64::row_attention(p.input::<F64>(&device));
+        assert_close(&format!("out, float64 {label}"), &values(exact.out), &out, 1e-12);
+        assert_close(&format!("stats, float64 {label}"), &values(exact.stats), &stats, 1e-12);
+        let single = NdArray::<f32>::row_attention(p.input::<NdArray<f32>>(&device));
+        assert_close(&format!("out, float32 {label}"), &values(single.out), &out, 1e-5);
+        assert_close(&format!("stats, float32 {label}"), &values(single.stats), &stats, 1e-5);
     }
 }
 

@@ -1,6 +1,5 @@
 //! The selective scan as plain loops for the CPU backend: one sequence (batch row) per rayon
-//! task, in the tensors' own precision (float64 tensors, the tests' references, keep float64;
-//! every other type runs in float32, the precision the GPU kernels use).
+//! task, in the tensors' own precision (see [`Real`]).
 //!
 //! The tensor-op reference issues O(L) small tensor ops per call; on ndarray each costs an
 //! allocation and a pass over memory, which made CPU training ~10x slower than this loop.
@@ -12,76 +11,18 @@
 //! reading them channel-major walked a transposed view element by element (with the copy of
 //! arrays shared with the model, a third of the time of CPU scoring).
 //!
-//! The decay e^(delta' A) is taken N times per position and channel. In float32 it is computed in
-//! plain arithmetic ([`Real::decay`]) rather than by libm's `expf`: a function call per element keeps
-//! the state update scalar, where the arithmetic form lets the compiler vectorise it over the N
-//! states; libm's float64 `exp` alone was a quarter of CPU scoring's time.
+//! The decay e^(delta' A) is taken N times per position and channel, by [`Real::exp`]: libm's
+//! float64 `exp` alone was a quarter of CPU scoring's time.
 
-use std::iter::Sum;
-use std::ops::{AddAssign, MulAssign};
-
-use burn::tensor::{DType, Element, FloatDType, Tensor, TensorData, backend::Backend};
-use num_traits::Float;
+use burn::tensor::{DType, Tensor, TensorData, backend::Backend};
 use rayon::prelude::*;
 
+use super::{Real, values};
 use crate::{ScanGrads, SelectiveScanInput};
 
-/// The precision the recurrence runs in.
-pub trait Real: Float + AddAssign + MulAssign + Element + Sum + Send + Sync {
-    /// The tensor type that holds this precision.
-    const DTYPE: FloatDType;
-
-    /// e^x, for the state's decay e^(delta' A).
-    fn decay(x: Self) -> Self;
-}
-
-impl Real for f64 {
-    const DTYPE: FloatDType = FloatDType::F64;
-
-    fn decay(x: f64) -> f64 {
-        x.exp()
-    }
-}
-
-impl Real for f32 {
-    const DTYPE: FloatDType = FloatDType::F32;
-
-    /// e^x = 2^k e^r with k = round(x / ln 2) and |r| <= ln 2 / 2, e^r by its Taylor series to
-    /// r^7 (truncation below 2e-8 relative, under float32's half ulp). x is clamped to
-    /// [-87, 88], where 2^k stays a normal float32: below, e^-87 ~ 1.6e-38 stands for zero; above,
-    /// float32 would overflow. No float-to-integer cast (Rust's saturates, one element at a time):
-    /// adding 1.5 * 2^23 rounds x / ln 2 to an integer k that lands in the mantissa's low bits,
-    /// from which 2^k's exponent field is built.
-    #[inline(always)]
-    fn decay(x: f32) -> f32 {
-        const LN2_HI: f32 = 0.693_145_75;
-        const LN2_LO: f32 = 1.428_606_8e-6;
-        const ROUND: f32 = 12_582_912.0;
-        let x = x.clamp(-87.0, 88.0);
-        let shifted = x * std::f32::consts::LOG2_E + ROUND;
-        let k = shifted - ROUND;
-        let r = (x - k * LN2_HI) - k * LN2_LO;
-        let p = 1.0
-            + r * (1.0
-                + r * (1.0 / 2.0
-                    + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
-        p * f32::from_bits(shifted.to_bits().wrapping_add(127) << 23)
-    }
-}
-
-/// A [b, c, l] input as flat values, position-major: [b, l, c]. The data takes over the buffer
-/// of an array that no one else holds; that of an array shared with the model (a slice of a
-/// projection) is copied element by element, a third of CPU scoring's time once. A cast makes an
-/// array of its own; where there is nothing to cast, multiplying by one does the same in one
-/// vectorised pass.
+/// A [b, c, l] input as flat values, position-major: [b, l, c].
 fn flat<B: Backend, F: Real>(t: Tensor<B, 3>) -> Vec<F> {
-    let t = t.swap_dims(1, 2);
-    let own = if t.dtype() == F::DTYPE.into() {
-        t.mul_scalar(1.0)
-    } else {
-        t.cast(F::DTYPE)
-    };
-    own.into_data().into_vec().expect("float tensor")
+    values(t.swap_dims(1, 2))
 }
 
 /// Position-major values [b, l, c] as a [b, c, l] tensor (a view of them).
@@ -99,11 +40,11 @@ fn param<B: Backend, F: Real, const D: usize>(values: Vec<F>, shape: [usize; D],
 }
 
 fn softplus<F: Real>(x: F) -> F {
-    x.max(F::zero()) + F::decay(-x.abs()).ln_1p()
+    x.max(F::zero()) + Real::exp(-x.abs()).ln_1p()
 }
 
 fn sigmoid<F: Real>(x: F) -> F {
-    F::one() / (F::one() + F::decay(-x))
+    F::one() / (F::one() + Real::exp(-x))
 }
 
 /// The inputs, flattened once: u, delta, z [b, l, d]; b, c [b, l, n] (position-major).
@@ -181,7 +122,7 @@ impl<F: Real> Flat<F> {
             let dt = self.step(i, d);
             let dt_u = dt * self.u[i];
             for ((x, &a), &b) in state.iter_mut().zip(a).zip(self.states_at(&self.b, bi, t)) {
-                *x = F::decay(dt * a) * *x + dt_u * b;
+                *x = Real::exp(dt * a) * *x + dt_u * b;
             }
             visit(t, state);
         }
@@ -293,7 +234,7 @@ fn backward_in<B: Backend, F: Real>(input: SelectiveScanInput<B>, dy: Tensor<B, 
                         g.dc[row_n] += dyt * x_t[n];
                         h[n] += c_t[n] * dyt;
                         let a = f.a[d * n_state + n];
-                        let decay = F::decay(dt * a);
+                        let decay = Real::exp(dt * a);
                         let previous = if t == 0 { zero } else { states[(t - 1) * n_state + n] };
                         let gexp = h[n] * previous * decay;
                         ddt += gexp * a + h[n] * b_t[n] * f.u[i];

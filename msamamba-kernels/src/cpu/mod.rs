@@ -1,0 +1,71 @@
+//! Plain loops for the CPU backend, where burn's tensor ops would each cost an allocation and a
+//! pass over memory: the selective scan ([`scan`]) and the row attention's forward
+//! ([`row_attention`]).
+
+use std::iter::Sum;
+use std::ops::{AddAssign, MulAssign};
+
+use burn::tensor::{Element, FloatDType, Tensor, backend::Backend};
+use num_traits::Float;
+
+pub mod row_attention;
+pub mod scan;
+
+/// The precision a loop runs in: float64 for float64 tensors (the tests' references), float32
+/// for every other type (the precision of the GPU kernels).
+pub trait Real: Float + AddAssign + MulAssign + Element + Sum + Send + Sync {
+    /// The tensor type that holds this precision.
+    const DTYPE: FloatDType;
+
+    /// e^x. In float32 plain arithmetic rather than libm's `expf`: a function call per element
+    /// keeps a loop scalar, where the arithmetic lets the compiler vectorise it.
+    fn exp(x: Self) -> Self;
+}
+
+impl Real for f64 {
+    const DTYPE: FloatDType = FloatDType::F64;
+
+    fn exp(x: f64) -> f64 {
+        x.exp()
+    }
+}
+
+impl Real for f32 {
+    const DTYPE: FloatDType = FloatDType::F32;
+
+    /// e^x = 2^k e^r with k = round(x / ln 2) and |r| <= ln 2 / 2, e^r by its Taylor series to
+    /// r^7 (truncation below 2e-8 relative, under float32's half ulp). x is clamped to
+    /// [-87, 88], where 2^k stays a normal float32: below, e^-87 ~ 1.6e-38 stands for zero; above,
+    /// float32 would overflow. No float-to-integer cast (Rust's saturates, one element at a time):
+    /// adding 1.5 * 2^23 rounds x / ln 2 to an integer k that lands in the mantissa's low bits,
+    /// from which 2^k's exponent field is built.
+    #[inline(always)]
+    fn exp(x: f32) -> f32 {
+        const LN2_HI: f32 = 0.693_145_75;
+        const LN2_LO: f32 = 1.428_606_8e-6;
+        const ROUND: f32 = 12_582_912.0;
+        let x = x.clamp(-87.0, 88.0);
+        let shifted = x * std::f32::consts::LOG2_E + ROUND;
+        let k = shifted - ROUND;
+        let r = (x - k * LN2_HI) - k * LN2_LO;
+        let p = 1.0
+            + r * (1.0
+                + r * (1.0 / 2.0
+                    + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+        p * f32::from_bits(shifted.to_bits().wrapping_add(127) << 23)
+    }
+}
+
+/// A tensor's values in row-major order of its shape, in precision `F`. The data takes over the
+/// buffer of an array that no one else holds; that of an array shared with the model (a slice of
+/// a projection, a view) is copied element by element, a third of CPU scoring's time once. A cast
+/// makes an array of its own; where there is nothing to cast, multiplying by one does the same in
+/// one vectorised pass.
+fn values<B: Backend, F: Real, const D: usize>(t: Tensor<B, D>) -> Vec<F> {
+    let own = if t.dtype() == F::DTYPE.into() {
+        t.mul_scalar(1.0)
+    } else {
+        t.cast(F::DTYPE)
+    };
+    own.into_data().into_vec().expect("float tensor")
+}
