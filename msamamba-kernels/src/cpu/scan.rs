@@ -39,10 +39,6 @@ fn param<B: Backend, F: Real, const D: usize>(values: Vec<F>, shape: [usize; D],
     Tensor::from_data(TensorData::new(values, shape).convert::<B::FloatElem>(), device)
 }
 
-fn softplus<F: Real>(x: F) -> F {
-    x.max(F::zero()) + Real::exp(-x.abs()).ln_1p()
-}
-
 fn sigmoid<F: Real>(x: F) -> F {
     F::one() / (F::one() + Real::exp(-x))
 }
@@ -94,7 +90,7 @@ impl<F: Real> Flat<F> {
     /// delta' at flat index `i` of channel `d`.
     fn step(&self, i: usize, d: usize) -> F {
         let pre = self.delta[i] + self.bias[d];
-        if self.softplus { softplus(pre) } else { pre }
+        if self.softplus { Real::softplus(pre) } else { pre }
     }
 
     /// d(delta')/d(delta) at flat index `i` of channel `d`.
@@ -137,25 +133,49 @@ pub fn forward<B: Backend>(input: SelectiveScanInput<B>) -> Tensor<B, 3> {
     }
 }
 
+/// All channels advance together, position by position, with the state held [N, d]: every
+/// update is then a loop over d contiguous channels, which the compiler vectorises, where one
+/// channel at a time ended each position in a sum over its N states, a chain of dependent adds.
 fn forward_in<B: Backend, F: Real>(input: SelectiveScanInput<B>) -> Tensor<B, 3> {
     let device = input.u.device();
     let f = Flat::<F>::new(input);
     let [batch, dim, n_state, len] = f.dims;
+    // A as [N, d].
+    let a: Vec<F> = (0..n_state * dim).map(|k| f.a[(k % dim) * n_state + k / dim]).collect();
     let y: Vec<F> = (0..batch)
         .into_par_iter()
         .flat_map_iter(|bi| {
             let mut out = vec![F::zero(); len * dim];
-            let mut state = vec![F::zero(); n_state];
-            for d in 0..dim {
-                f.run_channel(bi, d, &mut state, |t, x| {
-                    let i = f.at(bi, t, d);
-                    let cx: F = f.states_at(&f.c, bi, t).iter().zip(x).map(|(&c, &x)| c * x).sum();
-                    let y = cx + f.d[d] * f.u[i];
-                    out[t * dim + d] = match &f.z {
-                        Some(z) => y * z[i] * sigmoid(z[i]),
-                        None => y,
-                    };
-                });
+            let mut state = vec![F::zero(); n_state * dim];
+            let (mut dt, mut dt_u) = (vec![F::zero(); dim], vec![F::zero(); dim]);
+            for (t, y) in out.chunks_exact_mut(dim).enumerate() {
+                let at = f.at(bi, t, 0);
+                let (u, delta) = (&f.u[at..at + dim], &f.delta[at..at + dim]);
+                let channels = dt.iter_mut().zip(dt_u.iter_mut()).zip(y.iter_mut());
+                let inputs = u.iter().zip(delta).zip(f.d.iter().zip(&f.bias));
+                for (((dt, dt_u), y), ((&u, &delta), (&skip, &bias))) in channels.zip(inputs) {
+                    let pre = delta + bias;
+                    *dt = if f.softplus { Real::softplus(pre) } else { pre };
+                    *dt_u = *dt * u;
+                    *y = skip * u;
+                }
+                let (b, c) = (f.states_at(&f.b, bi, t), f.states_at(&f.c, bi, t));
+                for ((x, a), (&b, &c)) in state
+                    .chunks_exact_mut(dim)
+                    .zip(a.chunks_exact(dim))
+                    .zip(b.iter().zip(c))
+                {
+                    let steps = dt.iter().zip(&dt_u).zip(a);
+                    for ((x, y), ((&dt, &dt_u), &a)) in x.iter_mut().zip(y.iter_mut()).zip(steps) {
+                        *x = Real::exp(dt * a) * *x + dt_u * b;
+                        *y += c * *x;
+                    }
+                }
+                if let Some(z) = &f.z {
+                    for (y, &z) in y.iter_mut().zip(&z[at..at + dim]) {
+                        *y *= z * sigmoid(z);
+                    }
+                }
             }
             out
         })

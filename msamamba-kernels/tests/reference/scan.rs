@@ -329,6 +329,26 @@ fn cpu_kernel_in_float32_matches_float64() {
     }
 }
 
+/// The float32 softplus against float64's, in ulps of the float32 result (e^x's two and the
+/// series' rounding), from where it is e^x (down to e^-87, where e^x stops; see the next test)
+/// to where it is x.
+#[test]
+fn float32_softplus_is_within_four_ulps() {
+    let mut rng = rng();
+    let grid = (0..=17_700).map(|i| -87.0 + i as f64 * 0.01);
+    let random = (0..100_000).map(|_| rng.random_range(-87.0..90.0));
+    for x in grid.chain(random) {
+        let got = <f32 as Real>::softplus(x as f32);
+        let x = x as f32 as f64;
+        let want = x.max(0.0) + (-x.abs()).exp().ln_1p();
+        let ulp = f64::from(f32::from_bits(got.to_bits() + 1) - got);
+        assert!(
+            (f64::from(got) - want).abs() <= 4.0 * ulp,
+            "softplus({x}): {got} against {want}"
+        );
+    }
+}
+
 /// The float32 e^x against float64's, in ulps of the float32 result, over the whole range it
 /// serves (from zero decay to overflow), and the clamp's ends.
 #[test]
