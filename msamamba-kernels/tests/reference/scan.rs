@@ -329,42 +329,35 @@ fn cpu_kernel_in_float32_matches_float64() {
     }
 }
 
-/// The float32 softplus against float64's, in ulps of the float32 result (e^x's two and the
-/// series' rounding), from where it is e^x (down to e^-87, where e^x stops; see the next test)
-/// to where it is x.
-#[test]
-fn float32_softplus_is_within_four_ulps() {
+/// Asserts `got` (float32) is within `ulps` ulps of its result of `want` (float64, at the same
+/// float32 input) from `lo` to `hi`: every hundredth and 100 000 random points.
+fn assert_within_ulps(what: &str, ulps: f64, [lo, hi]: [f64; 2], got: fn(f32) -> f32, want: fn(f64) -> f64) {
     let mut rng = rng();
-    let grid = (0..=17_700).map(|i| -87.0 + i as f64 * 0.01);
-    let random = (0..100_000).map(|_| rng.random_range(-87.0..90.0));
+    let grid = (0..).map(|i| lo + i as f64 * 0.01).take_while(|&x| x <= hi);
+    let random: Vec<f64> = (0..100_000).map(|_| rng.random_range(lo..hi)).collect();
     for x in grid.chain(random) {
-        let got = <f32 as Real>::softplus(x as f32);
-        let x = x as f32 as f64;
-        let want = x.max(0.0) + (-x.abs()).exp().ln_1p();
+        let (got, want) = (got(x as f32), want(x as f32 as f64));
         let ulp = f64::from(f32::from_bits(got.to_bits() + 1) - got);
         assert!(
-            (f64::from(got) - want).abs() <= 4.0 * ulp,
-            "softplus({x}): {got} against {want}"
+            (f64::from(got) - want).abs() <= ulps * ulp,
+            "{what}({x}): {got} against {want}"
         );
     }
 }
 
-/// The float32 e^x against float64's, in ulps of the float32 result, over the whole range it
-/// serves (from zero decay to overflow), and the clamp's ends.
+/// The float32 softplus against float64's (e^x's two ulps and the series' rounding), from where
+/// it is e^x (down to e^-87, where e^x stops; see the next test) to where it is x.
+#[test]
+fn float32_softplus_is_within_four_ulps() {
+    let want = |x: f64| x.max(0.0) + (-x.abs()).exp().ln_1p();
+    assert_within_ulps("softplus", 4.0, [-87.0, 90.0], <f32 as Real>::softplus, want);
+}
+
+/// The float32 e^x against float64's over the whole range it serves (from zero decay to
+/// overflow), and the clamp's ends.
 #[test]
 fn float32_exp_is_within_two_ulps() {
-    let mut rng = rng();
-    let grid = (0..=17_500).map(|i| -87.0 + i as f64 * 0.01);
-    let random = (0..100_000).map(|_| rng.random_range(-87.0..88.0));
-    for x in grid.chain(random) {
-        let got = <f32 as Real>::exp(x as f32);
-        let want = (x as f32 as f64).exp();
-        let ulp = f64::from(f32::from_bits(got.to_bits() + 1) - got);
-        assert!(
-            (f64::from(got) - want).abs() <= 2.0 * ulp,
-            "e^{x}: {got} against {want}"
-        );
-    }
+    assert_within_ulps("exp", 2.0, [-87.0, 88.0], <f32 as Real>::exp, f64::exp);
     let tiny = <f32 as Real>::exp(-1e4);
     assert!(tiny > 0.0 && tiny < 2e-38, "e^-10000 stands for zero: {tiny}");
     assert!(<f32 as Real>::exp(1e4).is_finite(), "e^10000 clamps below overflow");
