@@ -3,6 +3,7 @@ use burn::backend::ndarray::{
 };
 use burn::tensor::Tensor;
 
+use crate::causal_conv::CausalConvInput;
 use crate::row_attention::{RowAttentionInput, RowAttentionOutput};
 use crate::{
     AdamWBackend, CausalConvBackend, RecomputedLinearBackend, ResidualNormBackend, RowAttentionBackend,
@@ -48,12 +49,16 @@ where
 {
 }
 
-/// The CPU backend runs the causal convolution as the tensor-op reference.
+/// The CPU backend runs the causal convolution's forward as plain loops (see
+/// [`cpu::causal_conv`]), its backward as the tensor-op reference.
 impl<E: FloatNdArrayElement, I: IntNdArrayElement, Q: QuantElement> CausalConvBackend for NdArray<E, I, Q>
 where
     NdArrayTensor: From<SharedArray<E>>,
     NdArrayTensor: From<SharedArray<I>>,
 {
+    fn causal_conv(input: CausalConvInput<Self>) -> Tensor<Self, 3> {
+        cpu::causal_conv::forward(input)
+    }
 }
 
 /// The CPU backend recomputes with burn's linear.

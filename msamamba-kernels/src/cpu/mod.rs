@@ -1,6 +1,6 @@
 //! Plain loops for the CPU backend, where burn's tensor ops would each cost an allocation and a
-//! pass over memory: the selective scan ([`scan`]) and the row attention's forward
-//! ([`row_attention`]).
+//! pass over memory: the selective scan ([`scan`]), and the forwards of the row attention
+//! ([`row_attention`]) and of the causal convolution ([`causal_conv`]).
 
 use std::iter::Sum;
 use std::ops::{AddAssign, MulAssign};
@@ -8,6 +8,7 @@ use std::ops::{AddAssign, MulAssign};
 use burn::tensor::{Element, FloatDType, Tensor, backend::Backend};
 use num_traits::Float;
 
+pub mod causal_conv;
 pub mod row_attention;
 pub mod scan;
 

@@ -1,12 +1,13 @@
-//! The causal convolution's tensor-op reference (what the CPU runs and what the kernels are
-//! checked against) against a float64 loop written here, and its hand-written backward against
-//! burn's autodiff of its forward; the convolution inside autodiff as one node.
+//! The causal convolution's tensor-op reference (what the kernels are checked against, and the
+//! CPU's backward) and the CPU's forward loop against a float64 loop written here, and the
+//! reference's hand-written backward against burn's autodiff of its forward; the convolution
+//! inside autodiff as one node.
 
 use crate::common::{ConvProblem, assert_close, rng, values};
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::Tensor;
-use msamamba_kernels::CausalConvInput;
 use msamamba_kernels::causal_conv::{causal_conv1d, reference_backward, reference_forward};
+use msamamba_kernels::{CausalConvBackend, CausalConvInput};
 
 type F64 = NdArray<f64>;
 
@@ -62,6 +63,23 @@ fn forward_matches_float64_loop() {
             &loop_forward(&p),
             1e-12,
         );
+    }
+}
+
+#[test]
+fn cpu_forward_matches_float64_loop() {
+    let device = Default::default();
+    for p in problems() {
+        let want = loop_forward(&p);
+        let label = format!("{:?} silu={}", p.dims, p.silu);
+        let exact = values(F64::causal_conv(p.input::<F64>(&device)));
+        assert_close(&format!("y, float64 {label}"), &exact, &want, 1e-12);
+        // As the model hands it over: a channels-last slice of a wider projection.
+        let mut input = p.input::<NdArray<f32>>(&device);
+        let channels = p.dims[2];
+        input.x = Tensor::cat(vec![input.x.clone(), input.x], 2).narrow(2, channels, channels);
+        let single = values(NdArray::<f32>::causal_conv(input));
+        assert_close(&format!("y, float32 {label}"), &single, &want, 1e-5);
     }
 }
 
