@@ -9,7 +9,7 @@
 use burn::tensor::{DType, Tensor, TensorData, backend::Backend};
 use rayon::prelude::*;
 
-use super::{Real, values};
+use super::{Real, sigmoid, values};
 use crate::causal_conv::CausalConvInput;
 
 /// The convolved (and activated) sequences [r, l, e], as
@@ -44,7 +44,7 @@ fn forward_in<B: Backend, F: Real>(input: CausalConvInput<B>) -> Tensor<B, 3> {
                 }
                 if input.silu {
                     for y in y.iter_mut() {
-                        *y = *y / (F::one() + Real::exp(-*y));
+                        *y *= sigmoid(*y);
                     }
                 }
             }

@@ -79,6 +79,11 @@ impl Real for f32 {
     }
 }
 
+/// The logistic sigmoid, through [`Real::exp`].
+fn sigmoid<F: Real>(x: F) -> F {
+    F::one() / (F::one() + Real::exp(-x))
+}
+
 /// A tensor's values in row-major order of its shape, in precision `F`. The data takes over the
 /// buffer of an array that no one else holds; that of an array shared with the model (a slice of
 /// a projection, a view) is copied element by element, a third of CPU scoring's time once. A cast

@@ -17,7 +17,7 @@
 use burn::tensor::{DType, Tensor, TensorData, backend::Backend};
 use rayon::prelude::*;
 
-use super::{Real, values};
+use super::{Real, sigmoid, values};
 use crate::{ScanGrads, SelectiveScanInput};
 
 /// A [b, c, l] input as flat values, position-major: [b, l, c].
@@ -37,10 +37,6 @@ fn params<B: Backend, F: Real, const D: usize>(t: &Tensor<B, D>) -> Vec<F> {
 
 fn param<B: Backend, F: Real, const D: usize>(values: Vec<F>, shape: [usize; D], device: &B::Device) -> Tensor<B, D> {
     Tensor::from_data(TensorData::new(values, shape).convert::<B::FloatElem>(), device)
-}
-
-fn sigmoid<F: Real>(x: F) -> F {
-    F::one() / (F::one() + Real::exp(-x))
 }
 
 /// The inputs, flattened once: u, delta, z [b, l, d]; b, c [b, l, n] (position-major).
@@ -89,7 +85,11 @@ impl<F: Real> Flat<F> {
 
     /// delta' at flat index `i` of channel `d`.
     fn step(&self, i: usize, d: usize) -> F {
-        let pre = self.delta[i] + self.bias[d];
+        self.activate(self.delta[i] + self.bias[d])
+    }
+
+    /// delta' from delta + bias.
+    fn activate(&self, pre: F) -> F {
         if self.softplus { Real::softplus(pre) } else { pre }
     }
 
@@ -154,8 +154,7 @@ fn forward_in<B: Backend, F: Real>(input: SelectiveScanInput<B>) -> Tensor<B, 3>
                 let channels = dt.iter_mut().zip(dt_u.iter_mut()).zip(y.iter_mut());
                 let inputs = u.iter().zip(delta).zip(f.d.iter().zip(&f.bias));
                 for (((dt, dt_u), y), ((&u, &delta), (&skip, &bias))) in channels.zip(inputs) {
-                    let pre = delta + bias;
-                    *dt = if f.softplus { Real::softplus(pre) } else { pre };
+                    *dt = f.activate(delta + bias);
                     *dt_u = *dt * u;
                     *y = skip * u;
                 }
