@@ -114,7 +114,7 @@ mod bench {
         // "fwd" is inference; training runs "fwd, saving" (delta' and the chunk states written on
         // the way, as mamba_ssm's forward writes its chunk states) and "bwd" from what it saved.
         println!(
-            "{:>22} | {:>9} {:>8} {:>7} | {:>14} | {:>9} {:>8} {:>7}",
+            "{:>22} | {:>9} {:>8} {:>7} | {:>14} | {:>9} {:>8} {:>7} | L, forward",
             "b x d x n x L", "fwd ms", "GB/s", "% copy", "fwd, saving ms", "bwd ms", "GB/s", "% copy"
         );
         for &shape in shapes {
@@ -140,8 +140,9 @@ mod bench {
             let (bdl, bnl) = ((batch * dim * len) as f64, (batch * n * len) as f64);
             let fwd_gbs = 4.0 * (4.0 * bdl + 2.0 * bnl) / fwd / 1e6;
             let bwd_gbs = 4.0 * (7.0 * bdl + 4.0 * bnl) / bwd / 1e6;
+            let plan = cube::plan(input.clone(), &config);
             println!(
-                "{:>22} | {:>9.3} {:>8.0} {:>6.1}% | {:>14.3} | {:>9.3} {:>8.0} {:>6.1}%",
+                "{:>22} | {:>9.3} {:>8.0} {:>6.1}% | {:>14.3} | {:>9.3} {:>8.0} {:>6.1}% | {}{} forward",
                 format!("{batch} x {dim} x {n} x {len}"),
                 fwd,
                 fwd_gbs,
@@ -149,7 +150,9 @@ mod bench {
                 saving,
                 bwd,
                 bwd_gbs,
-                100.0 * bwd_gbs / copy
+                100.0 * bwd_gbs / copy,
+                if plan.split { "split, " } else { "" },
+                if plan.lanes { "lanes" } else { "thread" }
             );
         }
     }

@@ -21,12 +21,16 @@
 //!   adjacent), so every load is coalesced whichever layout the model hands over. Each lane's run
 //!   is followed by one float of padding (and each row by one more), so the lanes' reads of their
 //!   k-th positions fall on distinct banks. The u tile stages y for a coalesced store.
-//! - With `save`, delta' and the state entering every chunk of `chunk` positions are written
-//!   for the backward, as the other forward's saving pass does: the lane whose run ends a chunk
-//!   writes its state there.
+//! - Inference only: under autodiff the forward also writes delta' and the state entering every
+//!   chunk for the backward, and this kernel doing so (each chunk's closing lane writing its N
+//!   states) was no faster than the one-thread-per-channel saving forward, slower at long L
+//!   (H200, 2026-12-02, channels-last: 3.02 / 3.30 / 4.33 ms against 3.06 / 3.27 / 3.38 on the
+//!   issue's first three shapes), and made the training step slower; training runs that one.
 //! - Where the cube's x dimension is not exactly one plane of 32 (drivers without plane
 //!   operations, such as the CPU Vulkan driver the tests run on), the scan across lanes goes
-//!   through shared memory with a barrier per round instead: slower, the same arithmetic.
+//!   through shared memory instead, each lane composing all 32 maps: two barriers per scan
+//!   instead of a parallel scan's eleven, as that driver compiles each barrier into a coroutine
+//!   suspension and the compile time grows with them.
 //!
 //! Only f32 arithmetic, `exp`, `log1p`, shared memory, barriers and plane shuffles (sm_30 on
 //! CUDA): Pascal runs it. Fast-math modes as in `forward.rs`.
@@ -75,44 +79,128 @@ fn chain_runs(pair: &mut Array<f32>, carry: f32, scratch: &mut SharedMemory<f32>
         pair[0] = p_before * carry + s_before;
         pair[1] = p_all * carry + s_all;
     } else {
+        // Every lane composes all 32 maps in order, noting the state where its own run begins:
+        // 32 steps instead of 5 rounds, but two barriers instead of eleven (see the module doc).
         let lane = lane as usize;
         let base = UNIT_POS_Y as usize * 2 * LANES;
-        let mut offset = 1usize;
-        #[unroll]
-        for _ in 0..5 {
-            scratch[base + lane] = p;
-            scratch[base + LANES + lane] = s;
-            sync_cube();
-            if lane >= offset {
-                let p_up = scratch[base + lane - offset];
-                let s_up = scratch[base + LANES + lane - offset];
-                s += p * s_up;
-                p *= p_up;
-            }
-            sync_cube();
-            offset *= 2;
-        }
         scratch[base + lane] = p;
         scratch[base + LANES + lane] = s;
         sync_cube();
+        let mut x = carry;
         let mut before = carry;
-        if lane > 0 {
-            before = scratch[base + lane - 1] * carry + scratch[base + LANES + lane - 1];
+        for q in 0..LANES {
+            if q == lane {
+                before = x;
+            }
+            x = scratch[base + q] * x + scratch[base + LANES + q];
         }
         pair[0] = before;
-        pair[1] = scratch[base + LANES - 1] * carry + scratch[base + 2 * LANES - 1];
+        pair[1] = x;
         sync_cube();
     }
 }
 
+/// Loads one tile (`steps` ≤ 32·`items` positions from `t0`) of the cube's `channels` rows of a
+/// [b, d, l] tensor into `rows` [channels, row] at each lane run's slots (see [`run_slot`]),
+/// zeros past L or past d: every load coalesced (see [`slot_row`]).
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn load_lane_rows(
+    t: &Tensor<f32>,
+    rows: &mut SharedMemory<f32>,
+    batch: usize,
+    first: usize,
+    dim: usize,
+    t0: usize,
+    steps: usize,
+    #[comptime] channels: usize,
+    #[comptime] items: usize,
+    #[comptime] channels_last: bool,
+) {
+    let tile = comptime!(LANES * items);
+    let row = comptime!(LANES * (items + 1) + 1);
+    let threads = comptime!(channels * LANES);
+    let me = UNIT_POS_Y as usize * LANES + UNIT_POS_X as usize;
+    #[unroll]
+    for k in 0..items {
+        let idx = k * threads + me;
+        let ch = slot_row(idx, channels, tile, channels_last);
+        let j = slot_pos(idx, channels, tile, channels_last);
+        let mut v = 0.0f32;
+        if j < steps && first + ch < dim {
+            v = t[at(t, batch, first + ch, t0 + j)];
+        }
+        rows[ch * row + run_slot(j, items)] = v;
+    }
+}
+
+/// Loads one tile of B or C [b, N, l] into `rows` [N, row], as [`load_lane_rows`].
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn load_lane_states(
+    t: &Tensor<f32>,
+    rows: &mut SharedMemory<f32>,
+    batch: usize,
+    t0: usize,
+    steps: usize,
+    #[comptime] n_state: usize,
+    #[comptime] channels: usize,
+    #[comptime] items: usize,
+    #[comptime] channels_last: bool,
+) {
+    let tile = comptime!(LANES * items);
+    let row = comptime!(LANES * (items + 1) + 1);
+    let threads = comptime!(channels * LANES);
+    let mut idx = UNIT_POS_Y as usize * LANES + UNIT_POS_X as usize;
+    while idx < n_state * tile {
+        let i = slot_row(idx, n_state, tile, channels_last);
+        let j = slot_pos(idx, n_state, tile, channels_last);
+        let mut v = 0.0f32;
+        if j < steps {
+            v = t[at(t, batch, i, t0 + j)];
+        }
+        rows[i * row + run_slot(j, items)] = v;
+        idx += threads;
+    }
+}
+
+/// Stores one tile of `rows` [channels, row] into a [b, d, l] tensor: [`load_lane_rows`] the
+/// other way.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn store_lane_rows(
+    rows: &SharedMemory<f32>,
+    t: &mut Tensor<f32>,
+    batch: usize,
+    first: usize,
+    dim: usize,
+    t0: usize,
+    steps: usize,
+    #[comptime] channels: usize,
+    #[comptime] items: usize,
+    #[comptime] channels_last: bool,
+) {
+    let tile = comptime!(LANES * items);
+    let row = comptime!(LANES * (items + 1) + 1);
+    let threads = comptime!(channels * LANES);
+    let me = UNIT_POS_Y as usize * LANES + UNIT_POS_X as usize;
+    #[unroll]
+    for k in 0..items {
+        let idx = k * threads + me;
+        let ch = slot_row(idx, channels, tile, channels_last);
+        let j = slot_pos(idx, channels, tile, channels_last);
+        if j < steps && first + ch < dim {
+            t[at(t, batch, first + ch, t0 + j)] = rows[ch * row + run_slot(j, items)];
+        }
+    }
+}
+
 /// Forward scan, one plane per (channel, batch row), cubes of `channels` planes: y [b, d, l].
-/// With `save`, also delta' `dtp` [b, d, l] and the state entering every chunk of `chunk`
-/// positions `states` [b, chunks, d, N].
 ///
-/// u, delta, z, y, dtp [b, d, l] and bm, cm [b, N, l] may have any strides (see [`at`]);
+/// u, delta, z, y [b, d, l] and bm, cm [b, N, l] may have any strides (see [`at`]);
 /// `channels_last` says which of positions or channels (states) are adjacent in memory, for
-/// coalesced loads. a [d, N], dskip, delta_bias [d] and `states` are contiguous. Tensors a launch
-/// does not use may be any tensor (`z` without `has_z`, ...).
+/// coalesced loads. a [d, N], dskip and delta_bias [d] are contiguous. `z` without `has_z` may be
+/// any tensor.
 #[cube(launch, fast_math = FastMath::ReducedPrecision | FastMath::NotNaN | FastMath::NotInf)]
 #[allow(clippy::too_many_arguments)]
 pub fn scan_lanes_kernel(
@@ -125,34 +213,26 @@ pub fn scan_lanes_kernel(
     dskip: &Tensor<f32>,
     delta_bias: &Tensor<f32>,
     y: &mut Tensor<f32>,
-    states: &mut Tensor<f32>,
-    dtp: &mut Tensor<f32>,
     dim: u32,
     len: u32,
-    chunk: u32,
     #[comptime] n_state: usize,
     #[comptime] channels: usize,
     #[comptime] items: usize,
     #[comptime] has_z: bool,
     #[comptime] delta_softplus: bool,
-    #[comptime] save: bool,
     #[comptime] channels_last: bool,
     #[comptime] plane: bool,
 ) {
     let dim = dim as usize;
     let len = len as usize;
-    let chunk = chunk as usize;
     let lane = UNIT_POS_X as usize;
     let warp = UNIT_POS_Y as usize;
-    let threads = comptime!(channels * LANES);
-    let me = warp * LANES + lane;
     let batch = CUBE_POS_Y as usize;
     let first = CUBE_POS_X as usize * channels;
     let channel = first + warp;
     let live = channel < dim;
     let tile = comptime!(LANES * items);
     let row = comptime!(LANES * (items + 1) + 1);
-    let chunks = len.div_ceil(chunk);
 
     let z_len = comptime!(if has_z { channels * row } else { 1 });
     let scratch_len = comptime!(if plane { 1 } else { channels * 2 * LANES });
@@ -179,14 +259,6 @@ pub fn scan_lanes_kernel(
         }
         skip = dskip[channel];
         bias = delta_bias[channel];
-        // The state entering the first chunk.
-        if save {
-            let mut i = lane;
-            while i < n_state {
-                states[(batch * chunks * dim + channel) * n_state + i] = 0.0;
-                i += LANES;
-            }
-        }
     }
 
     let mut uu = Array::<f32>::new(items);
@@ -194,8 +266,6 @@ pub fn scan_lanes_kernel(
     let mut out = Array::<f32>::new(items);
     let mut decay = Array::<f32>::new(items);
     let mut input = Array::<f32>::new(items);
-    // Per position of the run: the chunk it closes (its state enters the next), or 0.
-    let mut closes = Array::<u32>::new(items);
     let mut pair = Array::<f32>::new(2usize);
     let own = warp * row + lane * (items + 1);
     let own_states = lane * (items + 1);
@@ -206,44 +276,24 @@ pub fn scan_lanes_kernel(
         if steps > tile {
             steps = tile;
         }
-        #[unroll]
-        for k in 0..items {
-            let idx = k * threads + me;
-            let ch = slot_row(idx, channels, tile, channels_last);
-            let j = slot_pos(idx, channels, tile, channels_last);
-            let gch = first + ch;
-            let mut vu = 0.0f32;
-            let mut vd = 0.0f32;
-            let mut vz = 0.0f32;
-            if j < steps && gch < dim {
-                vu = u[at(u, batch, gch, t0 + j)];
-                vd = delta[at(delta, batch, gch, t0 + j)];
-                if has_z {
-                    vz = z[at(z, batch, gch, t0 + j)];
-                }
-            }
-            let s = ch * row + run_slot(j, items);
-            su[s] = vu;
-            sdt[s] = vd;
-            if has_z {
-                sz[s] = vz;
-            }
+        load_lane_rows(u, &mut su, batch, first, dim, t0, steps, channels, items, channels_last);
+        load_lane_rows(
+            delta,
+            &mut sdt,
+            batch,
+            first,
+            dim,
+            t0,
+            steps,
+            channels,
+            items,
+            channels_last,
+        );
+        if has_z {
+            load_lane_rows(z, &mut sz, batch, first, dim, t0, steps, channels, items, channels_last);
         }
-        let mut idx = me;
-        while idx < n_state * tile {
-            let i = slot_row(idx, n_state, tile, channels_last);
-            let j = slot_pos(idx, n_state, tile, channels_last);
-            let mut vb = 0.0f32;
-            let mut vc = 0.0f32;
-            if j < steps {
-                vb = bm[at(bm, batch, i, t0 + j)];
-                vc = cm[at(cm, batch, i, t0 + j)];
-            }
-            let s = i * row + run_slot(j, items);
-            sb[s] = vb;
-            sc[s] = vc;
-            idx += threads;
-        }
+        load_lane_states(bm, &mut sb, batch, t0, steps, n_state, channels, items, channels_last);
+        load_lane_states(cm, &mut sc, batch, t0, steps, n_state, channels, items, channels_last);
         sync_cube();
 
         #[unroll]
@@ -257,12 +307,6 @@ pub fn scan_lanes_kernel(
             // Past L: no step (decay 1, no input), so the last lane's state is L's end.
             d = select(j < steps, d, 0.0);
             dt[k] = d;
-            if save {
-                sdt[own + k] = d;
-                let next = t0 + j + 1;
-                let closed = next / chunk;
-                closes[k] = select(closed * chunk == next && next < len, closed as u32, 0u32);
-            }
             out[k] = skip * uu[k];
         }
 
@@ -287,9 +331,6 @@ pub fn scan_lanes_kernel(
             for k in 0..items {
                 x = decay[k] * x + input[k];
                 out[k] += sc[at_state + k] * x;
-                if save && live && closes[k] > 0 {
-                    states[((batch * chunks + closes[k] as usize) * dim + channel) * n_state + i] = x;
-                }
             }
         }
 
@@ -304,20 +345,7 @@ pub fn scan_lanes_kernel(
         }
         sync_cube();
 
-        #[unroll]
-        for k in 0..items {
-            let idx = k * threads + me;
-            let ch = slot_row(idx, channels, tile, channels_last);
-            let j = slot_pos(idx, channels, tile, channels_last);
-            let gch = first + ch;
-            if j < steps && gch < dim {
-                let s = ch * row + run_slot(j, items);
-                y[at(y, batch, gch, t0 + j)] = su[s];
-                if save {
-                    dtp[at(dtp, batch, gch, t0 + j)] = sdt[s];
-                }
-            }
-        }
+        store_lane_rows(&su, y, batch, first, dim, t0, steps, channels, items, channels_last);
         sync_cube();
         t0 += tile;
     }

@@ -45,10 +45,9 @@ pub struct KernelConfig {
     /// memory (for comparing the two).
     pub plane_sums: bool,
     /// Channels per cube of the forward that runs a plane's 32 lanes along L (`forward_lanes.rs`),
-    /// one plane each; 0 runs the one-thread-per-channel forward everywhere. Off by default
-    /// until it is timed on a GPU: so far its values and the backward from its checkpoints are
-    /// tested on the CPU Vulkan driver, whose scan across lanes goes through shared memory, and
-    /// not yet its plane shuffles on CUDA.
+    /// one plane each; 0 runs the one-thread-per-channel forward everywhere. 8: of 2, 4 and 8 the
+    /// fastest (H200, 2026-12-02: 2.38-2.50 ms on the first three shapes, 2.71-4.35 ms
+    /// with 4, 6.3-7.6 with 2; the one-thread-per-channel forward 3.00-3.46, mamba_ssm's 2.56-2.62).
     pub lane_channels: usize,
     /// Positions per lane and tile in that forward (a tile is 32 such runs); even, so that the
     /// padded runs fall on distinct shared-memory banks.
@@ -69,7 +68,7 @@ impl Default for KernelConfig {
             // at d_state 16.
             split_cubes: 8192,
             plane_sums: true,
-            lane_channels: 0,
+            lane_channels: 8,
             lane_items: 4,
         }
     }
@@ -114,6 +113,11 @@ pub(super) const MAX_GRID: usize = 65535;
 /// Planes (b·d) from which the lanes forward fills the GPU without splitting L: about eight per
 /// multiprocessor of an H200.
 const LANES_FILL: usize = 1024;
+
+/// Channels (b·d) from which the one-thread-per-channel forward fills the GPU by itself, about an
+/// H200's resident threads (132 multiprocessors × 2048): there it is the faster (2208 x 1024:
+/// 16.3 ms, the lanes forward 21.3 with 4 channels per cube; H200, 2026-12-02).
+const THREADS_FILL: usize = 1 << 18;
 
 /// Shared memory a cube may take without asking CUDA for more (WGPU's default limit too); less
 /// where the device says so (the CPU Vulkan driver: 32 KiB).
@@ -262,12 +266,15 @@ impl<R: CubeRuntime> Prepared<R> {
         chunks > 1 && self.dims[0] * blocks < config.split_below
     }
 
-    /// Whether the forward runs on the lanes kernel (see `KernelConfig::lane_channels`): where L
-    /// is not split, or the planes alone fill the GPU; and its shared memory fits.
+    /// Whether the forward that saves nothing (inference) runs on the lanes kernel (see
+    /// `KernelConfig::lane_channels`; the saving forward never does, see `forward_lanes.rs`):
+    /// where one thread per channel would not fill the GPU, and L is not split or the planes alone
+    /// fill it; and its shared memory fits.
     fn lanes(&self, config: &KernelConfig) -> bool {
         let [batch, dim, n_state, _] = self.dims;
         config.lane_channels > 0
             && config.lanes_shared(n_state, self.plane_lanes()) <= shared_limit(&self.u.client)
+            && batch * dim < THREADS_FILL
             && (!self.split(config) || batch * dim >= LANES_FILL)
     }
 
@@ -276,12 +283,9 @@ impl<R: CubeRuntime> Prepared<R> {
         plane_is_cube(&self.u.client, LANES)
     }
 
-    /// Launches the lanes forward: y, and with `saved` the states entering every chunk and
-    /// delta'.
-    fn launch_lanes(&self, config: &KernelConfig, y: &CubeTensor<R>, saved: Option<(&CubeTensor<R>, &CubeTensor<R>)>) {
+    /// Launches the lanes forward: y.
+    fn launch_lanes(&self, config: &KernelConfig, y: &CubeTensor<R>) {
         let [batch, dim, n_state, len] = self.dims;
-        let unused = self.empty(vec![1]);
-        let (state, dtp) = saved.unwrap_or((&unused, &unused));
         let channels = config.lane_channels;
         scan_lanes_kernel::launch::<R>(
             &self.u.client,
@@ -296,17 +300,13 @@ impl<R: CubeRuntime> Prepared<R> {
             self.d.clone().into_tensor_arg(),
             self.delta_bias.clone().into_tensor_arg(),
             y.clone().into_tensor_arg(),
-            state.clone().into_tensor_arg(),
-            dtp.clone().into_tensor_arg(),
             dim as u32,
             len as u32,
-            self.chunk(config) as u32,
             n_state,
             channels,
             config.lane_items,
             self.z.is_some(),
             self.softplus,
-            saved.is_some(),
             self.channels_last,
             self.plane_lanes(),
         );
@@ -488,6 +488,29 @@ fn batch_rows<B: Backend>(input: &SelectiveScanInput<B>, rows: &Range<usize>) ->
     }
 }
 
+/// Which kernels a scan of an input runs under a config (as the benchmarks report it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanPlan {
+    /// L is split into chunks scanned in parallel (see `KernelConfig::split_below`).
+    pub split: bool,
+    /// The forward that saves nothing ([`forward`], inference) runs on the lanes kernel
+    /// (`forward_lanes.rs`); [`forward_saving`] never does.
+    pub lanes: bool,
+}
+
+/// The kernels [`forward`], [`forward_saving`] and [`backward`] run for `input` under `config`
+/// (for at most one launch's batch rows).
+pub fn plan<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
+    input: SelectiveScanInput<Cube<R, F, I, BT>>,
+    config: &KernelConfig,
+) -> ScanPlan {
+    let p = Prepared::new(input);
+    ScanPlan {
+        split: p.split(config),
+        lanes: p.lanes(config),
+    }
+}
+
 /// Forward scan on the kernel: y [b, d, l].
 pub fn forward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
     input: SelectiveScanInput<Cube<R, F, I, BT>>,
@@ -567,7 +590,8 @@ pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>
 }
 
 /// [`forward`] of at most `MAX_GRID` batch rows, with the backward's checkpoints when `save`.
-/// When L is split they come for free: the forward makes them first.
+/// When L is split they come for free: the forward makes them first. Only the forward that saves
+/// nothing may run on the lanes kernel.
 fn forward_launch<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
     input: SelectiveScanInput<Cube<R, F, I, BT>>,
     config: &KernelConfig,
@@ -575,10 +599,9 @@ fn forward_launch<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElemen
 ) -> ScanOutput<Cube<R, F, I, BT>> {
     let p = Prepared::new(input);
     let y = p.empty_sequence();
-    let saved = if p.lanes(config) {
-        let saved = save.then(|| (p.empty_states(config), p.empty_sequence()));
-        p.launch_lanes(config, &y, saved.as_ref().map(|(state, dtp)| (state, dtp)));
-        saved
+    let saved = if !save && p.lanes(config) {
+        p.launch_lanes(config, &y);
+        None
     } else if p.split(config) {
         let (start, dtp) = p.checkpoints(config);
         p.launch_forward(
