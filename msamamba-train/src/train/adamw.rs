@@ -123,8 +123,9 @@ mod tests {
     use burn::optim::adaptor::OptimizerAdaptor;
     use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
     use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
-    use burn::tensor::Distribution;
-    use burn::tensor::backend::Backend;
+    use burn::tensor::TensorData;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
 
     type B = Autodiff<NdArray>;
 
@@ -137,14 +138,20 @@ mod tests {
         assert_eq!(config["weight_decay"], 0.0, "{config}");
     }
 
-    /// Steps a linear layer five times on fresh random inputs with `optim`, from the same weights.
+    /// Steps a linear layer five times on random inputs with `optim`, from the same weights and
+    /// inputs. The inputs come from a local generator: the backend's is shared by the tests that
+    /// run beside this one.
     fn train<O: Optimizer<Linear<B>, B>>(mut optim: O, lr: LearningRate) -> (Vec<f32>, O) {
         let device = Default::default();
         let mut linear: Linear<B> = LinearConfig::new(7, 5).init(&device);
         linear.weight = Param::from_tensor(Tensor::from_floats([[0.1f32; 5]; 7], &device).require_grad());
-        <B as Backend>::seed(&device, 11);
+        linear.bias = Some(Param::from_tensor(
+            Tensor::from_floats([0.2f32; 5], &device).require_grad(),
+        ));
+        let mut rng = StdRng::seed_from_u64(11);
         for _ in 0..5 {
-            let x = Tensor::<B, 3>::random([2, 3, 7], Distribution::Default, &device);
+            let x: Vec<f32> = (0..2 * 3 * 7).map(|_| rng.random()).collect();
+            let x = Tensor::<B, 3>::from_data(TensorData::new(x, [2, 3, 7]), &device);
             let grads = GradientsParams::from_grads(linear.forward(x).powi_scalar(2).sum().backward(), &linear);
             linear = optim.step(lr, linear, grads);
         }
