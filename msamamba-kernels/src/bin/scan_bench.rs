@@ -114,7 +114,7 @@ mod bench {
         // "fwd" is inference; training runs "fwd, saving" (delta' and the chunk states written on
         // the way, as mamba_ssm's forward writes its chunk states) and "bwd" from what it saved.
         println!(
-            "{:>22} | {:>9} {:>8} {:>7} | {:>14} | {:>9} {:>8} {:>7} | L, forward",
+            "{:>22} | {:>9} {:>8} {:>7} | {:>14} | {:>9} {:>8} {:>7} | L, kernels",
             "b x d x n x L", "fwd ms", "GB/s", "% copy", "fwd, saving ms", "bwd ms", "GB/s", "% copy"
         );
         for &shape in shapes {
@@ -142,7 +142,7 @@ mod bench {
             let bwd_gbs = 4.0 * (7.0 * bdl + 4.0 * bnl) / bwd / 1e6;
             let plan = cube::plan(input.clone(), &config);
             println!(
-                "{:>22} | {:>9.3} {:>8.0} {:>6.1}% | {:>14.3} | {:>9.3} {:>8.0} {:>6.1}% | {}{} forward",
+                "{:>22} | {:>9.3} {:>8.0} {:>6.1}% | {:>14.3} | {:>9.3} {:>8.0} {:>6.1}% | {}{} forward, {} saving, {} backward",
                 format!("{batch} x {dim} x {n} x {len}"),
                 fwd,
                 fwd_gbs,
@@ -152,7 +152,9 @@ mod bench {
                 bwd_gbs,
                 100.0 * bwd_gbs / copy,
                 if plan.split { "split, " } else { "" },
-                if plan.lanes { "lanes" } else { "thread" }
+                if plan.lanes { "lanes" } else { "thread" },
+                if plan.lane_saving { "lanes" } else { "thread" },
+                if plan.lane_backward { "lanes" } else { "thread" }
             );
         }
     }
@@ -218,12 +220,18 @@ fn main() {
             // The backward's dB / dC sums in shared memory even where a plane could take them.
             #[cfg(any(feature = "wgpu", feature = "cuda"))]
             "--no-plane" => config.plane_sums = false,
-            // The lanes forward: channels (planes) per cube, 0 for the one-thread-per-channel
-            // forward; positions per lane and tile.
+            // The lanes kernels: channels (planes) per cube, 0 for the one-thread-per-channel
+            // kernels; positions per lane and tile of the forward (the backward's tile is a chunk).
             #[cfg(any(feature = "wgpu", feature = "cuda"))]
             "--lane-channels" => {
                 config.lane_channels = args.next().and_then(|r| r.parse().ok()).unwrap_or(config.lane_channels)
             }
+            // The lanes backward (and the saving forward on lanes with it, unless --thread-saving).
+            #[cfg(any(feature = "wgpu", feature = "cuda"))]
+            "--lane-backward" => config.lane_backward = true,
+            // The saving forward on the one-thread-per-channel kernel where the lanes backward runs.
+            #[cfg(any(feature = "wgpu", feature = "cuda"))]
+            "--thread-saving" => config.lane_saving = false,
             #[cfg(any(feature = "wgpu", feature = "cuda"))]
             "--lane-items" => config.lane_items = args.next().and_then(|r| r.parse().ok()).unwrap_or(config.lane_items),
             other => {

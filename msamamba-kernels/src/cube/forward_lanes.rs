@@ -21,11 +21,13 @@
 //!   adjacent), so every load is coalesced whichever layout the model hands over. Each lane's run
 //!   is followed by one float of padding (and each row by one more), so the lanes' reads of their
 //!   k-th positions fall on distinct banks. The u tile stages y for a coalesced store.
-//! - Inference only: under autodiff the forward also writes delta' and the state entering every
-//!   chunk for the backward, and this kernel doing so (each chunk's closing lane writing its N
-//!   states) was no faster than the one-thread-per-channel saving forward, slower at long L
-//!   (H200, 2026-12-02, channels-last: 3.02 / 3.30 / 4.33 ms against 3.06 / 3.27 / 3.38 on the
-//!   issue's first three shapes), and made the training step slower; training runs that one.
+//! - Saving (under autodiff, where the lanes backward runs: each tile is one of its chunks): lane
+//!   0 of each plane writes the state entering every tile, and delta' goes out through the delta
+//!   tile, coalesced like y. An earlier saving version (each chunk's closing lane writing its N
+//!   states; how it wrote delta' is not recorded) was no faster than the one-thread-per-channel
+//!   saving forward, slower at long L (H200, 2026-12-02, channels-last: 3.02 / 3.30 / 4.33 ms
+//!   against 3.06 / 3.27 / 3.38 on the first three shapes), with the thread backward
+//!   after it.
 //! - Where the cube's x dimension is not exactly one plane of 32 (drivers without plane
 //!   operations, such as the CPU Vulkan driver the tests run on), the scan across lanes goes
 //!   through shared memory instead, each lane composing all 32 maps: two barriers per scan
@@ -45,37 +47,67 @@ pub const LANES: usize = 32;
 /// Where tile position `j` sits in its shared row: each lane's run of `items` positions, then one
 /// float of padding.
 #[cube]
-fn run_slot(j: usize, #[comptime] items: usize) -> usize {
+pub(super) fn run_slot(j: usize, #[comptime] items: usize) -> usize {
     j + j / items
+}
+
+/// `v` of the lane `offset` before this one in the order of the runs: below, or above in
+/// `reverse`.
+#[cube]
+fn from_lane_before(v: f32, offset: u32, #[comptime] reverse: bool) -> f32 {
+    if reverse {
+        plane_shuffle_down(v, offset)
+    } else {
+        plane_shuffle_up(v, offset)
+    }
+}
+
+/// Whether the plane has a lane `offset` before `lane` in the order of the runs.
+#[cube]
+fn has_lane_before(lane: u32, offset: u32, #[comptime] reverse: bool) -> bool {
+    if reverse {
+        lane + offset < LANES as u32
+    } else {
+        lane >= offset
+    }
 }
 
 /// Chains the lanes' runs of one state: `pair` holds this lane's run as the map x -> p x + s
 /// (p in `pair[0]`, s in `pair[1]`) and leaves there the state entering the run (`pair[0]`) and
-/// the state leaving the plane's last run (`pair[1]`), from `carry`, the state entering the
-/// first. An inclusive scan of the maps over the lanes, by plane shuffles (`plane`) or through
-/// this plane's 2·32 floats of `scratch`.
+/// the state leaving the plane's runs (`pair[1]`), from `carry`, the state entering them. The
+/// runs follow one another from lane 0 up or, `reverse` (the backward's adjoint recurrence),
+/// from lane 31 down. An inclusive scan of the maps over the lanes, by plane shuffles (`plane`)
+/// or through this plane's 2·32 floats of `scratch`.
 #[cube]
-fn chain_runs(pair: &mut Array<f32>, carry: f32, scratch: &mut SharedMemory<f32>, #[comptime] plane: bool) {
+pub(super) fn chain_runs(
+    pair: &mut Array<f32>,
+    carry: f32,
+    scratch: &mut SharedMemory<f32>,
+    #[comptime] plane: bool,
+    #[comptime] reverse: bool,
+) {
     let lane = UNIT_POS_X;
     let mut p = pair[0];
     let mut s = pair[1];
     if plane {
+        // Each round composes the runs `offset` lanes before (after, in reverse) with this one's.
         let mut offset = 1u32;
         #[unroll]
         for _ in 0..5 {
-            let p_up = plane_shuffle_up(p, offset);
-            let s_up = plane_shuffle_up(s, offset);
-            let take = lane >= offset;
-            s = select(take, p * s_up + s, s);
-            p = select(take, p * p_up, p);
+            let p_in = from_lane_before(p, offset, reverse);
+            let s_in = from_lane_before(s, offset, reverse);
+            let take = has_lane_before(lane, offset, reverse);
+            s = select(take, p * s_in + s, s);
+            p = select(take, p * p_in, p);
             offset *= 2;
         }
-        let p_up = plane_shuffle_up(p, 1);
-        let s_up = plane_shuffle_up(s, 1);
-        let p_before = select(lane > 0, p_up, 1.0);
-        let s_before = select(lane > 0, s_up, 0.0);
-        let p_all = plane_broadcast(p, LANES as u32 - 1);
-        let s_all = plane_broadcast(s, LANES as u32 - 1);
+        // The runs before this one (after it, in reverse), and all of them.
+        let has_before = has_lane_before(lane, 1, reverse);
+        let p_before = select(has_before, from_lane_before(p, 1, reverse), 1.0);
+        let s_before = select(has_before, from_lane_before(s, 1, reverse), 0.0);
+        let last = comptime!(if reverse { 0u32 } else { LANES as u32 - 1 });
+        let p_all = plane_broadcast(p, last);
+        let s_all = plane_broadcast(s, last);
         pair[0] = p_before * carry + s_before;
         pair[1] = p_all * carry + s_all;
     } else {
@@ -88,7 +120,11 @@ fn chain_runs(pair: &mut Array<f32>, carry: f32, scratch: &mut SharedMemory<f32>
         sync_cube();
         let mut x = carry;
         let mut before = carry;
-        for q in 0..LANES {
+        for step in 0..LANES {
+            let mut q = step;
+            if reverse {
+                q = LANES - 1 - step;
+            }
             if q == lane {
                 before = x;
             }
@@ -105,7 +141,7 @@ fn chain_runs(pair: &mut Array<f32>, carry: f32, scratch: &mut SharedMemory<f32>
 /// zeros past L or past d: every load coalesced (see [`slot_row`]).
 #[cube]
 #[allow(clippy::too_many_arguments)]
-fn load_lane_rows(
+pub(super) fn load_lane_rows(
     t: &Tensor<f32>,
     rows: &mut SharedMemory<f32>,
     batch: usize,
@@ -137,7 +173,7 @@ fn load_lane_rows(
 /// Loads one tile of B or C [b, N, l] into `rows` [N, row], as [`load_lane_rows`].
 #[cube]
 #[allow(clippy::too_many_arguments)]
-fn load_lane_states(
+pub(super) fn load_lane_states(
     t: &Tensor<f32>,
     rows: &mut SharedMemory<f32>,
     batch: usize,
@@ -168,7 +204,7 @@ fn load_lane_states(
 /// other way.
 #[cube]
 #[allow(clippy::too_many_arguments)]
-fn store_lane_rows(
+pub(super) fn store_lane_rows(
     rows: &SharedMemory<f32>,
     t: &mut Tensor<f32>,
     batch: usize,
@@ -195,12 +231,14 @@ fn store_lane_rows(
     }
 }
 
-/// Forward scan, one plane per (channel, batch row), cubes of `channels` planes: y [b, d, l].
+/// Forward scan, one plane per (channel, batch row), cubes of `channels` planes: y [b, d, l];
+/// with `save`, also delta' `dtp` [b, d, l] (laid out as y) and the state entering every tile,
+/// `state` [b, tiles, d, N] (the checkpoints of the backward, whose chunk is this tile).
 ///
 /// u, delta, z, y [b, d, l] and bm, cm [b, N, l] may have any strides (see [`at`]);
 /// `channels_last` says which of positions or channels (states) are adjacent in memory, for
 /// coalesced loads. a [d, N], dskip and delta_bias [d] are contiguous. `z` without `has_z` may be
-/// any tensor.
+/// any tensor, and so may `dtp` and `state` without `save`.
 #[cube(launch, fast_math = FastMath::ReducedPrecision | FastMath::NotNaN | FastMath::NotInf)]
 #[allow(clippy::too_many_arguments)]
 pub fn scan_lanes_kernel(
@@ -213,6 +251,8 @@ pub fn scan_lanes_kernel(
     dskip: &Tensor<f32>,
     delta_bias: &Tensor<f32>,
     y: &mut Tensor<f32>,
+    dtp: &mut Tensor<f32>,
+    state: &mut Tensor<f32>,
     dim: u32,
     len: u32,
     #[comptime] n_state: usize,
@@ -222,6 +262,7 @@ pub fn scan_lanes_kernel(
     #[comptime] delta_softplus: bool,
     #[comptime] channels_last: bool,
     #[comptime] plane: bool,
+    #[comptime] save: bool,
 ) {
     let dim = dim as usize;
     let len = len as usize;
@@ -270,11 +311,19 @@ pub fn scan_lanes_kernel(
     let own = warp * row + lane * (items + 1);
     let own_states = lane * (items + 1);
 
+    let tiles = len.div_ceil(tile);
     let mut t0 = 0usize;
     while t0 < len {
         let mut steps = len - t0;
         if steps > tile {
             steps = tile;
+        }
+        if save && lane == 0 && live {
+            let at = ((batch * tiles + t0 / tile) * dim + channel) * n_state;
+            #[unroll]
+            for i in 0..n_state {
+                state[at + i] = carry[i];
+            }
         }
         load_lane_rows(u, &mut su, batch, first, dim, t0, steps, channels, items, channels_last);
         load_lane_rows(
@@ -307,6 +356,9 @@ pub fn scan_lanes_kernel(
             // Past L: no step (decay 1, no input), so the last lane's state is L's end.
             d = select(j < steps, d, 0.0);
             dt[k] = d;
+            if save {
+                sdt[own + k] = d;
+            }
             out[k] = skip * uu[k];
         }
 
@@ -324,7 +376,7 @@ pub fn scan_lanes_kernel(
             }
             pair[0] = p;
             pair[1] = s;
-            chain_runs(&mut pair, carry[i], &mut scratch, plane);
+            chain_runs(&mut pair, carry[i], &mut scratch, plane, false);
             let mut x = pair[0];
             carry[i] = pair[1];
             #[unroll]
@@ -346,6 +398,9 @@ pub fn scan_lanes_kernel(
         sync_cube();
 
         store_lane_rows(&su, y, batch, first, dim, t0, steps, channels, items, channels_last);
+        if save {
+            store_lane_rows(&sdt, dtp, batch, first, dim, t0, steps, channels, items, channels_last);
+        }
         sync_cube();
         t0 += tile;
     }

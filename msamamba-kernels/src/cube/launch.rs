@@ -11,6 +11,7 @@ use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElemen
 use cubecl::prelude::*;
 
 use super::backward::{scan_adjoint_kernel, scan_backward_kernel};
+use super::backward_lanes::scan_backward_lanes_kernel;
 use super::column_sums::row_sums;
 use super::combine::scan_combine_kernel;
 use super::forward::scan_forward_kernel;
@@ -44,14 +45,22 @@ pub struct KernelConfig {
     /// cube is exactly one plane and the inputs are channels-last views; off, always in shared
     /// memory (for comparing the two).
     pub plane_sums: bool,
-    /// Channels per cube of the forward that runs a plane's 32 lanes along L (`forward_lanes.rs`),
-    /// one plane each; 0 runs the one-thread-per-channel forward everywhere. 8: of 2, 4 and 8 the
+    /// Channels per cube of the kernels that run a plane's 32 lanes along L (`forward_lanes.rs`,
+    /// `backward_lanes.rs`), one plane each; 0 runs the one-thread-per-channel kernels everywhere. 8: of 2, 4 and 8 the
     /// fastest (H200, 2026-12-02: 2.38-2.50 ms on the first three shapes, 2.71-4.35 ms
     /// with 4, 6.3-7.6 with 2; the one-thread-per-channel forward 3.00-3.46, mamba_ssm's 2.56-2.62).
     pub lane_channels: usize,
     /// Positions per lane and tile in that forward (a tile is 32 such runs); even, so that the
-    /// padded runs fall on distinct shared-memory banks.
+    /// padded runs fall on distinct shared-memory banks. The lanes backward's runs are a chunk's
+    /// positions over 32.
     pub lane_items: usize,
+    /// The backward on the lanes kernel (`backward_lanes.rs`) where the lanes forward runs and a
+    /// chunk is whole runs of the 32 lanes. Off by default: it was written and tested on the CPU
+    /// Vulkan driver (2026-12-07) without a GPU to time it or to test its plane path on.
+    pub lane_backward: bool,
+    /// Where the lanes backward runs, the forward that saves its checkpoints runs on the lanes
+    /// kernel too (tiles of one chunk); off, on the one-thread-per-channel kernel.
+    pub lane_saving: bool,
 }
 
 impl Default for KernelConfig {
@@ -70,6 +79,8 @@ impl Default for KernelConfig {
             plane_sums: true,
             lane_channels: 8,
             lane_items: 4,
+            lane_backward: false,
+            lane_saving: true,
         }
     }
 }
@@ -88,10 +99,18 @@ impl KernelConfig {
         4 * floats
     }
 
-    /// Shared memory of the lanes forward, in bytes, for a state size, with the scan across lanes
-    /// by plane shuffles (`plane`) or through shared memory.
-    fn lanes_shared(&self, n_state: usize, plane: bool) -> usize {
-        let row = LANES * (self.lane_items + 1) + 1;
+    /// Shared memory of the lanes forward, in bytes, for a state size and runs of `items`
+    /// positions, with the scan across lanes by plane shuffles (`plane`) or through shared memory.
+    fn lanes_shared(&self, n_state: usize, items: usize, plane: bool) -> usize {
+        let row = LANES * (items + 1) + 1;
+        let scratch = if plane { 1 } else { 2 * LANES * self.lane_channels };
+        4 * ((3 * self.lane_channels + 2 * n_state) * row + scratch)
+    }
+
+    /// Shared memory of the lanes backward, in bytes, for a state size and runs of `items`
+    /// positions, with the scans across lanes by plane shuffles (`plane`) or through shared memory.
+    fn lanes_backward_shared(&self, n_state: usize, items: usize, plane: bool) -> usize {
+        let row = LANES * (items + 1) + 1;
         let scratch = if plane { 1 } else { 2 * LANES * self.lane_channels };
         4 * ((3 * self.lane_channels + 2 * n_state) * row + scratch)
     }
@@ -267,15 +286,41 @@ impl<R: CubeRuntime> Prepared<R> {
     }
 
     /// Whether the forward that saves nothing (inference) runs on the lanes kernel (see
-    /// `KernelConfig::lane_channels`; the saving forward never does, see `forward_lanes.rs`):
-    /// where one thread per channel would not fill the GPU, and L is not split or the planes alone
-    /// fill it; and its shared memory fits.
+    /// `KernelConfig::lane_channels`): where one thread per channel would not fill the GPU, and L
+    /// is not split or the planes alone fill it; and its shared memory fits.
     fn lanes(&self, config: &KernelConfig) -> bool {
         let [batch, dim, n_state, _] = self.dims;
         config.lane_channels > 0
-            && config.lanes_shared(n_state, self.plane_lanes()) <= shared_limit(&self.u.client)
+            && config.lanes_shared(n_state, config.lane_items, self.plane_lanes()) <= shared_limit(&self.u.client)
             && batch * dim < THREADS_FILL
             && (!self.split(config) || batch * dim >= LANES_FILL)
+    }
+
+    /// The lanes backward's positions per lane, where it runs (`KernelConfig::lane_backward`): its tile is one chunk, of 32 runs
+    /// of up to 8 positions (its registers grow with them); and as for the lanes forward, where
+    /// one thread per channel would not fill the GPU and the planes would.
+    fn lane_backward_items(&self, config: &KernelConfig) -> Option<usize> {
+        let [batch, dim, n_state, _] = self.dims;
+        let chunk = self.chunk(config);
+        let items = chunk / LANES;
+        (config.lane_backward
+            && config.lane_channels > 0
+            && chunk.is_multiple_of(LANES)
+            && (1..=8).contains(&items)
+            && config.lanes_backward_shared(n_state, items, self.plane_lanes()) <= shared_limit(&self.u.client)
+            && batch * dim < THREADS_FILL
+            && (!self.split(config) || batch * dim >= LANES_FILL))
+            .then_some(items)
+    }
+
+    /// The saving lanes forward's positions per lane, where it runs: wherever the lanes backward
+    /// does (`KernelConfig::lane_saving`), its tiles that backward's chunks.
+    fn lane_saving_items(&self, config: &KernelConfig) -> Option<usize> {
+        let n_state = self.dims[2];
+        self.lane_backward_items(config).filter(|&items| {
+            config.lane_saving
+                && config.lanes_shared(n_state, items, self.plane_lanes()) <= shared_limit(&self.u.client)
+        })
     }
 
     /// Whether the lanes forward scans across lanes by plane shuffles.
@@ -283,9 +328,17 @@ impl<R: CubeRuntime> Prepared<R> {
         plane_is_cube(&self.u.client, LANES)
     }
 
-    /// Launches the lanes forward: y.
-    fn launch_lanes(&self, config: &KernelConfig, y: &CubeTensor<R>) {
+    /// Launches the lanes forward with runs of `items` positions: y, and with `saved` the
+    /// checkpoints (states [b, chunks, d, N] of chunks of 32·`items`, delta' [b, d, l]).
+    fn launch_lanes(
+        &self,
+        config: &KernelConfig,
+        items: usize,
+        y: &CubeTensor<R>,
+        saved: Option<(&CubeTensor<R>, &CubeTensor<R>)>,
+    ) {
         let [batch, dim, n_state, len] = self.dims;
+        let (state, dtp) = saved.unwrap_or((y, y));
         let channels = config.lane_channels;
         scan_lanes_kernel::launch::<R>(
             &self.u.client,
@@ -300,15 +353,18 @@ impl<R: CubeRuntime> Prepared<R> {
             self.d.clone().into_tensor_arg(),
             self.delta_bias.clone().into_tensor_arg(),
             y.clone().into_tensor_arg(),
+            dtp.clone().into_tensor_arg(),
+            state.clone().into_tensor_arg(),
             dim as u32,
             len as u32,
             n_state,
             channels,
-            config.lane_items,
+            items,
             self.z.is_some(),
             self.softplus,
             self.channels_last,
             self.plane_lanes(),
+            saved.is_some(),
         );
     }
 
@@ -494,8 +550,12 @@ pub struct ScanPlan {
     /// L is split into chunks scanned in parallel (see `KernelConfig::split_below`).
     pub split: bool,
     /// The forward that saves nothing ([`forward`], inference) runs on the lanes kernel
-    /// (`forward_lanes.rs`); [`forward_saving`] never does.
+    /// (`forward_lanes.rs`).
     pub lanes: bool,
+    /// [`forward_saving`] runs on the lanes kernel.
+    pub lane_saving: bool,
+    /// [`backward`] runs on the lanes kernel (`backward_lanes.rs`).
+    pub lane_backward: bool,
 }
 
 /// The kernels [`forward`], [`forward_saving`] and [`backward`] run for `input` under `config`
@@ -508,6 +568,8 @@ pub fn plan<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
     ScanPlan {
         split: p.split(config),
         lanes: p.lanes(config),
+        lane_saving: p.lane_saving_items(config).is_some(),
+        lane_backward: p.lane_backward_items(config).is_some(),
     }
 }
 
@@ -590,8 +652,8 @@ pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>
 }
 
 /// [`forward`] of at most `MAX_GRID` batch rows, with the backward's checkpoints when `save`.
-/// When L is split they come for free: the forward makes them first. Only the forward that saves
-/// nothing may run on the lanes kernel.
+/// On the one-thread-per-channel kernel, when L is split they come for free: the forward makes
+/// them first.
 fn forward_launch<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
     input: SelectiveScanInput<Cube<R, F, I, BT>>,
     config: &KernelConfig,
@@ -599,8 +661,13 @@ fn forward_launch<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElemen
 ) -> ScanOutput<Cube<R, F, I, BT>> {
     let p = Prepared::new(input);
     let y = p.empty_sequence();
-    let saved = if !save && p.lanes(config) {
-        p.launch_lanes(config, &y);
+    let lane_saving = p.lane_saving_items(config).filter(|_| save);
+    let saved = if let Some(items) = lane_saving {
+        let (state, dtp) = (p.empty_states(config), p.empty_sequence());
+        p.launch_lanes(config, items, &y, Some((&state, &dtp)));
+        Some((state, dtp))
+    } else if !save && p.lanes(config) {
+        p.launch_lanes(config, config.lane_items, &y, None);
         None
     } else if p.split(config) {
         let (start, dtp) = p.checkpoints(config);
@@ -646,124 +713,234 @@ fn backward_launch<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolEleme
 ) -> ScanGrads<Cube<R, F, I, BT>> {
     let p = Prepared::new(input);
     let dy = laid_out(view(dy), p.channels_last);
-    let [batch, dim, n_state, len] = p.dims;
-    let block = config.block;
-    let (blocks, chunks) = p.grid(config);
-    let chunk = p.chunk(config);
-    // Warp sums only on channels-last views: there they made the backward faster (2208 x 1024:
-    // 60.7 against 70.2 ms), on contiguous inputs slower at every shape (H200, 2026-12-01).
-    let plane = config.plane_sums && p.channels_last && plane_is_cube(&p.u.client, block);
-    let tile = config.backward_tile(n_state, plane);
     let (ckpt, dtp) = match checkpoints {
         Some(saved) => (prim(saved.states), view(saved.delta)),
         None => p.checkpoints(config),
     };
-    let per_segment = p.chunks_per_segment(config);
-    let segments = chunks.div_ceil(per_segment);
-    // Several segments: each starts from the adjoint state its right neighbours hand it.
-    let adj = (segments > 1).then(|| {
-        let carry = p.empty(vec![batch, segments, dim, n_state]);
-        let dt_sum = p.empty(vec![batch, segments, dim]);
-        scan_adjoint_kernel::launch::<R>(
+    let grads = match p.lane_backward_items(config) {
+        Some(items) => p.launch_backward_lanes(config, items, dy, ckpt, dtp),
+        None => p.launch_backward(config, dy, ckpt, dtp),
+    };
+    grads.summed::<F, I, BT>(&p)
+}
+
+/// What a backward launch leaves: the sequence gradients, and partial sums of the others.
+struct BackwardParts<R: CubeRuntime> {
+    du: CubeTensor<R>,
+    ddelta: CubeTensor<R>,
+    /// z's gradient, or a placeholder without z.
+    dz: CubeTensor<R>,
+    /// [b, blocks, N, l], or [b, blocks, l, N] where `parts_channels_last`.
+    db_part: CubeTensor<R>,
+    dc_part: CubeTensor<R>,
+    parts_channels_last: bool,
+    /// [d, N, parts], [d, parts] and [d, parts]: summed over their last axis.
+    da_part: CubeTensor<R>,
+    dd_part: CubeTensor<R>,
+    dbias_part: CubeTensor<R>,
+}
+
+impl<R: CubeRuntime> BackwardParts<R> {
+    /// The gradients: dB and dC summed over channel blocks, the per-channel ones over their parts.
+    fn summed<F: FloatElement, I: IntElement, BT: BoolElement>(self, p: &Prepared<R>) -> ScanGrads<Cube<R, F, I, BT>> {
+        let [batch, dim, n_state, len] = p.dims;
+        let parts = self.dd_part.meta.shape()[1];
+        let summed = row_sums::<R, F, I, BT>;
+        let over_blocks = |t: CubeTensor<R>| {
+            let sum = tensor::<R, F, I, BT, 4>(t).sum_dim(1);
+            if self.parts_channels_last {
+                sum.reshape([batch, len, n_state]).swap_dims(1, 2)
+            } else {
+                sum.reshape([batch, n_state, len])
+            }
+        };
+        ScanGrads {
+            u: tensor(self.du),
+            delta: tensor(self.ddelta),
+            a: summed(tensor::<R, F, I, BT, 3>(self.da_part).reshape([dim * n_state, parts])).reshape([dim, n_state]),
+            b: over_blocks(self.db_part),
+            c: over_blocks(self.dc_part),
+            d: summed(tensor(self.dd_part)),
+            z: p.z.is_some().then(|| tensor(self.dz)),
+            delta_bias: summed(tensor(self.dbias_part)),
+        }
+    }
+}
+
+impl<R: CubeRuntime> Prepared<R> {
+    /// z's gradient tensor, or a placeholder without z.
+    fn empty_dz(&self) -> CubeTensor<R> {
+        if self.z.is_some() {
+            self.empty_sequence()
+        } else {
+            self.empty(vec![1])
+        }
+    }
+
+    /// Launches the one-thread-per-channel backward (`backward.rs`), with the adjoint pass first
+    /// where L is split.
+    fn launch_backward(
+        &self,
+        config: &KernelConfig,
+        dy: CubeTensor<R>,
+        ckpt: CubeTensor<R>,
+        dtp: CubeTensor<R>,
+    ) -> BackwardParts<R> {
+        let p = self;
+        let [batch, dim, n_state, len] = p.dims;
+        let block = config.block;
+        let (blocks, chunks) = p.grid(config);
+        let chunk = p.chunk(config);
+        // Warp sums only on channels-last views: there they made the backward faster (2208 x 1024:
+        // 60.7 against 70.2 ms), on contiguous inputs slower at every shape (H200, 2026-12-01).
+        let plane = config.plane_sums && p.channels_last && plane_is_cube(&p.u.client, block);
+        let tile = config.backward_tile(n_state, plane);
+        let per_segment = p.chunks_per_segment(config);
+        let segments = chunks.div_ceil(per_segment);
+        // Several segments: each starts from the adjoint state its right neighbours hand it.
+        let adj = (segments > 1).then(|| {
+            let carry = p.empty(vec![batch, segments, dim, n_state]);
+            let dt_sum = p.empty(vec![batch, segments, dim]);
+            scan_adjoint_kernel::launch::<R>(
+                &p.u.client,
+                CubeCount::Static(blocks as u32, batch as u32, segments as u32),
+                CubeDim::new_1d(block as u32),
+                dtp.clone().into_tensor_arg(),
+                p.z_arg(),
+                p.a.clone().into_tensor_arg(),
+                p.c.clone().into_tensor_arg(),
+                dy.clone().into_tensor_arg(),
+                carry.clone().into_tensor_arg(),
+                dt_sum.clone().into_tensor_arg(),
+                dim as u32,
+                len as u32,
+                (per_segment * chunk) as u32,
+                n_state,
+                block,
+                config.forward_tile,
+                p.z.is_some(),
+                p.channels_last,
+            );
+            p.combine(&carry, &dt_sum, segments, true);
+            carry
+        });
+
+        let scratch = p.empty(vec![batch * segments * blocks * chunk.div_ceil(tile) * n_state * block]);
+        let part_shape = if p.channels_last {
+            vec![batch, blocks, len, n_state]
+        } else {
+            vec![batch, blocks, n_state, len]
+        };
+        let parts = batch * segments;
+        let out = BackwardParts {
+            du: p.empty_sequence(),
+            ddelta: p.empty_sequence(),
+            dz: p.empty_dz(),
+            db_part: p.empty(part_shape.clone()),
+            dc_part: p.empty(part_shape),
+            parts_channels_last: p.channels_last,
+            da_part: p.empty(vec![dim, n_state, parts]),
+            dd_part: p.empty(vec![dim, parts]),
+            dbias_part: p.empty(vec![dim, parts]),
+        };
+        scan_backward_kernel::launch::<R>(
             &p.u.client,
             CubeCount::Static(blocks as u32, batch as u32, segments as u32),
             CubeDim::new_1d(block as u32),
-            dtp.clone().into_tensor_arg(),
+            p.u.clone().into_tensor_arg(),
+            p.delta.clone().into_tensor_arg(),
             p.z_arg(),
             p.a.clone().into_tensor_arg(),
+            p.b.clone().into_tensor_arg(),
             p.c.clone().into_tensor_arg(),
-            dy.clone().into_tensor_arg(),
-            carry.clone().into_tensor_arg(),
-            dt_sum.clone().into_tensor_arg(),
+            p.d.clone().into_tensor_arg(),
+            p.delta_bias.clone().into_tensor_arg(),
+            dy.into_tensor_arg(),
+            dtp.into_tensor_arg(),
+            ckpt.into_tensor_arg(),
+            adj.as_ref().unwrap_or(&p.u).clone().into_tensor_arg(),
+            scratch.into_tensor_arg(),
+            out.du.clone().into_tensor_arg(),
+            out.ddelta.clone().into_tensor_arg(),
+            out.dz.clone().into_tensor_arg(),
+            out.db_part.clone().into_tensor_arg(),
+            out.dc_part.clone().into_tensor_arg(),
+            out.da_part.clone().into_tensor_arg(),
+            out.dd_part.clone().into_tensor_arg(),
+            out.dbias_part.clone().into_tensor_arg(),
             dim as u32,
             len as u32,
-            (per_segment * chunk) as u32,
+            chunk as u32,
+            per_segment as u32,
             n_state,
             block,
-            config.forward_tile,
+            tile,
             p.z.is_some(),
+            p.softplus,
+            adj.is_some(),
             p.channels_last,
+            plane,
         );
-        p.combine(&carry, &dt_sum, segments, true);
-        carry
-    });
+        out
+    }
 
-    let scratch = p.empty(vec![batch * segments * blocks * chunk.div_ceil(tile) * n_state * block]);
-    let du = p.empty_sequence();
-    let ddelta = p.empty_sequence();
-    let dz = if p.z.is_some() {
-        p.empty_sequence()
-    } else {
-        p.empty(vec![1])
-    };
-    let part_shape = if p.channels_last {
-        vec![batch, blocks, len, n_state]
-    } else {
-        vec![batch, blocks, n_state, len]
-    };
-    let db_part = p.empty(part_shape.clone());
-    let dc_part = p.empty(part_shape);
-    let parts = batch * segments;
-    let da_part = p.empty(vec![dim, n_state, parts]);
-    let dd_part = p.empty(vec![dim, parts]);
-    let dbias_part = p.empty(vec![dim, parts]);
-    scan_backward_kernel::launch::<R>(
-        &p.u.client,
-        CubeCount::Static(blocks as u32, batch as u32, segments as u32),
-        CubeDim::new_1d(block as u32),
-        p.u.clone().into_tensor_arg(),
-        p.delta.clone().into_tensor_arg(),
-        p.z_arg(),
-        p.a.clone().into_tensor_arg(),
-        p.b.clone().into_tensor_arg(),
-        p.c.clone().into_tensor_arg(),
-        p.d.clone().into_tensor_arg(),
-        p.delta_bias.clone().into_tensor_arg(),
-        dy.into_tensor_arg(),
-        dtp.into_tensor_arg(),
-        ckpt.into_tensor_arg(),
-        adj.as_ref().unwrap_or(&p.u).clone().into_tensor_arg(),
-        scratch.into_tensor_arg(),
-        du.clone().into_tensor_arg(),
-        ddelta.clone().into_tensor_arg(),
-        dz.clone().into_tensor_arg(),
-        db_part.clone().into_tensor_arg(),
-        dc_part.clone().into_tensor_arg(),
-        da_part.clone().into_tensor_arg(),
-        dd_part.clone().into_tensor_arg(),
-        dbias_part.clone().into_tensor_arg(),
-        dim as u32,
-        len as u32,
-        chunk as u32,
-        per_segment as u32,
-        n_state,
-        block,
-        tile,
-        p.z.is_some(),
-        p.softplus,
-        adj.is_some(),
-        p.channels_last,
-        plane,
-    );
-    // Sums over channel blocks, and over batch rows and segments: [b, blocks, N, l] -> [b, N, l];
-    // [d, .., b · segments] -> [d, ..].
-    let summed = row_sums::<R, F, I, BT>;
-    let over_blocks = |t: CubeTensor<R>| {
-        let sum = tensor::<R, F, I, BT, 4>(t).sum_dim(1);
-        if p.channels_last {
-            sum.reshape([batch, len, n_state]).swap_dims(1, 2)
-        } else {
-            sum.reshape([batch, n_state, len])
-        }
-    };
-    ScanGrads {
-        u: tensor(du),
-        delta: tensor(ddelta),
-        a: summed(tensor::<R, F, I, BT, 3>(da_part).reshape([dim * n_state, parts])).reshape([dim, n_state]),
-        b: over_blocks(db_part),
-        c: over_blocks(dc_part),
-        d: summed(tensor(dd_part)),
-        z: p.z.is_some().then(|| tensor(dz)),
-        delta_bias: summed(tensor(dbias_part)),
+    /// Launches the lanes backward (`backward_lanes.rs`) with runs of `items` positions.
+    fn launch_backward_lanes(
+        &self,
+        config: &KernelConfig,
+        items: usize,
+        dy: CubeTensor<R>,
+        ckpt: CubeTensor<R>,
+        dtp: CubeTensor<R>,
+    ) -> BackwardParts<R> {
+        let p = self;
+        let [batch, dim, n_state, len] = p.dims;
+        let channels = config.lane_channels;
+        let blocks = dim.div_ceil(channels);
+        let out = BackwardParts {
+            du: p.empty_sequence(),
+            ddelta: p.empty_sequence(),
+            dz: p.empty_dz(),
+            db_part: p.empty(vec![batch, blocks, n_state, len]),
+            dc_part: p.empty(vec![batch, blocks, n_state, len]),
+            parts_channels_last: false,
+            da_part: p.empty(vec![dim, n_state, batch]),
+            dd_part: p.empty(vec![dim, batch]),
+            dbias_part: p.empty(vec![dim, batch]),
+        };
+        scan_backward_lanes_kernel::launch::<R>(
+            &p.u.client,
+            CubeCount::Static(blocks as u32, batch as u32, 1),
+            CubeDim::new_2d(LANES as u32, channels as u32),
+            p.u.clone().into_tensor_arg(),
+            p.delta.clone().into_tensor_arg(),
+            p.z_arg(),
+            p.a.clone().into_tensor_arg(),
+            p.b.clone().into_tensor_arg(),
+            p.c.clone().into_tensor_arg(),
+            p.d.clone().into_tensor_arg(),
+            p.delta_bias.clone().into_tensor_arg(),
+            dy.into_tensor_arg(),
+            dtp.into_tensor_arg(),
+            ckpt.into_tensor_arg(),
+            out.du.clone().into_tensor_arg(),
+            out.ddelta.clone().into_tensor_arg(),
+            out.dz.clone().into_tensor_arg(),
+            out.db_part.clone().into_tensor_arg(),
+            out.dc_part.clone().into_tensor_arg(),
+            out.da_part.clone().into_tensor_arg(),
+            out.dd_part.clone().into_tensor_arg(),
+            out.dbias_part.clone().into_tensor_arg(),
+            dim as u32,
+            len as u32,
+            n_state,
+            channels,
+            items,
+            p.z.is_some(),
+            p.softplus,
+            p.channels_last,
+            p.plane_lanes(),
+        );
+        out
     }
 }

@@ -1,7 +1,7 @@
 //! The fused operations as CubeCL kernels, for burn's cube backends (CUDA and WGPU).
 //!
 //! The selective scan: `forward.rs` and `backward.rs` hold the `#[cube]` kernels (`forward_lanes.rs`
-//! the forward with L across a plane's lanes, where it fills the GPU), `combine.rs` the
+//! and `backward_lanes.rs` those with L across a plane's lanes, where they fill the GPU), `combine.rs` the
 //! kernel that chains segments of L scanned in parallel, `launch.rs` the glue (and the choice to
 //! split L). The row attention, the residual RMSNorm and the causal convolution:
 //! `row_attention.rs`, `residual_norm.rs` and `causal_conv.rs`, kernels and glue each. The kernels compute in f32
@@ -11,6 +11,7 @@
 
 pub mod adamw;
 mod backward;
+mod backward_lanes;
 pub mod causal_conv;
 pub mod column_sums;
 mod combine;

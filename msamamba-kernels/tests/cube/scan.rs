@@ -251,8 +251,8 @@ const SPLIT_SHAPES: [([usize; 4], usize); 4] = [
 /// Kernel settings under test: (`split_below`, `split_cubes`, `lane_channels`, `lane_items`).
 type Setting = (usize, usize, usize, usize);
 
-/// L never split, on the lanes forward (4 channels of runs of 4: the CPU Vulkan driver's 32 KiB of
-/// shared memory do not hold the default 8) and on the one-thread-per-channel forward; L always
+/// L never split, on the lanes kernels (4 channels of runs of 4: the CPU Vulkan driver's 32 KiB of
+/// shared memory do not hold the default 8) and on the one-thread-per-channel kernels; L always
 /// split (when it spans chunks), into one backward segment per chunk; and into backward segments
 /// of several chunks.
 const SETTINGS: [Setting; 4] = [
@@ -301,6 +301,7 @@ where
             split_cubes,
             lane_channels,
             lane_items,
+            lane_backward: true,
             ..Default::default()
         };
         let label = format!(
@@ -318,10 +319,19 @@ where
             Layout::FirstWithDyView => (problem.input::<G<R, BT>>(&gpu), problem.dy_view::<G<R, BT>>(&gpu)),
         };
         // Settings of up to 4 lane channels run the lanes forward (when it saves nothing) wherever
-        // L is whole (every device under test has the shared memory for 4).
+        // L is whole (every device under test has the shared memory for 4), and the lanes
+        // backward, with the saving forward on lanes too, where a chunk (at most L) is whole runs
+        // of 32 lanes, of up to 8 positions.
         if split_below == 0 && lane_channels > 0 {
             let plan = cube::plan(input.clone(), &config);
             assert!(plan.lanes && !plan.split, "{label}: {plan:?}");
+            let chunk = chunk.min(problem.dims[3]);
+            assert_eq!(
+                plan.lane_backward,
+                chunk.is_multiple_of(32) && chunk <= 256,
+                "{label}: {plan:?}"
+            );
+            assert_eq!(plan.lane_saving, plan.lane_backward, "{label}: {plan:?}");
         }
         let saved = cube::forward_saving(input.clone(), &config);
         assert_within(&format!("y {label}"), &values(saved.y), &oracle.y.0, oracle.y.1);
@@ -333,10 +343,19 @@ where
             assert_within(&format!("y, not saving {label}"), &values(y), &oracle.y.0, oracle.y.1);
         }
         // The backward from the forward's checkpoints (training); under the first setting also
-        // from checkpoints of its own (when L is split, those are the forward's).
+        // from checkpoints of its own (when L is split, those are the forward's) and from the
+        // one-thread-per-channel saving forward's.
         let mut runs = vec![("saved", saved.checkpoints)];
         if i == 0 {
             runs.push(("recomputed", None));
+            let thread_saving = KernelConfig {
+                lane_saving: false,
+                ..config
+            };
+            runs.push((
+                "thread-saved",
+                cube::forward_saving(input.clone(), &thread_saving).checkpoints,
+            ));
         }
         for (how, checkpoints) in runs {
             let got = named(cube::backward(input.clone(), checkpoints, dy.clone(), &config));
@@ -460,22 +479,33 @@ macro_rules! gpu_tests {
             }
 
             #[test]
-            fn lanes_forward_takes_the_split_shapes_whose_planes_fill_the_gpu() {
+            fn lanes_kernels_take_the_split_shapes_whose_planes_fill_the_gpu() {
                 // 1 030 channels of one batch row: L is split for the one-thread-per-channel
-                // kernels, the lanes forward runs (and saves) it whole; chunks of 64 end inside
-                // its tiles of 128. 8 channels per cube (the default) fit every device's shared
-                // memory at d_state 4.
+                // kernels, the lanes kernels run it whole; chunks of 64 end inside the lanes
+                // forward's tiles of 128 and are the lanes backward's tiles (runs of 2). 8
+                // channels per cube (the default) fit every device's shared memory at d_state 4.
                 let mut rng = rng();
                 let problem = Problem::random(&mut rng, [1, 1030, 4, 300], true, true);
-                check_problem::<R, BT>(
-                    &problem,
-                    64,
-                    &[
-                        (usize::MAX, usize::MAX, 8, 4),
-                        (usize::MAX, usize::MAX, 4, 4),
-                        (usize::MAX, usize::MAX, 3, 3),
-                    ],
-                );
+                let settings = [
+                    (usize::MAX, usize::MAX, 8, 4),
+                    (usize::MAX, usize::MAX, 4, 4),
+                    (usize::MAX, usize::MAX, 3, 3),
+                ];
+                type G<R, BT> = burn_cubecl::CubeBackend<R, f32, i32, BT>;
+                for (split_below, split_cubes, lane_channels, lane_items) in settings {
+                    let config = KernelConfig {
+                        chunk: 64,
+                        split_below,
+                        split_cubes,
+                        lane_channels,
+                        lane_items,
+                        lane_backward: true,
+                        ..Default::default()
+                    };
+                    let plan = cube::plan(problem.input::<G<R, BT>>(&Default::default()), &config);
+                    assert!(plan.split && plan.lanes && plan.lane_backward, "{plan:?}");
+                }
+                check_problem::<R, BT>(&problem, 64, &settings);
             }
 
             #[test]
