@@ -343,19 +343,10 @@ where
             assert_within(&format!("y, not saving {label}"), &values(y), &oracle.y.0, oracle.y.1);
         }
         // The backward from the forward's checkpoints (training); under the first setting also
-        // from checkpoints of its own (when L is split, those are the forward's) and from the
-        // one-thread-per-channel saving forward's.
+        // from checkpoints of its own (when L is split, those are the forward's).
         let mut runs = vec![("saved", saved.checkpoints)];
         if i == 0 {
             runs.push(("recomputed", None));
-            let thread_saving = KernelConfig {
-                lane_saving: false,
-                ..config
-            };
-            runs.push((
-                "thread-saved",
-                cube::forward_saving(input.clone(), &thread_saving).checkpoints,
-            ));
         }
         for (how, checkpoints) in runs {
             let got = named(cube::backward(input.clone(), checkpoints, dy.clone(), &config));
@@ -506,6 +497,33 @@ macro_rules! gpu_tests {
                     assert!(plan.split && plan.lanes && plan.lane_backward, "{plan:?}");
                 }
                 check_problem::<R, BT>(&problem, 64, &settings);
+                // The lanes backward from the one-thread-per-channel saving forward's checkpoints.
+                let config = KernelConfig {
+                    chunk: 64,
+                    split_below: usize::MAX,
+                    lane_backward: true,
+                    lane_saving: false,
+                    ..Default::default()
+                };
+                let gpu = Default::default();
+                let input = problem.input::<G<R, BT>>(&gpu);
+                let plan = cube::plan(input.clone(), &config);
+                assert!(plan.lane_backward && !plan.lane_saving, "{plan:?}");
+                let saved = cube::forward_saving(input.clone(), &config).checkpoints;
+                let got = named(cube::backward(
+                    input,
+                    saved,
+                    problem.dy::<G<R, BT>>(&gpu),
+                    &config,
+                ));
+                for ((name, got), (_, want, tolerance)) in got.iter().zip(&Oracle::new(&problem).grads) {
+                    assert_within(
+                        &format!("{name} from the thread forward's checkpoints"),
+                        got,
+                        want,
+                        *tolerance,
+                    );
+                }
             }
 
             #[test]
