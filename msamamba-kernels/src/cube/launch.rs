@@ -786,29 +786,28 @@ impl<R: CubeRuntime> Prepared<R> {
         ckpt: CubeTensor<R>,
         dtp: CubeTensor<R>,
     ) -> BackwardParts<R> {
-        let p = self;
-        let [batch, dim, n_state, len] = p.dims;
+        let [batch, dim, n_state, len] = self.dims;
         let block = config.block;
-        let (blocks, chunks) = p.grid(config);
-        let chunk = p.chunk(config);
+        let (blocks, chunks) = self.grid(config);
+        let chunk = self.chunk(config);
         // Warp sums only on channels-last views: there they made the backward faster (2208 x 1024:
         // 60.7 against 70.2 ms), on contiguous inputs slower at every shape (H200, 2026-12-01).
-        let plane = config.plane_sums && p.channels_last && plane_is_cube(&p.u.client, block);
+        let plane = config.plane_sums && self.channels_last && plane_is_cube(&self.u.client, block);
         let tile = config.backward_tile(n_state, plane);
-        let per_segment = p.chunks_per_segment(config);
+        let per_segment = self.chunks_per_segment(config);
         let segments = chunks.div_ceil(per_segment);
         // Several segments: each starts from the adjoint state its right neighbours hand it.
         let adj = (segments > 1).then(|| {
-            let carry = p.empty(vec![batch, segments, dim, n_state]);
-            let dt_sum = p.empty(vec![batch, segments, dim]);
+            let carry = self.empty(vec![batch, segments, dim, n_state]);
+            let dt_sum = self.empty(vec![batch, segments, dim]);
             scan_adjoint_kernel::launch::<R>(
-                &p.u.client,
+                &self.u.client,
                 CubeCount::Static(blocks as u32, batch as u32, segments as u32),
                 CubeDim::new_1d(block as u32),
                 dtp.clone().into_tensor_arg(),
-                p.z_arg(),
-                p.a.clone().into_tensor_arg(),
-                p.c.clone().into_tensor_arg(),
+                self.z_arg(),
+                self.a.clone().into_tensor_arg(),
+                self.c.clone().into_tensor_arg(),
                 dy.clone().into_tensor_arg(),
                 carry.clone().into_tensor_arg(),
                 dt_sum.clone().into_tensor_arg(),
@@ -818,47 +817,47 @@ impl<R: CubeRuntime> Prepared<R> {
                 n_state,
                 block,
                 config.forward_tile,
-                p.z.is_some(),
-                p.channels_last,
+                self.z.is_some(),
+                self.channels_last,
             );
-            p.combine(&carry, &dt_sum, segments, true);
+            self.combine(&carry, &dt_sum, segments, true);
             carry
         });
 
-        let scratch = p.empty(vec![batch * segments * blocks * chunk.div_ceil(tile) * n_state * block]);
-        let part_shape = if p.channels_last {
+        let scratch = self.empty(vec![batch * segments * blocks * chunk.div_ceil(tile) * n_state * block]);
+        let part_shape = if self.channels_last {
             vec![batch, blocks, len, n_state]
         } else {
             vec![batch, blocks, n_state, len]
         };
         let parts = batch * segments;
         let out = BackwardParts {
-            du: p.empty_sequence(),
-            ddelta: p.empty_sequence(),
-            dz: p.empty_dz(),
-            db_part: p.empty(part_shape.clone()),
-            dc_part: p.empty(part_shape),
-            parts_channels_last: p.channels_last,
-            da_part: p.empty(vec![dim, n_state, parts]),
-            dd_part: p.empty(vec![dim, parts]),
-            dbias_part: p.empty(vec![dim, parts]),
+            du: self.empty_sequence(),
+            ddelta: self.empty_sequence(),
+            dz: self.empty_dz(),
+            db_part: self.empty(part_shape.clone()),
+            dc_part: self.empty(part_shape),
+            parts_channels_last: self.channels_last,
+            da_part: self.empty(vec![dim, n_state, parts]),
+            dd_part: self.empty(vec![dim, parts]),
+            dbias_part: self.empty(vec![dim, parts]),
         };
         scan_backward_kernel::launch::<R>(
-            &p.u.client,
+            &self.u.client,
             CubeCount::Static(blocks as u32, batch as u32, segments as u32),
             CubeDim::new_1d(block as u32),
-            p.u.clone().into_tensor_arg(),
-            p.delta.clone().into_tensor_arg(),
-            p.z_arg(),
-            p.a.clone().into_tensor_arg(),
-            p.b.clone().into_tensor_arg(),
-            p.c.clone().into_tensor_arg(),
-            p.d.clone().into_tensor_arg(),
-            p.delta_bias.clone().into_tensor_arg(),
+            self.u.clone().into_tensor_arg(),
+            self.delta.clone().into_tensor_arg(),
+            self.z_arg(),
+            self.a.clone().into_tensor_arg(),
+            self.b.clone().into_tensor_arg(),
+            self.c.clone().into_tensor_arg(),
+            self.d.clone().into_tensor_arg(),
+            self.delta_bias.clone().into_tensor_arg(),
             dy.into_tensor_arg(),
             dtp.into_tensor_arg(),
             ckpt.into_tensor_arg(),
-            adj.as_ref().unwrap_or(&p.u).clone().into_tensor_arg(),
+            adj.as_ref().unwrap_or(&self.u).clone().into_tensor_arg(),
             scratch.into_tensor_arg(),
             out.du.clone().into_tensor_arg(),
             out.ddelta.clone().into_tensor_arg(),
@@ -875,10 +874,10 @@ impl<R: CubeRuntime> Prepared<R> {
             n_state,
             block,
             tile,
-            p.z.is_some(),
-            p.softplus,
+            self.z.is_some(),
+            self.softplus,
             adj.is_some(),
-            p.channels_last,
+            self.channels_last,
             plane,
         );
         out
@@ -893,33 +892,32 @@ impl<R: CubeRuntime> Prepared<R> {
         ckpt: CubeTensor<R>,
         dtp: CubeTensor<R>,
     ) -> BackwardParts<R> {
-        let p = self;
-        let [batch, dim, n_state, len] = p.dims;
+        let [batch, dim, n_state, len] = self.dims;
         let channels = config.lane_channels;
         let blocks = dim.div_ceil(channels);
         let out = BackwardParts {
-            du: p.empty_sequence(),
-            ddelta: p.empty_sequence(),
-            dz: p.empty_dz(),
-            db_part: p.empty(vec![batch, blocks, n_state, len]),
-            dc_part: p.empty(vec![batch, blocks, n_state, len]),
+            du: self.empty_sequence(),
+            ddelta: self.empty_sequence(),
+            dz: self.empty_dz(),
+            db_part: self.empty(vec![batch, blocks, n_state, len]),
+            dc_part: self.empty(vec![batch, blocks, n_state, len]),
             parts_channels_last: false,
-            da_part: p.empty(vec![dim, n_state, batch]),
-            dd_part: p.empty(vec![dim, batch]),
-            dbias_part: p.empty(vec![dim, batch]),
+            da_part: self.empty(vec![dim, n_state, batch]),
+            dd_part: self.empty(vec![dim, batch]),
+            dbias_part: self.empty(vec![dim, batch]),
         };
         scan_backward_lanes_kernel::launch::<R>(
-            &p.u.client,
+            &self.u.client,
             CubeCount::Static(blocks as u32, batch as u32, 1),
             CubeDim::new_2d(LANES as u32, channels as u32),
-            p.u.clone().into_tensor_arg(),
-            p.delta.clone().into_tensor_arg(),
-            p.z_arg(),
-            p.a.clone().into_tensor_arg(),
-            p.b.clone().into_tensor_arg(),
-            p.c.clone().into_tensor_arg(),
-            p.d.clone().into_tensor_arg(),
-            p.delta_bias.clone().into_tensor_arg(),
+            self.u.clone().into_tensor_arg(),
+            self.delta.clone().into_tensor_arg(),
+            self.z_arg(),
+            self.a.clone().into_tensor_arg(),
+            self.b.clone().into_tensor_arg(),
+            self.c.clone().into_tensor_arg(),
+            self.d.clone().into_tensor_arg(),
+            self.delta_bias.clone().into_tensor_arg(),
             dy.into_tensor_arg(),
             dtp.into_tensor_arg(),
             ckpt.into_tensor_arg(),
@@ -936,10 +934,10 @@ impl<R: CubeRuntime> Prepared<R> {
             n_state,
             channels,
             items,
-            p.z.is_some(),
-            p.softplus,
-            p.channels_last,
-            p.plane_lanes(),
+            self.z.is_some(),
+            self.softplus,
+            self.channels_last,
+            self.plane_lanes(),
         );
         out
     }

@@ -262,6 +262,19 @@ const SETTINGS: [Setting; 4] = [
     (usize::MAX, 8, 4, 4),
 ];
 
+/// The kernel config of a chunk length and a setting, the lanes backward on where it can run.
+fn setting_config(chunk: usize, (split_below, split_cubes, lane_channels, lane_items): Setting) -> KernelConfig {
+    KernelConfig {
+        chunk,
+        split_below,
+        split_cubes,
+        lane_channels,
+        lane_items,
+        lane_backward: true,
+        ..Default::default()
+    }
+}
+
 /// How the kernels are handed their sequences.
 #[derive(Clone, Copy, Debug)]
 enum Layout {
@@ -295,15 +308,7 @@ where
     let gpu = Default::default();
     let oracle = Oracle::new(problem);
     for (i, &(split_below, split_cubes, lane_channels, lane_items)) in settings.iter().enumerate() {
-        let config = KernelConfig {
-            chunk,
-            split_below,
-            split_cubes,
-            lane_channels,
-            lane_items,
-            lane_backward: true,
-            ..Default::default()
-        };
+        let config = setting_config(chunk, settings[i]);
         let label = format!(
             "{:?} {layout:?} z={} softplus={} chunk={chunk} split_below={split_below} split_cubes={split_cubes} \
              lanes={lane_channels}x{lane_items}",
@@ -483,16 +488,8 @@ macro_rules! gpu_tests {
                     (usize::MAX, usize::MAX, 3, 3),
                 ];
                 type G<R, BT> = burn_cubecl::CubeBackend<R, f32, i32, BT>;
-                for (split_below, split_cubes, lane_channels, lane_items) in settings {
-                    let config = KernelConfig {
-                        chunk: 64,
-                        split_below,
-                        split_cubes,
-                        lane_channels,
-                        lane_items,
-                        lane_backward: true,
-                        ..Default::default()
-                    };
+                for setting in settings {
+                    let config = setting_config(64, setting);
                     let plan = cube::plan(problem.input::<G<R, BT>>(&Default::default()), &config);
                     assert!(plan.split && plan.lanes && plan.lane_backward, "{plan:?}");
                 }
