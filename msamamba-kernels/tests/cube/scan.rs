@@ -307,8 +307,9 @@ where
     type G<R, BT> = burn_cubecl::CubeBackend<R, f32, i32, BT>;
     let gpu = Default::default();
     let oracle = Oracle::new(problem);
-    for (i, &(split_below, split_cubes, lane_channels, lane_items)) in settings.iter().enumerate() {
-        let config = setting_config(chunk, settings[i]);
+    for (i, &setting) in settings.iter().enumerate() {
+        let (split_below, split_cubes, lane_channels, lane_items) = setting;
+        let config = setting_config(chunk, setting);
         let label = format!(
             "{:?} {layout:?} z={} softplus={} chunk={chunk} split_below={split_below} split_cubes={split_cubes} \
              lanes={lane_channels}x{lane_items}",
