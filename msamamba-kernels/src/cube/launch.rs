@@ -99,17 +99,10 @@ impl KernelConfig {
         4 * floats
     }
 
-    /// Shared memory of the lanes forward, in bytes, for a state size and runs of `items`
-    /// positions, with the scan across lanes by plane shuffles (`plane`) or through shared memory.
+    /// Shared memory of either lanes kernel (forward or backward: both stage three channel rows
+    /// and B and C), in bytes, for a state size and runs of `items` positions, with the scans
+    /// across lanes by plane shuffles (`plane`) or through shared memory.
     fn lanes_shared(&self, n_state: usize, items: usize, plane: bool) -> usize {
-        let row = LANES * (items + 1) + 1;
-        let scratch = if plane { 1 } else { 2 * LANES * self.lane_channels };
-        4 * ((3 * self.lane_channels + 2 * n_state) * row + scratch)
-    }
-
-    /// Shared memory of the lanes backward, in bytes, for a state size and runs of `items`
-    /// positions, with the scans across lanes by plane shuffles (`plane`) or through shared memory.
-    fn lanes_backward_shared(&self, n_state: usize, items: usize, plane: bool) -> usize {
         let row = LANES * (items + 1) + 1;
         let scratch = if plane { 1 } else { 2 * LANES * self.lane_channels };
         4 * ((3 * self.lane_channels + 2 * n_state) * row + scratch)
@@ -307,20 +300,17 @@ impl<R: CubeRuntime> Prepared<R> {
             && config.lane_channels > 0
             && chunk.is_multiple_of(LANES)
             && (1..=8).contains(&items)
-            && config.lanes_backward_shared(n_state, items, self.plane_lanes()) <= shared_limit(&self.u.client)
+            && config.lanes_shared(n_state, items, self.plane_lanes()) <= shared_limit(&self.u.client)
             && batch * dim < THREADS_FILL
             && (!self.split(config) || batch * dim >= LANES_FILL))
             .then_some(items)
     }
 
     /// The saving lanes forward's positions per lane, where it runs: wherever the lanes backward
-    /// does (`KernelConfig::lane_saving`), its tiles that backward's chunks.
+    /// does (`KernelConfig::lane_saving`; its shared memory is the backward's), its tiles that
+    /// backward's chunks.
     fn lane_saving_items(&self, config: &KernelConfig) -> Option<usize> {
-        let n_state = self.dims[2];
-        self.lane_backward_items(config).filter(|&items| {
-            config.lane_saving
-                && config.lanes_shared(n_state, items, self.plane_lanes()) <= shared_limit(&self.u.client)
-        })
+        self.lane_backward_items(config).filter(|_| config.lane_saving)
     }
 
     /// Whether the lanes forward scans across lanes by plane shuffles.
