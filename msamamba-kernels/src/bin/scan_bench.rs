@@ -226,9 +226,12 @@ fn main() {
             "--lane-channels" => {
                 config.lane_channels = args.next().and_then(|r| r.parse().ok()).unwrap_or(config.lane_channels)
             }
-            // The lanes backward (and the saving forward on lanes with it, unless --thread-saving).
+            // The lanes backward (and the saving forward on lanes with it, unless --thread-saving)
+            // on channels-last views too, or nowhere.
             #[cfg(any(feature = "wgpu", feature = "cuda"))]
-            "--lane-backward" => config.lane_backward = true,
+            "--lane-backward" => config.lane_backward = msamamba_kernels::cube::LaneBackward::Always,
+            #[cfg(any(feature = "wgpu", feature = "cuda"))]
+            "--thread-backward" => config.lane_backward = msamamba_kernels::cube::LaneBackward::Off,
             // The saving forward on the one-thread-per-channel kernel where the lanes backward runs.
             #[cfg(any(feature = "wgpu", feature = "cuda"))]
             "--thread-saving" => config.lane_saving = false,

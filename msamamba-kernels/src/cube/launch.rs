@@ -54,13 +54,27 @@ pub struct KernelConfig {
     /// padded runs fall on distinct shared-memory banks. The lanes backward's runs are a chunk's
     /// positions over 32.
     pub lane_items: usize,
-    /// The backward on the lanes kernel (`backward_lanes.rs`) where the lanes forward runs and a
-    /// chunk is whole runs of the 32 lanes. Off by default: it was written and tested on the CPU
-    /// Vulkan driver (2026-12-07) without a GPU to time it or to test its plane path on.
-    pub lane_backward: bool,
+    /// Which inputs the backward runs on the lanes kernel (`backward_lanes.rs`) for, where the
+    /// lanes forward could run and a chunk is whole runs of the 32 lanes.
+    pub lane_backward: LaneBackward,
     /// Where the lanes backward runs, the forward that saves its checkpoints runs on the lanes
     /// kernel too (tiles of one chunk); off, on the one-thread-per-channel kernel.
     pub lane_saving: bool,
+}
+
+/// Which inputs the lanes backward takes (see `KernelConfig::lane_backward`). Measured on an H100
+/// (2026-12-07, BENCHMARKS.md): on contiguous [b, d, l] inputs its backward took 6.3 ms where the
+/// one-thread-per-channel kernel took 9.2-11.7 (256 x 1024, 64 x 4096, 16 x 16384); on the
+/// model's channels-last views the kernels alone were 11% faster, yet the training step 2% slower.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LaneBackward {
+    /// None: the one-thread-per-channel kernels everywhere.
+    Off,
+    /// Inputs whose positions are adjacent in memory (contiguous [b, d, l], the lanes' loads run
+    /// along them); channels-last views keep the one-thread-per-channel kernels.
+    ChannelsFirst,
+    /// Channels-last views too.
+    Always,
 }
 
 impl Default for KernelConfig {
@@ -79,7 +93,7 @@ impl Default for KernelConfig {
             plane_sums: true,
             lane_channels: 8,
             lane_items: 4,
-            lane_backward: false,
+            lane_backward: LaneBackward::ChannelsFirst,
             lane_saving: true,
         }
     }
@@ -289,14 +303,19 @@ impl<R: CubeRuntime> Prepared<R> {
             && (!self.split(config) || batch * dim >= LANES_FILL)
     }
 
-    /// The lanes backward's positions per lane, where it runs (`KernelConfig::lane_backward`): its tile is one chunk, of 32 runs
-    /// of up to 8 positions (its registers grow with them); and as for the lanes forward, where
+    /// The lanes backward's positions per lane, where it runs (`KernelConfig::lane_backward`): its
+    /// tile is one chunk, of 32 runs of up to 8 positions (its registers grow with them); and as for the lanes forward, where
     /// one thread per channel would not fill the GPU and the planes would.
     fn lane_backward_items(&self, config: &KernelConfig) -> Option<usize> {
         let [batch, dim, n_state, _] = self.dims;
         let chunk = self.chunk(config);
         let items = chunk / LANES;
-        (config.lane_backward
+        let takes = match config.lane_backward {
+            LaneBackward::Off => false,
+            LaneBackward::ChannelsFirst => !self.channels_last,
+            LaneBackward::Always => true,
+        };
+        (takes
             && config.lane_channels > 0
             && chunk.is_multiple_of(LANES)
             && (1..=8).contains(&items)

@@ -26,7 +26,7 @@ use burn::tensor::TensorPrimitive;
 use burn::tensor::ops::{FloatTensor, FloatTensorOps};
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 
-pub use launch::{KernelConfig, ScanPlan, backward, forward, forward_saving, plan, supported};
+pub use launch::{KernelConfig, LaneBackward, ScanPlan, backward, forward, forward_saving, plan, supported};
 
 use crate::adamw::{AdamWBackend, AdamWStep, AdamWTensors};
 use crate::row_attention::{RowAttentionInput, RowAttentionOutput, reference_backward, reference_forward};

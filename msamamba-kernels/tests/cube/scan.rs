@@ -4,7 +4,7 @@
 use crate::common::rng;
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::{Tensor, TensorData, backend::Backend};
-use msamamba_kernels::cube::{self, KernelConfig};
+use msamamba_kernels::cube::{self, KernelConfig, LaneBackward};
 use msamamba_kernels::{ScanGrads, SelectiveScanInput, reference, selective_scan};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
@@ -270,7 +270,7 @@ fn setting_config(chunk: usize, (split_below, split_cubes, lane_channels, lane_i
         split_cubes,
         lane_channels,
         lane_items,
-        lane_backward: true,
+        lane_backward: LaneBackward::Always,
         ..Default::default()
     }
 }
@@ -494,16 +494,24 @@ macro_rules! gpu_tests {
                     let plan = cube::plan(problem.input::<G<R, BT>>(&Default::default()), &config);
                     assert!(plan.split && plan.lanes && plan.lane_backward, "{plan:?}");
                 }
+                // By default the lanes backward takes channels-first inputs, not the model's views.
+                let gpu = Default::default();
+                let default = KernelConfig::default();
+                assert!(cube::plan(problem.input::<G<R, BT>>(&gpu), &default).lane_backward);
+                let views = cube::plan(problem.input_views::<G<R, BT>>(&gpu), &default);
+                assert!(
+                    views.lanes && !views.lane_backward && !views.lane_saving,
+                    "{views:?}"
+                );
                 check_problem::<R, BT>(&problem, 64, &settings);
                 // The lanes backward from the one-thread-per-channel saving forward's checkpoints.
                 let config = KernelConfig {
                     chunk: 64,
                     split_below: usize::MAX,
-                    lane_backward: true,
+                    lane_backward: LaneBackward::Always,
                     lane_saving: false,
                     ..Default::default()
                 };
-                let gpu = Default::default();
                 let input = problem.input::<G<R, BT>>(&gpu);
                 let plan = cube::plan(input.clone(), &config);
                 assert!(plan.lane_backward && !plan.lane_saving, "{plan:?}");
