@@ -25,7 +25,8 @@ pub struct KernelConfig {
     /// Positions per chunk (≥ 1): the backward keeps the state at every chunk start, and when L
     /// is split the chunks are scanned in parallel. Extra memory of a backward, in floats:
     /// b·d·l (delta') + b·d·N·(⌈l/chunk⌉ + segments · (1 + ⌈chunk/tile⌉)), segments = 1 unless
-    /// L is split.
+    /// L is split. 128 is the lanes backward's fastest (H100, 2026-12-07: 6.4 ms on the issue's
+    /// first three shapes, 7.4-8.0 with 64; 256 does not fit its shared memory).
     pub chunk: usize,
     /// Channels per cube (one thread each).
     pub block: usize,
