@@ -295,21 +295,26 @@ impl<R: CubeRuntime> Prepared<R> {
     }
 
     /// Whether the forward that saves nothing (inference) runs on the lanes kernel (see
-    /// `KernelConfig::lane_channels`): where one thread per channel would not fill the GPU, and L
-    /// is not split or the planes alone fill it; and its shared memory fits.
+    /// `KernelConfig::lane_channels`).
     fn lanes(&self, config: &KernelConfig) -> bool {
+        self.lanes_fit(config, config.lane_items)
+    }
+
+    /// Whether a lanes kernel with runs of `items` positions may take this scan: where one thread
+    /// per channel would not fill the GPU, and L is not split or the planes alone fill it; and its
+    /// shared memory fits.
+    fn lanes_fit(&self, config: &KernelConfig, items: usize) -> bool {
         let [batch, dim, n_state, _] = self.dims;
         config.lane_channels > 0
-            && config.lanes_shared(n_state, config.lane_items, self.plane_lanes()) <= shared_limit(&self.u.client)
+            && config.lanes_shared(n_state, items, self.plane_lanes()) <= shared_limit(&self.u.client)
             && batch * dim < THREADS_FILL
             && (!self.split(config) || batch * dim >= LANES_FILL)
     }
 
     /// The lanes backward's positions per lane, where it runs (`KernelConfig::lane_backward`): its
-    /// tile is one chunk, of 32 runs of up to 8 positions (its registers grow with them); and as for the lanes forward, where
-    /// one thread per channel would not fill the GPU and the planes would.
+    /// tile is one chunk, of 32 runs of up to 8 positions (its registers grow with them), and the
+    /// lanes kernels fit as for the lanes forward.
     fn lane_backward_items(&self, config: &KernelConfig) -> Option<usize> {
-        let [batch, dim, n_state, _] = self.dims;
         let chunk = self.chunk(config);
         let items = chunk / LANES;
         let takes = match config.lane_backward {
@@ -317,13 +322,7 @@ impl<R: CubeRuntime> Prepared<R> {
             LaneBackward::ChannelsFirst => !self.channels_last,
             LaneBackward::Always => true,
         };
-        (takes
-            && config.lane_channels > 0
-            && chunk.is_multiple_of(LANES)
-            && (1..=8).contains(&items)
-            && config.lanes_shared(n_state, items, self.plane_lanes()) <= shared_limit(&self.u.client)
-            && batch * dim < THREADS_FILL
-            && (!self.split(config) || batch * dim >= LANES_FILL))
+        (takes && chunk.is_multiple_of(LANES) && (1..=8).contains(&items) && self.lanes_fit(config, items))
             .then_some(items)
     }
 
