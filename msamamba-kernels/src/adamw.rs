@@ -1,10 +1,10 @@
 //! One AdamW step of one parameter as one operation.
 //!
 //! burn's AdamW steps a parameter with a dozen tensor ops (two moments, two bias corrections, the
-//! update, the decay), each queued, fused and launched on its own: on the H200 the optimizer step
-//! of the paper-size model took 5-7 ms of wall time for 2.7 ms of GPU time (2026-12-01), bound by
-//! the host. Here the whole step is one operation per parameter, one kernel launch on the GPU
-//! backends, reading the parameter, its gradient and its two moments once and writing the three.
+//! update, the decay), each queued, fused and launched on its own, so the optimizer step is bound
+//! by the host's launches, not by the GPU. Here the whole step is one operation per parameter,
+//! one kernel launch on the GPU backends, reading the parameter, its gradient and its two moments
+//! once and writing the three.
 //!
 //! The arithmetic is burn's AdamW's (burn-optim 0.21, `adamw.rs`), in its order and in f32:
 //! m' = β1·m + (1 - β1)·g, v' = β2·v + (1 - β2)·g², update u = (m' / c1) / (sqrt(v' / c2) + ε)

@@ -1,12 +1,12 @@
 //! `matmul_bench [--backend cuda|wgpu] [--tokens T]`: times cubek's matmul strategies on the paper
 //! model's projections, to pick the one its linears run.
 //!
-//! A training step at L=1024 (b=2, M=90: T = 184 320 tokens) spent 22 ms of its GPU time in 95
-//! matmuls with burn's default strategy, against about 7 ms in PyTorch's cuBLAS for the same model
-//! (H200, 2026-12-01). Each projection appears in three shapes: the forward [T, k] x [k, n], the
-//! input's gradient [T, n] x [n, k] (the weight transposed, a view), and the weight's gradient,
-//! a batch of [k, l] x [l, n] per row (the input transposed, a view). Per strategy and shape: the
-//! median of `--runs` timings of 10 launches each, device-synchronised, as JSON lines.
+//! The projections' products are a large share of a training step's GPU time (T = 184 320 tokens
+//! at b=2, M=90, L=1024), and on their narrow shapes burn's default strategy is well behind
+//! cuBLAS (BENCHMARKS.md). Each projection appears in three shapes: the forward [T, k] x [k, n],
+//! the input's gradient [T, n] x [n, k] (the weight transposed, a view), and the weight's
+//! gradient, a batch of [k, l] x [l, n] per row (the input transposed, a view). Per strategy and
+//! shape: the median of `--runs` timings of 10 launches each, device-synchronised, as JSON lines.
 
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 mod bench {

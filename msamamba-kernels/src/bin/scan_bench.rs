@@ -1,4 +1,4 @@
-//! `cargo xtask bench scan [--backend cuda|wgpu]`: times the scan kernels on the shapes.
+//! `cargo xtask bench scan [--backend cuda|wgpu]`: times the scan kernels on the benchmark shapes.
 //!
 //! For each shape (batch x d_inner 256 x d_state 16 x L): forward and backward median time of
 //! `--runs` (>= 10) device-synchronised runs after warm-up, the achieved bandwidth counting the
@@ -14,7 +14,9 @@ mod bench {
     use msamamba_kernels::SelectiveScanInput;
     use msamamba_kernels::cube::{self, KernelConfig};
 
-    /// The shapes: [batch, d_inner, d_state, L].
+    /// The benchmark shapes, [batch, d_inner, d_state, L]: the same 2^18 positions of 256
+    /// channels as few long or many short sequences (where one thread per channel does not fill
+    /// the GPU, and L must be parallel too), and a batch of MSA rows that fills it by itself.
     pub const SHAPES: [[usize; 4]; 4] = [
         [256, 256, 16, 1024],
         [64, 256, 16, 4096],
@@ -178,7 +180,7 @@ fn main() {
             "--small" => small = true,
             // The model's layout: channels-last views instead of contiguous [b, d, l] tensors.
             "--channels-last" => channels_last = true,
-            // Only the shape number K (0-based), repeatable.
+            // Only the benchmark shape number K (0-based), repeatable.
             "--only" => only.extend(args.next().and_then(|k| k.parse::<usize>().ok())),
             // Another shape, b,d,n,l (repeatable; with --only K alone, only these).
             "--shape" => {
@@ -258,7 +260,7 @@ fn main() {
     match backend.as_str() {
         #[cfg(feature = "cuda")]
         "cuda" => bench::run::<cubecl::cuda::CudaRuntime, u8>("cuda", config, runs, &shapes, channels_last, usize::MAX),
-        // wgpu caps a buffer at 2 GiB (seen on the H100 over NVIDIA Vulkan: 2.3 GB failed).
+        // wgpu caps a buffer at 2 GiB (the MSA shape's 2.3 GB tensors are over it).
         #[cfg(feature = "wgpu")]
         "wgpu" => bench::run::<cubecl::wgpu::WgpuRuntime, u32>("wgpu", config, runs, &shapes, channels_last, 1 << 31),
         other => {

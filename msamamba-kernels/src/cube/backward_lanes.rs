@@ -2,8 +2,8 @@
 //!
 //! The one-thread-per-channel backward (`backward.rs`) re-runs every chunk twice (from the
 //! checkpoint to each tile start, then each tile into shared memory) before its reverse pass,
-//! and splits L, with one more pass over the inputs, where b·d threads do not fill the GPU (H200,
-//! 2026-12-06: 8.2 / 10.5 / 10.5 ms on the first three shapes, mamba_ssm 7.6 / 6.1 / 5.8).
+//! and splits L, with one more pass over the inputs, where b·d threads do not fill the GPU: on
+//! short batches of long sequences it walks L serially with too few threads to hide the latency.
 //! Here, as in `forward_lanes.rs`, one plane of 32 lanes takes one channel and each lane a run of
 //! `items` consecutive positions; a tile is one chunk of 32·`items` positions, so the state
 //! entering it is the chunk's checkpoint. Tiles run last first; for each state, in one sweep:
@@ -19,8 +19,8 @@
 //!    there, one coalesced row of partial sums per state and cube (`db_part`, `dc_part`), which
 //!    the caller sums over channel blocks.
 //!
-//! No re-run beyond the one forward sweep, no split of L (b·d planes fill the GPU; H100,
-//! 2026-12-07: 6.3-6.4 ms on those shapes, mamba_ssm's 7.9 / 6.1 / 5.8), and no scratch memory:
+//! No re-run beyond the one forward sweep, no split of L (b·d planes of 32 lanes fill the GPU
+//! where b·d threads do not), and no scratch memory:
 //! the extra memory is the forward's (delta' and the checkpoints) and the partial sums
 //! [b, d / channels, N, l] of dB and dC.
 //!

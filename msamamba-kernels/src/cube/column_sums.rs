@@ -1,16 +1,16 @@
 //! Column sums of a [rows, cols] tensor, the reduction behind a linear's bias gradient (its output
 //! gradient summed over every row) and its weight gradient (the per-batch products summed).
 //!
-//! Why a kernel: burn's reduction along a tensor's leading axis ran as one to a few cubes when the
-//! output was narrow (0.07-0.2 ms per linear on the H200, 2026-12-01, a few ms per training step).
+//! Why a kernel: burn's reduction along a tensor's leading axis runs as one to a few cubes when the
+//! output is narrow, each thread walking the long axis alone.
 //! Here a cube is `ROWS` groups of `LANES` threads over `LANES` consecutive columns (coalesced
 //! loads) and a run of rows; the groups' sums meet in shared memory, and each cube writes one
 //! partial per column into [cols, chunks], whose rows the same kernel then sums (a second launch
 //! over the transposed view; one cube per 32 columns takes the few partials).
 //!
 //! [`row_sums`] sums the other kernels' partials the same way: burn's reduction along a short
-//! contiguous axis ran as a single cube for narrow outputs (about 30 launches of 0.04 ms, and six
-//! of 0.15 ms, in a training step on the H200, 2026-12-01).
+//! contiguous axis runs as a single cube for narrow outputs, and a training step makes dozens of
+//! them.
 
 use burn::tensor::{DType, Tensor as BurnTensor};
 use burn_cubecl::tensor::CubeTensor;

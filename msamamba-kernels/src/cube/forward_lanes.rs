@@ -2,9 +2,9 @@
 //!
 //! The one-thread-per-channel forward (`forward.rs`) runs each channel's N recurrences in
 //! order, one position after another: b·d threads in all, each a chain of L dependent steps. At
-//! 64 x 4096 that is 16 384 threads, too few to fill an H200, so L had to be split and scanned
-//! twice; and a thread's steps wait on one another and on its tile loads, with few other warps to
-//! hide them (H200, 2026-12-01: 3.1-3.4 ms on the first three shapes, mamba_ssm 2.6).
+//! 64 x 4096 that is 16 384 threads, too few to fill a data-centre GPU, so L had to be split and
+//! scanned twice; and a thread's steps wait on one another and on its tile loads, with few other
+//! warps to hide them.
 //! Here one plane of 32 lanes takes one channel, each lane a run of `items` consecutive
 //! positions of every tile of 32·`items`: b·d planes, 32 times the threads.
 //!
@@ -23,11 +23,7 @@
 //!   k-th positions fall on distinct banks. The u tile stages y for a coalesced store.
 //! - Saving (under autodiff, where the lanes backward runs: each tile is one of its chunks): lane
 //!   0 of each plane writes the state entering every tile, and delta' goes out through the delta
-//!   tile, coalesced like y. An earlier saving version (each chunk's closing lane writing its N
-//!   states; how it wrote delta' is not recorded) was no faster than the one-thread-per-channel
-//!   saving forward, slower at long L (H200, 2026-12-02, channels-last: 3.02 / 3.30 / 4.33 ms
-//!   against 3.06 / 3.27 / 3.38 on the first three shapes), with the thread backward
-//!   after it.
+//!   tile, coalesced like y.
 //! - Where the cube's x dimension is not exactly one plane of 32 (drivers without plane
 //!   operations, such as the CPU Vulkan driver the tests run on), the scan across lanes goes
 //!   through shared memory instead, each lane composing all 32 maps: two barriers per scan

@@ -25,8 +25,9 @@ pub struct KernelConfig {
     /// Positions per chunk (≥ 1): the backward keeps the state at every chunk start, and when L
     /// is split the chunks are scanned in parallel. Extra memory of a backward, in floats:
     /// b·d·l (delta') + b·d·N·(⌈l/chunk⌉ + segments · (1 + ⌈chunk/tile⌉)), segments = 1 unless
-    /// L is split. 128 is the lanes backward's fastest (H100, 2026-12-07: 6.4 ms on the issue's
-    /// first three shapes, 7.4-8.0 with 64; 256 does not fit its shared memory).
+    /// L is split. 128 suits the lanes backward: 64 halves its registers but doubles its
+    /// checkpoints and sweeps, which costs more than the occupancy gains; 256 does not fit its
+    /// shared memory.
     pub chunk: usize,
     /// Channels per cube (one thread each).
     pub block: usize,
@@ -47,9 +48,8 @@ pub struct KernelConfig {
     /// memory (for comparing the two).
     pub plane_sums: bool,
     /// Channels per cube of the kernels that run a plane's 32 lanes along L (`forward_lanes.rs`,
-    /// `backward_lanes.rs`), one plane each; 0 runs the one-thread-per-channel kernels everywhere. 8: of 2, 4 and 8 the
-    /// fastest (H200, 2026-12-02: 2.38-2.50 ms on the first three shapes, 2.71-4.35 ms
-    /// with 4, 6.3-7.6 with 2; the one-thread-per-channel forward 3.00-3.46, mamba_ssm's 2.56-2.62).
+    /// `backward_lanes.rs`), one plane each; 0 runs the one-thread-per-channel kernels
+    /// everywhere. 8: a cube of fewer planes has too few warps to hide its load latency.
     pub lane_channels: usize,
     /// Positions per lane and tile in that forward (a tile is 32 such runs); even, so that the
     /// padded runs fall on distinct shared-memory banks. The lanes backward's runs are a chunk's
@@ -63,11 +63,10 @@ pub struct KernelConfig {
     pub lane_saving: bool,
 }
 
-/// Which inputs the lanes backward takes (see `KernelConfig::lane_backward`). Measured on an H100
-/// (2026-12-07, BENCHMARKS.md): on contiguous [b, d, l] inputs its backward took 6.3 ms where the
-/// one-thread-per-channel kernel took 9.2-11.7 (256 x 1024, 64 x 4096, 16 x 16384); on the
-/// model's channels-last views at its shape (180 x 256 x 16 x 1024) 5.10 ms against 4.67, and the
-/// training step was 2% slower with it.
+/// Which inputs the lanes backward takes (see `KernelConfig::lane_backward`). On contiguous
+/// [b, d, l] inputs the lanes' loads run along L and it is much the faster where b·d threads do
+/// not fill the GPU; on the model's channels-last views at its training shape the
+/// one-thread-per-channel kernels are the faster (BENCHMARKS.md), hence the default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LaneBackward {
     /// None: the one-thread-per-channel kernels everywhere.
@@ -143,8 +142,8 @@ pub(super) const MAX_GRID: usize = 65535;
 const LANES_FILL: usize = 1024;
 
 /// Channels (b·d) from which the one-thread-per-channel forward fills the GPU by itself, about an
-/// H200's resident threads (132 multiprocessors × 2048): there it is the faster (2208 x 1024:
-/// 16.3 ms, the lanes forward 21.3 with 4 channels per cube; H200, 2026-12-02).
+/// H200's resident threads (132 multiprocessors × 2048): there it is the faster, as it needs no
+/// composing and replaying of runs across lanes.
 const THREADS_FILL: usize = 1 << 18;
 
 /// Shared memory a cube may take without asking CUDA for more (WGPU's default limit too); less
@@ -199,8 +198,8 @@ fn view<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
 /// A [b, x, l] view with its x (`channels_last`) or its positions adjacent in memory, as the
 /// kernels' coalesced loads take it: the view itself when it is, a copy laid out so otherwise.
 /// Why: a tensor's producer picks its layout, and burn-fusion's choice varies from one process
-/// to the next; a gradient dy that came the other way round made the backward 1.7x slower in two
-/// of three processes (H200, 2026-12-01).
+/// to the next, and a gradient dy that came the other way round would leave the backward's loads
+/// uncoalesced.
 fn laid_out<R: CubeRuntime>(mut t: CubeTensor<R>, channels_last: bool) -> CubeTensor<R> {
     let adjacent = if channels_last { 1 } else { 2 };
     if t.meta.shape()[adjacent] == 1 || t.meta.strides()[adjacent] == 1 {
@@ -800,8 +799,8 @@ impl<R: CubeRuntime> Prepared<R> {
         let block = config.block;
         let (blocks, chunks) = self.grid(config);
         let chunk = self.chunk(config);
-        // Warp sums only on channels-last views: there they made the backward faster (2208 x 1024:
-        // 60.7 against 70.2 ms), on contiguous inputs slower at every shape (H200, 2026-12-01).
+        // Warp sums only on channels-last views: there they are the faster, on contiguous inputs
+        // the shared-memory sums are.
         let plane = config.plane_sums && self.channels_last && plane_is_cube(&self.u.client, block);
         let tile = config.backward_tile(n_state, plane);
         let per_segment = self.chunks_per_segment(config);

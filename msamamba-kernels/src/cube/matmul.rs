@@ -2,11 +2,11 @@
 //! shapes instead of burn's default.
 //!
 //! burn launches every f32 matmul with cubek's default strategy (64 x 64 output tiles, TF32 through
-//! `cmma`, loads not overlapped with the math). On the paper model's products at L=1024 (tokens x
-//! 128 x 512 and the like, forward and both gradients) `matmul_bench` measured on the H200
-//! (2026-12-01), summed over one training step: 28.7 ms for the default, 19.4 ms with Hopper's
-//! tensor-memory loads (TMA) and warp-level `mma`, 21.0 ms with cyclic loads and `mma` over
-//! several rows, against 8.4 ms in cuBLAS (PyTorch, TF32 on). The products therefore try those
+//! `cmma`, loads not overlapped with the math). The paper model's products (tokens x 128 x 512
+//! and the like, forward and both gradients) are narrow and bound by memory, so loads that overlap
+//! the math pay: `matmul_bench` (`cargo xtask bench matmul`; figures in BENCHMARKS.md) finds
+//! Hopper's tensor-memory loads (TMA) with warp-level `mma` the fastest on them, then cyclic loads
+//! with `mma` over several rows, both well ahead of the default. The products therefore try those
 //! two in that order and keep burn's matmul as the last resort: a strategy the device or the
 //! layout cannot take (no TMA before Hopper, no `mma` before Ampere or on WGPU, strides TMA cannot
 //! describe) is refused at set-up, before anything is launched.

@@ -6,7 +6,7 @@
 //! nothing beyond plain compute shaders on WGPU and sm_60 on CUDA). Cubes stride over the rows, so
 //! their count stays bounded whatever the batch: the backward's per-cube gamma sums are then a
 //! small [d, cubes] that one tensor reduction finishes (along its contiguous axis: summed along
-//! the other, burn's reduction ran as a single cube, 0.2 ms a norm on the H200).
+//! the other, burn's reduction runs as a single cube).
 //!
 //! - Registers: the lane's slice of s = x + r (and of dout · gamma), its slice of gamma, and in the
 //!   backward its running gamma-gradient sums.
