@@ -4,9 +4,9 @@
 //! GPU backends burn's embedding backward adds B * M * L gradient rows into the table with one
 //! thread per model dimension looping over every token in turn, and a plain one-hot matmul or
 //! masked product leaves one long reduction over all tokens, which burn's reduce also runs on a
-//! single cube (10 ms each at b=2, M=90, L=1024 on the H200). Tokens go in chunks of
-//! [`CHUNK`]: the table's gradient is then one matmul per chunk, in parallel, and a sum over the
-//! chunks. The record is the same as `Embedding`'s (`weight` [V, D]).
+//! single cube, nearly serially. Tokens go in chunks of [`CHUNK`]: the table's gradient is then
+//! one matmul per chunk, in parallel, and a sum over the chunks. The record is the same as
+//! `Embedding`'s (`weight` [V, D]).
 
 use burn::module::Param;
 use burn::nn::Initializer;

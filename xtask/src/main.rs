@@ -33,7 +33,7 @@ enum Task {
 
 #[derive(Subcommand)]
 enum Bench {
-    /// The selective-scan kernels on the shapes: forward and backward times, GB/s.
+    /// The selective-scan kernels on the benchmark shapes: forward and backward times, GB/s.
     Scan {
         /// The GPU backend to time.
         #[arg(long, value_enum, default_value_t = GpuBackend::Cuda)]
