@@ -80,6 +80,20 @@ enum Bench {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// The PyTorch + mamba_ssm reference that the speed targets are ratios against
+    /// (bench/reference/reference.py, see its README): a training step of the same model, or
+    /// mamba_ssm's scan alone, as JSON lines. Its kernel is compiled on first use from `--csrc`, a
+    /// copy of state-spaces/mamba's csrc/selective_scan kept out of the repository, into the
+    /// git-ignored bench-ref/.
+    Reference {
+        /// Passed on to the harness: --csrc DIR [--build-dir DIR] [--out F] then
+        /// scan [--dtype fp32|bf16] [--shape B,D,N,L]...,
+        /// model [--model msamamba|rowtx] [--batch B] [--rows M] [--lens L[,L...]] [--row-keep P]
+        /// [--dtype fp32|bf16] [--tf32] [--compile] [--d D] [--layers N] [--reps R] [--warmup W],
+        /// or check [--device cpu|cuda].
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -277,7 +291,20 @@ fn main() -> Result<()> {
         Task::Bench {
             bench: Bench::Matmul { backend, args },
         } => kernels_bench("matmul_bench", backend, &args),
+        Task::Bench {
+            bench: Bench::Reference { args },
+        } => reference_bench(&args),
     }
+}
+
+/// Runs the PyTorch reference harness with `args`, from the caller's directory so that a relative
+/// `--csrc` means what it says.
+fn reference_bench(args: &[String]) -> Result<()> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../bench/reference/reference.py");
+    let script = script.to_string_lossy();
+    let mut all = vec![script.as_ref()];
+    all.extend(args.iter().map(String::as_str));
+    run("python3", &all)
 }
 
 /// Runs one of msamamba-kernels' benchmarks on a GPU backend.
