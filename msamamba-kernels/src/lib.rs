@@ -20,6 +20,7 @@ pub mod causal_conv;
 pub mod cpu;
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 pub mod cube;
+pub mod device_failure;
 #[cfg(feature = "fusion")]
 mod fusion;
 #[cfg(feature = "ndarray")]

@@ -1,6 +1,6 @@
-//! What the benchmark binaries (`train_bench`, `score_bench`) share: the `--backend` flag, and
-//! the GPU allocator's memory readout (cubecl's bytes in use and bytes its pool reserved; the CPU
-//! backend has none).
+//! What the benchmark binaries (`train_bench`, `score_bench`) share: the `--backend` flag, the
+//! GPU allocator's memory readout (cubecl's bytes in use and bytes its pool reserved; the CPU
+//! backend has none), and the process's GPU memory as the driver reports it.
 
 use std::any::Any;
 
@@ -37,6 +37,21 @@ pub fn device_memory(device: &dyn Any) -> Option<(u64, u64)> {
     }
     let _ = device;
     None
+}
+
+/// The GPU memory `nvidia-smi` shows for this process, in bytes: what the card has given it,
+/// which is what other processes cannot have. None without `nvidia-smi` or where it does not list
+/// the process.
+pub fn process_gpu_memory() -> Option<u64> {
+    let out = std::process::Command::new("nvidia-smi")
+        .args(["--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"])
+        .output()
+        .ok()?;
+    let pid = std::process::id().to_string();
+    String::from_utf8_lossy(&out.stdout).lines().find_map(|line| {
+        let (p, mib) = line.split_once(',')?;
+        (p.trim() == pid).then(|| mib.trim().parse::<u64>().ok().map(|m| m << 20))?
+    })
 }
 
 /// The allocator's (bytes in use, bytes reserved) on `device` of runtime `R`.

@@ -15,6 +15,7 @@ pub mod atomic_output;
 pub mod bench;
 pub mod data;
 pub mod infer;
+pub mod kernel_cache;
 pub mod plots;
 pub mod progress;
 pub mod train;

@@ -277,6 +277,47 @@ fn non_finite_loss_stops_training_and_keeps_no_bad_checkpoint() {
     assert!(!out_dir.join("model.mpk").exists(), "a final model was written");
 }
 
+/// The variable that makes the device fail at a training step or a result read.
+const INJECT: &str = "MSAMAMBA_INJECT_DEVICE_FAILURE_AT";
+
+#[test]
+fn a_device_failure_stops_each_command_with_one_line_and_writes_nothing_from_it() {
+    let dir = scratch("device-failure");
+    let out_dir = dir.join("run");
+    let out_str = out_dir.to_str().unwrap().to_string();
+    let maf = data(MM9);
+    let args = tiny_pretrain(&maf, &out_str, "6", "2");
+    let out = Command::new(msamamba()).args(&args).env(INJECT, "5").output().unwrap();
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("training stopped at step 5"), "{err}");
+    assert!(err.contains("failure injected"), "the reason is named: {err}");
+    assert!(err.contains("checkpoint 2"), "the last good checkpoint is named: {err}");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    for written in ["model.mpk", "summary.json", "checkpoint/model-3.mpk"] {
+        assert!(!out_dir.join(written).exists(), "{written} was written after the failure");
+    }
+    assert!(out_dir.join("checkpoint/model-2.mpk").exists(), "the last good checkpoint is kept");
+
+    // The kept checkpoint is good: the run resumes from it and ends.
+    let out = run(&["pretrain", "--resume", "--out", &out_str, "--backend", "cpu"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out_dir.join("model.mpk").exists());
+
+    // Scoring fails at its first forward pass and leaves no output, whole or partial.
+    let scored = dir.join("scored.vcf");
+    let vcf = data(MM9_VCF);
+    let mut score = score_args(&vcf, &out_str, ["--maf", &maf]);
+    score.extend(["--out", scored.to_str().unwrap()]);
+    let out = Command::new(msamamba()).args(&score).env(INJECT, "1").output().unwrap();
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("failure injected"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("run")], "nothing but the run is left");
+}
+
 /// The records of a VCF file (plain or bgzipped), with its header, parsed by noodles.
 fn vcf_records(path: &Path) -> (vcf::Header, Vec<RecordBuf>) {
     let bytes = std::fs::read(path).unwrap();

@@ -29,17 +29,26 @@ mod bench {
         times[times.len() / 2]
     }
 
+    /// Waits for `device`; a failed device ends the benchmark with its reason, so that no time is
+    /// printed for work that never ran.
+    fn sync<B: Backend>(device: &B::Device) {
+        if let Err(failure) = msamamba_kernels::device_failure::check::<B>(device) {
+            eprintln!("scan_bench: {failure}");
+            std::process::exit(1);
+        }
+    }
+
     /// Median milliseconds of `runs` synchronised calls of `f`, after two warm-up calls.
     fn time<B: Backend, T>(device: &B::Device, runs: usize, mut f: impl FnMut() -> T) -> f64 {
         for _ in 0..2 {
             drop(f());
         }
-        B::sync(device).expect("device sync");
+        sync::<B>(device);
         let times = (0..runs)
             .map(|_| {
                 let start = Instant::now();
                 let out = f();
-                B::sync(device).expect("device sync");
+                sync::<B>(device);
                 let ms = start.elapsed().as_secs_f64() * 1e3;
                 drop(out);
                 ms
@@ -163,6 +172,7 @@ mod bench {
 }
 
 fn main() {
+    msamamba_kernels::device_failure::watch();
     let mut backend = String::from(if cfg!(feature = "cuda") { "cuda" } else { "wgpu" });
     let mut runs = 10usize;
     let mut small = false;

@@ -8,6 +8,7 @@ mod adamw;
 mod causal_conv;
 #[path = "../common/mod.rs"]
 mod common;
+mod device_failure;
 mod linear;
 mod residual_norm;
 mod row_attention;

@@ -58,6 +58,9 @@ struct Args {
 }
 
 fn main() -> Result<()> {
+    msamamba_kernels::device_failure::watch();
+    #[cfg(feature = "cuda")]
+    msamamba_train::kernel_cache::enable();
     let args = Args::parse();
     if let Some(n) = args.one {
         return one(&args, n);

@@ -24,7 +24,8 @@ use msamamba_kernels::{KernelBackend, SelectiveScanInput, selective_scan};
 use msamamba_model::MsaMambaConfig;
 use msamamba_model::block::add_norm;
 use msamamba_model::mlm_loss::mlm_loss;
-use msamamba_train::bench::{BenchBackend, device_memory};
+use msamamba_kernels::device_failure;
+use msamamba_train::bench::{BenchBackend, device_memory, process_gpu_memory};
 use msamamba_train::train::weight_decay::SelectiveAdamW;
 use msamamba_train::windows::mlm_batch::{MsaBatch, MsaBatcher, MsaBatcherConfig};
 use msamamba_train::windows::tiling::MsaItem;
@@ -86,6 +87,9 @@ struct Args {
 }
 
 fn main() -> Result<()> {
+    device_failure::watch();
+    #[cfg(feature = "cuda")]
+    msamamba_train::kernel_cache::enable();
     let args = Args::parse();
     if args.runs < 1 || args.batch < 1 || args.rows < 1 || args.len.contains(&0) {
         bail!("--runs, --batch, --rows and every --len must be at least 1");
@@ -125,10 +129,20 @@ fn median(mut times: Vec<f64>) -> f64 {
     times[times.len() / 2]
 }
 
-/// Milliseconds since `start`, after waiting for the device.
-fn elapsed<B: Backend>(device: &B::Device, start: Instant) -> f64 {
-    B::sync(device).expect("device sync");
-    start.elapsed().as_secs_f64() * 1e3
+/// Milliseconds since `start`, after waiting for the device; a failed device is an error, so
+/// that no time is printed for work that never ran.
+fn elapsed<B: Backend>(device: &B::Device, start: Instant) -> Result<f64> {
+    device_failure::check::<B>(device).map_err(|failure| anyhow::anyhow!("{failure}{}", hint(&failure)))?;
+    Ok(start.elapsed().as_secs_f64() * 1e3)
+}
+
+/// What to try when the device ran out of memory.
+fn hint(failure: &device_failure::DeviceFailure) -> &'static str {
+    if failure.out_of_memory() {
+        "; to fit, try a smaller --batch or --len, --row-keep below 1, or --checkpointing balanced"
+    } else {
+        ""
+    }
 }
 
 /// A synthetic batch: random bases with 10% gaps in every row, masked and row-sampled by the
@@ -203,20 +217,20 @@ where
     for i in 0..args.warmup + args.runs {
         let batch = batch::<B>(args, len, i as u64, device);
         kept = batch.row_keep.clone().int().sum().into_scalar().elem::<i64>();
-        B::sync(device).expect("device sync");
+        device_failure::check::<B>(device)?;
         let start = Instant::now();
         let logits = model.forward(batch.tokens, batch.row_keep, batch.row_sparse);
         let loss = mlm_loss(logits, batch.targets).loss;
-        let forward_ms = elapsed::<B>(device, start);
+        let forward_ms = elapsed::<B>(device, start)?;
         let after_forward = device_memory(device as &dyn Any);
         let start = Instant::now();
         let grads = loss.backward();
-        let backward_ms = elapsed::<B>(device, start);
+        let backward_ms = elapsed::<B>(device, start)?;
         let after_backward = device_memory(device as &dyn Any);
         let start = Instant::now();
         let grads = GradientsParams::from_grads(grads, &model);
         model = optim.step(1e-4, model, grads);
-        let update_ms = elapsed::<B>(device, start);
+        let update_ms = elapsed::<B>(device, start)?;
         for (used, held) in [after_forward, after_backward].into_iter().flatten() {
             let (in_use, reserved) = peak.get_or_insert((0, 0));
             *in_use = (*in_use).max(used);
@@ -230,6 +244,8 @@ where
             loss_value = loss.into_scalar().elem::<f32>();
         }
     }
+    // The pool keeps its pages, so what the driver shows now is the process's peak.
+    let process = process_gpu_memory();
     // Every timed step's backward too: whether a process is slow throughout or now and then.
     let backward_runs = backward.clone();
     let (forward, backward, update) = (median(forward), median(backward), median(update));
@@ -242,6 +258,7 @@ where
         "step_ms": forward + backward + update, "runs": args.runs, "backward_runs_ms": backward_runs,
         "peak_in_use_GiB": peak.map(|(in_use, _)| gib(in_use)),
         "reserved_GiB": peak.map(|(_, reserved)| gib(reserved)),
+        "process_GiB": process.map(gib),
         "warmup_loss": loss_value,
     });
     println!("{line}");
@@ -252,9 +269,10 @@ where
         args.row_keep,
         forward + backward + update,
         peak.map_or(String::new(), |(in_use, reserved)| format!(
-            ", peak in use {:.2} GiB, reserved {:.2} GiB",
+            ", peak in use {:.2} GiB, reserved {:.2} GiB{}",
             gib(in_use),
-            gib(reserved)
+            gib(reserved),
+            process.map_or(String::new(), |p| format!(", process {:.2} GiB (nvidia-smi)", gib(p)))
         ))
     );
     Ok(())
@@ -262,22 +280,22 @@ where
 
 /// Median forward and backward milliseconds of `f`, whose output is a module's summed
 /// output, after warm-up.
-fn time_module<B: AutodiffBackend>(args: &Args, device: &B::Device, f: impl Fn() -> Tensor<B, 1>) -> (f64, f64) {
+fn time_module<B: AutodiffBackend>(args: &Args, device: &B::Device, f: impl Fn() -> Tensor<B, 1>) -> Result<(f64, f64)> {
     let (mut forward, mut backward) = (vec![], vec![]);
     for i in 0..args.warmup + args.runs {
-        B::sync(device).expect("device sync");
+        device_failure::check::<B>(device)?;
         let start = Instant::now();
         let out = f();
-        let forward_ms = elapsed::<B>(device, start);
+        let forward_ms = elapsed::<B>(device, start)?;
         let start = Instant::now();
         drop(out.backward());
-        let backward_ms = elapsed::<B>(device, start);
+        let backward_ms = elapsed::<B>(device, start)?;
         if i >= args.warmup {
             forward.push(forward_ms);
             backward.push(backward_ms);
         }
     }
-    (median(forward), median(backward))
+    Ok((median(forward), median(backward)))
 }
 
 /// Each module of the first block on its own, plus the embedding and the head with its loss.
@@ -384,7 +402,7 @@ where
     ];
     let mut total = 0.0;
     for (name, repeat, f) in &entries {
-        let (forward, backward) = time_module::<B>(args, device, f);
+        let (forward, backward) = time_module::<B>(args, device, f)?;
         let per_step = if matches!(*name, "embedding" | "head_loss") {
             1
         } else {

@@ -91,6 +91,9 @@ pub fn dispatch_training<J: OnBackend>(
     allow(clippy::extra_unused_type_parameters)
 )]
 fn dispatch_on<J: OnBackend, C: CheckpointStrategy>(choice: BackendChoice, ids: &[usize], job: J) -> Result<J::Output> {
+    msamamba_kernels::device_failure::watch();
+    #[cfg(feature = "cuda")]
+    msamamba_train::kernel_cache::enable();
     match choice {
         #[cfg(feature = "cuda")]
         BackendChoice::Auto if probe::<burn::backend::Cuda>().is_ok() => {

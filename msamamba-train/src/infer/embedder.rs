@@ -68,10 +68,12 @@ impl<B: KernelBackend> Embedder<B> {
             Tensor::from_data(TensorData::new(vec![true; m], [1, m]), &self.device),
             false,
         ); // [1, L, D]
-        hidden
+        let values = hidden
             .into_data()
             .convert::<f32>()
             .to_vec()
-            .map_err(|e| anyhow!("embedding {region}: {e:?}"))
+            .map_err(|e| anyhow!("embedding {region}: {e:?}"))?;
+        msamamba_kernels::device_failure::after_read::<B>(&self.device)?;
+        Ok(values)
     }
 }

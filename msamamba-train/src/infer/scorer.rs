@@ -223,11 +223,13 @@ impl<B: KernelBackend> VariantScorer<B> {
             Tensor::from_data(TensorData::new(reference, [batch]), &self.device),
             Tensor::from_data(TensorData::new(alternative, [batch]), &self.device),
         );
-        scores
+        let scores = scores
             .into_data()
             .convert::<f32>()
             .to_vec::<f32>()
-            .map_err(|e| anyhow::anyhow!("reading the scores back: {e:?}"))
+            .map_err(|e| anyhow::anyhow!("reading the scores back: {e:?}"))?;
+        msamamba_kernels::device_failure::after_read::<B>(&self.device)?;
+        Ok(scores)
     }
 }
 

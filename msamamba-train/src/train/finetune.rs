@@ -328,10 +328,11 @@ where
     if let Some(epoch) = start_epoch {
         training = training.checkpoint(epoch);
     }
-    let result = training.launch(Learner::new(model, optim, scheduler));
+    let result = health.watch_launch::<B, _>(device, || training.launch(Learner::new(model, optim, scheduler)));
     let non_finite_at = health.non_finite_at();
     let end = RunEnd {
         non_finite_at,
+        device_failed: health.device_failed(),
         load_failure: load_failure.lock().unwrap_or_else(|e| e.into_inner()).take(),
         batches_per_epoch: interval,
         epochs,
@@ -343,7 +344,7 @@ where
     }
     match config.early_stopping {
         Some(_) => best_checkpoint(config, run, device),
-        None => Ok(result.model.classifier),
+        None => Ok(result.context("training stopped without a model")?.model.classifier),
     }
 }
 
@@ -420,6 +421,7 @@ pub fn predict<B: KernelBackend>(
             .convert::<f64>()
             .into_vec::<f64>()
             .map_err(|e| anyhow::anyhow!("reading predictions: {e:?}"))?;
+        msamamba_kernels::device_failure::after_read::<B>(device)?;
         probabilities.extend(values);
         bar.inc(chunk.len() as u64);
     }

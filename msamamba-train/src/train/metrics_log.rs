@@ -1,13 +1,12 @@
 //! What training shows and keeps: a TUI in a terminal, plain lines and a progress bar on stderr
 //! otherwise, and always a per-step TSV of the run's metrics (pre-training: loss, accuracy,
 //! perplexity, learning rate; fine-tuning: loss, AUROC, AUPRC, learning rate), for the loss
-//! curve and tests. A non-finite loss stops the run.
+//! curve and tests. A non-finite loss or a failed device stops the run.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use burn::train::Interrupter;
@@ -22,6 +21,7 @@ use indicatif::ProgressBar;
 
 use crate::atomic_output::AtomicOutput;
 use crate::progress;
+use crate::train::run_health::RunHealth;
 
 /// One TSV column: the metric whose lower-cased name contains `metric`.
 #[derive(Debug, Clone, Copy)]
@@ -62,19 +62,6 @@ pub const FINETUNE_COLUMNS: &[Column] = &[
     column("auprc", "auprc", PassValue::Last),
     column("lr", "learning rate", PassValue::MeanOfBatches),
 ];
-
-/// Shared with the caller: the first step whose loss was not finite.
-#[derive(Debug, Clone, Default)]
-pub struct RunHealth {
-    inner: Arc<Mutex<Option<usize>>>,
-}
-
-impl RunHealth {
-    /// The global step at which the loss became NaN or infinite, if it did.
-    pub fn non_finite_at(&self) -> Option<usize> {
-        *self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
 
 /// Renders metrics and writes `train.tsv` / `valid.tsv` (step, then one column per metric).
 pub struct MetricsLog {
@@ -240,10 +227,8 @@ impl MetricsRendererTraining for MetricsLog {
         let line = self
             .flush_row(true, step)
             .unwrap_or_else(|e| format!("(metrics log not written: {e})"));
-        if loss.is_some_and(|l| !l.is_finite()) {
-            let mut first = self.health.inner.lock().unwrap_or_else(|e| e.into_inner());
-            first.get_or_insert(step);
-            self.interrupter.stop(Some("the training loss is not finite"));
+        if let Some(why) = self.health.step_ended(step, loss) {
+            self.interrupter.stop(Some(why));
         }
         if let Some(bar) = &self.bar {
             bar.set_position(step as u64);
@@ -267,6 +252,9 @@ impl MetricsRendererTraining for MetricsLog {
             .is_some_and(|p| p.items_processed >= p.items_total);
         if done {
             let step = (item.global_progress.items_processed * self.batches_per_epoch).min(self.last_step);
+            if let Some(why) = self.health.step_ended(step, None) {
+                self.interrupter.stop(Some(why));
+            }
             let batches = self.valid_batches as f64;
             for ((current, sum), column) in self.current.iter_mut().zip(&self.valid_sums).zip(self.columns) {
                 if column.pass == PassValue::MeanOfBatches {

@@ -11,6 +11,7 @@ pub mod metrics_log;
 pub mod mlm_step;
 pub mod pretrain;
 pub mod run_dir;
+pub mod run_health;
 pub mod schedule;
 pub mod weight_decay;
 pub mod weights;

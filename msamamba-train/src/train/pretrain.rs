@@ -328,17 +328,19 @@ where
             MultiDeviceOptim::OptimMainDevice,
         )));
     }
-    let result = training.launch(Learner::new(model, optim, scheduler));
+    let result = health.watch_launch::<B, _>(&device, || training.launch(Learner::new(model, optim, scheduler)));
     let non_finite_at = health.non_finite_at();
     let load_failure = load_failure.lock().unwrap_or_else(|e| e.into_inner()).take();
     let end = RunEnd {
         non_finite_at,
         load_failure,
+        device_failed: health.device_failed(),
         batches_per_epoch,
         epochs: config.epochs(),
         interrupter,
     };
     run.settle(end, check)?;
+    let result = result.context("training stopped without a model")?;
     if non_finite_at.is_none() {
         crate::train::weights::check_finite(&result.model, &run.final_model())?;
         result

@@ -12,6 +12,7 @@ use burn::tensor::backend::AutodiffBackend;
 use burn::train::Interrupter;
 
 use crate::train::checkpoint_recorder::CheckpointRecorder;
+use crate::train::run_health::DeviceFailed;
 use crate::train::weight_decay::SelectiveAdamW;
 use crate::windows::epoch_loader::LoadFailure;
 use msamamba_kernels::AdamWBackend;
@@ -150,7 +151,7 @@ impl RunDir {
     }
 
     /// After burn-train's `launch`: removes the checkpoints of epochs that ended after a
-    /// non-finite loss or a failed read (the metrics arrive asynchronously, so a later epoch may
+    /// non-finite loss, a failed device or a failed read (the metrics arrive asynchronously, so a later epoch may
     /// have been checkpointed before training stopped) and any newer one `check` refuses (a step
     /// can leave non-finite weights before any loss shows it); then fails if the run did not
     /// finish for any reason but a non-finite loss, which the caller reports.
@@ -158,6 +159,7 @@ impl RunDir {
         // Epochs are 1-based, as burn-train numbers its checkpoints.
         let last_good = [
             end.non_finite_at.map(|step| (step - 1) / end.batches_per_epoch),
+            end.device_failed.as_ref().map(|failed| (failed.step - 1) / end.batches_per_epoch),
             end.load_failure.as_ref().map(|failure| failure.epoch),
         ]
         .into_iter()
@@ -167,6 +169,22 @@ impl RunDir {
             for epoch in last_good + 1..=end.epochs {
                 self.remove_checkpoint(epoch)?;
             }
+        }
+        // Checking a checkpoint loads it onto the device, which may be the one that failed.
+        if let Some(failed) = end.device_failed {
+            let hint = if failed.reason.starts_with("out of memory") {
+                "; to fit, try a smaller --batch-size or --window, --row-keep below 1, or --checkpointing balanced"
+            } else {
+                ""
+            };
+            let kept = self
+                .last_checkpoint()
+                .map_or("no checkpoint".to_string(), |e| format!("checkpoint {e}"));
+            bail!(
+                "training stopped at step {}: {}{hint}; nothing of that step was saved, the last good one is {kept} (--resume continues from it)",
+                failed.step,
+                failed.reason
+            );
         }
         self.newest_usable_checkpoint(true, check)?;
         if let Some(failure) = end.load_failure {
@@ -233,6 +251,8 @@ pub struct RunEnd {
     pub non_finite_at: Option<usize>,
     /// The first item the loader could not read, if any.
     pub load_failure: Option<LoadFailure>,
+    /// The step at which the device failed, if it did.
+    pub device_failed: Option<DeviceFailed>,
     /// Batches per burn-train epoch (one checkpoint interval).
     pub batches_per_epoch: usize,
     /// burn-train epochs of the whole run.
