@@ -106,7 +106,8 @@ class MsaMamba(nn.Module):
         """tokens: [B, M, L] Int, keep: [B, M] bool -> logits: [B, L, 6]."""
         m = tokens.shape[1]
         if m > self.row_pos.num_embeddings:
-            raise ValueError(f"{m} rows but {self.row_pos.num_embeddings} row positions (--max-rows)")
+            raise ValueError(
+                f"{m} rows but {self.row_pos.num_embeddings} row positions (--max-rows)")
         h = self.embed(tokens) + self.row_pos.weight[:m][None, :, None, :]  # [B, M, L, D]
         if bool(keep.all()):
             kept = dropped = None
@@ -128,7 +129,9 @@ class RowTransformer(nn.Module):
         self.embed = nn.Embedding(VOCAB, d)
         self.features = nn.Linear(max_rows * VOCAB, d)
         layer = nn.TransformerEncoderLayer(d, 4, 4 * d, batch_first=True, norm_first=True)
-        self.encoder = nn.TransformerEncoder(layer, layers)
+        # Nested tensors are for padded inference batches; off, as PyTorch turns them off anyway
+        # for a pre-norm layer (and warns).
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.head = nn.Linear(d, VOCAB)
 
     def forward(self, tokens, keep):

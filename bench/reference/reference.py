@@ -30,7 +30,9 @@ import scan_kernel  # noqa: E402
 from timing import copy_gbps, cuda_ms  # noqa: E402
 
 # The scan shapes of the issues: Mamba-1 at d_model 128 (E 256, N 16), b rows of L positions.
-SCAN_SHAPES = [(256, 256, 16, 1024), (64, 256, 16, 4096), (16, 256, 16, 16384), (2208, 256, 16, 1024)]
+SCAN_SHAPES = [
+    (256, 256, 16, 1024), (64, 256, 16, 4096), (16, 256, 16, 16384), (2208, 256, 16, 1024),
+]
 
 MASK_RATE = 0.15
 IGNORE = -100
@@ -115,7 +117,8 @@ def cmd_scan(args):
     # under autocast; the kernel keeps its state and sums in float32 either way.
     io = torch.bfloat16 if args.dtype == "bf16" else torch.float32
     for b, d, n, l in args.shape or SCAN_SHAPES:
-        rec = {"batch": b, "L": l, "dtype": args.dtype, "d_inner": d, "d_state": n, "device": device}
+        rec = {"batch": b, "L": l, "dtype": args.dtype, "d_inner": d, "d_state": n,
+               "device": device}
         release()
         try:
             fwd_ms, bwd_ms, fwd_bytes = time_scan(b, d, n, l, io, args.reps, args.warmup)
@@ -150,7 +153,7 @@ def train_step(model, opt, tokens, keep, target, bf16):
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
-    return loss
+    return loss.detach()
 
 
 def make_optimizer(model, fused=None):
@@ -361,8 +364,8 @@ def parser():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--csrc", help="a copy of state-spaces/mamba's csrc/selective_scan folder")
-    p.add_argument("--build-dir",
-                   help="where the kernel is compiled (default bench-ref/selective_scan_<card>_<torch>)")
+    p.add_argument("--build-dir", help="where the kernel is compiled "
+                   "(default bench-ref/selective_scan_<card>_<torch>)")
     p.add_argument("--out", help="append the whole result to this file as one JSON line")
     sub = p.add_subparsers(dest="cmd", required=True)
 

@@ -48,7 +48,8 @@ def nvcc_flags(arch):
 def default_build_dir(arch):
     # One folder per card architecture and torch build: ninja only compares timestamps, so an
     # object built against another torch would be linked as if current.
-    tag = re.sub(r"[^0-9A-Za-z.]+", "_", f"sm{arch}_torch{torch.__version__}_cuda{torch.version.cuda}")
+    tag = f"sm{arch}_torch{torch.__version__}_cuda{torch.version.cuda}"
+    tag = re.sub(r"[^0-9A-Za-z.]+", "_", tag)
     return BUILD_ROOT / f"selective_scan_{tag}"
 
 
@@ -121,7 +122,7 @@ def torch_scan(u, delta, A, B, C, D, z, delta_bias):
     and the model's scan where the kernel is not built (`check` only; far too slow to time)."""
     b, e, l = u.shape
     dt = F.softplus(delta + delta_bias[None, :, None])  # [b, E, L]
-    decay = torch.exp(dt.unsqueeze(-1) * A)  # [b, E, L, N]
+    decay = torch.exp(dt.unsqueeze(-1) * A[:, None, :])  # [b, E, L, N]
     push = (dt * u).unsqueeze(-1) * B.transpose(1, 2).unsqueeze(1)  # [b, E, L, N]
     h = u.new_zeros(b, e, A.shape[1])
     ys = []
