@@ -156,7 +156,8 @@ mod tests {
 
     #[test]
     fn an_allocation_failure_reads_as_out_of_memory_with_its_size() {
-        let text = "called `Result::unwrap()` on an `Err` value: can't allocate buffer of size: 1509949440\n   0: backtrace";
+        let text =
+            "called `Result::unwrap()` on an `Err` value: can't allocate buffer of size: 1509949440\n   0: backtrace";
         assert_eq!(
             reason(text),
             "out of memory: could not allocate 1509949440 bytes (1.41 GiB)"

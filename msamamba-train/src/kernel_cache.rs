@@ -31,11 +31,7 @@ pub fn folder() -> Option<PathBuf> {
         .ok()?
         .as_secs();
     let gpus = nvidia_gpus(Path::new("/proc/driver/nvidia"))?;
-    Some(root.join(format!(
-        "{}-{modified}-{}/{gpus}",
-        env!("CARGO_PKG_VERSION"),
-        exe.len()
-    )))
+    Some(root.join(format!("{}-{modified}-{}/{gpus}", env!("CARGO_PKG_VERSION"), exe.len())))
 }
 
 /// `$XDG_CACHE_HOME`, else `$HOME/.cache`.
@@ -110,7 +106,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(nvidia_gpus(proc.path()), None, "no GPU: no key");
-        for (bus, model) in [("0000:01:00.0", "NVIDIA H100 80GB HBM3"), ("0000:02:00.0", "Tesla P100-PCIE-16GB")] {
+        for (bus, model) in [
+            ("0000:01:00.0", "NVIDIA H100 80GB HBM3"),
+            ("0000:02:00.0", "Tesla P100-PCIE-16GB"),
+        ] {
             let dir = proc.path().join("gpus").join(bus);
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::write(dir.join("information"), format!("Model: \t\t {model}\nIRQ:   42\n")).unwrap();

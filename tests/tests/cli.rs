@@ -295,9 +295,15 @@ fn a_device_failure_stops_each_command_with_one_line_and_writes_nothing_from_it(
     assert!(err.contains("checkpoint 2"), "the last good checkpoint is named: {err}");
     assert_eq!(err.lines().count(), 1, "one line: {err}");
     for written in ["model.mpk", "summary.json", "checkpoint/model-3.mpk"] {
-        assert!(!out_dir.join(written).exists(), "{written} was written after the failure");
+        assert!(
+            !out_dir.join(written).exists(),
+            "{written} was written after the failure"
+        );
     }
-    assert!(out_dir.join("checkpoint/model-2.mpk").exists(), "the last good checkpoint is kept");
+    assert!(
+        out_dir.join("checkpoint/model-2.mpk").exists(),
+        "the last good checkpoint is kept"
+    );
 
     // The kept checkpoint is good: the run resumes from it and ends.
     let out = run(&["pretrain", "--resume", "--out", &out_str, "--backend", "cpu"]);
@@ -314,8 +320,16 @@ fn a_device_failure_stops_each_command_with_one_line_and_writes_nothing_from_it(
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("failure injected"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
-    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name()).collect();
-    assert_eq!(left, vec![std::ffi::OsString::from("run")], "nothing but the run is left");
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(
+        left,
+        vec![std::ffi::OsString::from("run")],
+        "nothing but the run is left"
+    );
 }
 
 /// The records of a VCF file (plain or bgzipped), with its header, parsed by noodles.

@@ -20,11 +20,11 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::backend::AutodiffBackend;
 use clap::{Parser, ValueEnum};
+use msamamba_kernels::device_failure;
 use msamamba_kernels::{KernelBackend, SelectiveScanInput, selective_scan};
 use msamamba_model::MsaMambaConfig;
 use msamamba_model::block::add_norm;
 use msamamba_model::mlm_loss::mlm_loss;
-use msamamba_kernels::device_failure;
 use msamamba_train::bench::{BenchBackend, device_memory, process_gpu_memory};
 use msamamba_train::train::weight_decay::SelectiveAdamW;
 use msamamba_train::windows::mlm_batch::{MsaBatch, MsaBatcher, MsaBatcherConfig};
@@ -280,7 +280,11 @@ where
 
 /// Median forward and backward milliseconds of `f`, whose output is a module's summed
 /// output, after warm-up.
-fn time_module<B: AutodiffBackend>(args: &Args, device: &B::Device, f: impl Fn() -> Tensor<B, 1>) -> Result<(f64, f64)> {
+fn time_module<B: AutodiffBackend>(
+    args: &Args,
+    device: &B::Device,
+    f: impl Fn() -> Tensor<B, 1>,
+) -> Result<(f64, f64)> {
     let (mut forward, mut backward) = (vec![], vec![]);
     for i in 0..args.warmup + args.runs {
         device_failure::check::<B>(device)?;

@@ -56,7 +56,13 @@ pub fn init(verbose: u8, quiet: u8) {
     let filter = Targets::new()
         .with_default(LevelFilter::WARN.min(ours))
         // A prefix: the binary and every msamamba_* crate.
-        .with_target("msamamba", ours);
+        .with_target("msamamba", ours)
+        // cubecl's runner thread warns "Task failed" for every task after a device failure: the
+        // failure itself is reported once, as the command's error (`-v` shows them).
+        .with_target(
+            "cubecl_common::device",
+            if verbose > 0 { ours } else { LevelFilter::ERROR },
+        );
     let layer = tracing_subscriber::fmt::layer()
         .event_format(OneLine)
         .with_writer(progress::log_writer)

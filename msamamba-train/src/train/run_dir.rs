@@ -159,7 +159,9 @@ impl RunDir {
         // Epochs are 1-based, as burn-train numbers its checkpoints.
         let last_good = [
             end.non_finite_at.map(|step| (step - 1) / end.batches_per_epoch),
-            end.device_failed.as_ref().map(|failed| (failed.step - 1) / end.batches_per_epoch),
+            end.device_failed
+                .as_ref()
+                .map(|failed| (failed.step - 1) / end.batches_per_epoch),
             end.load_failure.as_ref().map(|failure| failure.epoch),
         ]
         .into_iter()
@@ -177,11 +179,12 @@ impl RunDir {
             } else {
                 ""
             };
-            let kept = self
-                .last_checkpoint()
-                .map_or("no checkpoint".to_string(), |e| format!("checkpoint {e}"));
+            let kept = match self.last_checkpoint() {
+                Some(epoch) => format!("the last good checkpoint is checkpoint {epoch} (--resume continues from it)"),
+                None => "no checkpoint was kept".to_string(),
+            };
             bail!(
-                "training stopped at step {}: {}{hint}; nothing of that step was saved, the last good one is {kept} (--resume continues from it)",
+                "training stopped at step {}: {}{hint}; nothing of that step was saved, {kept}",
                 failed.step,
                 failed.reason
             );
