@@ -234,12 +234,12 @@ fn malformed_lines_are_typed_errors_at_their_line() {
         ("bad-score", "\na score=high\n", 5, |k| {
             matches!(k, MafErrorKind::BadAttribute(_))
         }),
-        // A file cut inside its last `s` line: the text no longer matches the size field.
+        // A file cut inside its last `s` line, whatever the row's fields then say.
         ("cut-mid-row", "s mm.chr1 1 4 + 10 AC-", 4, |k| {
-            matches!(k, MafErrorKind::SizeMismatch { size: 4, bases: 2 })
+            matches!(k, MafErrorKind::CutOff)
         }),
         ("cut-mid-fields", "s mm.chr1 1 4", 4, |k| {
-            matches!(k, MafErrorKind::FieldCount { found: 4, .. })
+            matches!(k, MafErrorKind::CutOff)
         }),
     ];
     for (test, tail, line, expected) in cases {
@@ -301,4 +301,17 @@ fn truncated_and_corrupted_inputs_never_panic() {
         // Any outcome but a panic is fine.
         let _ = MafReader::open(&path).unwrap().count();
     }
+}
+
+#[test]
+fn a_file_cut_off_in_the_middle_of_a_row_is_an_error_naming_its_last_line() {
+    let whole = std::fs::read_to_string(fixture("ucsc_mm9_chr10.maf")).unwrap();
+    // Cut inside the text of the third `s` row of the second block: the parts before it parse.
+    let second = whole.match_indices("\na ").nth(1).unwrap().0;
+    let row = whole[second..].match_indices("\ns ").nth(2).unwrap().0 + second;
+    let cut = &whole[..row + 60];
+    assert!(!cut.ends_with('\n'));
+    let err = first_error_in("cut_off", cut);
+    assert!(matches!(err.kind, MafErrorKind::CutOff), "{err}");
+    assert_eq!(err.line as usize, cut.lines().count(), "{err}");
 }

@@ -346,3 +346,58 @@ fn window_prints_as_fasta_in_row_order() {
     got.window.write_fasta(&mut out).unwrap();
     assert_eq!(String::from_utf8(out).unwrap(), ">hg17\nGCCAA-CTCC\n>fr1\nGCTAA--CCC\n");
 }
+
+#[test]
+fn a_species_asked_for_that_the_alignment_lacks_is_an_error() {
+    let maf = fixture(HG17_MAF);
+    let err = window(
+        &maf,
+        "hg17",
+        "chr22:3600-3660",
+        &["mm5", "nosuch"],
+        None,
+        Strand::Forward,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, WindowError::SpeciesNotFound { species, .. } if species == "nosuch"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("nosuch"), "{err}");
+}
+
+#[test]
+fn a_repeated_species_keeps_its_first_row_and_the_dropped_rows_are_counted() {
+    let dir = scratch_dir("duplicate_rows");
+    let maf = dir.join("dup.maf");
+    std::fs::write(
+        &maf,
+        "##maf version=1\n\na score=0\ns hg.chr1 0 8 + 100 ACGTACGT\ns mm.chr2 0 8 + 50 AAAAAAAA\ns mm.chr3 0 8 + 50 CCCCCCCC\n\n",
+    )
+    .unwrap();
+    let projection = window(&maf, "hg", "chr1:1-8", &[], None, Strand::Forward).unwrap();
+    assert_eq!(
+        text(&projection.window),
+        rows(&[("hg", "ACGTACGT"), ("mm", "AAAAAAAA")])
+    );
+    assert_eq!(projection.duplicate_rows, 1);
+    let elsewhere = window(&maf, "hg", "chr1:50-60", &[], None, Strand::Forward).unwrap();
+    assert_eq!(elsewhere.duplicate_rows, 0, "only blocks over the region count");
+}
+
+#[test]
+fn fasta_bases_that_differ_from_the_maf_target_are_counted() {
+    let dir = scratch_dir("fasta_disagrees");
+    let maf = dir.join("one.maf");
+    std::fs::write(
+        &maf,
+        "##maf version=1\n\na score=0\ns hg.chr1 0 8 + 12 ACGTACGT\ns mm.chr2 0 8 + 50 AAAAAAAA\n\n",
+    )
+    .unwrap();
+    let fasta = dir.join("hg.fa");
+    // Two of the eight aligned bases differ; case and the unaligned tail do not count.
+    std::fs::write(&fasta, ">chr1\nacGAACGaNNNN\n").unwrap();
+    let projection = window(&maf, "hg", "chr1:1-12", &[], Some(&fasta), Strand::Forward).unwrap();
+    assert_eq!(projection.fasta_disagrees, 2);
+    assert_eq!(text(&projection.window)[0].1, "ACGAACGANNNN".replace('N', "-"));
+}

@@ -46,11 +46,6 @@ pub fn run(args: ImportMafArgs) -> Result<()> {
             n => format!("; {n} aligned twice, first block kept"),
         }
     );
-    if summary.duplicate_rows > 0 {
-        tracing::warn!(
-            "{} row(s) of a species that already had a row in their block dropped (the first row wins)",
-            summary.duplicate_rows
-        );
-    }
+    super::warn_duplicate_rows(summary.duplicate_rows);
     Ok(())
 }

@@ -62,6 +62,14 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// Warns that `n` rows were dropped from their blocks because their species had a row there
+/// already: the rule `window` and `import-maf` share.
+fn warn_duplicate_rows(n: u64) {
+    if n > 0 {
+        tracing::warn!("{n} row(s) of a species that already had a row in their block dropped (the first row wins)");
+    }
+}
+
 /// One name of a comma-separated `--species` list, without the spaces around it (`"rn4, hg18"`
 /// names `hg18`, not ` hg18`); an empty name is an error.
 fn species_name(text: &str) -> Result<String, String> {

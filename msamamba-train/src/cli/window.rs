@@ -66,6 +66,13 @@ pub fn run(args: WindowArgs) -> Result<()> {
             projection.covered_twice
         );
     }
+    super::warn_duplicate_rows(projection.duplicate_rows);
+    if let (Some(fasta), n @ 1..) = (&args.fasta, projection.fasta_disagrees) {
+        tracing::warn!(
+            "{}: {n} of the target's aligned bases differ from the MAF's target row; the FASTA's are written",
+            fasta.display()
+        );
+    }
     write(&projection.window)
 }
 

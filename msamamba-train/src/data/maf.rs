@@ -113,6 +113,9 @@ pub enum MafErrorKind {
     /// The file could not be read or decompressed (truncated gzip lands here).
     #[error("cannot read: {0}")]
     Io(#[from] io::Error),
+    /// The file ends inside a block, in the middle of a row.
+    #[error("the file ends in the middle of a row: it was cut off inside this block")]
+    CutOff,
     /// A line starting with something other than `a s i e q p # track` or blank.
     #[error("unknown line type `{0}`")]
     UnknownLine(String),
@@ -310,6 +313,11 @@ impl<R: BufRead> MafReader<R> {
                     let Some(open) = block.as_mut() else {
                         return Err(self.error(MafErrorKind::OutsideBlock(char::from(kind))));
                     };
+                    // Only the last line can lack its newline: a row cut there is a file cut
+                    // off inside a block, whose rows would otherwise pass for the whole block.
+                    if !self.buf.ends_with(b"\n") {
+                        return Err(self.error(MafErrorKind::CutOff));
+                    }
                     parse_row(kind, &self.buf, self.line, open).map_err(|k| self.error(k))?;
                 }
             }

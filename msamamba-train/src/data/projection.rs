@@ -80,6 +80,11 @@ pub struct Projection {
     pub covered: u64,
     /// Times a block aligned a position an earlier block already had (the earlier one is kept).
     pub covered_twice: u64,
+    /// Rows dropped in the blocks over the region because their species already had a row in
+    /// the block (the first row wins, as `import-maf` does).
+    pub duplicate_rows: u64,
+    /// Positions where the `--fasta` base (which is used) differs from the MAF's target base.
+    pub fasta_disagrees: u64,
 }
 
 /// Why a window could not be built.
@@ -112,6 +117,14 @@ pub enum WindowError {
         species: String,
         /// The chromosome asked for.
         chrom: String,
+        /// The MAF file.
+        path: PathBuf,
+    },
+    /// A species asked for has no row anywhere in the MAF.
+    #[error("{}: --species `{species}` has no row in this alignment", path.display())]
+    SpeciesNotFound {
+        /// The species asked for.
+        species: String,
         /// The MAF file.
         path: PathBuf,
     },
@@ -160,13 +173,33 @@ pub fn project(request: &WindowRequest) -> Result<Projection, WindowError> {
             }
         });
     };
+    if let Some(species) = request
+        .species
+        .into_iter()
+        .flatten()
+        .find(|species| !builder.seen.contains(species.as_str()))
+    {
+        return Err(WindowError::SpeciesNotFound {
+            species: species.clone(),
+            path: request.maf.to_path_buf(),
+        });
+    }
     let (_, chrom) = split_src(&src);
     let mut rows = builder.rows;
+    let mut fasta_disagrees = 0;
     if let Some(path) = request.fasta {
         // The record may be named by chromosome or by the full src (`chr22` or `hg17.chr22`).
         let bases = fasta::read_region(path, &[chrom, &src], region.start, region.end)?;
         if let Some(target) = rows.first_mut() {
-            *target = bases.iter().map(|&b| alphabet::token_of(b)).collect();
+            let from_fasta: Vec<u8> = bases.iter().map(|&b| alphabet::token_of(b)).collect();
+            // Where the MAF aligned the target, its base and the FASTA's should be the same.
+            fasta_disagrees = from_fasta
+                .iter()
+                .zip(target.iter())
+                .zip(&builder.covered)
+                .filter(|((fasta, maf), covered)| **covered && fasta != maf)
+                .count() as u64;
+            *target = from_fasta;
         }
     }
     if request.strand == Strand::Reverse {
@@ -183,6 +216,8 @@ pub fn project(request: &WindowRequest) -> Result<Projection, WindowError> {
         },
         covered: builder.covered.iter().filter(|&&c| c).count() as u64,
         covered_twice: builder.covered_twice,
+        duplicate_rows: builder.duplicate_rows,
+        fasta_disagrees,
     })
 }
 
@@ -198,6 +233,10 @@ struct Builder<'a> {
     /// Region positions already taken by a block; empty until the chromosome is found.
     covered: Vec<bool>,
     covered_twice: u64,
+    /// Rows dropped from blocks over the region: their species had a row in the block already.
+    duplicate_rows: u64,
+    /// Every species with a row somewhere in the file.
+    seen: std::collections::HashSet<String>,
     /// Some `s` row belongs to the target species (on any chromosome).
     target_seen: bool,
     /// The src and size of the first target row on the region's chromosome.
@@ -219,6 +258,8 @@ impl<'a> Builder<'a> {
             rows: Vec::new(),
             covered: Vec::new(),
             covered_twice: 0,
+            duplicate_rows: 0,
+            seen: std::collections::HashSet::new(),
             target_seen: false,
             target_src: None,
             chrom_size: 0,
@@ -255,18 +296,27 @@ impl<'a> Builder<'a> {
         // (paralogs) keeps only its first row, as does the target.
         let mut target: Option<&SeqRow> = None;
         let mut others: Vec<(usize, &[u8])> = Vec::new();
+        let mut duplicates = 0;
         for row in &block.rows {
             let (species, _) = split_src(&row.src);
+            if !self.seen.contains(species) {
+                self.seen.insert(species.to_string());
+            }
             let Some(index) = self.row_of(species) else {
                 continue;
             };
             if index == 0 {
                 self.target_seen = true;
-                if target.is_none() && self.on_region_chrom(row) {
-                    target = Some(row);
+                if self.on_region_chrom(row) {
+                    match target {
+                        None => target = Some(row),
+                        Some(_) => duplicates += 1,
+                    }
                 }
             } else if others.iter().all(|&(other, _)| other != index) {
                 others.push((index, &row.text));
+            } else {
+                duplicates += 1;
             }
         }
         let Some(target) = target else {
@@ -274,6 +324,9 @@ impl<'a> Builder<'a> {
         };
         self.check_chromosome(target)?;
         let columns = self.region_columns(target);
+        if !columns.is_empty() {
+            self.duplicate_rows += duplicates;
+        }
         let complement = target.strand == Strand::Reverse;
         let read = |base: u8| {
             let token = alphabet::token_of(base);
