@@ -10,7 +10,7 @@ use msamamba_train::data::source::SourceConfig;
 use msamamba_train::plots::loss_curve::{read_losses, write_png};
 use msamamba_train::train::baseline::compare_with_baseline;
 use msamamba_train::train::pretrain::{PretrainConfig, pretrain};
-use msamamba_train::train::run_dir::RunDir;
+use msamamba_train::train::run_dir::{RunDir, RunStart};
 
 use super::backend::{BackendChoice, Checkpointing, OnBackend, dispatch_training};
 use super::refuse_changes;
@@ -30,6 +30,10 @@ pub struct PretrainArgs {
     /// Continue from the last checkpoint in --out (same config, same data order).
     #[arg(long)]
     resume: bool,
+    /// Start afresh in an --out that holds a run: its files (config, metrics, checkpoints,
+    /// model) are removed first, each named on stderr. Without it such an --out is refused.
+    #[arg(long, conflicts_with = "resume")]
+    overwrite: bool,
     /// Backend to train on.
     #[arg(long, value_enum, default_value = "auto")]
     backend: BackendChoice,
@@ -211,7 +215,7 @@ pub fn run(args: PretrainArgs) -> Result<()> {
         Job {
             config,
             run,
-            resume: args.resume,
+            start: RunStart::of(args.resume, args.overwrite),
         },
     )
 }
@@ -219,7 +223,7 @@ pub fn run(args: PretrainArgs) -> Result<()> {
 struct Job {
     config: PretrainConfig,
     run: RunDir,
-    resume: bool,
+    start: RunStart,
 }
 
 impl OnBackend for Job {
@@ -231,7 +235,7 @@ impl OnBackend for Job {
         B::InnerBackend: KernelBackend,
     {
         let device = devices[0].clone();
-        let Job { config, run, resume } = self;
+        let Job { config, run, start } = self;
         let data = match (&config.source.maf, &config.source.target, &config.source.store) {
             (Some(maf), Some(target), _) => format!("{} (target {target})", maf.display()),
             (_, _, Some(store)) => store.display().to_string(),
@@ -245,7 +249,7 @@ impl OnBackend for Job {
             config.lr
         );
         let started = std::time::Instant::now();
-        let outcome = pretrain::<B>(&config, &run, resume, devices)?;
+        let outcome = pretrain::<B>(&config, &run, start, devices)?;
         let seconds = started.elapsed().as_secs_f64();
         if let Some(step) = outcome.non_finite_at {
             let kept = run

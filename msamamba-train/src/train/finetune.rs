@@ -30,7 +30,7 @@ use crate::progress;
 use crate::train::checkpoint_recorder::CheckpointRecorder;
 use crate::train::classifier_step::{ClassifierTraining, Ranking, RankingMetric};
 use crate::train::metrics_log::{FINETUNE_COLUMNS, MetricsLog};
-use crate::train::run_dir::{RunDir, RunEnd};
+use crate::train::run_dir::{RunDir, RunEnd, RunStart};
 use crate::train::schedule::WarmupCosineConfig;
 use crate::train::weight_decay::SelectiveAdamW;
 use crate::train::weights::load_weights;
@@ -218,7 +218,7 @@ pub struct FinetuneData {
 /// Learner: AdamW (mamba_ssm's decay convention) and BCE, warmup then cosine over
 /// `epochs` passes, a checkpoint and a validation pass (loss, AUROC, AUPRC into `valid.tsv`)
 /// every `checkpoint_every` steps. A fresh run starts from `backbone` with a fresh head; with
-/// `resume`, the run continues from its newest usable checkpoint exactly as it would have gone
+/// `start` [`RunStart::Resume`], the run continues from its newest usable checkpoint exactly as it would have gone
 /// on (the data order and dropout are functions of the seed and the interval). Returns the
 /// final weights, or with early stopping those of the best validation AUROC.
 pub fn finetune<B>(
@@ -226,7 +226,7 @@ pub fn finetune<B>(
     backbone: Option<MsaMamba<B>>,
     data: FinetuneData,
     run: &RunDir,
-    resume: bool,
+    start: RunStart,
     device: &B::Device,
 ) -> Result<MsaMambaClassifier<B::InnerBackend>>
 where
@@ -244,7 +244,7 @@ where
             load_checkpoint::<B>(config, weights, &config_path, device).map(drop)
         })
     };
-    let start_epoch = run.start_epoch(resume, check)?;
+    let start_epoch = run.start_epoch(start, check)?;
     // Written once the directory is locked and known to hold no other run's checkpoints: a
     // refused run leaves the config of the one it would have overwritten as it was.
     AtomicOutput::write(&config_path, config_to_json(config))?;

@@ -23,7 +23,7 @@ use crate::data::bed::read_bed;
 use crate::data::source::{AlignmentSource, SourceConfig};
 use crate::train::metrics_log::{MetricsLog, PRETRAIN_COLUMNS};
 use crate::train::mlm_step::MlmModel;
-use crate::train::run_dir::{RunDir, RunEnd};
+use crate::train::run_dir::{RunDir, RunEnd, RunStart};
 use crate::train::schedule::WarmupCosineConfig;
 use crate::train::weight_decay::SelectiveAdamW;
 use crate::train::weights::load_mlm;
@@ -167,12 +167,12 @@ pub struct PretrainOutcome<B: AutodiffBackend> {
     pub non_finite_at: Option<usize>,
 }
 
-/// Trains on `devices` (data-parallel when several; the first is the main one); with `resume`,
-/// continues from the last complete checkpoint in `run`.
+/// Trains on `devices` (data-parallel when several; the first is the main one) into `run`,
+/// started as `start` says: resumed from its last usable checkpoint, or a new run.
 pub fn pretrain<B>(
     config: &PretrainConfig,
     run: &RunDir,
-    resume: bool,
+    start: RunStart,
     devices: Vec<B::Device>,
 ) -> Result<PretrainOutcome<B>>
 where
@@ -181,7 +181,7 @@ where
 {
     config.validate()?;
     let device = devices.first().context("no device to train on")?.clone();
-    run.refuse_other_run("pre-training", "model")?;
+    run.refuse_other_run("pre-training", "model", start)?;
     std::fs::create_dir_all(&run.dir).with_context(|| format!("creating {}", run.dir.display()))?;
     let _lock = run.lock()?;
     let check = |epoch| {
@@ -189,7 +189,7 @@ where
             load_mlm::<B>(config, weights, &run.dir.join("config.json"), &device).map(drop)
         })
     };
-    let start_epoch = run.start_epoch(resume, check)?;
+    let start_epoch = run.start_epoch(start, check)?;
     let source = Arc::new(config.source.open()?);
     let species = source.species();
     if config.source.species.is_some() && species.len() > config.model.max_rows {
