@@ -691,3 +691,12 @@ fn a_finished_run_is_refused_as_out_unless_overwritten_and_outputs_get_the_umask
         "the old run's rows are gone"
     );
 }
+
+#[test]
+fn a_config_file_with_an_unknown_key_is_refused_naming_the_key_and_the_file() {
+    let dir = scratch("config-unknown-key");
+    let config = dir.join("config.json");
+    std::fs::write(&config, "{\"version\": 1, \"lr\": 0.001, \"stepz\": 10}").unwrap();
+    let out = pretrain_with("config-unknown-key-out", &["--config", config.to_str().unwrap()]);
+    assert_refused(&out, &format!("{}: unknown key `stepz`", config.display()));
+}

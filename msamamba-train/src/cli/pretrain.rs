@@ -1,7 +1,6 @@
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
-use burn::config::Config;
+use anyhow::{Context, Result, bail};
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use msamamba_kernels::KernelBackend;
@@ -9,6 +8,7 @@ use msamamba_train::atomic_output::AtomicOutput;
 use msamamba_train::data::source::SourceConfig;
 use msamamba_train::plots::loss_curve::{read_losses, write_png};
 use msamamba_train::train::baseline::compare_with_baseline;
+use msamamba_train::train::config_file::load_config;
 use msamamba_train::train::pretrain::{PretrainConfig, pretrain};
 use msamamba_train::train::run_dir::{RunDir, RunStart};
 
@@ -146,7 +146,7 @@ impl PretrainArgs {
     /// given.
     fn config(&self, base: Option<PretrainConfig>) -> Result<PretrainConfig> {
         let mut config = match (&self.config, base) {
-            (Some(path), _) => PretrainConfig::load(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+            (Some(path), _) => load_config::<PretrainConfig>(path).context("--config")?,
             (None, Some(base)) => base,
             (None, None) if !self.source.given() => demo(bundled_maf()?),
             (None, None) => PretrainConfig::new(),
@@ -197,7 +197,7 @@ pub fn run(args: PretrainArgs) -> Result<()> {
     let run = RunDir { dir: args.out.clone() };
     let config = if args.resume {
         let path = run.dir.join("config.json");
-        let saved = PretrainConfig::load(&path).map_err(|e| anyhow::anyhow!("--resume: {}: {e}", path.display()))?;
+        let saved = load_config::<PretrainConfig>(&path).context("--resume")?;
         // The rows are the run's own record of its source, not a setting (a --config lacks them).
         let asked = PretrainConfig {
             rows: saved.rows.clone(),

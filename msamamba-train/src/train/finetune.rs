@@ -29,6 +29,7 @@ use crate::data::source::SourceConfig;
 use crate::progress;
 use crate::train::checkpoint_recorder::CheckpointRecorder;
 use crate::train::classifier_step::{ClassifierTraining, Ranking, RankingMetric};
+use crate::train::config_file::{CONFIG_VERSION, SavedConfig};
 use crate::train::metrics_log::{FINETUNE_COLUMNS, MetricsLog};
 use crate::train::run_dir::{RunDir, RunEnd, RunStart};
 use crate::train::schedule::WarmupCosineConfig;
@@ -47,6 +48,10 @@ pub struct FinetuneConfig {
     pub checkpoint: PathBuf,
     /// The label table (`chrom,start,end,strand,label`).
     pub labels: PathBuf,
+    /// The config's format version: [`CONFIG_VERSION`] as this msamamba writes it; a config
+    /// without one was written before versions were recorded.
+    #[config(default = "CONFIG_VERSION")]
+    pub version: u32,
     /// The alignment the windows were cut from; its `species` are the rows the classifier was
     /// trained on.
     #[config(default = "SourceConfig::new()")]
@@ -94,6 +99,22 @@ pub struct FinetuneConfig {
     /// Seed of the split, the head's initialisation, dropout and the data order.
     #[config(default = 42)]
     pub seed: u64,
+}
+
+impl SavedConfig for FinetuneConfig {
+    const KIND: &'static str = "fine-tuning";
+    const KEY: &'static str = "classifier";
+    const OTHER_KEY: &'static str = "model";
+    const COMMAND: &'static str = "msamamba finetune";
+    const REQUIRED: &'static [&'static str] = &["classifier", "classifier.model", "checkpoint", "labels"];
+
+    fn reference() -> Self {
+        Self::new(
+            MsaMambaClassifierConfig::new(msamamba_model::MsaMambaConfig::new()),
+            PathBuf::new(),
+            PathBuf::new(),
+        )
+    }
 }
 
 impl FinetuneConfig {

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::train::checkpoint_recorder::CheckpointRecorder;
+use crate::train::config_file::{CONFIG_VERSION, SavedConfig};
 use anyhow::{Context, Result, bail};
 use burn::config::{Config, config_to_json};
 use burn::data::dataloader::DataLoaderBuilder;
@@ -36,6 +37,10 @@ use crate::windows::tiling::{
 /// Everything a pre-training run depends on; saved as `config.json` next to the checkpoints.
 #[derive(Config, Debug)]
 pub struct PretrainConfig {
+    /// The config's format version: [`CONFIG_VERSION`] as this msamamba writes it; a config
+    /// without one was written before versions were recorded.
+    #[config(default = "CONFIG_VERSION")]
+    pub version: u32,
     /// The model.
     #[config(default = "MsaMambaConfig::new()")]
     pub model: MsaMambaConfig,
@@ -92,6 +97,18 @@ pub struct PretrainConfig {
     /// Seed of the model initialisation and of the data order.
     #[config(default = 42)]
     pub seed: u64,
+}
+
+impl SavedConfig for PretrainConfig {
+    const KIND: &'static str = "pre-training";
+    const KEY: &'static str = "model";
+    const OTHER_KEY: &'static str = "classifier";
+    const COMMAND: &'static str = "msamamba pretrain";
+    const REQUIRED: &'static [&'static str] = &[];
+
+    fn reference() -> Self {
+        Self::new()
+    }
 }
 
 impl PretrainConfig {
