@@ -3,12 +3,37 @@
 //! full disk, a bad input found late) never leaves a partial file or replaces a good one.
 //! `tempfile` makes the temporary file; the rename is atomic within one folder. A directory output
 //! (a zarr store) is built the same way in a temporary directory ([`AtomicDir`]).
+//!
+//! An output gets the permissions the umask gives a new file (`0666 & !umask`; a directory
+//! `0777 & !umask`), as every Unix tool's does, not tempfile's private 0600 / 0700: a run shared
+//! with other users must be readable by them. The umask is never read: the full mode is passed
+//! to open(2) and mkdir(2) when the temporary file or directory is created, and the kernel
+//! applies the umask there, which is exact and leaves the process's umask alone for other
+//! threads (reading it with umask(2) means setting it, briefly, for every thread).
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use tempfile::NamedTempFile;
+
+/// The mode a new output file is created with, before the umask.
+const FILE_MODE: u32 = 0o666;
+/// The mode a new output directory is created with, before the umask.
+const DIR_MODE: u32 = 0o777;
+
+/// A tempfile builder whose file or directory gets `mode` less the umask.
+fn builder(mode: u32) -> tempfile::Builder<'static, 'static> {
+    let mut builder = tempfile::Builder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(mode));
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    builder
+}
 
 /// An output file being written; [`AtomicOutput::commit`] puts it in place.
 pub struct AtomicOutput {
@@ -33,7 +58,9 @@ impl AtomicOutput {
             Some(parent) if !parent.as_os_str().is_empty() => parent,
             _ => Path::new("."),
         };
-        let file = NamedTempFile::new_in(folder).with_context(|| format!("writing {}", path.display()))?;
+        let file = builder(FILE_MODE)
+            .tempfile_in(folder)
+            .with_context(|| format!("writing {}", path.display()))?;
         Ok(Self {
             file: BufWriter::new(file),
             path: path.to_path_buf(),
@@ -106,7 +133,7 @@ impl AtomicDir {
             Some(parent) if !parent.as_os_str().is_empty() => parent,
             _ => Path::new("."),
         };
-        let dir = tempfile::Builder::new()
+        let dir = builder(DIR_MODE)
             .prefix(".tmp")
             .tempdir_in(folder)
             .with_context(|| format!("writing {}", path.display()))?;
@@ -131,6 +158,29 @@ impl AtomicDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The process's umask, from the kernel's record of it (Linux): reading it so changes
+    /// nothing for the tests running beside this one.
+    #[cfg(target_os = "linux")]
+    fn umask() -> u32 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find_map(|l| l.strip_prefix("Umask:")).unwrap();
+        u32::from_str_radix(line.trim(), 8).unwrap()
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn outputs_get_the_permissions_the_umask_gives_a_new_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.json");
+        AtomicOutput::write(&file, "{}\n").unwrap();
+        assert_eq!(mode(&file), 0o666 & !umask(), "file mode {:o}", mode(&file));
+        let store = dir.path().join("emb.zarr");
+        AtomicDir::create(&store).unwrap().commit().unwrap();
+        assert_eq!(mode(&store), 0o777 & !umask(), "directory mode {:o}", mode(&store));
+    }
 
     #[test]
     fn an_output_not_committed_leaves_the_previous_file_and_no_other() {

@@ -207,7 +207,7 @@ fn a_killed_finetuning_run_resumes_exactly() {
     let out = run_args(&finetune_args(&table, &killed, &["--epochs", "3"]));
     assert!(!out.status.success());
     assert!(
-        text(&out.stderr).contains("already holds checkpoints"),
+        text(&out.stderr).contains("holds a run (config.json"),
         "{}",
         text(&out.stderr)
     );

@@ -646,3 +646,57 @@ fn a_checkpoint_that_cannot_be_written_stops_training_with_the_file_named() {
     assert!(partial.is_empty(), "partial files left behind: {partial:?}");
     assert!(!out_dir.join("model.mpk").exists(), "a final model was written");
 }
+
+/// The process's umask (inherited by the runs it starts), as the kernel records it.
+fn umask() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find_map(|l| l.strip_prefix("Umask:")).unwrap();
+    u32::from_str_radix(line.trim(), 8).unwrap()
+}
+
+#[test]
+fn a_finished_run_is_refused_as_out_unless_overwritten_and_outputs_get_the_umask_permissions() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_dir, run_dir) = tiny_trained_run("run-dir-reuse");
+    let mode = |name: &str| std::fs::metadata(run_dir.join(name)).unwrap().permissions().mode() & 0o777;
+    for name in ["config.json", "summary.json", "loss_curve.png"] {
+        assert_eq!(mode(name), 0o666 & !umask(), "{name}: mode {:o}", mode(name));
+    }
+    // A finished run without its checkpoints: nothing but its files says it is a run.
+    std::fs::remove_dir_all(run_dir.join("checkpoint")).unwrap();
+    let model = std::fs::read(run_dir.join("model.mpk")).unwrap();
+    let maf = data(MM9);
+    let again = tiny_pretrain(&maf, run_dir.to_str().unwrap(), "2", "2");
+    let out = run(&again);
+    assert_refused(
+        &out,
+        "holds a run (config.json, train.tsv, valid.tsv, model.mpk, summary.json",
+    );
+    assert!(stderr(&out).contains("--overwrite"), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(run_dir.join("model.mpk")).unwrap(),
+        model,
+        "the model is kept"
+    );
+
+    let out = run(&[&again[..], &["--overwrite"]].concat());
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let said: Vec<&str> = err.lines().filter(|l| l.contains("--overwrite: removing")).collect();
+    assert_eq!(said.len(), 1, "{err}");
+    assert!(said[0].contains("model.mpk") && said[0].contains("train.tsv"), "{err}");
+    assert_eq!(
+        steps_in(&run_dir.join("train.tsv")),
+        [1, 2],
+        "the old run's rows are gone"
+    );
+}
+
+#[test]
+fn a_config_file_with_an_unknown_key_is_refused_naming_the_key_and_the_file() {
+    let dir = scratch("config-unknown-key");
+    let config = dir.join("config.json");
+    std::fs::write(&config, "{\"version\": 1, \"lr\": 0.001, \"stepz\": 10}").unwrap();
+    let out = pretrain_with("config-unknown-key-out", &["--config", config.to_str().unwrap()]);
+    assert_refused(&out, &format!("{}: unknown key `stepz`", config.display()));
+}

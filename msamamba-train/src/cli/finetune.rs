@@ -10,7 +10,7 @@ use msamamba_train::data::labels::{LabelledRegion, read_labels};
 use msamamba_train::train::checkpoint_recorder::CheckpointRecorder;
 use msamamba_train::train::classification_metrics::{ReportError, check_both_classes};
 use msamamba_train::train::finetune::{FinetuneConfig, FinetuneData, finetune, predict};
-use msamamba_train::train::run_dir::RunDir;
+use msamamba_train::train::run_dir::{RunDir, RunStart};
 use msamamba_train::train::weights::{classifier_path, load_backbone, load_finetune_config};
 use msamamba_train::windows::classifier_batch::LabelledWindows;
 use msamamba_train::windows::row_order::RowOrder;
@@ -42,6 +42,11 @@ pub struct FinetuneArgs {
     /// (same data order, dropout and schedule; flags that would change the run are refused).
     #[arg(long)]
     resume: bool,
+    /// Start afresh in an --out that holds a run: its files (config, metrics, checkpoints,
+    /// classifier, plots) are removed first, each named on stderr. Without it such an --out is
+    /// refused.
+    #[arg(long, conflicts_with = "resume")]
+    overwrite: bool,
     /// Window length, centred on each region [default: 128].
     #[arg(long)]
     window: Option<usize>,
@@ -140,10 +145,21 @@ impl FinetuneArgs {
 
 pub fn run(args: FinetuneArgs) -> Result<()> {
     let run = RunDir { dir: args.out.clone() };
-    run.refuse_other_run("fine-tuning", "classifier")?;
-    if classifier_path(&args.out).exists() {
+    let start = RunStart::of(args.resume, args.overwrite);
+    if start == RunStart::Overwrite
+        && let Some(checkpoint) = &args.checkpoint
+        && checkpoint.canonicalize().ok() == args.out.canonicalize().ok()
+        && args.out.exists()
+    {
         bail!(
-            "{} already holds a fine-tuned classifier: choose another --out",
+            "--overwrite would remove --checkpoint {}, the pre-training run fine-tuned: choose another --out",
+            checkpoint.display()
+        );
+    }
+    run.refuse_other_run("fine-tuning", "classifier", start)?;
+    if start != RunStart::Overwrite && classifier_path(&args.out).exists() {
+        bail!(
+            "{} already holds a fine-tuned classifier: choose another --out, or pass --overwrite to remove that run",
             args.out.display()
         );
     }
@@ -161,6 +177,7 @@ pub fn run(args: FinetuneArgs) -> Result<()> {
         let job = Job {
             start: Start::Resume(Box::new(saved)),
             run,
+            run_start: start,
             table,
         };
         return dispatch(args.backend, job);
@@ -171,6 +188,7 @@ pub fn run(args: FinetuneArgs) -> Result<()> {
     let job = Job {
         start: Start::Fresh(Box::new(args)),
         run,
+        run_start: start,
         table,
     };
     dispatch(backend, job)
@@ -187,6 +205,8 @@ enum Start {
 struct Job {
     start: Start,
     run: RunDir,
+    /// Whether the run directory is continued, refused when it holds a run, or emptied first.
+    run_start: RunStart,
     table: Vec<LabelledRegion>,
 }
 
@@ -199,7 +219,12 @@ impl OnBackend for Job {
         B::InnerBackend: KernelBackend,
     {
         let device = devices[0].clone();
-        let Job { start, run, table } = self;
+        let Job {
+            start,
+            run,
+            run_start,
+            table,
+        } = self;
         let (config, windows, backbone) = match start {
             Start::Fresh(args) => {
                 let checkpoint = args.checkpoint.clone().context("--checkpoint is required")?;
@@ -294,8 +319,7 @@ impl OnBackend for Job {
             batcher: windows.batcher(),
         };
         let started = std::time::Instant::now();
-        let resume = backbone.is_none();
-        let model = finetune::<B>(&config, backbone, data, &run, resume, &device)?;
+        let model = finetune::<B>(&config, backbone, data, &run, run_start, &device)?;
         println!("trained in {:.0} s", started.elapsed().as_secs_f64());
         let weights = classifier_path(&run.dir);
         model

@@ -1,7 +1,6 @@
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
-use burn::config::Config;
+use anyhow::{Context, Result, bail};
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use msamamba_kernels::KernelBackend;
@@ -9,8 +8,9 @@ use msamamba_train::atomic_output::AtomicOutput;
 use msamamba_train::data::source::SourceConfig;
 use msamamba_train::plots::loss_curve::{read_losses, write_png};
 use msamamba_train::train::baseline::compare_with_baseline;
+use msamamba_train::train::config_file::load_config;
 use msamamba_train::train::pretrain::{PretrainConfig, pretrain};
-use msamamba_train::train::run_dir::RunDir;
+use msamamba_train::train::run_dir::{RunDir, RunStart};
 
 use super::backend::{BackendChoice, Checkpointing, OnBackend, dispatch_training};
 use super::refuse_changes;
@@ -30,6 +30,10 @@ pub struct PretrainArgs {
     /// Continue from the last checkpoint in --out (same config, same data order).
     #[arg(long)]
     resume: bool,
+    /// Start afresh in an --out that holds a run: its files (config, metrics, checkpoints,
+    /// model) are removed first, each named on stderr. Without it such an --out is refused.
+    #[arg(long, conflicts_with = "resume")]
+    overwrite: bool,
     /// Backend to train on.
     #[arg(long, value_enum, default_value = "auto")]
     backend: BackendChoice,
@@ -142,7 +146,7 @@ impl PretrainArgs {
     /// given.
     fn config(&self, base: Option<PretrainConfig>) -> Result<PretrainConfig> {
         let mut config = match (&self.config, base) {
-            (Some(path), _) => PretrainConfig::load(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+            (Some(path), _) => load_config::<PretrainConfig>(path).context("--config")?,
             (None, Some(base)) => base,
             (None, None) if !self.source.given() => demo(bundled_maf()?),
             (None, None) => PretrainConfig::new(),
@@ -193,7 +197,7 @@ pub fn run(args: PretrainArgs) -> Result<()> {
     let run = RunDir { dir: args.out.clone() };
     let config = if args.resume {
         let path = run.dir.join("config.json");
-        let saved = PretrainConfig::load(&path).map_err(|e| anyhow::anyhow!("--resume: {}: {e}", path.display()))?;
+        let saved = load_config::<PretrainConfig>(&path).context("--resume")?;
         // The rows are the run's own record of its source, not a setting (a --config lacks them).
         let asked = PretrainConfig {
             rows: saved.rows.clone(),
@@ -211,7 +215,7 @@ pub fn run(args: PretrainArgs) -> Result<()> {
         Job {
             config,
             run,
-            resume: args.resume,
+            start: RunStart::of(args.resume, args.overwrite),
         },
     )
 }
@@ -219,7 +223,7 @@ pub fn run(args: PretrainArgs) -> Result<()> {
 struct Job {
     config: PretrainConfig,
     run: RunDir,
-    resume: bool,
+    start: RunStart,
 }
 
 impl OnBackend for Job {
@@ -231,7 +235,7 @@ impl OnBackend for Job {
         B::InnerBackend: KernelBackend,
     {
         let device = devices[0].clone();
-        let Job { config, run, resume } = self;
+        let Job { config, run, start } = self;
         let data = match (&config.source.maf, &config.source.target, &config.source.store) {
             (Some(maf), Some(target), _) => format!("{} (target {target})", maf.display()),
             (_, _, Some(store)) => store.display().to_string(),
@@ -245,7 +249,7 @@ impl OnBackend for Job {
             config.lr
         );
         let started = std::time::Instant::now();
-        let outcome = pretrain::<B>(&config, &run, resume, devices)?;
+        let outcome = pretrain::<B>(&config, &run, start, devices)?;
         let seconds = started.elapsed().as_secs_f64();
         if let Some(step) = outcome.non_finite_at {
             let kept = run

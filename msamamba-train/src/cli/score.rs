@@ -56,7 +56,7 @@ pub struct ScoreArgs {
     /// Output. `x.vcf`, or `x.vcf.gz` (bgzipped): every input record, in order and with all
     /// its columns, plus INFO/MSAMAMBA (the score of each ALT, `.` when not scored) and
     /// INFO/MSAMAMBA_SKIP (why not: not_snv, chrom_not_in_alignment, outside_alignment,
-    /// ref_mismatch). Any other name (`x.tsv.gz`: bgzipped): a TSV with a `#` header and one
+    /// ref_mismatch, nan: the model's score was not finite). Any other name (`x.tsv.gz`: bgzipped): a TSV with a `#` header and one
     /// row per ALT (chrom, pos, id, ref, alt, score, reason). Default: the TSV on stdout.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -171,6 +171,12 @@ impl OnBackend for ScoreArgs {
         let summary = score_vcf(&scorer, &mut reader, writer, &options)?;
         tracing::info!("{}", report(&summary));
         if summary.scored == 0 {
+            if let Some(nan) = summary.skipped.get(&Skip::Nan) {
+                bail!(
+                    "{}: no finite score: the model gave NaN or infinite scores for all {nan} variant(s) it scored (its weights may have diverged; try an earlier checkpoint)",
+                    reader.path().display()
+                );
+            }
             bail!("{}: no variant could be scored", reader.path().display());
         }
         if let Some(file) = output {

@@ -1,7 +1,11 @@
 //! Tables of labelled regions for fine-tuning, in the GenomicBenchmarks layout:
 //! `chrom,start,end,strand,label` with 0-based `start`, exclusive `end`, strand `+` or `-` and a
-//! 0/1 label; an optional header line; blank lines and lines starting with `#` are skipped.
+//! 0/1 label; an optional header line; blank lines and lines starting with `#` are skipped. A
+//! region labelled both 0 and 1 on the same strand is an error naming both lines: the model
+//! would be taught both answers for one input. The same region on the other strand is another
+//! input (its reverse complement) and may carry the other label.
 
+use std::collections::HashMap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
@@ -44,6 +48,23 @@ pub enum LabelsError {
         /// What is wrong.
         reason: String,
     },
+    /// One region and strand labelled both 0 and 1.
+    #[error(
+        "{}:{first}: {region} is labelled {first_label} here and {} at {}:{second}; a region has one label",
+        path.display(), 1 - first_label, path.display()
+    )]
+    Conflict {
+        /// The table.
+        path: PathBuf,
+        /// The region as the table writes it: `chrom,start,end,strand`.
+        region: String,
+        /// 1-based line of its first label.
+        first: usize,
+        /// That label, 0 or 1.
+        first_label: u8,
+        /// 1-based line of the other label.
+        second: usize,
+    },
     /// No data line.
     #[error("{}: no labelled regions", path.display())]
     Empty {
@@ -59,7 +80,9 @@ pub fn read_labels(path: &Path) -> Result<Vec<LabelledRegion>, LabelsError> {
         source,
     };
     let reader = std::io::BufReader::new(std::fs::File::open(path).map_err(io)?);
-    let mut rows = Vec::new();
+    let mut rows: Vec<LabelledRegion> = Vec::new();
+    // (chrom, start, end, strand) -> index of its first row. The table is held whole anyway.
+    let mut seen: HashMap<(String, u64, u64, bool), usize> = HashMap::new();
     let mut first = true;
     for (index, line) in reader.lines().enumerate() {
         let line = line.map_err(io)?;
@@ -70,7 +93,31 @@ pub fn read_labels(path: &Path) -> Result<Vec<LabelledRegion>, LabelsError> {
         }
         let header_allowed = std::mem::take(&mut first);
         match parse_line(text, number) {
-            Ok(row) => rows.push(row),
+            Ok(row) => {
+                let key = (
+                    row.region.chrom.clone(),
+                    row.region.start,
+                    row.region.end,
+                    row.strand == Strand::Reverse,
+                );
+                match seen.get(&key) {
+                    Some(&k) if rows[k].label != row.label => {
+                        let earlier = &rows[k];
+                        return Err(LabelsError::Conflict {
+                            path: path.to_path_buf(),
+                            region: text.rsplit_once(',').map_or(text, |(region, _)| region).to_string(),
+                            first: earlier.line,
+                            first_label: u8::from(earlier.label),
+                            second: number,
+                        });
+                    }
+                    Some(_) => {}
+                    None => {
+                        seen.insert(key, rows.len());
+                    }
+                }
+                rows.push(row)
+            }
             Err(_) if header_allowed && is_header(text) => continue,
             Err(reason) => {
                 return Err(LabelsError::Line {
@@ -147,4 +194,33 @@ pub fn centred_window(region: &Region, len: usize) -> Option<Region> {
         start,
         end: start + len as u64,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("labels.csv");
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn a_region_labelled_both_0_and_1_is_an_error_naming_both_lines() {
+        let (_dir, path) = table("chrom,start,end,strand,label\nchr1,10,20,+,1\nchr1,30,40,+,0\nchr1,10,20,+,0\n");
+        let err = read_labels(&path).unwrap_err().to_string();
+        let file = path.display();
+        assert!(err.contains(&format!("{file}:2:")), "{err}");
+        assert!(err.contains(&format!("{file}:4")), "{err}");
+        assert!(err.contains("labelled 1 here and 0"), "{err}");
+    }
+
+    #[test]
+    fn a_region_repeated_with_its_label_or_on_the_other_strand_is_read() {
+        let (_dir, path) = table("chr1,10,20,+,1\nchr1,10,20,+,1\nchr1,10,20,-,0\n");
+        let rows = read_labels(&path).unwrap();
+        assert_eq!(rows.len(), 3);
+    }
 }

@@ -14,7 +14,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Value, json};
 use zarrs::array::{Array, ArrayBuilder, ArraySubset, data_type};
 use zarrs::filesystem::FilesystemStore;
@@ -76,9 +76,20 @@ impl EmbeddingStore {
         })
     }
 
-    /// Writes the next region's embedding, `values` position-major (L x D).
+    /// Writes the next region's embedding, `values` position-major (L x D). Refuses values that
+    /// are NaN or infinite (weights that diverged): such an embedding is never written, and the
+    /// store, left incomplete, is never put in place.
     pub fn add(&mut self, label: RegionLabel, values: &[f32]) -> Result<()> {
         let k = self.labels.len() as u64;
+        let non_finite = values.iter().filter(|v| !v.is_finite()).count();
+        if non_finite > 0 {
+            bail!(
+                "embedding {k} ({} {}): {non_finite} of its {} values are NaN or infinite (the model's weights may have diverged; try an earlier checkpoint); nothing was written",
+                label.region,
+                label.strand,
+                values.len()
+            );
+        }
         let (width, len) = (self.width, values.len() / self.width.max(1));
         let failed = |e: &dyn std::fmt::Display| anyhow!("writing embedding {k} ({}): {e}", label.region);
         let mut builder = ArrayBuilder::new(
@@ -176,6 +187,24 @@ mod tests {
         assert_eq!(attributes["species"], json!(["mm9", "rn4"]));
         assert_eq!(attributes["regions"][1]["strand"], "-");
         assert_eq!(attributes["regions"][0]["name"], "a");
+    }
+
+    #[test]
+    fn a_non_finite_embedding_is_refused_naming_its_region_and_no_store_is_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("emb.zarr");
+        let mut store = EmbeddingStore::create(&path, 1, 2, true).unwrap();
+        let label = RegionLabel {
+            region: "chr1:1-2".into(),
+            strand: '+',
+            name: None,
+        };
+        let err = store.add(label, &[0.5, f32::NAN, 1.0, f32::INFINITY]).unwrap_err();
+        assert!(err.to_string().contains("chr1:1-2"), "{err}");
+        assert!(err.to_string().contains("NaN or infinite"), "{err}");
+        drop(store);
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 
     #[test]

@@ -272,7 +272,7 @@ fn scored_header(input: &vcf::Header, provenance: &Provenance) -> io::Result<vcf
         Map::<Info>::new(
             Number::AlternateBases,
             Type::String,
-            "Why an ALT has no MSAMAMBA score: not_snv, chrom_not_in_alignment, outside_alignment or ref_mismatch",
+            "Why an ALT has no MSAMAMBA score: not_snv, chrom_not_in_alignment, outside_alignment, ref_mismatch or nan",
         ),
     );
     // Header lines are one line each: a newline in an argument would break the file.

@@ -16,16 +16,19 @@ pub enum Skip {
     OutsideAlignment,
     /// The alignment's target has another base at the site.
     RefMismatch,
+    /// The model gave a NaN or infinite score (weights that diverged): never written as a score.
+    Nan,
 }
 
 impl Skip {
     /// Every reason, in the order the summary lists them.
-    pub const ALL: [Skip; 5] = [
+    pub const ALL: [Skip; 6] = [
         Skip::NotSnv,
         Skip::NoAlt,
         Skip::ChromNotInAlignment,
         Skip::OutsideAlignment,
         Skip::RefMismatch,
+        Skip::Nan,
     ];
 
     /// The reason as written in the output.
@@ -36,6 +39,7 @@ impl Skip {
             Skip::ChromNotInAlignment => "chrom_not_in_alignment",
             Skip::OutsideAlignment => "outside_alignment",
             Skip::RefMismatch => "ref_mismatch",
+            Skip::Nan => "nan",
         }
     }
 }

@@ -34,7 +34,7 @@ pub struct ScoreOptions {
 pub struct ScoreSummary {
     /// Records read.
     pub records: u64,
-    /// ALTs scored.
+    /// ALTs scored (finite scores only).
     pub scored: u64,
     /// ALTs not scored, by reason.
     pub skipped: BTreeMap<Skip, u64>,
@@ -201,6 +201,7 @@ fn describe<B: KernelBackend>(
             scorer.window(),
             scorer.context()
         ),
+        Skip::Nan => "the model's score is NaN or infinite".into(),
         Skip::RefMismatch => {
             let found = chrom
                 .zip(record.variant_start())
@@ -211,6 +212,15 @@ fn describe<B: KernelBackend>(
                 record.reference_bases()
             )
         }
+    }
+}
+
+/// A score as written: a NaN or an infinity is no score, but the reason `nan`.
+fn finite(score: f32) -> Outcome {
+    if score.is_finite() {
+        Outcome::Scored(score)
+    } else {
+        Outcome::Skipped(Skip::Nan)
     }
 }
 
@@ -246,10 +256,18 @@ impl Batch {
                 .alleles
                 .iter()
                 .map(|allele| match allele {
-                    Ok(index) => Outcome::Scored(scores[*index].mean()),
+                    Ok(index) => finite(scores[*index].mean()),
                     Err(skip) => Outcome::Skipped(*skip),
                 })
                 .collect();
+            if !summary.skipped.contains_key(&Skip::Nan) && outcomes.contains(&Outcome::Skipped(Skip::Nan)) {
+                let record = &waiting.record;
+                tracing::warn!(
+                    "{}:{}: the model's score is NaN or infinite (its weights may have diverged); written as `.` with reason nan (the first; the rest are counted at the end)",
+                    record.reference_sequence_name(),
+                    record.variant_start().map_or(0, usize::from)
+                );
+            }
             if waiting.alleles.is_empty() {
                 *summary.skipped.entry(Skip::NoAlt).or_default() += 1;
             }
@@ -280,7 +298,7 @@ mod tests {
 
     use super::*;
     use crate::infer::score_writer::{OutputKind, Provenance};
-    use crate::infer::scorer::tests::{model, random_rows, scorer};
+    use crate::infer::scorer::tests::{Cpu, model, random_rows, scorer};
 
     /// A VCF made on demand, one line per read, counting the records handed out.
     struct Generated {
@@ -335,10 +353,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn records_are_written_a_batch_after_they_are_read_not_at_the_end() {
-        let rows = random_rows(3, 3, 60);
-        let scorer = scorer(&model(false), &rows, 8);
+    /// Scores the 40 generated records on `rows` (20 SNVs, 20 deletions) with `scorer`, 4 per
+    /// batch, into a TSV: the summary, the text, and the most records that waited at a write.
+    fn score_generated(scorer: &VariantScorer<Cpu>, rows: &[Vec<u8>]) -> (ScoreSummary, String, usize) {
         let produced = Rc::new(Cell::new(0));
         let generated = Generated {
             reference: rows[0].clone(),
@@ -374,15 +391,41 @@ mod tests {
             labels: None,
             out_name: "memory".into(),
         };
-        let summary = score_vcf(&scorer, &mut reader, writer, &options).unwrap();
+        let summary = score_vcf(scorer, &mut reader, writer, &options).unwrap();
+        let text = text.borrow().clone();
+        (summary, text, most_waiting.get())
+    }
+
+    #[test]
+    fn records_are_written_a_batch_after_they_are_read_not_at_the_end() {
+        let rows = random_rows(3, 3, 60);
+        let scorer = scorer(&model(false), &rows, 8);
+        let (summary, text, most_waiting) = score_generated(&scorer, &rows);
         assert_eq!((summary.records, summary.scored), (40, 20));
         assert_eq!(summary.skipped.get(&Skip::NotSnv), Some(&20));
         // At most one batch of records (4) waits, and the one being read; the header line
         // counts as written, hence the slack of one more.
-        assert!(most_waiting.get() <= 6, "{} records waited", most_waiting.get());
-        let text = text.borrow();
+        assert!(most_waiting <= 6, "{most_waiting} records waited");
         let ids: Vec<&str> = text.lines().skip(1).map(|l| l.split('\t').nth(2).unwrap()).collect();
         let expected: Vec<String> = (1..=40).map(|k| format!("v{k}")).collect();
         assert_eq!(ids, expected);
+    }
+
+    #[test]
+    fn nan_scores_are_written_as_no_score_with_reason_nan_and_not_counted_as_scored() {
+        let rows = random_rows(3, 3, 60);
+        let (mut model, context) = model(false);
+        // Weights that diverged: every logit, so every score, is NaN.
+        model.lm_head.weight = model.lm_head.weight.map(|w| w.mul_scalar(f32::NAN));
+        let scorer = scorer(&(model, context), &rows, 8);
+        let (summary, text, _) = score_generated(&scorer, &rows);
+        assert_eq!((summary.records, summary.scored), (40, 0));
+        assert_eq!(summary.skipped.get(&Skip::Nan), Some(&20));
+        let snvs: Vec<&str> = text.lines().skip(1).filter(|l| !l.ends_with("not_snv")).collect();
+        assert_eq!(snvs.len(), 20, "{text}");
+        for line in snvs {
+            let fields: Vec<&str> = line.split('\t').collect();
+            assert_eq!(fields[5..], ["", "nan"], "{line}");
+        }
     }
 }

@@ -29,8 +29,9 @@ use crate::data::source::SourceConfig;
 use crate::progress;
 use crate::train::checkpoint_recorder::CheckpointRecorder;
 use crate::train::classifier_step::{ClassifierTraining, Ranking, RankingMetric};
+use crate::train::config_file::{CONFIG_VERSION, SavedConfig};
 use crate::train::metrics_log::{FINETUNE_COLUMNS, MetricsLog};
-use crate::train::run_dir::{RunDir, RunEnd};
+use crate::train::run_dir::{RunDir, RunEnd, RunStart};
 use crate::train::schedule::WarmupCosineConfig;
 use crate::train::weight_decay::SelectiveAdamW;
 use crate::train::weights::load_weights;
@@ -47,6 +48,10 @@ pub struct FinetuneConfig {
     pub checkpoint: PathBuf,
     /// The label table (`chrom,start,end,strand,label`).
     pub labels: PathBuf,
+    /// The config's format version: [`CONFIG_VERSION`] as this msamamba writes it; a config
+    /// without one was written before versions were recorded.
+    #[config(default = "CONFIG_VERSION")]
+    pub version: u32,
     /// The alignment the windows were cut from; its `species` are the rows the classifier was
     /// trained on.
     #[config(default = "SourceConfig::new()")]
@@ -94,6 +99,22 @@ pub struct FinetuneConfig {
     /// Seed of the split, the head's initialisation, dropout and the data order.
     #[config(default = 42)]
     pub seed: u64,
+}
+
+impl SavedConfig for FinetuneConfig {
+    const KIND: &'static str = "fine-tuning";
+    const KEY: &'static str = "classifier";
+    const OTHER_KEY: &'static str = "model";
+    const COMMAND: &'static str = "msamamba finetune";
+    const REQUIRED: &'static [&'static str] = &["classifier", "classifier.model", "checkpoint", "labels"];
+
+    fn reference() -> Self {
+        Self::new(
+            MsaMambaClassifierConfig::new(msamamba_model::MsaMambaConfig::new()),
+            PathBuf::new(),
+            PathBuf::new(),
+        )
+    }
 }
 
 impl FinetuneConfig {
@@ -218,7 +239,7 @@ pub struct FinetuneData {
 /// Learner: AdamW (mamba_ssm's decay convention) and BCE, warmup then cosine over
 /// `epochs` passes, a checkpoint and a validation pass (loss, AUROC, AUPRC into `valid.tsv`)
 /// every `checkpoint_every` steps. A fresh run starts from `backbone` with a fresh head; with
-/// `resume`, the run continues from its newest usable checkpoint exactly as it would have gone
+/// `start` [`RunStart::Resume`], the run continues from its newest usable checkpoint exactly as it would have gone
 /// on (the data order and dropout are functions of the seed and the interval). Returns the
 /// final weights, or with early stopping those of the best validation AUROC.
 pub fn finetune<B>(
@@ -226,7 +247,7 @@ pub fn finetune<B>(
     backbone: Option<MsaMamba<B>>,
     data: FinetuneData,
     run: &RunDir,
-    resume: bool,
+    start: RunStart,
     device: &B::Device,
 ) -> Result<MsaMambaClassifier<B::InnerBackend>>
 where
@@ -244,7 +265,7 @@ where
             load_checkpoint::<B>(config, weights, &config_path, device).map(drop)
         })
     };
-    let start_epoch = run.start_epoch(resume, check)?;
+    let start_epoch = run.start_epoch(start, check)?;
     // Written once the directory is locked and known to hold no other run's checkpoints: a
     // refused run leaves the config of the one it would have overwritten as it was.
     AtomicOutput::write(&config_path, config_to_json(config))?;

@@ -6,6 +6,7 @@ pub mod baseline;
 pub mod checkpoint_recorder;
 pub mod classification_metrics;
 pub mod classifier_step;
+pub mod config_file;
 pub mod finetune;
 pub mod metrics_log;
 pub mod mlm_step;

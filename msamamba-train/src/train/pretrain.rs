@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::train::checkpoint_recorder::CheckpointRecorder;
+use crate::train::config_file::{CONFIG_VERSION, SavedConfig};
 use anyhow::{Context, Result, bail};
 use burn::config::{Config, config_to_json};
 use burn::data::dataloader::DataLoaderBuilder;
@@ -23,7 +24,7 @@ use crate::data::bed::read_bed;
 use crate::data::source::{AlignmentSource, SourceConfig};
 use crate::train::metrics_log::{MetricsLog, PRETRAIN_COLUMNS};
 use crate::train::mlm_step::MlmModel;
-use crate::train::run_dir::{RunDir, RunEnd};
+use crate::train::run_dir::{RunDir, RunEnd, RunStart};
 use crate::train::schedule::WarmupCosineConfig;
 use crate::train::weight_decay::SelectiveAdamW;
 use crate::train::weights::load_mlm;
@@ -36,6 +37,10 @@ use crate::windows::tiling::{
 /// Everything a pre-training run depends on; saved as `config.json` next to the checkpoints.
 #[derive(Config, Debug)]
 pub struct PretrainConfig {
+    /// The config's format version: [`CONFIG_VERSION`] as this msamamba writes it; a config
+    /// without one was written before versions were recorded.
+    #[config(default = "CONFIG_VERSION")]
+    pub version: u32,
     /// The model.
     #[config(default = "MsaMambaConfig::new()")]
     pub model: MsaMambaConfig,
@@ -92,6 +97,18 @@ pub struct PretrainConfig {
     /// Seed of the model initialisation and of the data order.
     #[config(default = 42)]
     pub seed: u64,
+}
+
+impl SavedConfig for PretrainConfig {
+    const KIND: &'static str = "pre-training";
+    const KEY: &'static str = "model";
+    const OTHER_KEY: &'static str = "classifier";
+    const COMMAND: &'static str = "msamamba pretrain";
+    const REQUIRED: &'static [&'static str] = &[];
+
+    fn reference() -> Self {
+        Self::new()
+    }
 }
 
 impl PretrainConfig {
@@ -167,12 +184,12 @@ pub struct PretrainOutcome<B: AutodiffBackend> {
     pub non_finite_at: Option<usize>,
 }
 
-/// Trains on `devices` (data-parallel when several; the first is the main one); with `resume`,
-/// continues from the last complete checkpoint in `run`.
+/// Trains on `devices` (data-parallel when several; the first is the main one) into `run`,
+/// started as `start` says: resumed from its last usable checkpoint, or a new run.
 pub fn pretrain<B>(
     config: &PretrainConfig,
     run: &RunDir,
-    resume: bool,
+    start: RunStart,
     devices: Vec<B::Device>,
 ) -> Result<PretrainOutcome<B>>
 where
@@ -181,7 +198,7 @@ where
 {
     config.validate()?;
     let device = devices.first().context("no device to train on")?.clone();
-    run.refuse_other_run("pre-training", "model")?;
+    run.refuse_other_run("pre-training", "model", start)?;
     std::fs::create_dir_all(&run.dir).with_context(|| format!("creating {}", run.dir.display()))?;
     let _lock = run.lock()?;
     let check = |epoch| {
@@ -189,7 +206,7 @@ where
             load_mlm::<B>(config, weights, &run.dir.join("config.json"), &device).map(drop)
         })
     };
-    let start_epoch = run.start_epoch(resume, check)?;
+    let start_epoch = run.start_epoch(start, check)?;
     let source = Arc::new(config.source.open()?);
     let species = source.species();
     if config.source.species.is_some() && species.len() > config.model.max_rows {

@@ -1,6 +1,10 @@
 //! A training run's directory: its config, its burn-train checkpoints (which are complete and
 //! usable, which a resumed run starts from, which are removed after a bad step), its lock, and
 //! how a burn-train run ended. Pre-training and fine-tuning share it.
+//!
+//! A directory holding any run's files is only ever continued (`--resume`) or, with
+//! `--overwrite`, emptied of them first: a fresh run writing among an old run's files would
+//! append to its metrics and replace its model and config piecemeal.
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +23,48 @@ use msamamba_kernels::AdamWBackend;
 
 /// The files of one checkpoint, as burn-train names them.
 const CHECKPOINT_KINDS: [&str; 3] = ["model", "optim", "scheduler"];
+
+/// The files and folders a run writes into its directory (burn-train's metric logs in
+/// `train/` and `valid/`); `.lock` is not one: a running run holds it.
+const RUN_FILES: [&str; 15] = [
+    "config.json",
+    "train.tsv",
+    "valid.tsv",
+    "model.mpk",
+    "summary.json",
+    "loss_curve.png",
+    "loss_curve.svg",
+    "classifier.mpk",
+    "metrics.json",
+    "roc.png",
+    "roc.svg",
+    "experiment.log",
+    "checkpoint",
+    "train",
+    "valid",
+];
+
+/// How a run treats its directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStart {
+    /// A new run: the directory must hold no run's files.
+    Fresh,
+    /// Continue the run in the directory from its newest usable checkpoint (`--resume`).
+    Resume,
+    /// A new run, removing the run files the directory holds first (`--overwrite`).
+    Overwrite,
+}
+
+impl RunStart {
+    /// From the `--resume` and `--overwrite` flags (which exclude each other).
+    pub fn of(resume: bool, overwrite: bool) -> Self {
+        match (resume, overwrite) {
+            (true, _) => Self::Resume,
+            (false, true) => Self::Overwrite,
+            (false, false) => Self::Fresh,
+        }
+    }
+}
 
 /// Where a run's files go.
 pub struct RunDir {
@@ -132,22 +178,81 @@ impl RunDir {
         Ok(None)
     }
 
-    /// The checkpoint a resumed run starts from (`resume`), or none for a fresh run, which
-    /// refuses a directory that already holds checkpoints.
-    pub fn start_epoch(&self, resume: bool, check: impl Fn(usize) -> Result<()>) -> Result<Option<usize>> {
-        if resume {
-            let epoch = self
-                .newest_usable_checkpoint(false, check)?
-                .with_context(|| format!("--resume: no usable checkpoint in {}", self.checkpoints().display()))?;
-            return Ok(Some(epoch));
-        }
-        if self.last_checkpoint().is_some() {
+    /// The run files (see [`RUN_FILES`]) the directory holds, by name, folders ending in `/`.
+    pub fn run_files(&self) -> Vec<String> {
+        RUN_FILES
+            .iter()
+            .filter_map(|name| {
+                let path = self.dir.join(name);
+                let meta = std::fs::symlink_metadata(&path).ok()?;
+                if !meta.is_dir() {
+                    return Some(name.to_string());
+                }
+                // burn-train's metric logs are `epoch-N` folders: a `train/` of anything else is
+                // not the run's to remove.
+                let logs = matches!(*name, "train" | "valid");
+                let burn_logs = || {
+                    std::fs::read_dir(&path).is_ok_and(|entries| {
+                        entries
+                            .filter_map(|e| e.ok())
+                            .all(|e| e.file_name().to_string_lossy().starts_with("epoch-"))
+                    })
+                };
+                (!logs || burn_logs()).then(|| format!("{name}/"))
+            })
+            .collect()
+    }
+
+    /// Refuses a directory holding a run's files, for a run that does not continue it.
+    pub fn refuse_existing_run(&self) -> Result<()> {
+        let found = self.run_files();
+        if !found.is_empty() {
             bail!(
-                "{} already holds checkpoints: pass --resume to continue, or choose another --out",
-                self.dir.display()
+                "{} holds a run ({}): pass --resume to continue it, --overwrite to remove those files and start again, or choose another --out",
+                self.dir.display(),
+                found.join(", ")
             );
         }
-        Ok(None)
+        Ok(())
+    }
+
+    /// Removes the run files the directory holds, saying which on one line; leaves every other
+    /// file (an input kept beside the run) and `.lock`, which the caller holds.
+    pub fn remove_run_files(&self) -> Result<()> {
+        let found = self.run_files();
+        if found.is_empty() {
+            return Ok(());
+        }
+        tracing::warn!("--overwrite: removing {} from {}", found.join(", "), self.dir.display());
+        for name in &found {
+            let path = self.dir.join(name.trim_end_matches('/'));
+            let removed = if name.ends_with('/') {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            removed.with_context(|| format!("--overwrite: removing {}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Makes the directory ready for a run started as `start`, once it is locked: the checkpoint
+    /// a resumed run continues from; none for a fresh run, which refuses a directory holding a
+    /// run's files, or for an overwriting run, which removes them.
+    pub fn start_epoch(&self, start: RunStart, check: impl Fn(usize) -> Result<()>) -> Result<Option<usize>> {
+        match start {
+            RunStart::Resume => {
+                let epoch = self.newest_usable_checkpoint(false, check)?.with_context(|| {
+                    format!(
+                        "--resume: no usable checkpoint in {} (to start the run again, pass --overwrite instead)",
+                        self.checkpoints().display()
+                    )
+                })?;
+                Ok(Some(epoch))
+            }
+            RunStart::Fresh => self.refuse_existing_run().map(|()| None),
+            RunStart::Overwrite => self.remove_run_files().map(|()| None),
+        }
     }
 
     /// After burn-train's `launch`: removes the checkpoints of epochs that ended after a
@@ -231,8 +336,11 @@ impl RunDir {
 
     /// Refuses a directory whose `config.json` belongs to another kind of run than `kind` (a
     /// run's config has `key`: `model` for pre-training, `classifier` for fine-tuning), so that
-    /// writing this run's config never overwrites it.
-    pub fn refuse_other_run(&self, kind: &str, key: &str) -> Result<()> {
+    /// writing this run's config never overwrites it; `--overwrite` (`start`) removes it.
+    pub fn refuse_other_run(&self, kind: &str, key: &str, start: RunStart) -> Result<()> {
+        if start == RunStart::Overwrite {
+            return Ok(());
+        }
         let path = self.dir.join("config.json");
         let Ok(text) = std::fs::read_to_string(&path) else {
             return Ok(());
@@ -240,7 +348,7 @@ impl RunDir {
         let ours = serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|config| config.get(key).is_some());
         if !ours {
             bail!(
-                "{} holds another run (its config.json is not a {kind} config): choose another --out",
+                "{} holds another run (its config.json is not a {kind} config): choose another --out, or pass --overwrite to remove it",
                 self.dir.display()
             );
         }
@@ -270,5 +378,61 @@ fn recorder_words(message: &str) -> &str {
     match message.find("writing ") {
         Some(start) => message[start..].split("\")").next().unwrap_or(message),
         None => message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A directory as a run killed before its first checkpoint leaves it, and an input beside it.
+    fn killed_run() -> (tempfile::TempDir, RunDir) {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["config.json", "train.tsv", "valid.tsv", "labels.csv", ".lock"] {
+            std::fs::write(dir.path().join(name), "x\n").unwrap();
+        }
+        std::fs::create_dir_all(dir.path().join("checkpoint")).unwrap();
+        let run = RunDir {
+            dir: dir.path().to_path_buf(),
+        };
+        (dir, run)
+    }
+
+    #[test]
+    fn a_fresh_run_refuses_a_directory_holding_a_run_without_checkpoints() {
+        let (_dir, run) = killed_run();
+        let err = run.start_epoch(RunStart::Fresh, |_| Ok(())).unwrap_err().to_string();
+        assert!(
+            err.contains("holds a run (config.json, train.tsv, valid.tsv, checkpoint/)"),
+            "{err}"
+        );
+        assert!(err.contains("--resume") && err.contains("--overwrite"), "{err}");
+        assert_eq!(std::fs::read_to_string(run.dir.join("train.tsv")).unwrap(), "x\n");
+    }
+
+    #[test]
+    fn a_fresh_run_refuses_a_finished_run_without_checkpoints() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["config.json", "model.mpk", "summary.json"] {
+            std::fs::write(dir.path().join(name), "x\n").unwrap();
+        }
+        let run = RunDir {
+            dir: dir.path().to_path_buf(),
+        };
+        let err = run.start_epoch(RunStart::Fresh, |_| Ok(())).unwrap_err().to_string();
+        assert!(err.contains("config.json, model.mpk, summary.json"), "{err}");
+    }
+
+    #[test]
+    fn overwrite_removes_the_run_files_and_nothing_else() {
+        let (_dir, run) = killed_run();
+        assert_eq!(run.start_epoch(RunStart::Overwrite, |_| Ok(())).unwrap(), None);
+        let mut left: Vec<String> = std::fs::read_dir(&run.dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [".lock", "labels.csv"]);
+        assert_eq!(run.start_epoch(RunStart::Fresh, |_| Ok(())).unwrap(), None);
     }
 }

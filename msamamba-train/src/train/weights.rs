@@ -6,7 +6,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use burn::config::Config;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::record::Recorder;
@@ -14,6 +13,7 @@ use msamamba_model::MsaMamba;
 use msamamba_model::pooler::MsaMambaClassifier;
 
 use crate::train::checkpoint_recorder::CheckpointRecorder;
+use crate::train::config_file::{ConfigFileError, load_config};
 use crate::train::finetune::FinetuneConfig;
 use crate::train::mlm_step::MlmModel;
 use crate::train::pretrain::PretrainConfig;
@@ -88,7 +88,13 @@ fn config_in(dir: &Path, what: &str) -> Result<PathBuf> {
 /// The config and the trained language model of a pre-training run (`msamamba pretrain --out`).
 pub fn load_backbone<B: Backend>(dir: &Path, device: &B::Device) -> Result<(PretrainConfig, MsaMamba<B>)> {
     let config_path = config_in(dir, "pre-training run")?;
-    let config = PretrainConfig::load(&config_path).map_err(|e| anyhow::anyhow!("{}: {e}", config_path.display()))?;
+    let config = load_config::<PretrainConfig>(&config_path).map_err(|e| match e {
+        ConfigFileError::OtherKind { .. } => anyhow::anyhow!(
+            "{}: not a pre-training run ({e}; a fine-tuning run?): pass a `msamamba pretrain --out` directory",
+            dir.display()
+        ),
+        e => e.into(),
+    })?;
     let weights = RunDir { dir: dir.to_path_buf() }.final_model();
     if !weights.exists() {
         bail!("{}: no model.mpk (has the pre-training run finished?)", dir.display());
@@ -145,12 +151,12 @@ pub fn load_classifier<B: Backend>(dir: &Path, device: &B::Device) -> Result<(Fi
 
 /// The fine-tuning config at `path`, of the run in `dir`.
 pub fn load_finetune_config(path: &Path, dir: &Path) -> Result<FinetuneConfig> {
-    FinetuneConfig::load(path).map_err(|e| {
-        anyhow::anyhow!(
-            "{}: not a fine-tuning config (is {} a pre-training run? pass it to `msamamba finetune`): {e}",
-            path.display(),
+    load_config::<FinetuneConfig>(path).map_err(|e| match e {
+        ConfigFileError::OtherKind { .. } => anyhow::anyhow!(
+            "{e} (is {} a pre-training run? pass it to `msamamba finetune`)",
             dir.display()
-        )
+        ),
+        e => e.into(),
     })
 }
 
