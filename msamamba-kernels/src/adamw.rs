@@ -49,7 +49,7 @@ impl AdamWStep {
 /// A parameter, its gradient and its moments, flattened.
 ///
 /// # Shapes
-/// [n] each.
+/// \[n\] each.
 #[derive(Debug, Clone)]
 pub struct AdamWTensors<B: Backend> {
     /// The parameter.
@@ -62,7 +62,7 @@ pub struct AdamWTensors<B: Backend> {
 
 /// A backend that can run one AdamW step.
 pub trait AdamWBackend: Backend {
-    /// The parameter and moments after `step` with gradient `grad` [n].
+    /// The parameter and moments after `step` with gradient `grad` \[n\].
     fn adamw_step(state: AdamWTensors<Self>, grad: Tensor<Self, 1>, step: &AdamWStep) -> AdamWTensors<Self> {
         reference(state, grad, step)
     }
@@ -71,7 +71,7 @@ pub trait AdamWBackend: Backend {
 /// Runs one AdamW step on backend `B` (see the module doc).
 ///
 /// # Shapes
-/// state's tensors and grad: [n] -> [n]
+/// state's tensors and grad: \[n\] -> \[n\]
 ///
 /// # Panics
 /// When the tensors' lengths differ: a programming error of the optimizer, never user data.

@@ -1,6 +1,6 @@
 //! The causal depthwise convolution in front of each selective scan, with its SiLU (mamba_ssm's
 //! `causal_conv1d_fn` with `activation="silu"`), as one operation over channels-last [R, L, E]
-//! activations: y[l, e] = act(bias[e] + sum_k weight[e, k] · x[l - (K - 1) + k, e]), zeros before
+//! activations: y[l, e] = act(bias\[e\] + sum_k weight[e, k] · x[l - (K - 1) + k, e]), zeros before
 //! the first position.
 //!
 //! In tensor ops that is K shifted multiply-adds and the activation, and its backward K more plus
@@ -22,7 +22,7 @@ pub struct CausalConvInput<B: Backend> {
     pub x: Tensor<B, 3>,
     /// One filter per channel, tap k - 1 on the current position: [e, k].
     pub weight: Tensor<B, 2>,
-    /// [e]
+    /// \[e\]
     pub bias: Tensor<B, 1>,
     /// Apply SiLU to the convolution's output.
     pub silu: bool,
@@ -35,7 +35,7 @@ pub struct CausalConvGrads<B: Backend> {
     pub x: Tensor<B, 3>,
     /// [e, k]
     pub weight: Tensor<B, 2>,
-    /// [e]
+    /// \[e\]
     pub bias: Tensor<B, 1>,
 }
 
@@ -73,7 +73,7 @@ pub trait CausalConvBackend: Backend {
 /// Runs the causal depthwise convolution (and SiLU when asked) on backend `B`.
 ///
 /// # Shapes
-/// x: [r, l, e]; weight: [e, k]; bias: [e] -> [r, l, e]
+/// x: [r, l, e]; weight: [e, k]; bias: \[e\] -> [r, l, e]
 pub fn causal_conv1d<B: CausalConvBackend>(input: CausalConvInput<B>) -> Tensor<B, 3> {
     input.dims();
     B::causal_conv(input)
@@ -121,8 +121,8 @@ pub fn reference_forward<B: Backend>(input: CausalConvInput<B>) -> Tensor<B, 3> 
     if input.silu { y.clone() * sigmoid(y) } else { y }
 }
 
-/// Its backward, written out: with g = dy · silu'(pre) (or dy), dx[l] = sum_k weight[k] ·
-/// g[l + K - 1 - k], dweight[k] = sum over rows and positions of g[l] · x[l - (K - 1) + k],
+/// Its backward, written out: with g = dy · silu'(pre) (or dy), dx\[l\] = sum_k weight\[k\] ·
+/// g[l + K - 1 - k], dweight\[k\] = sum over rows and positions of g\[l\] · x[l - (K - 1) + k],
 /// dbias = sum of g.
 pub fn reference_backward<B: Backend>(input: CausalConvInput<B>, dy: Tensor<B, 3>) -> CausalConvGrads<B> {
     let [_, len, channels, taps] = input.dims();

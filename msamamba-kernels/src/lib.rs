@@ -9,7 +9,7 @@
 //! [`row_attention`](row_attention::row_attention) and
 //! [`residual_rms_norm`](residual_norm::residual_rms_norm) are the entry points. Backends
 //! implement [`CausalConvBackend`], [`SelectiveScanBackend`], [`RowAttentionBackend`] and
-//! [`ResidualNormBackend`]; their default methods are tensor-op references ([`reference`] for the
+//! [`ResidualNormBackend`]; their default methods are tensor-op references ([`reference`](mod@reference) for the
 //! scan), so every burn backend runs them all, and [`Autodiff`](burn::backend::Autodiff) wires
 //! each backward in as one graph node. Models ask for [`KernelBackend`], all of them together.
 

@@ -28,7 +28,7 @@ use burn::tensor::{Shape, Tensor, TensorMetadata, TensorPrimitive, backend::Back
 /// A backend that can run a linear projection whose output may be recomputed in the backward.
 pub trait RecomputedLinearBackend: Backend {
     /// `x @ weight (+ bias)`, its output recomputed in the backward; x: [..., k], weight: [k, n],
-    /// bias: [n] -> [..., n].
+    /// bias: \[n\] -> [..., n].
     fn recomputed_linear(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -54,13 +54,13 @@ pub trait RecomputedLinearBackend: Backend {
         Self::float_matmul(lhs, rhs)
     }
 
-    /// The sums of t's rows; t: [rows, cols] -> [cols].
+    /// The sums of t's rows; t: [rows, cols] -> \[cols\].
     fn column_sums(t: FloatTensor<Self>) -> FloatTensor<Self> {
         summed_rows::<Self>(t)
     }
 }
 
-/// The sums of t's rows by the backend's own reduction; t: [rows, cols] -> [cols].
+/// The sums of t's rows by the backend's own reduction; t: [rows, cols] -> \[cols\].
 pub fn summed_rows<B: Backend>(t: FloatTensor<B>) -> FloatTensor<B> {
     let cols = t.shape()[1];
     B::float_reshape(B::float_sum_dim(t, 0), Shape::new([cols]))
@@ -89,7 +89,7 @@ fn unflat<B: Backend>(t: FloatTensor<B>, mut lead: Vec<usize>) -> FloatTensor<B>
 /// pass over the output.
 ///
 /// # Shapes
-/// x: [..., k]; weight: [k, n]; bias: [n] -> [..., n]
+/// x: [..., k]; weight: [k, n]; bias: \[n\] -> [..., n]
 pub fn project<B: RecomputedLinearBackend>(
     x: FloatTensor<B>,
     weight: FloatTensor<B>,
@@ -119,7 +119,7 @@ pub fn input_gradient<B: RecomputedLinearBackend>(weight: FloatTensor<B>, grad: 
 /// `x @ weight + bias` with its output recomputed in the backward (see the module doc).
 ///
 /// # Shapes
-/// x: [..., k]; weight: [k, n]; bias: [n] -> [..., n]
+/// x: [..., k]; weight: [k, n]; bias: \[n\] -> [..., n]
 pub fn recomputed_linear<B: RecomputedLinearBackend, const D: usize>(
     x: Tensor<B, D>,
     weight: Tensor<B, 2>,
@@ -137,7 +137,7 @@ pub fn recomputed_linear<B: RecomputedLinearBackend, const D: usize>(
 /// kernels (see the module doc).
 ///
 /// # Shapes
-/// x: [..., k]; weight: [k, n]; bias: [n] -> [..., n]
+/// x: [..., k]; weight: [k, n]; bias: \[n\] -> [..., n]
 pub fn linear<B: RecomputedLinearBackend, const D: usize>(
     x: Tensor<B, D>,
     weight: Tensor<B, 2>,
@@ -175,7 +175,7 @@ pub fn weight_gradient<B: RecomputedLinearBackend>(x: FloatTensor<B>, grad: Floa
 /// The bias's gradient: `grad` summed over every axis but its last.
 ///
 /// # Shapes
-/// grad: [..., n] -> [n]
+/// grad: [..., n] -> \[n\]
 pub fn bias_gradient<B: RecomputedLinearBackend>(grad: FloatTensor<B>) -> FloatTensor<B> {
     let shape = grad.shape();
     let n = shape[shape.num_dims() - 1];

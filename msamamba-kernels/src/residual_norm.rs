@@ -21,7 +21,7 @@ pub struct ResidualNormInput<B: Backend> {
     pub x: Tensor<B, 2>,
     /// The sub-layer's output, added to x: [rows, d].
     pub residual: Tensor<B, 2>,
-    /// Scale per channel: [d].
+    /// Scale per channel: \[d\].
     pub gamma: Tensor<B, 1>,
     /// Added to the mean square before the root.
     pub epsilon: f64,
@@ -32,7 +32,7 @@ pub struct ResidualNormInput<B: Backend> {
 pub struct ResidualNormGrads<B: Backend> {
     /// Of x and of the residual alike (the sum's gradient): [rows, d].
     pub sum: Tensor<B, 2>,
-    /// [d]
+    /// \[d\]
     pub gamma: Tensor<B, 1>,
 }
 
@@ -73,7 +73,7 @@ pub trait ResidualNormBackend: Backend {
 /// mean over each row's d channels (burn's `RmsNorm` of the sum).
 ///
 /// # Shapes
-/// x, residual: [rows, d]; gamma: [d] -> [rows, d]
+/// x, residual: [rows, d]; gamma: \[d\] -> [rows, d]
 pub fn residual_rms_norm<B: ResidualNormBackend>(input: ResidualNormInput<B>) -> Tensor<B, 2> {
     input.dims();
     B::residual_rms_norm(input)

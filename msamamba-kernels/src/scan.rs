@@ -18,11 +18,11 @@ pub struct SelectiveScanInput<B: Backend> {
     pub b: Tensor<B, 3>,
     /// Input-dependent output matrix: [b, n, l].
     pub c: Tensor<B, 3>,
-    /// Skip connection: [d].
+    /// Skip connection: \[d\].
     pub d: Tensor<B, 1>,
     /// Optional gate, the output is multiplied by silu(z): [b, d, l].
     pub z: Option<Tensor<B, 3>>,
-    /// Added to delta before the softplus: [d].
+    /// Added to delta before the softplus: \[d\].
     pub delta_bias: Tensor<B, 1>,
     /// Apply softplus to `delta + delta_bias`.
     pub delta_softplus: bool,
@@ -41,11 +41,11 @@ pub struct ScanGrads<B: Backend> {
     pub b: Tensor<B, 3>,
     /// [b, n, l]
     pub c: Tensor<B, 3>,
-    /// [d]
+    /// \[d\]
     pub d: Tensor<B, 1>,
     /// [b, d, l], present when `z` was given.
     pub z: Option<Tensor<B, 3>>,
-    /// [d]
+    /// \[d\]
     pub delta_bias: Tensor<B, 1>,
 }
 
@@ -112,7 +112,7 @@ impl<B: Backend> SelectiveScanInput<B> {
 
 /// A backend that can run the selective scan.
 ///
-/// The defaults are the tensor-op [`reference`]: correct on every backend, and the oracle the
+/// The defaults are the tensor-op [`reference`](mod@crate::reference): correct on every backend, and the oracle the
 /// fused kernels are tested against. Kernel backends override both methods; autodiff calls
 /// `selective_scan_backward` of the inner backend, so the two must agree.
 pub trait SelectiveScanBackend: Backend {
@@ -152,7 +152,7 @@ pub trait SelectiveScanBackend: Backend {
 /// y_t = c_t . x_t + d u_t, then y * silu(z).
 ///
 /// # Shapes
-/// u, delta, z: [b, d, l]; a: [d, n]; b, c: [b, n, l]; d, delta_bias: [d] -> y: [b, d, l]
+/// u, delta, z: [b, d, l]; a: [d, n]; b, c: [b, n, l]; d, delta_bias: \[d\] -> y: [b, d, l]
 ///
 /// # Panics
 /// When the shapes disagree (see [`SelectiveScanInput::validate`]): a programming error inside

@@ -11,7 +11,7 @@ use burn::tensor::Distribution;
 use msamamba_kernels::causal_conv::causal_conv1d;
 use msamamba_kernels::{CausalConvBackend, CausalConvInput};
 
-/// Depthwise causal convolution: y[l, e] = bias[e] + sum_k weight[e, k] * x[l - (K - 1) + k, e],
+/// Depthwise causal convolution: y[l, e] = bias\[e\] + sum_k weight[e, k] * x[l - (K - 1) + k, e],
 /// zeros before the first position.
 #[derive(Config, Debug)]
 pub struct CausalConvConfig {
@@ -27,7 +27,7 @@ pub struct CausalConvConfig {
 pub struct CausalConv<B: Backend> {
     /// One filter per channel: [E, K]; tap K - 1 is the current position.
     pub weight: Param<Tensor<B, 2>>,
-    /// [E]
+    /// \[E\]
     pub bias: Param<Tensor<B, 1>>,
 }
 

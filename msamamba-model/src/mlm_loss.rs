@@ -4,7 +4,7 @@ use burn::tensor::activation::log_softmax;
 /// Cross-entropy over the masked positions only, and how many of them were predicted right.
 #[derive(Debug, Clone)]
 pub struct MlmLoss<B: Backend> {
-    /// Mean negative log-likelihood over positions with a target: scalar [1].
+    /// Mean negative log-likelihood over positions with a target: scalar \[1\].
     pub loss: Tensor<B, 1>,
     /// Positions with a target.
     pub count: Tensor<B, 1, Int>,

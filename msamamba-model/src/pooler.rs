@@ -42,7 +42,7 @@ impl PoolerHeadConfig {
 
 impl<B: Backend> PoolerHead<B> {
     /// # Shapes
-    /// hidden: [B, L, D] (target row) -> logits: [B]
+    /// hidden: [B, L, D] (target row) -> logits: \[B\]
     pub fn forward(&self, hidden: Tensor<B, 3>) -> Tensor<B, 1> {
         let [batch, len, dim] = hidden.dims();
         let last = hidden.narrow(1, len - 1, 1).reshape([batch, dim]); // [B, D]
@@ -90,12 +90,12 @@ impl MsaMambaClassifierConfig {
 
 impl<B: KernelBackend> MsaMambaClassifier<B> {
     /// # Shapes
-    /// tokens: [B, M, L] Int, row_keep: [B, M] Bool -> logits: [B]
+    /// tokens: [B, M, L] Int, row_keep: [B, M] Bool -> logits: \[B\]
     pub fn forward(&self, tokens: Tensor<B, 3, Int>, row_keep: Tensor<B, 2, Bool>) -> Tensor<B, 1> {
         self.head.forward(self.backbone.forward_target(tokens, row_keep, false))
     }
 
-    /// Binary cross-entropy of the logits against 0/1 labels: [B] Int -> scalar.
+    /// Binary cross-entropy of the logits against 0/1 labels: \[B\] Int -> scalar.
     pub fn loss(&self, logits: Tensor<B, 1>, labels: Tensor<B, 1, Int>) -> Tensor<B, 1> {
         BinaryCrossEntropyLossConfig::new()
             .with_logits(true)

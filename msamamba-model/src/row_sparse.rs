@@ -9,7 +9,7 @@ use burn::tensor::IndexingUpdateOp;
 /// Which of the B * M rows are kept, as flat indices into [B * M].
 #[derive(Debug, Clone)]
 pub struct RowSelection<B: Backend> {
-    /// Indices of the kept rows: [R] Int.
+    /// Indices of the kept rows: \[R\] Int.
     pub kept: Tensor<B, 1, Int>,
     /// B * M.
     pub total: usize,

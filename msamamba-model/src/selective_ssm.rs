@@ -41,11 +41,11 @@ pub struct SelectiveSsm<B: Backend> {
     pub x_proj: Linear<B>,
     /// dt_rank -> E, no bias: the bias is `dt_bias`, added inside the scan as mamba_ssm does.
     pub dt_proj: Linear<B>,
-    /// Step-size bias [E], softplus^-1 of the initial step size.
+    /// Step-size bias \[E\], softplus^-1 of the initial step size.
     pub dt_bias: Param<Tensor<B, 1>>,
     /// log(-A) [E, N]; A = -exp(a_log) stays negative whatever the optimiser does.
     pub a_log: Param<Tensor<B, 2>>,
-    /// Skip connection D [E].
+    /// Skip connection D \[E\].
     pub d: Param<Tensor<B, 1>>,
     /// Rank of the step-size projection.
     pub dt_rank: usize,

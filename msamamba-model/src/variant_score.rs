@@ -9,8 +9,8 @@ use crate::tokens::MASK;
 /// Negative scores mean the model finds the alternative less likely (GPN-MSA's convention).
 ///
 /// # Shapes
-/// tokens: [B, M, L] Int (unmasked), row_keep: [B, M] Bool, reference and alternative: [B] Int
-/// (token ids 1-4), `position` < L -> scores: [B]
+/// tokens: [B, M, L] Int (unmasked), row_keep: [B, M] Bool, reference and alternative: \[B\] Int
+/// (token ids 1-4), `position` < L -> scores: \[B\]
 pub fn variant_scores<B: KernelBackend>(
     model: &MsaMamba<B>,
     tokens: Tensor<B, 3, Int>,

@@ -16,9 +16,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// What CI runs: the whole test suite on CPU, the scan kernels' tests on WGPU (software
-    /// Vulkan where no GPU is present), and a build check of the CUDA backend. Installs what the
-    /// tests need (bcftools, lavapipe) where it is missing and we may.
+    /// What CI runs: formatting, the whole test suite on CPU, clippy (warnings are errors, the
+    /// CUDA backend built in), the API docs (warnings are errors), and the kernels' and model's
+    /// tests on WGPU (software Vulkan where no GPU is present). Installs what the tests need
+    /// (bcftools, lavapipe) where it is missing and we may.
     Ci,
     /// Benchmarks.
     Bench {
@@ -250,18 +251,23 @@ fn ensure_package(present: bool, package: &str, missing: &str) -> Result<()> {
 fn main() -> Result<()> {
     match Cli::parse().task {
         Task::Ci => {
+            // Formatting first: it takes seconds and needs no build.
+            cargo(&["fmt", "--all", "--check"])?;
             ensure_bcftools()?;
             cargo(&["test", "--workspace"])?;
-            // The CUDA backend loads the driver at run time: CI can build it, not run it.
+            // Lints with the CUDA backend built in, which CI can build but not run (it loads the
+            // driver at run time): one pass covers the CPU and CUDA code of every crate.
             cargo(&[
-                "check",
-                "-p",
-                "msamamba-train",
+                "clippy",
+                "--workspace",
+                "--all-targets",
                 "--features",
-                "cuda,fusion",
-                "--tests",
-                "--bins",
+                "msamamba-train/cuda,msamamba-train/fusion",
+                "--",
+                "-D",
+                "warnings",
             ])?;
+            doc()?;
             ensure_vulkan()?;
             cargo(&[
                 "test",
@@ -305,6 +311,21 @@ fn reference_bench(args: &[String]) -> Result<()> {
     let mut all = vec![script.as_ref()];
     all.extend(args.iter().map(String::as_str));
     run("python3", &all)
+}
+
+/// The workspace's API docs, every rustdoc warning (a broken link, say) an error.
+fn doc() -> Result<()> {
+    eprintln!("+ RUSTDOCFLAGS=-D warnings cargo doc --workspace --no-deps");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(&cargo)
+        .args(["doc", "--workspace", "--no-deps"])
+        .env("RUSTDOCFLAGS", "-D warnings")
+        .status()
+        .context("running cargo doc")?;
+    if !status.success() {
+        bail!("cargo doc --workspace --no-deps failed ({status})");
+    }
+    Ok(())
 }
 
 /// Runs one of msamamba-kernels' benchmarks on a GPU backend.

@@ -61,6 +61,30 @@ fn probe<B: burn::tensor::backend::Backend>() -> std::result::Result<(), String>
     })
 }
 
+/// `--backend auto`: the first GPU backend built in whose device works, else the CPU; each GPU
+/// backend passed over is one line saying why and what runs instead (the probe's own messages
+/// stay hidden).
+fn first_usable() -> BackendChoice {
+    #[cfg(feature = "cuda")]
+    match probe::<burn::backend::Cuda>() {
+        Ok(()) => return BackendChoice::Cuda,
+        Err(why) => {
+            let next = if cfg!(feature = "wgpu") {
+                "trying WGPU"
+            } else {
+                "running on the CPU"
+            };
+            tracing::info!("no usable CUDA device found ({why}); {next}");
+        }
+    }
+    #[cfg(feature = "wgpu")]
+    match probe::<burn::backend::Wgpu>() {
+        Ok(()) => return BackendChoice::Wgpu,
+        Err(why) => tracing::info!("no usable WGPU adapter found ({why}); running on the CPU"),
+    }
+    BackendChoice::Cpu
+}
+
 /// Runs `job` on `choice` on the default device. A backend this binary was built without, or
 /// one with no usable device, is a one-line error; `auto` falls back to the next backend.
 ///
@@ -94,15 +118,11 @@ fn dispatch_on<J: OnBackend, C: CheckpointStrategy>(choice: BackendChoice, ids: 
     msamamba_kernels::device_failure::watch();
     #[cfg(feature = "cuda")]
     msamamba_train::kernel_cache::enable();
+    let choice = match choice {
+        BackendChoice::Auto => first_usable(),
+        chosen => chosen,
+    };
     match choice {
-        #[cfg(feature = "cuda")]
-        BackendChoice::Auto if probe::<burn::backend::Cuda>().is_ok() => {
-            dispatch_on::<J, C>(BackendChoice::Cuda, ids, job)
-        }
-        #[cfg(feature = "wgpu")]
-        BackendChoice::Auto if probe::<burn::backend::Wgpu>().is_ok() => {
-            dispatch_on::<J, C>(BackendChoice::Wgpu, ids, job)
-        }
         BackendChoice::Auto | BackendChoice::Cpu => {
             if ids.len() > 1 {
                 anyhow::bail!("--devices: the CPU backend has one device; several need --backend cuda or wgpu");

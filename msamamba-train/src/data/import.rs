@@ -2,7 +2,7 @@
 //! alignment store (see `store.rs` for the layout), so that windows are read by random access
 //! instead of re-streaming the MAF.
 //!
-//! Every position is what [`crate::window::project`] gives for it: rows are placed by the same
+//! Every position is what [`crate::data::projection::project`] gives for it: rows are placed by the same
 //! rules (target first, `--species` order or first appearance, `-` strand target rows
 //! complemented, first block wins, `--fasta` supplying the target row everywhere).
 //!

@@ -12,7 +12,7 @@ use noodles_bgzf as bgzf;
 const BUF_SIZE: usize = 1 << 16;
 
 /// Opens `path` for buffered reading, decompressing when the file starts with the gzip magic
-/// bytes (see [`decompressing`]).
+/// bytes (see `decompressing`).
 pub fn open(path: &Path) -> io::Result<Box<dyn BufRead>> {
     decompressing(File::open(path)?)
 }

@@ -13,14 +13,14 @@
 //! - the species order is not in the store: GPN-MSA keeps it in a text file
 //!   (`config/species/multiz100way/89.txt`, reference prepended).
 //!
-//! Stores written by [`crate::import`] add the species list as the root attribute `species`,
+//! Stores written by [`crate::data::import`] add the species list as the root attribute `species`,
 //! and use `-` as fill value so that all-gap chunks are not written (zarr-python 2's own
 //! "empty chunk" rule, for our fill value). Stores without the attribute name their columns
 //! `0`, `1`, ... unless [`AlignmentStore::with_species`] names them.
 //!
 //! A store is a directory or a zip of one (entries at the root, or under one top-level folder).
 //! Reading decodes only the chunks a window touches; bytes become tokens through
-//! [`crate::alphabet::token_of`] (lower case reads as upper case).
+//! [`msamamba_model::tokens::token_of`] (lower case reads as upper case).
 
 pub(crate) mod layout;
 mod unsynced;

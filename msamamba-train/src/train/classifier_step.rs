@@ -32,11 +32,11 @@ pub struct ClassifierTraining<B: Backend> {
 
 /// What one step gives the metrics.
 pub struct ClassifierOutput<B: Backend> {
-    /// Mean BCE of the batch: [1].
+    /// Mean BCE of the batch: \[1\].
     pub loss: Tensor<B, 1>,
-    /// Probability of label 1 per example: [B].
+    /// Probability of label 1 per example: \[B\].
     pub probabilities: Tensor<B, 1>,
-    /// 0/1 labels: [B] Int.
+    /// 0/1 labels: \[B\] Int.
     pub labels: Tensor<B, 1, Int>,
 }
 

@@ -178,7 +178,7 @@ impl RunDir {
         Ok(None)
     }
 
-    /// The run files (see [`RUN_FILES`]) the directory holds, by name, folders ending in `/`.
+    /// The run files (see `RUN_FILES`) the directory holds, by name, folders ending in `/`.
     pub fn run_files(&self) -> Vec<String> {
         RUN_FILES
             .iter()

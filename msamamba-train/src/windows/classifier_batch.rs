@@ -20,7 +20,7 @@ pub struct ClassifierBatch<B: Backend> {
     pub tokens: Tensor<B, 3, Int>,
     /// Real rows (true) and padding (false): [B, M] Bool.
     pub row_keep: Tensor<B, 2, Bool>,
-    /// 0/1 labels: [B] Int.
+    /// 0/1 labels: \[B\] Int.
     pub labels: Tensor<B, 1, Int>,
 }
 
@@ -95,7 +95,7 @@ impl LabelledWindows {
     /// The batch of `rows` of the table.
     ///
     /// # Shapes
-    /// -> tokens [B, M, L] Int, row_keep [B, M] Bool, labels [B] Int
+    /// -> tokens [B, M, L] Int, row_keep [B, M] Bool, labels \[B\] Int
     pub fn batch<B: Backend>(&self, table: &[&LabelledRegion], device: &B::Device) -> Result<ClassifierBatch<B>> {
         Ok(self.batcher().batch(self.items(table)?, device))
     }

@@ -299,7 +299,7 @@ impl EpochItems for WindowDataset {
 
     /// Window `k` with `seed`. A window whose target row holds no base has no MLM target (its
     /// loss would be 0 and its accuracy undefined): another window, drawn with `seed`, takes its
-    /// place, so that no item is all gaps; a run of [`MAX_DRAWS`] such windows is an error.
+    /// place, so that no item is all gaps; a run of `MAX_DRAWS` such windows is an error.
     fn item(&self, k: u64, seed: u64) -> Result<MsaItem> {
         let mut window = k;
         for draw in 0..MAX_DRAWS {
