@@ -250,3 +250,37 @@ fn gzip_maf_imports_like_plain() {
     };
     assert_eq!(read(&from_gzip), read(&from_plain));
 }
+
+#[test]
+fn a_failed_import_leaves_no_store_and_a_killed_ones_leftover_is_removed_by_the_next() {
+    let dir = scratch_dir("import_staging");
+    let out = dir.join("mm9.zarr");
+    // Whole blocks, then a row cut off: the import fails at the end of the file.
+    let whole = std::fs::read_to_string(fixture("ucsc_mm9_chr10.maf")).unwrap();
+    let cut = dir.join("cut.maf");
+    std::fs::write(&cut, &whole[..whole.len() - 40]).unwrap();
+    let err = import_maf(&[cut], "mm9", None, None, &out).unwrap_err();
+    assert!(err.to_string().contains("cut off"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(
+        left,
+        vec![std::ffi::OsString::from("cut.maf")],
+        "nothing of the import is left"
+    );
+
+    // A killed import's staging directory (its process gone) is removed; the import succeeds.
+    let leftover = msamamba_train::data::import::staging_path(&out, u32::MAX - 1);
+    std::fs::create_dir_all(leftover.join("chr10")).unwrap();
+    import_maf(&[fixture("ucsc_mm9_chr10.maf")], "mm9", None, None, &out).unwrap();
+    assert!(!leftover.exists(), "the leftover of the killed import is removed");
+    assert!(AlignmentStore::open(&out).is_ok());
+    let err = import_maf(&[fixture("ucsc_mm9_chr10.maf")], "mm9", None, None, &out).unwrap_err();
+    assert!(
+        matches!(err, ImportError::Store(StoreError::OutputExists { .. })),
+        "{err}"
+    );
+}

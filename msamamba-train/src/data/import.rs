@@ -107,6 +107,11 @@ pub enum ImportError {
 /// empty): one array per target chromosome, as long as the target rows' source size, columns
 /// the target then `species` (default: order of first appearance over the files). Positions no
 /// block covers read `-`, or, with `fasta`, show the reference base in the target row.
+///
+/// The store is written into a staging directory beside `out` ([`staging_path`]) and renamed
+/// into place once whole: a failed import (a truncated file, a full disk) removes it and leaves
+/// no `out`, so a rerun starts afresh. The staging directory of an import that was killed is
+/// removed by the next import into the same `out`, with a warning naming it.
 pub fn import_maf(
     mafs: &[PathBuf],
     target: &str,
@@ -114,7 +119,82 @@ pub fn import_maf(
     fasta: Option<&Path>,
     out: &Path,
 ) -> Result<ImportSummary, ImportError> {
-    let mut import = Import::new(target, species, fasta, StoreWriter::create(out)?);
+    remove_leftovers(out)?;
+    // Refused before any work: an existing store is never replaced.
+    if std::fs::read_dir(out).is_ok_and(|mut entries| entries.next().is_some()) {
+        return Err(StoreError::OutputExists {
+            path: out.to_path_buf(),
+        }
+        .into());
+    }
+    let staging = staging_path(out, std::process::id());
+    let imported = import_into(mafs, target, species, fasta, &staging).and_then(|summary| {
+        // An empty `out` directory is replaced by the store (rename takes an empty directory).
+        std::fs::rename(&staging, out).map_err(|err| StoreError::Storage {
+            path: out.to_path_buf(),
+            reason: format!("cannot move the imported store into place: {err}"),
+        })?;
+        Ok(summary)
+    });
+    if imported.is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    imported
+}
+
+/// Where the import into `out` by process `pid` writes until it is done: a hidden directory
+/// beside `out` (same file system, so the final rename is atomic).
+pub fn staging_path(out: &Path, pid: u32) -> PathBuf {
+    out.with_file_name(format!("{}{pid}", staging_prefix(out)))
+}
+
+/// The name of every staging directory of `out`, up to the process id.
+fn staging_prefix(out: &Path) -> String {
+    let name = out.file_name().map_or("store".into(), |n| n.to_string_lossy());
+    format!(".{name}.importing-")
+}
+
+/// Removes the staging directories of earlier imports into `out` whose process is gone (Linux:
+/// no `/proc/PID`); a live one's is another import running, and is left alone.
+fn remove_leftovers(out: &Path) -> Result<(), ImportError> {
+    let prefix = staging_prefix(out);
+    let folder = match out.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(&prefix).and_then(|pid| pid.parse::<u32>().ok()) else {
+            continue;
+        };
+        if Path::new("/proc").join(pid.to_string()).exists() || !Path::new("/proc/self").exists() {
+            continue;
+        }
+        tracing::warn!(
+            "removing {}, left by an import into {} that did not finish",
+            entry.path().display(),
+            out.display()
+        );
+        std::fs::remove_dir_all(entry.path()).map_err(|err| StoreError::Storage {
+            path: entry.path(),
+            reason: format!("cannot remove the leftover of an unfinished import: {err}"),
+        })?;
+    }
+    Ok(())
+}
+
+/// [`import_maf`] writing its store at `dir`.
+fn import_into(
+    mafs: &[PathBuf],
+    target: &str,
+    species: Option<&[String]>,
+    fasta: Option<&Path>,
+    dir: &Path,
+) -> Result<ImportSummary, ImportError> {
+    let mut import = Import::new(target, species, fasta, StoreWriter::create(dir)?);
     let bar = progress::counter("MAF blocks");
     for path in mafs {
         for block in MafReader::open(path)? {
