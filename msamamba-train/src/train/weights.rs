@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::record::Recorder;
@@ -174,9 +174,18 @@ pub(crate) fn load_weights<B: Backend, M: Module<B>>(
 ) -> Result<M> {
     let record: M::Record = CheckpointRecorder::default()
         .load(weights.to_path_buf(), device)
-        .with_context(|| {
-            format!(
-                "{}: damaged, or does not match the model in {}",
+        .map_err(|err| {
+            // burn appends advice on loading records of its versions before 0.17 (escaped, inside
+            // its error's debug form), which never applies to msamamba's files.
+            let text = err.to_string();
+            let cause = text
+                .split(r"\nThe internal data format")
+                .next()
+                .and_then(|t| t.split("\nThe internal data format").next())
+                .unwrap_or(&text);
+            let cause = cause.strip_prefix("Unknown(\"").unwrap_or(cause).trim();
+            anyhow::anyhow!(
+                "{}: damaged, or does not match the model in {} ({cause})",
                 weights.display(),
                 config_path.display()
             )
