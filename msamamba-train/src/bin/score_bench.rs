@@ -191,6 +191,7 @@ fn one_on<B: KernelBackend>(args: &Args, n: u64, backend: &str, default_batch: u
         batch_size: args.batch_size.unwrap_or(default_batch),
         labels: None,
         out_name: "sink".into(),
+        sorted: false,
     };
     let clock = Instant::now();
     let summary = score_vcf(&scorer, &mut reader, writer, &options)?;

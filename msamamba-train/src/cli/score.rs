@@ -156,6 +156,7 @@ impl OnBackend for ScoreArgs {
             batch_size: self.batch_size,
             labels,
             out_name,
+            sorted: self.index,
         };
         let inner: Box<dyn io::Write + Send> = match &output {
             Some(file) => Box::new(io::BufWriter::new(file.reopen()?)),

@@ -25,7 +25,7 @@
 //! let provenance = Provenance::new("example".into(), Path::new("run"), scorer.weights(), scorer.context().to_string())?;
 //! let kind = OutputKind::of(Path::new("scores.tsv"));
 //! let writer = ScoreWriter::new(std::io::stdout(), kind, reader.header(), &provenance)?;
-//! let options = ScoreOptions { batch_size: 256, labels: None, out_name: "stdout".into() };
+//! let options = ScoreOptions { batch_size: 256, labels: None, out_name: "stdout".into(), sorted: false };
 //! let summary = score_vcf(&scorer, &mut reader, writer, &options)?;
 //! eprintln!("{} scored", summary.scored);
 //! # Ok(())

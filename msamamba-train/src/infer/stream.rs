@@ -27,6 +27,9 @@ pub struct ScoreOptions {
     pub labels: Option<LabelSpec>,
     /// The output, for messages.
     pub out_name: String,
+    /// Records must come sorted by chromosome and position (an index of the output needs them
+    /// so): the first one out of order is an error at its line, before the rest is scored.
+    pub sorted: bool,
 }
 
 /// What a stream gave.
@@ -68,6 +71,7 @@ pub fn score_vcf<B: KernelBackend, W: Write>(
     let mut summary = ScoreSummary::default();
     let progress = progress::counter("records");
     let (mut warned, mut unmatched, mut matched, mut renamed) = (BTreeSet::new(), BTreeSet::new(), false, false);
+    let mut order = SortOrder::default();
     loop {
         let mut record = RecordBuf::default();
         let Some(line) = reader.read(&mut record)? else {
@@ -76,6 +80,10 @@ pub fn score_vcf<B: KernelBackend, W: Write>(
         summary.records += 1;
         progress.inc(1);
         let chrom = record.reference_sequence_name().to_string();
+        if options.sorted {
+            let position = record.variant_start().map_or(0, usize::from);
+            order.check(&chrom, position).map_err(|why| reader.error(line, why))?;
+        }
         let found = match names.find(&chrom) {
             Match::Same(name) => Some(name.to_string()),
             Match::Renamed(name) => {
@@ -135,6 +143,41 @@ pub fn score_vcf<B: KernelBackend, W: Write>(
         );
     }
     Ok(summary)
+}
+
+/// Where a sorted stream is: its chromosomes so far and the last position on the current one.
+#[derive(Default)]
+struct SortOrder {
+    done: BTreeSet<String>,
+    current: Option<(String, usize)>,
+}
+
+impl SortOrder {
+    /// Takes the next record at `chrom`:`position`; why it is out of order, if it is.
+    fn check(&mut self, chrom: &str, position: usize) -> Result<(), String> {
+        match &mut self.current {
+            Some((current, last)) if current == chrom => {
+                if position < *last {
+                    return Err(format!(
+                        "{chrom}:{position} comes after {chrom}:{last}: --index needs records sorted by position (sort with `bcftools sort`)"
+                    ));
+                }
+                *last = position;
+            }
+            _ => {
+                if self.done.contains(chrom) {
+                    return Err(format!(
+                        "{chrom} again after other chromosomes: --index needs each chromosome's records together (sort with `bcftools sort`)"
+                    ));
+                }
+                if let Some((previous, _)) = self.current.take() {
+                    self.done.insert(previous);
+                }
+                self.current = Some((chrom.to_string(), position));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Per ALT of `record` (whose chromosome is `chrom` in the alignment, if there), the index of
@@ -390,6 +433,7 @@ mod tests {
             batch_size: 4,
             labels: None,
             out_name: "memory".into(),
+            sorted: false,
         };
         let summary = score_vcf(scorer, &mut reader, writer, &options).unwrap();
         let text = text.borrow().clone();
@@ -427,5 +471,17 @@ mod tests {
             let fields: Vec<&str> = line.split('\t').collect();
             assert_eq!(fields[5..], ["", "nan"], "{line}");
         }
+    }
+
+    #[test]
+    fn the_first_record_out_of_order_is_refused_with_what_it_follows() {
+        let mut order = SortOrder::default();
+        for (chrom, position) in [("chr1", 5), ("chr1", 5), ("chr1", 9), ("chr2", 1)] {
+            assert_eq!(order.check(chrom, position), Ok(()), "{chrom}:{position}");
+        }
+        let back = order.check("chr2", 0).unwrap_err();
+        assert!(back.contains("chr2:0 comes after chr2:1"), "{back}");
+        let again = order.check("chr1", 20).unwrap_err();
+        assert!(again.contains("chr1 again after other chromosomes"), "{again}");
     }
 }
