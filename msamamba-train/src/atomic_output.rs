@@ -10,9 +10,15 @@
 //! to open(2) and mkdir(2) when the temporary file or directory is created, and the kernel
 //! applies the umask there, which is exact and leaves the process's umask alone for other
 //! threads (reading it with umask(2) means setting it, briefly, for every thread).
+//!
+//! Interrupted work leaves nothing behind: [`remove_on_signals`] removes every output not yet
+//! committed when SIGINT or SIGTERM ends the process, and the temporary names carry the process
+//! id (`.NAME.partial-PID-...`), so what a SIGKILL left is recognised, named and removed by the
+//! next run that writes NAME.
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use anyhow::{Context, Result, bail};
 use tempfile::NamedTempFile;
@@ -22,9 +28,95 @@ const FILE_MODE: u32 = 0o666;
 /// The mode a new output directory is created with, before the umask.
 const DIR_MODE: u32 = 0o777;
 
-/// A tempfile builder whose file or directory gets `mode` less the umask.
-fn builder(mode: u32) -> tempfile::Builder<'static, 'static> {
+/// Temporary outputs of this process that are neither committed nor dropped yet.
+static PENDING: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Registers a temporary output for [`remove_on_signals`] while it lives.
+pub struct PendingOutput(PathBuf);
+
+impl PendingOutput {
+    /// Registers `path` (a file or a directory).
+    pub fn new(path: &Path) -> Self {
+        PENDING
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(path.to_path_buf());
+        Self(path.to_path_buf())
+    }
+}
+
+impl Drop for PendingOutput {
+    fn drop(&mut self) {
+        let mut pending = PENDING.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(at) = pending.iter().position(|p| *p == self.0) {
+            pending.swap_remove(at);
+        }
+    }
+}
+
+/// On SIGINT or SIGTERM, removes every temporary output not yet committed, then ends the process
+/// with the signal's conventional status (130, 143). Call once, at start.
+pub fn remove_on_signals() -> Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).context("installing signal handlers")?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                for path in PENDING.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                    let _ = std::fs::remove_file(path).or_else(|_| std::fs::remove_dir_all(path));
+                }
+                std::process::exit(128 + signal);
+            }
+        })
+        .context("installing signal handlers")?;
+    Ok(())
+}
+
+/// The start of every temporary name of `path`'s outputs: `.NAME.partial-`.
+fn partial_prefix(path: &Path) -> String {
+    let name = path.file_name().map_or("output".into(), |n| n.to_string_lossy());
+    format!(".{name}.partial-")
+}
+
+/// Removes, with a warning naming each, the temporary outputs for `path` in `folder` of processes
+/// that are gone (a SIGKILL, a power cut). Needs Linux's `/proc` to tell; elsewhere none is
+/// touched.
+fn remove_leftovers(folder: &Path, path: &Path) {
+    let prefix = partial_prefix(path);
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new("/proc/self").exists() || Path::new("/proc").join(pid.to_string()).exists() {
+            continue;
+        }
+        tracing::warn!(
+            "removing {}, left unfinished by a run that was killed",
+            entry.path().display()
+        );
+        let _ = std::fs::remove_file(entry.path()).or_else(|_| std::fs::remove_dir_all(entry.path()));
+    }
+}
+
+/// The temporary name's start for `path` in this process: `.NAME.partial-PID-`.
+fn our_prefix(path: &Path) -> String {
+    format!("{}{}-", partial_prefix(path), std::process::id())
+}
+
+/// A tempfile builder whose file or directory gets `mode` less the umask, its name starting
+/// with `prefix`.
+fn builder(mode: u32, prefix: &str) -> tempfile::Builder<'_, 'static> {
     let mut builder = tempfile::Builder::new();
+    builder.prefix(prefix);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -39,6 +131,7 @@ fn builder(mode: u32) -> tempfile::Builder<'static, 'static> {
 pub struct AtomicOutput {
     file: BufWriter<NamedTempFile>,
     path: PathBuf,
+    pending: PendingOutput,
 }
 
 impl AtomicOutput {
@@ -58,10 +151,12 @@ impl AtomicOutput {
             Some(parent) if !parent.as_os_str().is_empty() => parent,
             _ => Path::new("."),
         };
-        let file = builder(FILE_MODE)
+        remove_leftovers(folder, path);
+        let file = builder(FILE_MODE, &our_prefix(path))
             .tempfile_in(folder)
             .with_context(|| format!("writing {}", path.display()))?;
         Ok(Self {
+            pending: PendingOutput::new(file.path()),
             file: BufWriter::new(file),
             path: path.to_path_buf(),
         })
@@ -112,6 +207,7 @@ impl AtomicOutput {
             .with_context(context)?;
         file.as_file().sync_all().with_context(context)?;
         file.persist(&self.path).map_err(|e| e.error).with_context(context)?;
+        drop(self.pending);
         Ok(())
     }
 }
@@ -120,6 +216,7 @@ impl AtomicOutput {
 pub struct AtomicDir {
     dir: tempfile::TempDir,
     path: PathBuf,
+    pending: PendingOutput,
 }
 
 impl AtomicDir {
@@ -133,11 +230,12 @@ impl AtomicDir {
             Some(parent) if !parent.as_os_str().is_empty() => parent,
             _ => Path::new("."),
         };
-        let dir = builder(DIR_MODE)
-            .prefix(".tmp")
+        remove_leftovers(folder, path);
+        let dir = builder(DIR_MODE, &our_prefix(path))
             .tempdir_in(folder)
             .with_context(|| format!("writing {}", path.display()))?;
         Ok(Self {
+            pending: PendingOutput::new(dir.path()),
             dir,
             path: path.to_path_buf(),
         })
@@ -151,7 +249,10 @@ impl AtomicDir {
     /// Renames the directory into place.
     pub fn commit(self) -> Result<()> {
         let temporary = self.dir.keep();
-        std::fs::rename(&temporary, &self.path).with_context(|| format!("writing {}", self.path.display()))
+        let renamed =
+            std::fs::rename(&temporary, &self.path).with_context(|| format!("writing {}", self.path.display()));
+        drop(self.pending);
+        renamed
     }
 }
 
@@ -196,5 +297,28 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["summary.json"]);
+    }
+
+    #[test]
+    fn a_killed_runs_leftover_is_removed_by_the_next_output_of_that_name_and_a_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("scored.vcf");
+        // No process has this id (Linux's pid_max is at most 2^22).
+        let dead = dir.path().join(".scored.vcf.partial-4294967290-x1y2z3");
+        let live = dir
+            .path()
+            .join(format!(".scored.vcf.partial-{}-a1b2c3", std::process::id()));
+        let other = dir.path().join(".other.vcf.partial-4294967290-x1y2z3");
+        for file in [&dead, &live, &other] {
+            std::fs::write(file, "partial").unwrap();
+        }
+        AtomicOutput::write(&path, "whole\n").unwrap();
+        assert_eq!(
+            !dead.exists(),
+            Path::new("/proc/self").exists(),
+            "the dead run's leftover"
+        );
+        assert!(live.exists(), "a running process's output is not touched");
+        assert!(other.exists(), "another output's leftover is not touched");
     }
 }

@@ -8,6 +8,9 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    if let Err(err) = msamamba_train::atomic_output::remove_on_signals() {
+        eprintln!("msamamba: warning: {err:#}");
+    }
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

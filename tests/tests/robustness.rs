@@ -704,3 +704,56 @@ fn a_config_file_with_an_unknown_key_is_refused_naming_the_key_and_the_file() {
     let out = pretrain_with("config-unknown-key-out", &["--config", config.to_str().unwrap()]);
     assert_refused(&out, &format!("{}: unknown key `stepz`", config.display()));
 }
+
+#[test]
+fn an_interrupted_score_removes_its_unfinished_output() {
+    let (dir, run_dir) = tiny_trained_run("sigint");
+    // The bundled VCF's records many times over: long enough to interrupt while it scores.
+    let text = std::fs::read_to_string(data(MM9_VCF)).unwrap();
+    let (header, body): (Vec<&str>, Vec<&str>) = text.lines().partition(|l| l.starts_with('#'));
+    let mut big = header.join("\n") + "\n";
+    for _ in 0..400 {
+        big += &(body.join("\n") + "\n");
+    }
+    let vcf = dir.join("big.vcf");
+    std::fs::write(&vcf, big).unwrap();
+    let scored = dir.join("scored.vcf");
+    let maf = data(MM9);
+    let mut args = score_args(vcf.to_str().unwrap(), run_dir.to_str().unwrap(), ["--maf", &maf]);
+    args.extend(["--out", scored.to_str().unwrap()]);
+    let mut child = std::process::Command::new(msamamba())
+        .args(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let partial = || {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with(".scored.vcf.partial-"))
+    };
+    let start = std::time::Instant::now();
+    while !partial() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "score ended before its output was started"
+        );
+        assert!(start.elapsed().as_secs() < 120, "no unfinished output after 120 s");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{status}");
+    let mut left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["big.vcf", "run"], "nothing of the interrupted output is left");
+}

@@ -128,6 +128,8 @@ pub fn import_maf(
         .into());
     }
     let staging = staging_path(out, std::process::id());
+    // A SIGINT or SIGTERM removes it too.
+    let _pending = crate::atomic_output::PendingOutput::new(&staging);
     let imported = import_into(mafs, target, species, fasta, &staging).and_then(|summary| {
         // An empty `out` directory is replaced by the store (rename takes an empty directory).
         std::fs::rename(&staging, out).map_err(|err| StoreError::Storage {
