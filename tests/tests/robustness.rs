@@ -757,3 +757,22 @@ fn an_interrupted_score_removes_its_unfinished_output() {
     left.sort();
     assert_eq!(left, ["big.vcf", "run"], "nothing of the interrupted output is left");
 }
+
+#[test]
+fn a_cpu_run_too_big_for_memory_is_refused_with_the_estimate_not_aborted() {
+    for (flag, value) in [("--batch-size", "100000000"), ("--d-model", "1000000")] {
+        let dir = scratch(&format!("too-big{flag}"));
+        let (maf, out_dir) = (data(MM9), dir.join("run"));
+        let mut args = tiny_pretrain(&maf, out_dir.to_str().unwrap(), "2", "2");
+        let at = args.iter().position(|a| *a == flag).unwrap();
+        args[at + 1] = value;
+        let out = run(&args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{flag} {value}: {err}");
+        assert!(
+            err.contains("need at least") && err.contains("GiB of memory is available"),
+            "{err}"
+        );
+        assert!(!dir.join("run/model.mpk").exists());
+    }
+}

@@ -8,6 +8,7 @@ pub mod classification_metrics;
 pub mod classifier_step;
 pub mod config_file;
 pub mod finetune;
+pub mod memory_estimate;
 pub mod metrics_log;
 pub mod mlm_step;
 pub mod pretrain;

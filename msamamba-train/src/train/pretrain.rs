@@ -22,6 +22,7 @@ use msamamba_model::tokens::MASK;
 use crate::atomic_output::AtomicOutput;
 use crate::data::bed::read_bed;
 use crate::data::source::{AlignmentSource, SourceConfig};
+use crate::train::memory_estimate;
 use crate::train::metrics_log::{MetricsLog, PRETRAIN_COLUMNS};
 use crate::train::mlm_step::MlmModel;
 use crate::train::run_dir::{RunDir, RunEnd, RunStart};
@@ -217,6 +218,13 @@ where
         );
     }
     let rows = species.len().min(config.model.max_rows);
+    // The CPU backend holds everything in host memory, where a failed allocation aborts.
+    if B::name(&device).contains("ndarray") {
+        memory_estimate::check(
+            memory_estimate::pretrain_bytes(config, rows),
+            memory_estimate::available_bytes(),
+        )?;
+    }
     // The model's species, saved with the run: every later use finds its rows by these names.
     let config = &PretrainConfig {
         rows: species[..rows].to_vec(),
