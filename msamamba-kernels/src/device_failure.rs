@@ -13,7 +13,7 @@
 //! a stream recorded, not a panic on the runner thread.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, Once};
+use std::sync::{Mutex, Once, OnceLock};
 
 use burn::tensor::backend::Backend;
 
@@ -51,18 +51,21 @@ pub fn watch() {
                 .name()
                 .is_some_and(|name| name.starts_with(RUNNER_PREFIX));
             if runner {
-                let text = info
-                    .payload()
-                    .downcast_ref::<String>()
-                    .map(String::as_str)
-                    .or_else(|| info.payload().downcast_ref::<&str>().copied())
-                    .unwrap_or("a panic without a message");
-                record(text);
+                record(panic_message(info.payload()));
             } else {
                 previous(info);
             }
         }));
     });
+}
+
+/// The message a panic carries (a `String` or a `&str`), or a stand-in without one.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic without a message")
 }
 
 /// Keeps `text` as the process's failure unless one is recorded already: the first failure is
@@ -81,7 +84,14 @@ pub fn failure() -> Option<String> {
 /// error the runtime reports for the queued work.
 pub fn check<B: Backend>(device: &B::Device) -> Result<(), DeviceFailure> {
     let synced = B::sync(device);
-    let reason = failure().or_else(|| synced.err().map(|err| reason(&err.to_string())));
+    failed_on::<B>(
+        device,
+        failure().or_else(|| synced.err().map(|err| reason(&err.to_string()))),
+    )
+}
+
+/// `reason`, if any, as a failure of `device`.
+fn failed_on<B: Backend>(device: &B::Device, reason: Option<String>) -> Result<(), DeviceFailure> {
     match reason {
         Some(reason) => Err(DeviceFailure {
             device: format!("{device:?}"),
@@ -96,13 +106,7 @@ pub fn check<B: Backend>(device: &B::Device) -> Result<(), DeviceFailure> {
 pub fn after_read<B: Backend>(device: &B::Device) -> Result<(), DeviceFailure> {
     static READS: AtomicUsize = AtomicUsize::new(0);
     inject_at(READS.fetch_add(1, Ordering::Relaxed) + 1);
-    match failure() {
-        Some(reason) => Err(DeviceFailure {
-            device: format!("{device:?}"),
-            reason,
-        }),
-        None => Ok(()),
-    }
+    failed_on::<B>(device, failure())
 }
 
 /// Set, to N, for tests that need a device to fail at the N-th training step or result read:
@@ -111,7 +115,10 @@ pub const INJECT_AT: &str = "MSAMAMBA_INJECT_DEVICE_FAILURE_AT";
 
 /// Fails the device at `step` (a training step, or a read) if [`INJECT_AT`] says so.
 pub fn inject_at(step: usize) {
-    if std::env::var(INJECT_AT).is_ok_and(|at| at.trim() == step.to_string()) {
+    // Read once: this runs at every step and every read.
+    static AT: OnceLock<Option<usize>> = OnceLock::new();
+    let at = AT.get_or_init(|| std::env::var(INJECT_AT).ok().and_then(|at| at.trim().parse().ok()));
+    if *at == Some(step) {
         watch();
         inject(&format!("failure injected at {step} ({INJECT_AT})"));
     }

@@ -74,7 +74,7 @@ pub fn remove_on_signals() -> Result<()> {
 }
 
 /// The start of every temporary name of `path`'s outputs: `.NAME.partial-`.
-fn partial_prefix(path: &Path) -> String {
+pub(crate) fn partial_prefix(path: &Path) -> String {
     let name = path.file_name().map_or("output".into(), |n| n.to_string_lossy());
     format!(".{name}.partial-")
 }
@@ -82,7 +82,7 @@ fn partial_prefix(path: &Path) -> String {
 /// Removes, with a warning naming each, the temporary outputs for `path` in `folder` of processes
 /// that are gone (a SIGKILL, a power cut). Needs Linux's `/proc` to tell; elsewhere none is
 /// touched.
-fn remove_leftovers(folder: &Path, path: &Path) {
+pub(crate) fn remove_leftovers(folder: &Path, path: &Path) {
     let prefix = partial_prefix(path);
     let Ok(entries) = std::fs::read_dir(folder) else {
         return;

@@ -119,7 +119,11 @@ pub fn import_maf(
     fasta: Option<&Path>,
     out: &Path,
 ) -> Result<ImportSummary, ImportError> {
-    remove_leftovers(out)?;
+    let folder = match out.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    crate::atomic_output::remove_leftovers(folder, out);
     // Refused before any work: an existing store is never replaced.
     if std::fs::read_dir(out).is_ok_and(|mut entries| entries.next().is_some()) {
         return Err(StoreError::OutputExists {
@@ -145,47 +149,10 @@ pub fn import_maf(
 }
 
 /// Where the import into `out` by process `pid` writes until it is done: a hidden directory
-/// beside `out` (same file system, so the final rename is atomic).
+/// beside `out` (same file system, so the final rename is atomic), named as every unfinished
+/// output is ([`crate::atomic_output`]), so that a killed import's is recognised as one.
 pub fn staging_path(out: &Path, pid: u32) -> PathBuf {
-    out.with_file_name(format!("{}{pid}", staging_prefix(out)))
-}
-
-/// The name of every staging directory of `out`, up to the process id.
-fn staging_prefix(out: &Path) -> String {
-    let name = out.file_name().map_or("store".into(), |n| n.to_string_lossy());
-    format!(".{name}.importing-")
-}
-
-/// Removes the staging directories of earlier imports into `out` whose process is gone (Linux:
-/// no `/proc/PID`); a live one's is another import running, and is left alone.
-fn remove_leftovers(out: &Path) -> Result<(), ImportError> {
-    let prefix = staging_prefix(out);
-    let folder = match out.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let Ok(entries) = std::fs::read_dir(folder) else {
-        return Ok(());
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.strip_prefix(&prefix).and_then(|pid| pid.parse::<u32>().ok()) else {
-            continue;
-        };
-        if Path::new("/proc").join(pid.to_string()).exists() || !Path::new("/proc/self").exists() {
-            continue;
-        }
-        tracing::warn!(
-            "removing {}, left by an import into {} that did not finish",
-            entry.path().display(),
-            out.display()
-        );
-        std::fs::remove_dir_all(entry.path()).map_err(|err| StoreError::Storage {
-            path: entry.path(),
-            reason: format!("cannot remove the leftover of an unfinished import: {err}"),
-        })?;
-    }
-    Ok(())
+    out.with_file_name(format!("{}{pid}-import", crate::atomic_output::partial_prefix(out)))
 }
 
 /// [`import_maf`] writing its store at `dir`.

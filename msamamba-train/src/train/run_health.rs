@@ -71,7 +71,7 @@ impl RunHealth {
         let result = std::panic::catch_unwind(AssertUnwindSafe(launch));
         let failure = match (&result, device_failure::check::<B>(device)) {
             (_, Err(failure)) => Some(failure.reason),
-            (Err(panic), Ok(())) => Some(panic_text(panic.as_ref())),
+            (Err(panic), Ok(())) => Some(first_line(device_failure::panic_message(panic.as_ref()))),
             (Ok(_), Ok(())) => None,
         };
         let mut health = self.lock();
@@ -86,12 +86,7 @@ impl RunHealth {
     }
 }
 
-/// A panic's message.
-fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
-    let text = panic
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| panic.downcast_ref::<&str>().copied())
-        .unwrap_or("the training loop panicked");
+/// The first line of a panic's message.
+fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or(text).to_string()
 }
