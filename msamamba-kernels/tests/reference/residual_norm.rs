@@ -35,6 +35,18 @@ fn loop_forward(p: &NormProblem) -> Vec<f64> {
     out
 }
 
+/// The largest term of the input gradient, |dout · gamma| / rms, over rows and channels.
+fn gradient_term_scale(p: &NormProblem) -> f64 {
+    let [rows, width] = p.dims;
+    (0..rows)
+        .flat_map(|r| {
+            let s = |c: usize| p.x[r * width + c] + p.residual[r * width + c];
+            let rms = ((0..width).map(|c| s(c) * s(c)).sum::<f64>() / width as f64 + p.epsilon).sqrt();
+            (0..width).map(move |c| (p.dout[r * width + c] * p.gamma[c]).abs() / rms)
+        })
+        .fold(0.0, f64::max)
+}
+
 #[test]
 fn forward_matches_float64_loop() {
     let device = Default::default();
@@ -108,8 +120,17 @@ fn matches_burns_rms_norm_of_the_sum() {
         assert_close_above(&format!("out {:?}", p.dims), &got, &want, BURN_F32_TOLERANCE, 1.0);
         let want = autodiff_grads(&p, burn_norm);
         let got = autodiff_grads(&p, residual_rms_norm);
+        // burn's f32 rounding is relative to the gradient's terms, which grow as 1 / rms: a row
+        // whose sum is near 0 has terms far above 1 that cancel (at width 1, to ~0).
+        let floor = gradient_term_scale(&p).max(1.0);
         for ((name, g), w) in ["dx", "dresidual", "dgamma"].iter().zip(&got).zip(&want) {
-            assert_close_above(&format!("autodiff {name} {:?}", p.dims), g, w, BURN_F32_TOLERANCE, 1.0);
+            assert_close_above(
+                &format!("autodiff {name} {:?}", p.dims),
+                g,
+                w,
+                BURN_F32_TOLERANCE,
+                floor,
+            );
         }
     }
 }
