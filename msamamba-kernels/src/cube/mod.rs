@@ -19,6 +19,7 @@ mod forward;
 mod forward_lanes;
 mod launch;
 pub mod matmul;
+mod precision;
 pub mod residual_norm;
 pub mod row_attention;
 

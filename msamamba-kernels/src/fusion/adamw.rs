@@ -43,7 +43,7 @@ impl<B: FusionBackend + AdamWBackend> Operation<B::FusionRuntime> for AdamWOp<B>
 
 impl<B: FusionBackend + AdamWBackend> AdamWBackend for Fusion<B> {
     fn adamw_step(state: AdamWTensors<Self>, grad: Tensor<Self, 1>, step: &AdamWStep) -> AdamWTensors<Self> {
-        let shape = grad.shape();
+        let output = super::like(&state.param);
         let step = *step;
         let inputs = vec![
             primitive(state.param),
@@ -51,7 +51,7 @@ impl<B: FusionBackend + AdamWBackend> AdamWBackend for Fusion<B> {
             primitive(state.moment_1),
             primitive(state.moment_2),
         ];
-        let outputs = queue_custom::<B, _>("msamamba_adamw", inputs, vec![shape; 3], |desc| AdamWOp::<B> {
+        let outputs = queue_custom::<B, _>("msamamba_adamw", inputs, vec![output; 3], |desc| AdamWOp::<B> {
             desc,
             step,
             backend: PhantomData,

@@ -7,7 +7,7 @@ use burn_fusion::stream::Operation;
 use burn_fusion::{Fusion, FusionBackend, FusionRuntime, FusionTensor};
 use burn_ir::{CustomOpIr, HandleContainer};
 
-use super::{primitive, queue_custom, register_outputs, tensor};
+use super::{like, primitive, queue_custom, register_outputs, tensor};
 use crate::{CausalConvBackend, CausalConvGrads, CausalConvInput};
 
 /// The queued operation. Inputs, in order: x, weight, bias, then dy for the backward. Outputs:
@@ -47,13 +47,13 @@ fn queue<B: FusionBackend + CausalConvBackend>(
     dy: Option<Tensor<Fusion<B>, 3>>,
 ) -> Vec<FusionTensor<B::FusionRuntime>> {
     let silu = input.silu;
-    let mut shapes = vec![input.x.shape()];
+    let mut outputs = vec![like(&input.x)];
     if dy.is_some() {
-        shapes.extend([input.weight.shape(), input.bias.shape()]);
+        outputs.extend([like(&input.weight), like(&input.bias)]);
     }
     let mut inputs = vec![primitive(input.x), primitive(input.weight), primitive(input.bias)];
     inputs.extend(dy.map(primitive));
-    queue_custom::<B, _>("msamamba_causal_conv", inputs, shapes, |desc| CausalConvOp::<B> {
+    queue_custom::<B, _>("msamamba_causal_conv", inputs, outputs, |desc| CausalConvOp::<B> {
         desc,
         silu,
         backend: PhantomData,

@@ -45,10 +45,11 @@ impl<B: FusionBackend + RecomputedLinearBackend> RecomputedLinearBackend for Fus
         let mut dims = lhs.shape().to_vec();
         let rank = dims.len();
         dims[rank - 1] = rhs.shape()[rank - 1];
+        let output = (Shape::from(dims), lhs.dtype);
         let [out] = <[_; 1]>::try_from(queue_custom::<B, _>(
             "msamamba_projection_matmul",
             vec![lhs, rhs],
-            vec![Shape::from(dims)],
+            vec![output],
             |desc| MatmulOp::<B> {
                 desc,
                 backend: PhantomData,
@@ -59,11 +60,11 @@ impl<B: FusionBackend + RecomputedLinearBackend> RecomputedLinearBackend for Fus
     }
 
     fn column_sums(t: FloatTensor<Self>) -> FloatTensor<Self> {
-        let cols = t.shape()[1];
+        let output = (Shape::new([t.shape()[1]]), t.dtype);
         let [sums] = <[_; 1]>::try_from(queue_custom::<B, _>(
             "msamamba_column_sums",
             vec![t],
-            vec![Shape::new([cols])],
+            vec![output],
             |desc| ColumnSumsOp::<B> {
                 desc,
                 backend: PhantomData,

@@ -9,7 +9,7 @@ mod residual_norm;
 mod row_attention;
 mod scan;
 
-use burn::tensor::{Shape, Tensor, TensorPrimitive, backend::Backend};
+use burn::tensor::{DType, Shape, Tensor, TensorPrimitive, backend::Backend};
 use burn_fusion::stream::{Operation, OperationStreams};
 use burn_fusion::{FusionBackend, FusionRuntime, FusionTensor};
 use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
@@ -22,20 +22,27 @@ fn primitive<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> B::FloatTensor
     tensor.into_primitive().tensor()
 }
 
-/// Queues one custom operation `name` reading `inputs` and writing new tensors of `shapes` (the
-/// inputs' element type); `op` builds the operation from its description.
+/// The shape and element type of one output of a custom operation.
+type OutputIr = (Shape, DType);
+
+/// An output of `t`'s shape and element type.
+fn like<B: Backend, const D: usize>(t: &Tensor<B, D>) -> OutputIr {
+    (t.shape(), t.dtype())
+}
+
+/// Queues one custom operation `name` reading `inputs` and writing new tensors of `outputs`;
+/// `op` builds the operation from its description.
 fn queue_custom<B: FusionBackend, O: Operation<B::FusionRuntime> + 'static>(
     name: &'static str,
     inputs: Vec<FusionTensor<B::FusionRuntime>>,
-    shapes: Vec<Shape>,
+    outputs: Vec<OutputIr>,
     op: impl FnOnce(CustomOpIr) -> O,
 ) -> Vec<FusionTensor<B::FusionRuntime>> {
     let client = inputs[0].client.clone();
-    let dtype = inputs[0].dtype;
     let streams = OperationStreams::with_inputs(&inputs);
-    let outputs: Vec<TensorIr> = shapes
+    let outputs: Vec<TensorIr> = outputs
         .into_iter()
-        .map(|shape| TensorIr::uninit(client.create_empty_handle(), shape, dtype))
+        .map(|(shape, dtype)| TensorIr::uninit(client.create_empty_handle(), shape, dtype))
         .collect();
     let inputs: Vec<TensorIr> = inputs.into_iter().map(FusionTensor::into_ir).collect();
     let desc = CustomOpIr::new(name, &inputs, &outputs);

@@ -7,7 +7,7 @@ use burn_fusion::stream::Operation;
 use burn_fusion::{Fusion, FusionBackend, FusionRuntime, FusionTensor};
 use burn_ir::{CustomOpIr, HandleContainer};
 
-use super::{primitive, queue_custom, register_outputs, tensor};
+use super::{like, primitive, queue_custom, register_outputs, tensor};
 use crate::{ResidualNormBackend, ResidualNormGrads, ResidualNormInput};
 
 /// The queued operation. Inputs, in order: x, residual, gamma, then dout for the backward.
@@ -47,21 +47,17 @@ fn queue<B: FusionBackend + ResidualNormBackend>(
     dout: Option<Tensor<Fusion<B>, 2>>,
 ) -> Vec<FusionTensor<B::FusionRuntime>> {
     let epsilon = input.epsilon;
-    let (shape, gamma_shape) = (input.x.shape(), input.gamma.shape());
-    let mut shapes = vec![shape];
-    shapes.extend(dout.is_some().then_some(gamma_shape));
+    let mut outputs = vec![like(&input.x)];
+    outputs.extend(dout.is_some().then(|| like(&input.gamma)));
     let mut inputs = vec![primitive(input.x), primitive(input.residual), primitive(input.gamma)];
     inputs.extend(dout.map(primitive));
-    queue_custom::<B, _>(
-        "msamamba_residual_rms_norm",
-        inputs,
-        shapes,
-        |desc| ResidualNormOp::<B> {
-            desc,
-            epsilon,
-            backend: PhantomData,
-        },
-    )
+    queue_custom::<B, _>("msamamba_residual_rms_norm", inputs, outputs, |desc| ResidualNormOp::<
+        B,
+    > {
+        desc,
+        epsilon,
+        backend: PhantomData,
+    })
 }
 
 impl<B: FusionBackend + ResidualNormBackend> ResidualNormBackend for Fusion<B> {

@@ -2,12 +2,12 @@
 
 use std::marker::PhantomData;
 
-use burn::tensor::{Shape, Tensor};
+use burn::tensor::{DType, Shape, Tensor};
 use burn_fusion::stream::Operation;
 use burn_fusion::{Fusion, FusionBackend, FusionRuntime, FusionTensor};
 use burn_ir::{CustomOpIr, HandleContainer};
 
-use super::{primitive, queue_custom, register_outputs, tensor};
+use super::{OutputIr, like, primitive, queue_custom, register_outputs, tensor};
 use crate::{RowAttentionBackend, RowAttentionInput, RowAttentionOutput};
 
 /// The queued operation. Inputs, in order: qkv, key_keep, then for the backward the saved output
@@ -47,16 +47,16 @@ impl<B: FusionBackend + RowAttentionBackend> Operation<B::FusionRuntime> for Row
 }
 
 /// Queues the attention (and, for the backward, `extra`: the saved output, statistics and dout)
-/// as one custom operation with outputs of `shapes`.
+/// as one custom operation with `outputs`.
 fn queue<B: FusionBackend + RowAttentionBackend>(
     input: RowAttentionInput<Fusion<B>>,
     extra: Vec<FusionTensor<B::FusionRuntime>>,
-    shapes: Vec<Shape>,
+    outputs: Vec<OutputIr>,
 ) -> Vec<FusionTensor<B::FusionRuntime>> {
     let n_heads = input.n_heads;
     let mut inputs = vec![primitive(input.qkv), primitive(input.key_keep)];
     inputs.extend(extra);
-    queue_custom::<B, _>("msamamba_row_attention", inputs, shapes, |desc| RowAttentionOp::<B> {
+    queue_custom::<B, _>("msamamba_row_attention", inputs, outputs, |desc| RowAttentionOp::<B> {
         desc,
         n_heads,
         backend: PhantomData,
@@ -66,11 +66,12 @@ fn queue<B: FusionBackend + RowAttentionBackend>(
 impl<B: FusionBackend + RowAttentionBackend> RowAttentionBackend for Fusion<B> {
     fn row_attention(input: RowAttentionInput<Self>) -> RowAttentionOutput<Self> {
         let [batch, rows, len, width] = input.dims();
-        let shapes = vec![
-            Shape::new([batch, rows, len, width]),
-            Shape::new([2, batch, len, input.n_heads, rows]),
+        // The softmax statistics stay f32 whatever the activations' type.
+        let outputs = vec![
+            (Shape::new([batch, rows, len, width]), input.qkv.dtype()),
+            (Shape::new([2, batch, len, input.n_heads, rows]), DType::F32),
         ];
-        let [out, stats] = <[_; 2]>::try_from(queue::<B>(input, vec![], shapes)).expect("two outputs");
+        let [out, stats] = <[_; 2]>::try_from(queue::<B>(input, vec![], outputs)).expect("two outputs");
         RowAttentionOutput {
             out: tensor(out),
             stats: tensor(stats),
@@ -82,9 +83,9 @@ impl<B: FusionBackend + RowAttentionBackend> RowAttentionBackend for Fusion<B> {
         saved: RowAttentionOutput<Self>,
         dout: Tensor<Self, 4>,
     ) -> Tensor<Self, 4> {
-        let shapes = vec![input.qkv.shape()];
+        let outputs = vec![like(&input.qkv)];
         let extra = vec![primitive(saved.out), primitive(saved.stats), primitive(dout)];
-        let [grad] = <[_; 1]>::try_from(queue::<B>(input, extra, shapes)).expect("one output");
+        let [grad] = <[_; 1]>::try_from(queue::<B>(input, extra, outputs)).expect("one output");
         tensor(grad)
     }
 }

@@ -7,7 +7,7 @@ use burn_fusion::stream::Operation;
 use burn_fusion::{Fusion, FusionBackend, FusionRuntime, FusionTensor};
 use burn_ir::{CustomOpIr, HandleContainer};
 
-use super::{primitive, queue_custom, register_outputs, tensor};
+use super::{OutputIr, like, primitive, queue_custom, register_outputs, tensor};
 use crate::{ScanCheckpoints, ScanGrads, ScanOutput, SelectiveScanBackend, SelectiveScanInput};
 
 /// Which half of the scan an operation runs.
@@ -87,12 +87,12 @@ impl<B: FusionBackend + SelectiveScanBackend> Operation<B::FusionRuntime> for Sc
 }
 
 /// Queues the scan's inputs (and for the backward `extra`: the checkpoints and dy) as one custom
-/// operation of `pass` with outputs of `shapes`.
+/// operation of `pass` with `outputs`.
 fn queue<B: FusionBackend + SelectiveScanBackend>(
     input: SelectiveScanInput<Fusion<B>>,
     pass: Pass,
     extra: Vec<FusionTensor<B::FusionRuntime>>,
-    shapes: Vec<Shape>,
+    outputs: Vec<OutputIr>,
 ) -> Vec<FusionTensor<B::FusionRuntime>> {
     let (has_z, delta_softplus) = (input.z.is_some(), input.delta_softplus);
     let mut inputs = vec![
@@ -106,7 +106,7 @@ fn queue<B: FusionBackend + SelectiveScanBackend>(
     ];
     inputs.extend(input.z.map(primitive));
     inputs.extend(extra);
-    queue_custom::<B, _>("msamamba_selective_scan", inputs, shapes, |desc| ScanOp::<B> {
+    queue_custom::<B, _>("msamamba_selective_scan", inputs, outputs, |desc| ScanOp::<B> {
         desc,
         pass,
         has_z,
@@ -117,8 +117,8 @@ fn queue<B: FusionBackend + SelectiveScanBackend>(
 
 impl<B: FusionBackend + SelectiveScanBackend> SelectiveScanBackend for Fusion<B> {
     fn selective_scan(input: SelectiveScanInput<Self>) -> Tensor<Self, 3> {
-        let shape = input.u.shape();
-        let [y] = <[_; 1]>::try_from(queue::<B>(input, Pass::Forward, vec![], vec![shape])).expect("one output");
+        let output = like(&input.u);
+        let [y] = <[_; 1]>::try_from(queue::<B>(input, Pass::Forward, vec![], vec![output])).expect("one output");
         tensor(y)
     }
 
@@ -134,9 +134,14 @@ impl<B: FusionBackend + SelectiveScanBackend> SelectiveScanBackend for Fusion<B>
                 checkpoints: None,
             };
         };
-        let shapes = vec![input.u.shape(), Shape::from(states), Shape::from(delta)];
+        // The checkpoints stay f32 whatever the activations' type.
+        let outputs = vec![
+            like(&input.u),
+            (Shape::from(states), DType::F32),
+            (Shape::from(delta), DType::F32),
+        ];
         let [y, states, delta] =
-            <[_; 3]>::try_from(queue::<B>(input, Pass::ForwardSaving, vec![], shapes)).expect("three outputs");
+            <[_; 3]>::try_from(queue::<B>(input, Pass::ForwardSaving, vec![], outputs)).expect("three outputs");
         ScanOutput {
             y: tensor(y),
             checkpoints: Some(ScanCheckpoints {
@@ -151,16 +156,16 @@ impl<B: FusionBackend + SelectiveScanBackend> SelectiveScanBackend for Fusion<B>
         checkpoints: Option<ScanCheckpoints<Self>>,
         dy: Tensor<Self, 3>,
     ) -> ScanGrads<Self> {
-        let mut shapes = vec![
-            input.u.shape(),
-            input.delta.shape(),
-            input.a.shape(),
-            input.b.shape(),
-            input.c.shape(),
-            input.d.shape(),
-            input.delta_bias.shape(),
+        let mut outputs = vec![
+            like(&input.u),
+            like(&input.delta),
+            like(&input.a),
+            like(&input.b),
+            like(&input.c),
+            like(&input.d),
+            like(&input.delta_bias),
         ];
-        shapes.extend(input.z.as_ref().map(Tensor::shape));
+        outputs.extend(input.z.as_ref().map(like));
         let pass = Pass::Backward {
             saved: checkpoints.is_some(),
         };
@@ -168,7 +173,7 @@ impl<B: FusionBackend + SelectiveScanBackend> SelectiveScanBackend for Fusion<B>
             .map(|c| vec![primitive(c.states), primitive(c.delta)])
             .unwrap_or_default();
         extra.push(primitive(dy));
-        let mut grads = queue::<B>(input, pass, extra, shapes).into_iter();
+        let mut grads = queue::<B>(input, pass, extra, outputs).into_iter();
         let mut next = || grads.next().expect("one output per gradient");
         ScanGrads {
             u: tensor(next()),
