@@ -52,6 +52,15 @@ impl<B: Backend> CausalConvInput<B> {
         assert_eq!(self.bias.dims(), [channels], "causal_conv1d: bias is [e]");
         [rows, len, channels, taps]
     }
+
+    /// x in the filters' type: the reference computes in the parameters' type (f32 under mixed
+    /// precision, where x is f16 or bf16).
+    fn widened(self) -> Self {
+        CausalConvInput {
+            x: self.x.cast(self.weight.dtype()),
+            ..self
+        }
+    }
 }
 
 /// A backend that can run the causal convolution.
@@ -115,17 +124,23 @@ fn sigmoid<B: Backend>(t: Tensor<B, 3>) -> Tensor<B, 3> {
     (t.neg().exp() + 1.0).recip()
 }
 
-/// The causal convolution in tensor ops.
+/// The causal convolution in tensor ops, in the filters' type; the output in x's.
 pub fn reference_forward<B: Backend>(input: CausalConvInput<B>) -> Tensor<B, 3> {
+    let dtype = input.x.dtype();
+    let input = input.widened();
     let y = convolve(&input);
-    if input.silu { y.clone() * sigmoid(y) } else { y }
+    let y = if input.silu { y.clone() * sigmoid(y) } else { y };
+    y.cast(dtype)
 }
 
-/// Its backward, written out: with g = dy · silu'(pre) (or dy), dx\[l\] = sum_k weight\[k\] ·
+/// Its backward, each gradient in its input's type, written out: with g = dy · silu'(pre) (or dy), dx\[l\] = sum_k weight\[k\] ·
 /// g[l + K - 1 - k], dweight\[k\] = sum over rows and positions of g\[l\] · x[l - (K - 1) + k],
 /// dbias = sum of g.
 pub fn reference_backward<B: Backend>(input: CausalConvInput<B>, dy: Tensor<B, 3>) -> CausalConvGrads<B> {
     let [_, len, channels, taps] = input.dims();
+    let dtype = input.x.dtype();
+    let input = input.widened();
+    let dy = dy.cast(input.weight.dtype());
     let g = if input.silu {
         let pre = convolve(&input);
         let s = sigmoid(pre.clone());
@@ -147,7 +162,7 @@ pub fn reference_backward<B: Backend>(input: CausalConvInput<B>, dy: Tensor<B, 3
         1,
     );
     CausalConvGrads {
-        x,
+        x: x.cast(dtype),
         weight,
         bias: sum_over_positions(g).reshape([channels]),
     }

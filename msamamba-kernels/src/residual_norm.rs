@@ -51,6 +51,17 @@ impl<B: Backend> ResidualNormInput<B> {
         assert_eq!(self.gamma.dims(), [dims[1]], "residual_rms_norm: gamma is [d]");
         dims
     }
+
+    /// x and the residual in gamma's type: the reference computes in the parameters' type (f32
+    /// under mixed precision, where x and the residual are f16 or bf16).
+    fn widened(self) -> Self {
+        let dtype = self.gamma.dtype();
+        ResidualNormInput {
+            x: self.x.cast(dtype),
+            residual: self.residual.cast(dtype),
+            ..self
+        }
+    }
 }
 
 /// A backend that can run the residual RMSNorm.
@@ -86,24 +97,29 @@ fn sum_and_scale<B: Backend>(input: ResidualNormInput<B>) -> (Tensor<B, 2>, Tens
     (s, scale)
 }
 
-/// The residual RMSNorm in tensor ops.
+/// The residual RMSNorm in tensor ops, in gamma's type; the output in x's.
 pub fn reference_forward<B: Backend>(input: ResidualNormInput<B>) -> Tensor<B, 2> {
+    let dtype = input.x.dtype();
+    let input = input.widened();
     let gamma = input.gamma.clone().unsqueeze::<2>();
     let (s, scale) = sum_and_scale(input);
-    s * scale * gamma
+    (s * scale * gamma).cast(dtype)
 }
 
-/// Its backward, written out: with ŝ = s / rms(s) and g = dout · gamma,
+/// Its backward, each gradient in its input's type, written out: with ŝ = s / rms(s) and g = dout · gamma,
 /// ds = (g - ŝ · mean(g · ŝ)) / rms(s), dgamma = sum over rows of dout · ŝ.
 pub fn reference_backward<B: Backend>(input: ResidualNormInput<B>, dout: Tensor<B, 2>) -> ResidualNormGrads<B> {
     let [_, width] = input.dims();
+    let dtype = input.x.dtype();
+    let input = input.widened();
+    let dout = dout.cast(input.gamma.dtype());
     let gamma = input.gamma.clone().unsqueeze::<2>();
     let (s, scale) = sum_and_scale(input);
     let normed = s * scale.clone();
     let g = dout.clone() * gamma;
     let mean = (g.clone() * normed.clone()).mean_dim(1);
     ResidualNormGrads {
-        sum: (g - normed.clone() * mean) * scale,
+        sum: ((g - normed.clone() * mean) * scale).cast(dtype),
         gamma: (dout * normed).sum_dim(0).reshape([width]),
     }
 }

@@ -81,6 +81,14 @@ impl<B: Backend> RowAttentionInput<B> {
         let [_, _, _, width] = self.dims();
         [0, 1, 2].map(|i| self.qkv.clone().narrow(3, i * width, width))
     }
+
+    /// qkv in the key mask's type: the reference computes in f32 when qkv is f16 or bf16.
+    fn widened(self) -> Self {
+        RowAttentionInput {
+            qkv: self.qkv.cast(self.key_keep.dtype()),
+            ..self
+        }
+    }
 }
 
 /// A backend that can run the row attention.
@@ -161,6 +169,8 @@ fn weights<B: Backend>(input: &RowAttentionInput<B>) -> (Tensor<B, 5>, Tensor<B,
 /// The row attention in tensor ops (batched matmuls over one problem per (b, l, head)), with the
 /// softmax statistics of [`RowAttentionOutput`].
 pub fn reference_forward<B: Backend>(input: RowAttentionInput<B>) -> RowAttentionOutput<B> {
+    let dtype = input.qkv.dtype();
+    let input = input.widened();
     let (scores, _) = scores(&input);
     let [batch, len, n_heads, rows, _] = scores.dims();
     let top = scores.clone().max_dim(4);
@@ -170,16 +180,19 @@ pub fn reference_forward<B: Backend>(input: RowAttentionInput<B>) -> RowAttentio
     let out = unheads((exp * inverse_sum.clone()).matmul(heads(v, input.n_heads)));
     let plane = |t: Tensor<B, 5>| t.reshape([1, batch, len, n_heads, rows]);
     RowAttentionOutput {
-        out,
+        out: out.cast(dtype),
         stats: Tensor::cat(vec![plane(top), plane(inverse_sum)], 0),
     }
 }
 
 /// Its backward, written out: with dp = dout v^T and ds = p (dp - rowsum(p dp)), zero where the
 /// key was masked (the fill cuts the score from q and k): dq = ds k, dk = ds^T q (both scaled),
-/// dv = p^T dout; returned side by side as qkv's gradient.
+/// dv = p^T dout; returned side by side as qkv's gradient, in qkv's type.
 pub fn reference_backward<B: Backend>(input: RowAttentionInput<B>, dout: Tensor<B, 4>) -> Tensor<B, 4> {
     let [_, _, _, width] = input.dims();
+    let dtype = input.qkv.dtype();
+    let input = input.widened();
+    let dout = dout.cast(input.key_keep.dtype());
     let n_heads = input.n_heads;
     let scale = score_scale(width, n_heads);
     let (p, masked) = weights(&input);
@@ -193,5 +206,5 @@ pub fn reference_backward<B: Backend>(input: RowAttentionInput<B>, dout: Tensor<
         ds.swap_dims(3, 4).matmul(q),
         p.swap_dims(3, 4).matmul(dout),
     ];
-    Tensor::cat(grads.into_iter().map(unheads).collect(), 3)
+    Tensor::cat(grads.into_iter().map(unheads).collect(), 3).cast(dtype)
 }

@@ -14,7 +14,8 @@
 //!   burn's reduction runs on one or two cubes, nearly serially).
 //!
 //! x and dy may have any strides (the model's x is a slice of the input projection); the
-//! outputs are contiguous [r, l, e].
+//! outputs are contiguous [r, l, e]. x, dy, y and dx are f32, f16 or bf16 (one type); the filters,
+//! their gradients and all arithmetic f32.
 
 use burn::tensor::{DType, Tensor as BurnTensor};
 use burn_cubecl::tensor::CubeTensor;
@@ -24,6 +25,7 @@ use cubecl::prelude::*;
 use super::column_sums::row_sums;
 use super::forward::sigmoid;
 use super::launch::{Cube, empty_like, flat_grid, prim, tensor};
+use super::precision::{activation, empty_as, with_activation};
 use crate::{CausalConvGrads, CausalConvInput};
 
 /// Channels per cube.
@@ -37,16 +39,16 @@ const MAX_RUNS: usize = 4096;
 
 /// The offset of (row, position, channel) in a [r, l, e] tensor of any strides.
 #[cube]
-fn at(t: &Tensor<f32>, row: usize, pos: usize, ch: usize) -> usize {
+fn at<E: Float>(t: &Tensor<E>, row: usize, pos: usize, ch: usize) -> usize {
     row * t.stride(0) + pos * t.stride(1) + ch * t.stride(2)
 }
 
-/// x at `pos` - `back` (zero before the first position).
+/// x at `pos` - `back` in f32 (zero before the first position).
 #[cube]
-fn input_before(x: &Tensor<f32>, row: usize, pos: usize, back: usize, ch: usize) -> f32 {
+fn input_before<E: Float>(x: &Tensor<E>, row: usize, pos: usize, back: usize, ch: usize) -> f32 {
     let mut v = 0.0f32;
     if pos >= back {
-        v = x[at(x, row, pos - back, ch)];
+        v = f32::cast_from(x[at(x, row, pos - back, ch)]);
     }
     v
 }
@@ -75,11 +77,11 @@ fn activation_slope(pre: f32, #[comptime] silu: bool) -> f32 {
 /// y = act(bias + sum_k weight[k] · x[l - (K - 1) + k]); y contiguous [rows, len, channels].
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
-fn causal_conv_forward_kernel(
-    x: &Tensor<f32>,
+fn causal_conv_forward_kernel<E: Float>(
+    x: &Tensor<E>,
     weight: &Tensor<f32>,
     bias: &Tensor<f32>,
-    y: &mut Tensor<f32>,
+    y: &mut Tensor<E>,
     rows: u32,
     len: u32,
     channels: u32,
@@ -113,7 +115,7 @@ fn causal_conv_forward_kernel(
             for k in 1..taps {
                 window[k - 1] = window[k];
             }
-            window[taps - 1] = x[at(x, row, l, ch)];
+            window[taps - 1] = f32::cast_from(x[at(x, row, l, ch)]);
             let mut acc = b;
             #[unroll]
             for k in 0..taps {
@@ -122,7 +124,7 @@ fn causal_conv_forward_kernel(
             if silu {
                 acc *= sigmoid(acc);
             }
-            y[(row * len + l) * channels + ch] = acc;
+            y[(row * len + l) * channels + ch] = E::cast_from(acc);
         }
     }
 }
@@ -131,12 +133,12 @@ fn causal_conv_forward_kernel(
 /// gradient sums in `part` [channels, K + 1, rows · runs] (bias last).
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
-fn causal_conv_backward_kernel(
-    x: &Tensor<f32>,
+fn causal_conv_backward_kernel<E: Float>(
+    x: &Tensor<E>,
     weight: &Tensor<f32>,
     bias: &Tensor<f32>,
-    dy: &Tensor<f32>,
-    dx: &mut Tensor<f32>,
+    dy: &Tensor<E>,
+    dx: &mut Tensor<E>,
     part: &mut Tensor<f32>,
     rows: u32,
     len: u32,
@@ -177,7 +179,7 @@ fn causal_conv_backward_kernel(
                 for k in 0..taps {
                     pre += w[k] * input_before(x, row, p, taps - 1 - k, ch);
                 }
-                ahead[j] = dy[at(dy, row, p, ch)] * activation_slope(pre, silu);
+                ahead[j] = f32::cast_from(dy[at(dy, row, p, ch)]) * activation_slope(pre, silu);
             }
         }
         // The window of the run's last position.
@@ -194,13 +196,13 @@ fn causal_conv_backward_kernel(
             for k in 0..taps {
                 pre += w[k] * window[k];
             }
-            let g = dy[at(dy, row, l, ch)] * activation_slope(pre, silu);
+            let g = f32::cast_from(dy[at(dy, row, l, ch)]) * activation_slope(pre, silu);
             let mut grad = w[taps - 1] * g;
             #[unroll]
             for j in 0..taps - 1 {
                 grad += w[taps - 2 - j] * ahead[j];
             }
-            dx[(row * len + l) * channels + ch] = grad;
+            dx[(row * len + l) * channels + ch] = E::cast_from(grad);
             #[unroll]
             for k in 0..taps {
                 dw[k] += g * window[k];
@@ -228,12 +230,17 @@ fn causal_conv_backward_kernel(
     }
 }
 
-/// Whether the kernels handle this input: f32, something to convolve, at most `MAX_TAPS` taps.
+/// Whether the kernels handle this input: x of an activation type, f32 filters, something to
+/// convolve, at most `MAX_TAPS` taps.
 pub fn supported<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
     input: &CausalConvInput<Cube<R, F, I, BT>>,
 ) -> bool {
     let [rows, len, channels, taps] = input.dims();
-    input.x.dtype() == DType::F32 && rows * len * channels > 0 && taps <= MAX_TAPS
+    activation(&input.x)
+        && input.weight.dtype() == DType::F32
+        && input.bias.dtype() == DType::F32
+        && rows * len * channels > 0
+        && taps <= MAX_TAPS
 }
 
 /// The inputs and the launch shape.
@@ -257,8 +264,9 @@ impl<R: CubeRuntime> Launch<R> {
         }
     }
 
+    /// A new tensor of x's type.
     fn empty(&self, shape: Vec<usize>) -> CubeTensor<R> {
-        empty_like(&self.x, shape)
+        empty_as(&self.x, shape, self.x.dtype)
     }
 
     /// Positions per thread.
@@ -285,7 +293,7 @@ pub fn forward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
     let p = Launch::new(input);
     let [rows, len, channels, taps] = p.dims;
     let y = p.empty(vec![rows, len, channels]);
-    causal_conv_forward_kernel::launch::<R>(
+    with_activation!(p.x.dtype, E => causal_conv_forward_kernel::launch::<E, R>(
         &p.x.client,
         p.cube_count(),
         CubeDim::new_1d(BLOCK as u32),
@@ -299,7 +307,7 @@ pub fn forward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
         p.run() as u32,
         taps,
         p.silu,
-    );
+    ));
     tensor(y)
 }
 
@@ -311,8 +319,8 @@ pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>
     let p = Launch::new(input);
     let [rows, len, channels, taps] = p.dims;
     let dx = p.empty(vec![rows, len, channels]);
-    let part = p.empty(vec![channels, taps + 1, p.runs()]);
-    causal_conv_backward_kernel::launch::<R>(
+    let part = empty_like(&p.x, vec![channels, taps + 1, p.runs()]);
+    with_activation!(p.x.dtype, E => causal_conv_backward_kernel::launch::<E, R>(
         &p.x.client,
         p.cube_count(),
         CubeDim::new_1d(BLOCK as u32),
@@ -328,7 +336,7 @@ pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>
         p.run() as u32,
         taps,
         p.silu,
-    );
+    ));
     let parts = part.meta.shape()[2];
     let sums =
         row_sums(tensor::<R, F, I, BT, 3>(part).reshape([channels * (taps + 1), parts])).reshape([channels, taps + 1]);

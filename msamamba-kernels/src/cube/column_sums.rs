@@ -8,16 +8,19 @@
 //! partial per column into [cols, chunks], whose rows the same kernel then sums (a second launch
 //! over the transposed view; one cube per 32 columns takes the few partials).
 //!
+//! t may be f32, f16 or bf16; the sums are f32 throughout, the result t's type.
+//!
 //! [`row_sums`] sums the other kernels' partials the same way: burn's reduction along a short
 //! contiguous axis runs as a single cube for narrow outputs, and a training step makes dozens of
 //! them.
 
-use burn::tensor::{DType, Tensor as BurnTensor};
+use burn::tensor::Tensor as BurnTensor;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeRuntime, FloatElement, IntElement};
 use cubecl::prelude::*;
 
 use super::launch::{Cube, empty_like, tensor};
+use super::precision::{activation, with_activation};
 
 /// Columns per cube (one lane each): a warp on NVIDIA.
 const LANES: usize = 32;
@@ -34,7 +37,7 @@ const MAX_GRID: usize = 65_535;
 /// This cube's sums of its columns over rows `[CUBE_POS_Y · per_chunk, + per_chunk)` into
 /// column `CUBE_POS_Y` of `part` [cols, chunks]; t may have any strides.
 #[cube(launch)]
-fn column_sums_kernel(t: &Tensor<f32>, part: &mut Tensor<f32>, rows: u32, cols: u32, per_chunk: u32) {
+fn column_sums_kernel<E: Float>(t: &Tensor<E>, part: &mut Tensor<f32>, rows: u32, cols: u32, per_chunk: u32) {
     let (rows, cols, per_chunk) = (rows as usize, cols as usize, per_chunk as usize);
     let lane = UNIT_POS_X as usize;
     let slot = UNIT_POS_Y as usize;
@@ -48,7 +51,7 @@ fn column_sums_kernel(t: &Tensor<f32>, part: &mut Tensor<f32>, rows: u32, cols: 
     if col < cols {
         let mut row = chunk * per_chunk + slot;
         while row < end {
-            sum += t[row * t.stride(0) + col * t.stride(1)];
+            sum += f32::cast_from(t[row * t.stride(0) + col * t.stride(1)]);
             row += ROWS;
         }
     }
@@ -65,12 +68,12 @@ fn column_sums_kernel(t: &Tensor<f32>, part: &mut Tensor<f32>, rows: u32, cols: 
     }
 }
 
-/// Whether the kernel takes `t`: f32, not empty, and few enough columns for the grid.
+/// Whether the kernel takes `t`: an activation type, not empty, and few enough columns for the grid.
 pub fn supported<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
     t: &BurnTensor<Cube<R, F, I, BT>, 2>,
 ) -> bool {
     let [rows, cols] = t.dims();
-    t.dtype() == DType::F32 && rows > 0 && cols > 0 && cols.div_ceil(LANES) <= MAX_GRID
+    activation(t) && rows > 0 && cols > 0 && cols.div_ceil(LANES) <= MAX_GRID
 }
 
 /// The sums of `t`'s rows.
@@ -86,8 +89,9 @@ pub fn column_sums<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolEleme
     let per_chunk = rows.div_ceil(chunks);
     let chunks = rows.div_ceil(per_chunk);
     let t: CubeTensor<R> = t.into_primitive().tensor();
+    let dtype = t.dtype;
     let part = empty_like(&t, vec![cols, chunks]);
-    column_sums_kernel::launch::<R>(
+    with_activation!(dtype, E => column_sums_kernel::launch::<E, R>(
         &t.client,
         CubeCount::Static(blocks as u32, chunks as u32, 1),
         CubeDim::new_2d(LANES as u32, ROWS as u32),
@@ -96,13 +100,14 @@ pub fn column_sums<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolEleme
         rows as u32,
         cols as u32,
         per_chunk as u32,
-    );
+    ));
     let part = tensor::<R, F, I, BT, 2>(part);
-    if chunks == 1 {
+    let sums = if chunks == 1 {
         part.reshape([cols])
     } else {
         row_sums(part)
-    }
+    };
+    sums.cast(dtype)
 }
 
 /// The sums along `t`'s rows: its transpose's [`column_sums`], or burn's reduction where the

@@ -21,7 +21,7 @@ use cubek::matmul::routines::BlueprintStrategy;
 use cubek::matmul::routines::simple::SimpleArgs;
 use cubek::std::InputBinding;
 
-use super::launch::empty_like;
+use super::precision::empty_as;
 
 /// The strategies tried, fastest first (see the module doc).
 pub fn strategies() -> [Strategy; 2] {
@@ -35,39 +35,40 @@ pub fn strategies() -> [Strategy; 2] {
     ]
 }
 
-/// One launch of `strategy`: `out = lhs @ rhs`, all f32 (TF32 inside the tensor cores).
+/// One launch of `strategy`: `out = lhs @ rhs`, all of lhs's type (f32 through TF32 inside the
+/// tensor cores; f16 and bf16 accumulated in f32).
 pub fn launch<R: CubeRuntime>(
     strategy: &Strategy,
     lhs: &CubeTensor<R>,
     rhs: &CubeTensor<R>,
     out: &CubeTensor<R>,
 ) -> Result<(), MatmulSetupError> {
-    let f32 = DType::F32.into();
+    let dtype = lhs.dtype.into();
     let mut dtypes = MatmulElems::from_globals(&MatmulGlobalElems {
-        lhs: f32,
-        rhs: f32,
-        out: f32,
+        lhs: dtype,
+        rhs: dtype,
+        out: dtype,
     });
     launch_ref(
         strategy,
         &out.client,
-        InputBinding::new(lhs.clone().binding(), f32),
-        InputBinding::new(rhs.clone().binding(), f32),
+        InputBinding::new(lhs.clone().binding(), dtype),
+        InputBinding::new(rhs.clone().binding(), dtype),
         out.clone().binding(),
         &mut dtypes,
     )
 }
 
 /// `lhs @ rhs` ([..., m, k] x [..., k, n], the same leading dims) by the first of [`strategies`]
-/// that takes it; `None` when none does, or the inputs are not f32.
+/// that takes it; `None` when none does, or the inputs are not both f32, both f16 or both bf16.
 pub fn matmul<R: CubeRuntime>(lhs: &CubeTensor<R>, rhs: &CubeTensor<R>) -> Option<CubeTensor<R>> {
-    if lhs.dtype != DType::F32 || rhs.dtype != DType::F32 {
+    if lhs.dtype != rhs.dtype || !matches!(lhs.dtype, DType::F32 | DType::F16 | DType::BF16) {
         return None;
     }
     let mut shape = lhs.meta.shape().to_vec();
     let rank = shape.len();
     shape[rank - 1] = rhs.meta.shape()[rank - 1];
-    let out = empty_like(lhs, shape);
+    let out = empty_as(lhs, shape, lhs.dtype);
     strategies()
         .iter()
         .any(|strategy| launch(strategy, lhs, rhs, &out).is_ok())

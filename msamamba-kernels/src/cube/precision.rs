@@ -3,16 +3,23 @@
 //! convolution's filters) and every internal buffer (checkpoints, partial sums) stay f32, as
 //! PyTorch's autocast keeps them; each gradient comes back in its input's type.
 
-use burn::tensor::DType;
-use burn_cubecl::CubeRuntime;
+use burn::tensor::{DType, Tensor};
 use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::tensor::CubeTensor;
+use burn_cubecl::{BoolElement, CubeRuntime, FloatElement, IntElement};
 use cubecl::ir::{ElemType, StorageType};
 
-/// Whether `dtype` is an activation type the kernels take and `like`'s device computes with.
-pub fn activation<R: CubeRuntime>(like: &CubeTensor<R>, dtype: DType) -> bool {
+use super::launch::Cube;
+
+/// Whether `t` holds an activation type the kernels take and its device computes with.
+pub fn activation<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement, const D: usize>(
+    t: &Tensor<Cube<R, F, I, BT>, D>,
+) -> bool {
+    let dtype = t.dtype();
     matches!(dtype, DType::F32 | DType::F16 | DType::BF16)
-        && like
+        && t.clone()
+            .into_primitive()
+            .tensor()
             .client
             .properties()
             .supports_type(StorageType::Scalar(ElemType::from(dtype)))

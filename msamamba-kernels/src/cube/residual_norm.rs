@@ -12,7 +12,8 @@
 //!   backward its running gamma-gradient sums.
 //! - Shared memory: the partial sums [ROWS, LANES] (two in the backward, the first reused at the
 //!   end for the groups' gamma sums).
-//! - Global memory: x and r read once (and dout in the backward), one output written.
+//! - Global memory: x and r read once (and dout in the backward), one output written; these are
+//!   f32, f16 or bf16 (one type), gamma and the gamma sums f32, all arithmetic f32.
 
 use burn::tensor::{DType, Tensor as BurnTensor};
 use burn_cubecl::tensor::CubeTensor;
@@ -21,6 +22,7 @@ use cubecl::prelude::*;
 
 use super::column_sums::row_sums;
 use super::launch::{Cube, empty_like, prim, tensor};
+use super::precision::{activation, empty_as, with_activation};
 use crate::{ResidualNormGrads, ResidualNormInput};
 
 /// Threads per row: a warp on NVIDIA.
@@ -33,9 +35,9 @@ const MAX_CUBES: usize = 2048;
 /// The widest row the kernels take (a lane then holds 32 channels in registers).
 const MAX_WIDTH: usize = 1024;
 
-/// The lane's channels of the row (`row` past the end loads zeros).
+/// The lane's channels of the row in f32 (`row` past the end loads zeros).
 #[cube]
-fn load_row(t: &Tensor<f32>, row: usize, live: bool, #[comptime] width: usize) -> Array<f32> {
+fn load_row<E: Float>(t: &Tensor<E>, row: usize, live: bool, #[comptime] width: usize) -> Array<f32> {
     let per_lane = comptime!(width.div_ceil(LANES));
     let lane = UNIT_POS_X as usize;
     let mut out = Array::<f32>::new(per_lane);
@@ -44,7 +46,7 @@ fn load_row(t: &Tensor<f32>, row: usize, live: bool, #[comptime] width: usize) -
         let col = k * LANES + lane;
         let mut v = 0.0f32;
         if live && col < width {
-            v = t[row * width + col];
+            v = f32::cast_from(t[row * width + col]);
         }
         out[k] = v;
     }
@@ -67,13 +69,13 @@ fn group_sum(value: f32, partial: &mut SharedMemory<f32>) -> f32 {
     total
 }
 
-/// out = s / sqrt(mean(s²) + eps) · gamma, s = x + r; all [rows, width] contiguous.
+/// out = s / sqrt(mean(s²) + eps) · gamma, s = x + r; all [rows, width] contiguous, gamma f32.
 #[cube(launch)]
-fn residual_norm_forward_kernel(
-    x: &Tensor<f32>,
-    r: &Tensor<f32>,
+fn residual_norm_forward_kernel<E: Float>(
+    x: &Tensor<E>,
+    r: &Tensor<E>,
     gamma: &Tensor<f32>,
-    out: &mut Tensor<f32>,
+    out: &mut Tensor<E>,
     rows: u32,
     epsilon: f32,
     #[comptime] width: usize,
@@ -101,7 +103,7 @@ fn residual_norm_forward_kernel(
         for k in 0..per_lane {
             let col = k * LANES + lane;
             if live && col < width {
-                out[row * width + col] = s[k] * scale * gam[k];
+                out[row * width + col] = E::cast_from(s[k] * scale * gam[k]);
             }
         }
         sync_cube();
@@ -113,12 +115,12 @@ fn residual_norm_forward_kernel(
 /// the gamma gradient over its rows, column `CUBE_POS_X` of `dgamma_part` [width, cubes].
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
-fn residual_norm_backward_kernel(
-    x: &Tensor<f32>,
-    r: &Tensor<f32>,
+fn residual_norm_backward_kernel<E: Float>(
+    x: &Tensor<E>,
+    r: &Tensor<E>,
     gamma: &Tensor<f32>,
-    dout: &Tensor<f32>,
-    dsum: &mut Tensor<f32>,
+    dout: &Tensor<E>,
+    dsum: &mut Tensor<E>,
     dgamma_part: &mut Tensor<f32>,
     rows: u32,
     epsilon: f32,
@@ -160,7 +162,7 @@ fn residual_norm_backward_kernel(
         for k in 0..per_lane {
             let col = k * LANES + lane;
             if live && col < width {
-                dsum[row * width + col] = d[k] * gam[k] * scale - s[k] * centre;
+                dsum[row * width + col] = E::cast_from(d[k] * gam[k] * scale - s[k] * centre);
             }
             dgam[k] += d[k] * s[k] * scale;
         }
@@ -186,12 +188,17 @@ fn residual_norm_backward_kernel(
     }
 }
 
-/// Whether the kernels handle this input: f32, at least one row, and a width the registers hold.
+/// Whether the kernels handle this input: x and the residual of one activation type, gamma f32,
+/// at least one row, and a width the registers hold.
 pub fn supported<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
     input: &ResidualNormInput<Cube<R, F, I, BT>>,
 ) -> bool {
     let [rows, width] = input.dims();
-    input.x.dtype() == DType::F32 && rows > 0 && (1..=MAX_WIDTH).contains(&width)
+    activation(&input.x)
+        && input.residual.dtype() == input.x.dtype()
+        && input.gamma.dtype() == DType::F32
+        && rows > 0
+        && (1..=MAX_WIDTH).contains(&width)
 }
 
 /// The contiguous inputs and the launch shape.
@@ -215,8 +222,9 @@ impl<R: CubeRuntime> Launch<R> {
         }
     }
 
+    /// A new tensor of the activations' type.
     fn empty(&self, shape: Vec<usize>) -> CubeTensor<R> {
-        empty_like(&self.x, shape)
+        empty_as(&self.x, shape, self.x.dtype)
     }
 
     fn cubes(&self) -> usize {
@@ -231,7 +239,7 @@ pub fn forward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
     let p = Launch::new(input);
     let [rows, width] = p.dims;
     let out = p.empty(vec![rows, width]);
-    residual_norm_forward_kernel::launch::<R>(
+    with_activation!(p.x.dtype, E => residual_norm_forward_kernel::launch::<E, R>(
         &p.x.client,
         CubeCount::Static(p.cubes() as u32, 1, 1),
         CubeDim::new_2d(LANES as u32, ROWS as u32),
@@ -242,7 +250,7 @@ pub fn forward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
         rows as u32,
         p.epsilon,
         width,
-    );
+    ));
     tensor(out)
 }
 
@@ -255,8 +263,8 @@ pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>
     let [rows, width] = p.dims;
     let cubes = p.cubes();
     let dsum = p.empty(vec![rows, width]);
-    let dgamma_part = p.empty(vec![width, cubes]);
-    residual_norm_backward_kernel::launch::<R>(
+    let dgamma_part = empty_like(&p.x, vec![width, cubes]);
+    with_activation!(p.x.dtype, E => residual_norm_backward_kernel::launch::<E, R>(
         &p.x.client,
         CubeCount::Static(cubes as u32, 1, 1),
         CubeDim::new_2d(LANES as u32, ROWS as u32),
@@ -269,7 +277,7 @@ pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>
         rows as u32,
         p.epsilon,
         width,
-    );
+    ));
     ResidualNormGrads {
         sum: tensor(dsum),
         gamma: row_sums(tensor(dgamma_part)),

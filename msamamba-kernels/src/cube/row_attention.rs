@@ -30,6 +30,9 @@
 //!   infinite (a masked key's is -1e4) and the running maximum starts at a finite
 //!   [`FIRST_TOP`].
 //!
+//! qkv, the output and the gradients are f32, f16 or bf16 (one type), converted on load and store;
+//! the softmax statistics and all arithmetic are f32.
+//!
 //! Problems are spread over the grid's x and y (65 535 cubes at most on each for WGPU and CUDA's
 //! y), so any b·l·heads launches. Only f32 arithmetic, `exp`, shared memory and barriers:
 //! nothing newer than sm_60 (Pascal) on CUDA.
@@ -40,6 +43,7 @@ use burn_cubecl::{BoolElement, CubeRuntime, FloatElement, IntElement};
 use cubecl::prelude::*;
 
 use super::launch::{Cube, empty_like, flat_grid, prim, tensor};
+use super::precision::{activation, empty_as, with_activation};
 use crate::row_attention::{MASKED_SCORE, RowAttentionInput, RowAttentionOutput, score_scale};
 
 /// Rows per tile of keys (and of queries in the backward's second step) in shared memory.
@@ -62,8 +66,8 @@ fn problem_index(problems: usize) -> usize {
 /// Loads one head of `n` rows (from the row at `base`) into shared memory [n, head]: consecutive
 /// threads read consecutive channels (a head's channels are contiguous in [b, m, l, d]).
 #[cube]
-fn load_tile<N: Size>(
-    src: &Tensor<Vector<f32, N>>,
+fn load_tile<E: Float, N: Size>(
+    src: &Tensor<Vector<E, N>>,
     dst: &mut SharedMemory<Vector<f32, N>>,
     base: usize,
     stride: usize,
@@ -73,7 +77,7 @@ fn load_tile<N: Size>(
 ) {
     let mut idx = UNIT_POS_X as usize;
     while idx < n * head {
-        dst[idx] = src[base + (idx / head) * stride + idx % head];
+        dst[idx] = Vector::cast_from(src[base + (idx / head) * stride + idx % head]);
         idx += threads;
     }
 }
@@ -83,8 +87,8 @@ fn load_tile<N: Size>(
 /// for the whole cube.
 #[cube]
 #[allow(clippy::too_many_arguments)]
-fn load_keys<N: Size>(
-    qkv: &Tensor<Vector<f32, N>>,
+fn load_keys<E: Float, N: Size>(
+    qkv: &Tensor<Vector<E, N>>,
     keep: &Tensor<f32>,
     ks: &mut SharedMemory<Vector<f32, N>>,
     vs: &mut SharedMemory<Vector<f32, N>>,
@@ -162,9 +166,9 @@ fn zeros<N: Size>(#[comptime] head: usize) -> Array<Vector<f32, N>> {
 
 /// A register row, scaled, written to `dst` from `offset`.
 #[cube]
-fn store_row<N: Size>(
+fn store_row<E: Float, N: Size>(
     row: &Array<Vector<f32, N>>,
-    dst: &mut Tensor<Vector<f32, N>>,
+    dst: &mut Tensor<Vector<E, N>>,
     offset: usize,
     scale: f32,
     #[comptime] head: usize,
@@ -172,14 +176,14 @@ fn store_row<N: Size>(
     let s = Vector::<f32, N>::new(scale);
     #[unroll]
     for c in 0..head {
-        dst[offset + c] = row[c] * s;
+        dst[offset + c] = Vector::cast_from(row[c] * s);
     }
 }
 
 /// A row of a problem, scaled, into registers.
 #[cube]
-fn load_row<N: Size>(
-    src: &Tensor<Vector<f32, N>>,
+fn load_row<E: Float, N: Size>(
+    src: &Tensor<Vector<E, N>>,
     row: &mut Array<Vector<f32, N>>,
     offset: usize,
     scale: f32,
@@ -188,7 +192,7 @@ fn load_row<N: Size>(
     let s = Vector::<f32, N>::new(scale);
     #[unroll]
     for c in 0..head {
-        row[c] = src[offset + c] * s;
+        row[c] = Vector::<f32, N>::cast_from(src[offset + c]) * s;
     }
 }
 
@@ -214,10 +218,10 @@ fn problem_base(
 /// `keep` [b, m]. Keys come in tiles of `tile` rows; `head` counts a head's vectors of N channels.
 #[cube(launch, fast_math = FastMath::ReducedPrecision | FastMath::NotNaN | FastMath::NotInf)]
 #[allow(clippy::too_many_arguments)]
-pub fn row_attention_forward_kernel<N: Size>(
-    qkv: &Tensor<Vector<f32, N>>,
+pub fn row_attention_forward_kernel<E: Float, N: Size>(
+    qkv: &Tensor<Vector<E, N>>,
     keep: &Tensor<f32>,
-    out: &mut Tensor<Vector<f32, N>>,
+    out: &mut Tensor<Vector<E, N>>,
     stats: &mut Tensor<f32>,
     batch: u32,
     rows: u32,
@@ -305,13 +309,13 @@ pub fn row_attention_forward_kernel<N: Size>(
 /// head's vectors of N channels.
 #[cube(launch, fast_math = FastMath::ReducedPrecision | FastMath::NotNaN | FastMath::NotInf)]
 #[allow(clippy::too_many_arguments)]
-pub fn row_attention_backward_kernel<N: Size>(
-    qkv: &Tensor<Vector<f32, N>>,
+pub fn row_attention_backward_kernel<E: Float, N: Size>(
+    qkv: &Tensor<Vector<E, N>>,
     keep: &Tensor<f32>,
-    out: &Tensor<Vector<f32, N>>,
+    out: &Tensor<Vector<E, N>>,
     stats: &Tensor<f32>,
-    dout: &Tensor<Vector<f32, N>>,
-    dqkv: &mut Tensor<Vector<f32, N>>,
+    dout: &Tensor<Vector<E, N>>,
+    dqkv: &mut Tensor<Vector<E, N>>,
     batch: u32,
     rows: u32,
     len: u32,
@@ -355,7 +359,7 @@ pub fn row_attention_backward_kernel<N: Size>(
         let mut weighted = Vector::<f32, N>::new(0.0);
         #[unroll]
         for c in 0..head {
-            weighted += dor[c] * out[out_mine + c];
+            weighted += dor[c] * Vector::<f32, N>::cast_from(out[out_mine + c]);
         }
         centre[me] = f32::cast_from(weighted.vector_sum());
     }
@@ -448,7 +452,7 @@ fn threads(rows: usize) -> usize {
     rows.next_multiple_of(32)
 }
 
-/// Whether the kernels handle this input: f32, at least one problem, a head of at most
+/// Whether the kernels handle this input: qkv of an activation type, an f32 key mask, at least one problem, a head of at most
 /// [`MAX_HEAD`] channels, one thread per row within the device's cube size (1 024 rows on CUDA,
 /// the adapter's limit on WGPU), and the shared memory within the device's.
 pub fn supported<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
@@ -461,7 +465,8 @@ pub fn supported<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement
     let shared = 4 * (2 * TILE * head + TILE + 3 * threads);
     let device = input.qkv.clone().into_primitive().tensor();
     let hardware = &device.client.properties().hardware;
-    input.qkv.dtype() == DType::F32
+    activation(&input.qkv)
+        && input.key_keep.dtype() == DType::F32
         && batch * rows * len > 0
         && (1..=MAX_HEAD).contains(&head)
         && threads <= hardware.max_units_per_cube as usize
@@ -529,9 +534,9 @@ pub fn forward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
 ) -> RowAttentionOutput<Cube<R, F, I, BT>> {
     let p = Launch::new(input);
     let [batch, rows, len, _] = p.dims;
-    let out = empty_like(&p.qkv, p.dims.to_vec());
+    let out = empty_as(&p.qkv, p.dims.to_vec(), p.qkv.dtype);
     let stats = empty_like(&p.qkv, vec![2, batch, len, p.n_heads, rows]);
-    row_attention_forward_kernel::launch::<R>(
+    with_activation!(p.qkv.dtype, E => row_attention_forward_kernel::launch::<E, R>(
         &p.qkv.client,
         p.cube_count(),
         p.cube_dim(),
@@ -549,7 +554,7 @@ pub fn forward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
         p.head(),
         TILE,
         threads(rows),
-    );
+    ));
     RowAttentionOutput {
         out: tensor(out),
         stats: tensor(stats),
@@ -566,8 +571,8 @@ pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>
     let p = Launch::new(input);
     let (out, stats, dout) = (prim(saved.out), prim(saved.stats), prim(dout));
     let [batch, rows, len, _] = p.dims;
-    let grad = empty_like(&p.qkv, p.qkv.meta.shape().to_vec());
-    row_attention_backward_kernel::launch::<R>(
+    let grad = empty_as(&p.qkv, p.qkv.meta.shape().to_vec(), p.qkv.dtype);
+    with_activation!(p.qkv.dtype, E => row_attention_backward_kernel::launch::<E, R>(
         &p.qkv.client,
         p.cube_count(),
         p.cube_dim(),
@@ -587,6 +592,6 @@ pub fn backward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>
         p.head(),
         TILE,
         threads(rows),
-    );
+    ));
     tensor(grad)
 }

@@ -2,7 +2,7 @@
 //! problems buildable on any backend.
 #![allow(dead_code)]
 
-use burn::tensor::{Tensor, TensorData, backend::Backend};
+use burn::tensor::{DType, Tensor, TensorData, backend::Backend, bf16, f16};
 use msamamba_kernels::{CausalConvInput, ResidualNormInput, RowAttentionInput};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
@@ -14,6 +14,44 @@ pub fn rng() -> StdRng {
         .unwrap_or_else(rand::random::<u64>);
     eprintln!("MSAMAMBA_TEST_SEED={seed}");
     StdRng::seed_from_u64(seed)
+}
+
+/// The type a kernel test's activations are in (parameters stay f32).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activations {
+    F32,
+    F16,
+    Bf16,
+}
+
+impl Activations {
+    pub fn dtype(self) -> DType {
+        match self {
+            Activations::F32 => DType::F32,
+            Activations::F16 => DType::F16,
+            Activations::Bf16 => DType::BF16,
+        }
+    }
+
+    /// `values` as this type holds them (f32's rounding is left to the tolerance, as before).
+    pub fn round(self, values: &[f64]) -> Vec<f64> {
+        match self {
+            Activations::F32 => values.to_vec(),
+            Activations::F16 => values.iter().map(|&v| f16::from_f64(v).to_f64()).collect(),
+            Activations::Bf16 => values.iter().map(|&v| bf16::from_f64(v).to_f64()).collect(),
+        }
+    }
+
+    /// The relative error allowed: `f32` for f32; for a half type, its unit roundoff (the
+    /// kernels compute in f32 and round each output once) times 8, room for the inputs of a
+    /// backward that are themselves rounded outputs (the attention's saved output).
+    pub fn tolerance(self, f32: f64) -> f64 {
+        match self {
+            Activations::F32 => f32,
+            Activations::F16 => 8.0 * 2f64.powi(-11),
+            Activations::Bf16 => 8.0 * 2f64.powi(-8),
+        }
+    }
 }
 
 /// Which rows a row-attention problem masks as keys.
@@ -99,6 +137,17 @@ impl AttentionProblem {
     pub fn dout<B: Backend>(&self, device: &B::Device) -> Tensor<B, 4> {
         self.t4(&self.dout, device)
     }
+
+    /// The problem with q, k, v and dout as `a` holds them.
+    pub fn rounded(&self, a: Activations) -> Self {
+        AttentionProblem {
+            q: a.round(&self.q),
+            k: a.round(&self.k),
+            v: a.round(&self.v),
+            dout: a.round(&self.dout),
+            ..self.clone()
+        }
+    }
 }
 
 /// One residual RMSNorm problem as float64 buffers, buildable on any backend.
@@ -149,6 +198,16 @@ impl NormProblem {
     pub fn dout<B: Backend>(&self, device: &B::Device) -> Tensor<B, 2> {
         self.t2(&self.dout, device)
     }
+
+    /// The problem with x, the residual and dout as `a` holds them.
+    pub fn rounded(&self, a: Activations) -> Self {
+        NormProblem {
+            x: a.round(&self.x),
+            residual: a.round(&self.residual),
+            dout: a.round(&self.dout),
+            ..self.clone()
+        }
+    }
 }
 
 /// One causal-convolution problem as float64 buffers, buildable on any backend.
@@ -198,6 +257,15 @@ impl ConvProblem {
     pub fn dy<B: Backend>(&self, device: &B::Device) -> Tensor<B, 3> {
         let [rows, len, channels, _] = self.dims;
         Self::t(&self.dy, [rows, len, channels], device)
+    }
+
+    /// The problem with x and dy as `a` holds them.
+    pub fn rounded(&self, a: Activations) -> Self {
+        ConvProblem {
+            x: a.round(&self.x),
+            dy: a.round(&self.dy),
+            ..self.clone()
+        }
     }
 }
 

@@ -3,8 +3,9 @@
 //! passes x), directly and inside burn's autodiff with fusion; on WGPU (the `wgpu` feature) and on
 //! CUDA (`cuda`).
 
-use crate::common::{ConvProblem, assert_close_above, rng, values};
+use crate::common::{Activations, ConvProblem, assert_close_above, rng, values};
 use burn::backend::{Autodiff, NdArray};
+use burn::tensor::DType;
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 use msamamba_kernels::CausalConvInput;
 use msamamba_kernels::causal_conv::{causal_conv1d, reference_backward, reference_forward};
@@ -31,9 +32,9 @@ fn assert_close(what: &str, got: &[f64], want: &[f64]) {
     assert_close_above(what, got, want, TOLERANCE, 1.0);
 }
 
-/// x as channels 2.. of a wider channels-last tensor (the model's x is the first half of the
-/// input projection's output).
-fn sliced<B: Backend>(p: &ConvProblem, device: &B::Device) -> CausalConvInput<B> {
+/// x as channels 2.. of a wider channels-last tensor of `dtype` (the model's x is the first half
+/// of the input projection's output).
+fn sliced<B: Backend>(p: &ConvProblem, dtype: DType, device: &B::Device) -> CausalConvInput<B> {
     let [rows, len, channels, _] = p.dims;
     let width = channels + 5;
     let mut wide = vec![1e3; rows * len * width];
@@ -45,34 +46,52 @@ fn sliced<B: Backend>(p: &ConvProblem, device: &B::Device) -> CausalConvInput<B>
         device,
     );
     CausalConvInput {
-        x: wide.narrow(2, 2, channels),
+        x: wide.cast(dtype).narrow(2, 2, channels),
         ..p.input(device)
     }
 }
 
-/// Checks the kernels' forward and backward on `problem` against the reference, x contiguous and
-/// sliced.
-fn check<R, BT>(problem: &ConvProblem)
+/// Checks the kernels' forward and backward on `problem`, its activations in `a`, against the
+/// reference on the same (rounded) values, x contiguous and sliced; outputs and gradients in their
+/// inputs' types.
+fn check<R, BT>(problem: &ConvProblem, a: Activations)
 where
     R: burn_cubecl::CubeRuntime,
     BT: burn_cubecl::BoolElement,
 {
     type G<R, BT> = burn_cubecl::CubeBackend<R, f32, i32, BT>;
     let (gpu, cpu) = (Default::default(), Default::default());
+    let problem = &problem.rounded(a);
+    let tolerance = a.tolerance(TOLERANCE);
     let y_want = values(reference_forward(problem.input::<NdArray<f64>>(&cpu)));
     let want = reference_backward(problem.input::<NdArray<f64>>(&cpu), problem.dy::<NdArray<f64>>(&cpu));
     let want = [values(want.x), values(want.weight), values(want.bias)];
+    let contiguous = problem.input::<G<R, BT>>(&gpu);
+    let contiguous = CausalConvInput {
+        x: contiguous.x.cast(a.dtype()),
+        ..contiguous
+    };
     for (layout, input) in [
-        ("contiguous", problem.input::<G<R, BT>>(&gpu)),
-        ("sliced", sliced::<G<R, BT>>(problem, &gpu)),
+        ("contiguous", contiguous),
+        ("sliced", sliced::<G<R, BT>>(problem, a.dtype(), &gpu)),
     ] {
-        let label = format!("{:?} silu={} {layout}", problem.dims, problem.silu);
+        let label = format!("{:?} silu={} {layout} {a:?}", problem.dims, problem.silu);
+        let close = |what: &str, got: &[f64], want: &[f64]| {
+            assert_close_above(&format!("{what} {label}"), got, want, tolerance, 1.0)
+        };
         assert!(supported(&input), "{label}: the kernels cover it");
-        assert_close(&format!("y {label}"), &values(forward(input.clone())), &y_want);
-        let got = backward(input, problem.dy::<G<R, BT>>(&gpu));
+        let y = forward(input.clone());
+        assert_eq!(y.dtype(), a.dtype(), "{label}: output type");
+        close("y", &values(y), &y_want);
+        let got = backward(input, problem.dy::<G<R, BT>>(&gpu).cast(a.dtype()));
+        assert_eq!(
+            [got.x.dtype(), got.weight.dtype(), got.bias.dtype()],
+            [a.dtype(), DType::F32, DType::F32],
+            "{label}: gradient types"
+        );
         let got = [values(got.x), values(got.weight), values(got.bias)];
         for ((name, g), w) in ["dx", "dweight", "dbias"].iter().zip(&got).zip(&want) {
-            assert_close(&format!("{name} {label}"), g, w);
+            close(name, g, w);
         }
     }
 }
@@ -101,7 +120,7 @@ fn autodiff_grads<B: msamamba_kernels::CausalConvBackend>(problem: &ConvProblem,
 
 /// The tests, instantiated per GPU backend.
 macro_rules! gpu_tests {
-    ($name:ident, $gpu:ty, $runtime:ty, $bool:ty) => {
+    ($name:ident, $gpu:ty, $runtime:ty, $bool:ty, $halves:expr) => {
         mod $name {
             use super::*;
             type Gpu = $gpu;
@@ -113,7 +132,17 @@ macro_rules! gpu_tests {
                 let mut rng = rng();
                 for dims in SHAPES {
                     for silu in [true, false] {
-                        check::<R, BT>(&ConvProblem::random(&mut rng, dims, silu));
+                        check::<R, BT>(&ConvProblem::random(&mut rng, dims, silu), Activations::F32);
+                    }
+                }
+            }
+
+            #[test]
+            fn half_precision_activations_match_reference() {
+                let mut rng = rng();
+                for a in $halves {
+                    for dims in SHAPES {
+                        check::<R, BT>(&ConvProblem::random(&mut rng, dims, true), a);
                     }
                 }
             }
@@ -145,7 +174,20 @@ macro_rules! gpu_tests {
     };
 }
 
+// WGPU has no bf16.
 #[cfg(feature = "wgpu")]
-gpu_tests!(wgpu, burn::backend::Wgpu, cubecl::wgpu::WgpuRuntime, u32);
+gpu_tests!(
+    wgpu,
+    burn::backend::Wgpu,
+    cubecl::wgpu::WgpuRuntime,
+    u32,
+    [Activations::F16]
+);
 #[cfg(feature = "cuda")]
-gpu_tests!(cuda, burn::backend::Cuda, cubecl::cuda::CudaRuntime, u8);
+gpu_tests!(
+    cuda,
+    burn::backend::Cuda,
+    cubecl::cuda::CudaRuntime,
+    u8,
+    [Activations::F16, Activations::Bf16]
+);

@@ -2,8 +2,9 @@
 //! both gradients, directly and inside burn's autodiff with fusion; on WGPU (the `wgpu` feature)
 //! and on CUDA (`cuda`).
 
-use crate::common::{NormProblem, assert_close_above, rng, values};
+use crate::common::{Activations, NormProblem, assert_close_above, rng, values};
 use burn::backend::{Autodiff, NdArray};
+use burn::tensor::DType;
 use msamamba_kernels::ResidualNormInput;
 use msamamba_kernels::cube::residual_norm::{backward, forward, supported};
 use msamamba_kernels::residual_norm::{reference_backward, reference_forward, residual_rms_norm};
@@ -30,24 +31,44 @@ fn assert_close(what: &str, got: &[f64], want: &[f64]) {
     assert_close_above(what, got, want, TOLERANCE, 1.0);
 }
 
-/// Checks the kernels' forward and backward on `problem` against the reference.
-fn check<R, BT>(problem: &NormProblem)
+/// Checks the kernels' forward and backward on `problem`, its activations in `a`, against the
+/// reference on the same (rounded) values; outputs and gradients in their inputs' types.
+fn check<R, BT>(problem: &NormProblem, a: Activations)
 where
     R: burn_cubecl::CubeRuntime,
     BT: burn_cubecl::BoolElement,
 {
     type G<R, BT> = burn_cubecl::CubeBackend<R, f32, i32, BT>;
     let (gpu, cpu) = (Default::default(), Default::default());
-    let label = format!("{:?}", problem.dims);
-    let input = problem.input::<G<R, BT>>(&gpu);
-    assert!(supported(&input), "{label}: the kernels cover it");
+    let problem = problem.rounded(a);
+    let label = format!("{:?} {a:?}", problem.dims);
+    let tolerance = a.tolerance(TOLERANCE);
+    let close = |what: &str, got: &[f64], want: &[f64]| {
+        assert_close_above(&format!("{what} {label}"), got, want, tolerance, 1.0)
+    };
+    let input = || {
+        let input = problem.input::<G<R, BT>>(&gpu);
+        ResidualNormInput {
+            x: input.x.cast(a.dtype()),
+            residual: input.residual.cast(a.dtype()),
+            ..input
+        }
+    };
+    assert!(supported(&input()), "{label}: the kernels cover it");
+    let out = forward(input());
+    assert_eq!(out.dtype(), a.dtype(), "{label}: output type");
     let want = values(reference_forward(problem.input::<NdArray<f64>>(&cpu)));
-    assert_close(&format!("out {label}"), &values(forward(input)), &want);
+    close("out", &values(out), &want);
 
     let want = reference_backward(problem.input::<NdArray<f64>>(&cpu), problem.dout::<NdArray<f64>>(&cpu));
-    let got = backward(problem.input::<G<R, BT>>(&gpu), problem.dout::<G<R, BT>>(&gpu));
-    assert_close(&format!("dsum {label}"), &values(got.sum), &values(want.sum));
-    assert_close(&format!("dgamma {label}"), &values(got.gamma), &values(want.gamma));
+    let got = backward(input(), problem.dout::<G<R, BT>>(&gpu).cast(a.dtype()));
+    assert_eq!(
+        (got.sum.dtype(), got.gamma.dtype()),
+        (a.dtype(), DType::F32),
+        "{label}: gradient types"
+    );
+    close("dsum", &values(got.sum), &values(want.sum));
+    close("dgamma", &values(got.gamma), &values(want.gamma));
 }
 
 /// Gradients of sum(out * dout) for x, residual and gamma through burn's autodiff.
@@ -77,7 +98,7 @@ fn autodiff_grads<B: msamamba_kernels::ResidualNormBackend>(
 
 /// The tests, instantiated per GPU backend.
 macro_rules! gpu_tests {
-    ($name:ident, $gpu:ty, $runtime:ty, $bool:ty) => {
+    ($name:ident, $gpu:ty, $runtime:ty, $bool:ty, $halves:expr) => {
         mod $name {
             use super::*;
             type Gpu = $gpu;
@@ -88,7 +109,17 @@ macro_rules! gpu_tests {
             fn kernels_match_reference() {
                 let mut rng = rng();
                 for dims in SHAPES {
-                    check::<R, BT>(&NormProblem::random(&mut rng, dims));
+                    check::<R, BT>(&NormProblem::random(&mut rng, dims), Activations::F32);
+                }
+            }
+
+            #[test]
+            fn half_precision_activations_match_reference() {
+                let mut rng = rng();
+                for a in $halves {
+                    for dims in SHAPES {
+                        check::<R, BT>(&NormProblem::random(&mut rng, dims), a);
+                    }
                 }
             }
 
@@ -120,6 +151,19 @@ macro_rules! gpu_tests {
 }
 
 #[cfg(feature = "wgpu")]
-gpu_tests!(wgpu, burn::backend::Wgpu, cubecl::wgpu::WgpuRuntime, u32);
+// WGPU has no bf16.
+gpu_tests!(
+    wgpu,
+    burn::backend::Wgpu,
+    cubecl::wgpu::WgpuRuntime,
+    u32,
+    [Activations::F16]
+);
 #[cfg(feature = "cuda")]
-gpu_tests!(cuda, burn::backend::Cuda, cubecl::cuda::CudaRuntime, u8);
+gpu_tests!(
+    cuda,
+    burn::backend::Cuda,
+    cubecl::cuda::CudaRuntime,
+    u8,
+    [Activations::F16, Activations::Bf16]
+);

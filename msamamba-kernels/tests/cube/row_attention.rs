@@ -2,8 +2,9 @@
 //! statistics and the three gradients (the backward from the kernels' own forward), directly and
 //! inside burn's autodiff with fusion; on WGPU (the `wgpu` feature) and on CUDA (`cuda`).
 
-use crate::common::{AttentionProblem, Mask, assert_close_above, rng, values};
+use crate::common::{Activations, AttentionProblem, Mask, assert_close_above, rng, values};
 use burn::backend::{Autodiff, NdArray};
+use burn::tensor::DType;
 use msamamba_kernels::RowAttentionInput;
 use msamamba_kernels::cube::row_attention::{backward, forward, supported};
 use msamamba_kernels::row_attention::{reference_backward, reference_forward, row_attention};
@@ -37,18 +38,37 @@ fn assert_close(what: &str, got: &[f64], want: &[f64]) {
 
 type G<R, BT> = burn_cubecl::CubeBackend<R, f32, i32, BT>;
 
-/// Checks the kernels' forward and backward on `problem` against the reference, their inputs
-/// built by `input`.
-fn check_with<R, BT>(problem: &AttentionProblem, input: impl Fn(&AttentionProblem) -> RowAttentionInput<G<R, BT>>)
-where
+/// Checks the kernels' forward and backward on `problem`, its activations in `a`, against the
+/// reference on the same (rounded) values, their inputs built by `input`; outputs and gradients
+/// in their inputs' types, the statistics f32.
+fn check_with<R, BT>(
+    problem: &AttentionProblem,
+    a: Activations,
+    input: impl Fn(&AttentionProblem) -> RowAttentionInput<G<R, BT>>,
+) where
     R: burn_cubecl::CubeRuntime,
     BT: burn_cubecl::BoolElement,
 {
     let (gpu, cpu) = (Default::default(), Default::default());
-    let label = format!("{:?} heads {}", problem.dims, problem.n_heads);
+    let problem = &problem.rounded(a);
+    let label = format!("{:?} heads {} {a:?}", problem.dims, problem.n_heads);
+    let tolerance = a.tolerance(TOLERANCE);
+    let assert_close = |what: &str, got: &[f64], want: &[f64]| assert_close_above(what, got, want, tolerance, 1.0);
+    let input = |p: &AttentionProblem| {
+        let input = input(p);
+        RowAttentionInput {
+            qkv: input.qkv.cast(a.dtype()),
+            ..input
+        }
+    };
     assert!(supported(&input(problem)), "{label}: the kernels cover it");
     let want = reference_forward(problem.input::<NdArray<f64>>(&cpu));
     let saved = forward(input(problem));
+    assert_eq!(
+        (saved.out.dtype(), saved.stats.dtype()),
+        (a.dtype(), DType::F32),
+        "{label}: output types"
+    );
     assert_close(&format!("out {label}"), &values(saved.out.clone()), &values(want.out));
     // Plane by plane: the largest scores reach -1e4 where every key is masked, which would set
     // the scale of the inverse sums' tolerance.
@@ -61,17 +81,18 @@ where
     }
 
     let want = reference_backward(problem.input::<NdArray<f64>>(&cpu), problem.dout::<NdArray<f64>>(&cpu));
-    let got = backward(input(problem), saved, problem.dout::<G<R, BT>>(&gpu));
+    let got = backward(input(problem), saved, problem.dout::<G<R, BT>>(&gpu).cast(a.dtype()));
+    assert_eq!(got.dtype(), a.dtype(), "{label}: gradient type");
     assert_close(&format!("dqkv {label}"), &values(got), &values(want));
 }
 
-/// Checks the kernels on `problem`'s inputs as plain tensors.
-fn check<R, BT>(problem: &AttentionProblem)
+/// Checks the kernels on `problem`'s inputs as plain tensors, its activations in `a`.
+fn check<R, BT>(problem: &AttentionProblem, a: Activations)
 where
     R: burn_cubecl::CubeRuntime,
     BT: burn_cubecl::BoolElement,
 {
-    check_with::<R, BT>(problem, |p| p.input(&Default::default()));
+    check_with::<R, BT>(problem, a, |p| p.input(&Default::default()));
 }
 
 /// The gradient of sum(out * dout) for qkv through burn's autodiff of the entry point.
@@ -88,7 +109,7 @@ fn autodiff_grad<B: msamamba_kernels::RowAttentionBackend>(problem: &AttentionPr
 
 /// The tests, instantiated per GPU backend.
 macro_rules! gpu_tests {
-    ($name:ident, $gpu:ty, $runtime:ty, $bool:ty) => {
+    ($name:ident, $gpu:ty, $runtime:ty, $bool:ty, $halves:expr) => {
         mod $name {
             use super::*;
             type Gpu = $gpu;
@@ -100,7 +121,20 @@ macro_rules! gpu_tests {
                 let mut rng = rng();
                 for (dims, heads) in SHAPES {
                     for mask in MASKS {
-                        check::<R, BT>(&AttentionProblem::random(&mut rng, dims, heads, mask));
+                        check::<R, BT>(
+                            &AttentionProblem::random(&mut rng, dims, heads, mask),
+                            Activations::F32,
+                        );
+                    }
+                }
+            }
+
+            #[test]
+            fn half_precision_activations_match_reference() {
+                let mut rng = rng();
+                for a in $halves {
+                    for (dims, heads) in SHAPES {
+                        check::<R, BT>(&AttentionProblem::random(&mut rng, dims, heads, Mask::Random), a);
                     }
                 }
             }
@@ -110,12 +144,10 @@ macro_rules! gpu_tests {
                 // 1 x 16 400 positions x 4 heads = 65 600 problems, past the 65 535 cubes of one
                 // grid dimension.
                 let mut rng = rng();
-                check::<R, BT>(&AttentionProblem::random(
-                    &mut rng,
-                    [1, 3, 16_400, 8],
-                    4,
-                    Mask::Random,
-                ));
+                check::<R, BT>(
+                    &AttentionProblem::random(&mut rng, [1, 3, 16_400, 8], 4, Mask::Random),
+                    Activations::F32,
+                );
             }
 
             #[test]
@@ -151,7 +183,20 @@ macro_rules! gpu_tests {
     };
 }
 
+// WGPU has no bf16.
 #[cfg(feature = "wgpu")]
-gpu_tests!(wgpu, burn::backend::Wgpu, cubecl::wgpu::WgpuRuntime, u32);
+gpu_tests!(
+    wgpu,
+    burn::backend::Wgpu,
+    cubecl::wgpu::WgpuRuntime,
+    u32,
+    [Activations::F16]
+);
 #[cfg(feature = "cuda")]
-gpu_tests!(cuda, burn::backend::Cuda, cubecl::cuda::CudaRuntime, u8);
+gpu_tests!(
+    cuda,
+    burn::backend::Cuda,
+    cubecl::cuda::CudaRuntime,
+    u8,
+    [Activations::F16, Activations::Bf16]
+);
