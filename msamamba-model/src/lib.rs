@@ -12,6 +12,7 @@ pub mod mlm_mask;
 pub mod mlp;
 pub mod msa_mamba;
 pub mod pooler;
+pub mod precision;
 pub mod recomputed;
 pub mod row_attention;
 pub mod row_scan;
@@ -22,3 +23,4 @@ pub mod tokens;
 pub mod variant_score;
 
 pub use msa_mamba::{MsaMamba, MsaMambaConfig};
+pub use precision::Precision;

@@ -1,10 +1,12 @@
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
+use burn::tensor::DType;
 use msamamba_kernels::KernelBackend;
 
 use crate::block::{Block, BlockConfig};
 use crate::mamba::MambaConfig;
 use crate::mlp::MlpConfig;
+use crate::precision::Precision;
 use crate::recomputed::kept;
 use crate::row_attention::RowAttentionConfig;
 use crate::row_sparse::RowSelection;
@@ -62,6 +64,9 @@ pub struct MsaMamba<B: Backend> {
     pub blocks: Vec<Block<B>>,
     /// D -> 6 logits for the target row.
     pub lm_head: Linear<B>,
+    /// The activations' type: a setting of the run, not saved with the weights.
+    #[module(skip)]
+    pub precision: Precision,
 }
 
 impl MsaMambaConfig {
@@ -119,12 +124,42 @@ impl MsaMambaConfig {
             embedding: TokenEmbeddingConfig::new(VOCAB_SIZE, self.d_model).init(device),
             blocks: (0..self.n_layers).map(|_| block.init(device)).collect(),
             lm_head: LinearConfig::new(self.d_model, VOCAB_SIZE).init(device),
+            precision: Precision::Fp32,
         }
     }
 }
 
+impl<B: Backend> MsaMamba<B> {
+    /// The model computing in `precision` (the weights unchanged).
+    pub fn with_precision(self, precision: Precision) -> Self {
+        MsaMamba { precision, ..self }
+    }
+}
+
 impl<B: KernelBackend> MsaMamba<B> {
-    /// Hidden states of every row after the last block.
+    /// Hidden states of every row after the last block, in the model's precision.
+    ///
+    /// # Shapes
+    /// tokens: [B, M, L] Int, row_keep: [B, M] Bool -> [B, M, L, D]
+    fn hidden(&self, tokens: Tensor<B, 3, Int>, row_keep: Tensor<B, 2, Bool>, row_sparse: bool) -> Tensor<B, 4> {
+        let [batch, m, len] = tokens.dims();
+        if let Some(block) = self.blocks.first() {
+            let max = block.row_attention.max_rows();
+            assert!(m <= max, "MSA has {m} rows but the model's max_rows is {max}");
+        }
+        let rows = row_sparse.then(|| RowSelection::new(row_keep.clone()));
+        let mut x = self
+            .embedding
+            .forward(tokens.reshape([batch, m * len])) // [B, M * L, D]
+            .reshape([batch as i32, m as i32, len as i32, -1]) // [B, M, L, D]
+            .cast(self.precision.dtype());
+        for block in &self.blocks {
+            x = block.forward(x, row_keep.clone(), rows.as_ref());
+        }
+        x
+    }
+
+    /// Hidden states of every row after the last block, f32.
     ///
     /// `row_keep` marks the rows that take part: the target row (row 0) must be kept. With
     /// `row_sparse`, only kept rows are scanned (training); otherwise every row is scanned and
@@ -141,32 +176,19 @@ impl<B: KernelBackend> MsaMamba<B> {
         row_keep: Tensor<B, 2, Bool>,
         row_sparse: bool,
     ) -> Tensor<B, 4> {
-        let [batch, m, len] = tokens.dims();
-        if let Some(block) = self.blocks.first() {
-            let max = block.row_attention.max_rows();
-            assert!(m <= max, "MSA has {m} rows but the model's max_rows is {max}");
-        }
-        let rows = row_sparse.then(|| RowSelection::new(row_keep.clone()));
-        let mut x = self
-            .embedding
-            .forward(tokens.reshape([batch, m * len])) // [B, M * L, D]
-            .reshape([batch as i32, m as i32, len as i32, -1]); // [B, M, L, D]
-        for block in &self.blocks {
-            x = block.forward(x, row_keep.clone(), rows.as_ref());
-        }
-        x
+        self.hidden(tokens, row_keep, row_sparse).cast(DType::F32)
     }
 
-    /// Hidden states of the target row: [B, M, L] Int, [B, M] Bool -> [B, L, D].
+    /// Hidden states of the target row, f32: [B, M, L] Int, [B, M] Bool -> [B, L, D].
     pub fn forward_target(
         &self,
         tokens: Tensor<B, 3, Int>,
         row_keep: Tensor<B, 2, Bool>,
         row_sparse: bool,
     ) -> Tensor<B, 3> {
-        let x = self.forward_hidden(tokens, row_keep, row_sparse);
+        let x = self.hidden(tokens, row_keep, row_sparse);
         let [batch, _, len, dim] = x.dims();
-        x.narrow(1, 0, 1).reshape([batch, len, dim]) // [B, L, D]
+        x.narrow(1, 0, 1).reshape([batch, len, dim]).cast(DType::F32) // [B, L, D]
     }
 
     /// Logits of the target row.

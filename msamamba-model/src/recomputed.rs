@@ -5,30 +5,43 @@
 
 use std::ops::Range;
 
-use burn::module::Param;
 use burn::nn::Linear;
 use burn::prelude::*;
 use msamamba_kernels::RecomputedLinearBackend;
 use msamamba_kernels::recomputed_linear::{linear, recomputed_linear};
 
-/// `linear.forward(x)`, its output recomputed in the backward.
+/// `linear.forward(x)`, its output recomputed in the backward; weights cast to x's type.
 ///
 /// # Shapes
 /// x: [..., d_input] -> [..., d_output]
 pub fn recomputed<B: RecomputedLinearBackend, const D: usize>(linear: &Linear<B>, x: Tensor<B, D>) -> Tensor<B, D> {
-    recomputed_linear(x, linear.weight.val(), linear.bias.as_ref().map(Param::val))
+    let (weight, bias) = weights_like(linear, &x);
+    recomputed_linear(x, weight, bias)
 }
 
-/// `linear.forward(x)`, its output kept for the backward.
+/// `linear.forward(x)`, its output kept for the backward; weights cast to x's type.
 ///
 /// # Shapes
 /// x: [..., d_input] -> [..., d_output]
 pub fn kept<B: RecomputedLinearBackend, const D: usize>(linear: &Linear<B>, x: Tensor<B, D>) -> Tensor<B, D> {
-    self::linear(x, linear.weight.val(), linear.bias.as_ref().map(Param::val))
+    let (weight, bias) = weights_like(linear, &x);
+    self::linear(x, weight, bias)
+}
+
+/// The linear's weight and bias in `x`'s type (the parameters stay f32; see [`crate::precision`]).
+fn weights_like<B: Backend, const D: usize>(
+    linear: &Linear<B>,
+    x: &Tensor<B, D>,
+) -> (Tensor<B, 2>, Option<Tensor<B, 1>>) {
+    let dtype = x.dtype();
+    (
+        linear.weight.val().cast(dtype),
+        linear.bias.as_ref().map(|b| b.val().cast(dtype)),
+    )
 }
 
 /// Output features `columns` of `linear.forward(x)`, as a product of their own, its output kept
-/// for the backward.
+/// for the backward; weights cast to x's type.
 ///
 /// # Shapes
 /// x: [..., d_input] -> [..., columns.len()]
@@ -38,7 +51,6 @@ pub fn kept_columns<B: RecomputedLinearBackend, const D: usize>(
     columns: Range<usize>,
 ) -> Tensor<B, D> {
     let (start, len) = (columns.start, columns.len());
-    let weight = linear.weight.val().narrow(1, start, len);
-    let bias = linear.bias.as_ref().map(|b| b.val().narrow(0, start, len));
-    self::linear(x, weight, bias)
+    let (weight, bias) = weights_like(linear, &x);
+    self::linear(x, weight.narrow(1, start, len), bias.map(|b| b.narrow(0, start, len)))
 }

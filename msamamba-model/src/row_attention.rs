@@ -60,7 +60,8 @@ impl<B: Backend> RowAttention<B> {
     pub fn with_positions(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let m = x.dims()[1];
         let index = Tensor::<B, 1, Int>::arange(0..m as i64, &x.device()).unsqueeze_dim::<2>(0); // [1, M]
-        x + self.row_position.forward(index).unsqueeze_dim::<4>(2) // + [1, M, 1, D]
+        let positions = self.row_position.forward(index).cast(x.dtype());
+        x + positions.unsqueeze_dim::<4>(2) // + [1, M, 1, D]
     }
 }
 
@@ -73,14 +74,16 @@ impl<B: RowAttentionBackend + RecomputedLinearBackend> RowAttention<B> {
     pub fn forward(&self, x: Tensor<B, 4>, row_keep: Tensor<B, 2, Bool>) -> Tensor<B, 4> {
         let x = self.with_positions(x);
         let mha = &self.attention;
+        let dtype = x.dtype();
         let projections = [&mha.query, &mha.key, &mha.value];
-        let weight = Tensor::cat(projections.map(|p| p.weight.val()).to_vec(), 1);
+        let weight = Tensor::cat(projections.map(|p| p.weight.val()).to_vec(), 1).cast(dtype);
         let bias = projections.map(|p| match &p.bias {
             Some(bias) => bias.val(),
             None => Tensor::zeros([mha.d_model], &x.device()),
         });
+        let bias = Tensor::cat(bias.to_vec(), 0).cast(dtype);
         let context = row_attention(RowAttentionInput {
-            qkv: recomputed_linear(x, weight, Some(Tensor::cat(bias.to_vec(), 0))),
+            qkv: recomputed_linear(x, weight, Some(bias)),
             key_keep: row_keep.float(),
             n_heads: mha.n_heads,
         });

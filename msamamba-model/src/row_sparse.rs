@@ -41,6 +41,11 @@ impl<B: Backend> RowSelection<B> {
     /// y: [R, L, D] -> [B * M, L, D]
     pub fn scatter(&self, y: Tensor<B, 3>) -> Tensor<B, 3> {
         let [_, len, dim] = y.dims();
-        Tensor::zeros([self.total, len, dim], &y.device()).select_assign(0, self.kept.clone(), y, IndexingUpdateOp::Add)
+        Tensor::zeros([self.total, len, dim], (&y.device(), y.dtype())).select_assign(
+            0,
+            self.kept.clone(),
+            y,
+            IndexingUpdateOp::Add,
+        )
     }
 }

@@ -22,10 +22,11 @@ use burn::tensor::backend::AutodiffBackend;
 use clap::{Parser, ValueEnum};
 use msamamba_kernels::device_failure;
 use msamamba_kernels::{KernelBackend, SelectiveScanInput, selective_scan};
-use msamamba_model::MsaMambaConfig;
 use msamamba_model::block::add_norm;
 use msamamba_model::mlm_loss::mlm_loss;
+use msamamba_model::{MsaMambaConfig, Precision};
 use msamamba_train::bench::{BenchBackend, device_memory, process_gpu_memory};
+use msamamba_train::train::precision::{PrecisionChoice, resolve};
 use msamamba_train::train::weight_decay::SelectiveAdamW;
 use msamamba_train::windows::mlm_batch::{MsaBatch, MsaBatcher, MsaBatcherConfig};
 use msamamba_train::windows::tiling::MsaItem;
@@ -81,7 +82,11 @@ struct Args {
     /// GPU backends and none on the CPU).
     #[arg(long, value_enum)]
     checkpointing: Option<Checkpointing>,
-    /// Skip the per-module breakdown.
+    /// The activations' type: auto is bf16 where the device computes it on tensor cores, as
+    /// `msamamba pretrain` chooses.
+    #[arg(long, value_enum, default_value_t = PrecisionChoice::Auto)]
+    precision: PrecisionChoice,
+    /// Skip the per-module breakdown (it runs in fp32 only).
     #[arg(long)]
     no_breakdown: bool,
 }
@@ -184,10 +189,13 @@ where
         .with_n_layers(args.n_layers)
         .with_bidirectional(args.bidirectional)
         .with_max_rows(args.rows.max(128));
+    let precision = resolve::<B>(args.precision, &device, backend)?;
     for &len in &args.len {
-        step::<B>(args, &config, len, backend, checkpointing, &device)?;
-        if !args.no_breakdown {
-            breakdown::<B>(args, &config, len, backend, &device)?;
+        step::<B>(args, &config, len, backend, checkpointing, precision, &device)?;
+        match (args.no_breakdown, precision) {
+            (true, _) => {}
+            (false, Precision::Fp32) => breakdown::<B>(args, &config, len, backend, &device)?,
+            (false, _) => eprintln!("per-module breakdown skipped: it times the modules in fp32 only"),
         }
     }
     Ok(())
@@ -200,13 +208,14 @@ fn step<B>(
     len: usize,
     backend: &str,
     checkpointing: &str,
+    precision: Precision,
     device: &B::Device,
 ) -> Result<()>
 where
     B: AutodiffBackend + KernelBackend,
     B::InnerBackend: KernelBackend,
 {
-    let mut model = config.init::<B>(device);
+    let mut model = config.init::<B>(device).with_precision(precision);
     // The optimizer `pretrain` steps with, at its default decay.
     let mut optim = SelectiveAdamW::<msamamba_model::MsaMamba<B>, B>::new(1e-3, false);
     let (mut forward, mut backward, mut update) = (vec![], vec![], vec![]);
@@ -252,7 +261,7 @@ where
     let line = json!({
         "bench": "train_step", "backend": backend, "batch": args.batch, "rows": args.rows, "len": len,
         "row_keep": args.row_keep, "kept_rows": kept, "bidirectional": args.bidirectional,
-        "checkpointing": checkpointing,
+        "checkpointing": checkpointing, "precision": format!("{precision:?}").to_lowercase(),
         "d_model": args.d_model, "n_layers": args.n_layers, "d_state": args.d_state,
         "forward_ms": forward, "backward_ms": backward, "optimizer_ms": update,
         "step_ms": forward + backward + update, "runs": args.runs, "backward_runs_ms": backward_runs,
@@ -263,7 +272,7 @@ where
     });
     println!("{line}");
     eprintln!(
-        "{backend} b={} M={} L={len} row-keep {} ({kept} rows scanned): forward {forward:.1} ms, backward {backward:.1} ms, optimizer {update:.1} ms, step {:.1} ms{}",
+        "{backend} {precision:?} b={} M={} L={len} row-keep {} ({kept} rows scanned): forward {forward:.1} ms, backward {backward:.1} ms, optimizer {update:.1} ms, step {:.1} ms{}",
         args.batch,
         args.rows,
         args.row_keep,

@@ -19,6 +19,7 @@ use super::backend::{BackendChoice, OnBackend, dispatch};
 use super::evaluate::report;
 use super::refuse_changes;
 use super::source_args::SourceArgs;
+use msamamba_train::train::precision::{PrecisionChoice, resolve};
 
 #[derive(Args, Debug)]
 pub struct FinetuneArgs {
@@ -96,6 +97,11 @@ pub struct FinetuneArgs {
     /// Backend to train on.
     #[arg(long, value_enum, default_value = "auto")]
     backend: BackendChoice,
+    /// The activations' type: `auto` is bf16 where the device computes it on tensor cores (CUDA
+    /// from compute capability 8.0) and fp32 elsewhere; parameters, optimizer state and
+    /// checkpoints are f32 either way.
+    #[arg(long, value_enum, default_value = "auto")]
+    precision: PrecisionChoice,
 }
 
 impl FinetuneArgs {
@@ -179,17 +185,19 @@ pub fn run(args: FinetuneArgs) -> Result<()> {
             run,
             run_start: start,
             table,
+            precision: args.precision,
         };
         return dispatch(args.backend, job);
     }
     let labels = args.labels.clone().context("--labels is required")?;
     let table = read_labels(&labels)?;
-    let backend = args.backend;
+    let (backend, precision) = (args.backend, args.precision);
     let job = Job {
         start: Start::Fresh(Box::new(args)),
         run,
         run_start: start,
         table,
+        precision,
     };
     dispatch(backend, job)
 }
@@ -208,6 +216,7 @@ struct Job {
     /// Whether the run directory is continued, refused when it holds a run, or emptied first.
     run_start: RunStart,
     table: Vec<LabelledRegion>,
+    precision: PrecisionChoice,
 }
 
 impl OnBackend for Job {
@@ -224,7 +233,9 @@ impl OnBackend for Job {
             run,
             run_start,
             table,
+            precision,
         } = self;
+        let precision = resolve::<B>(precision, &device, name)?;
         let (config, windows, backbone) = match start {
             Start::Fresh(args) => {
                 let checkpoint = args.checkpoint.clone().context("--checkpoint is required")?;
@@ -287,9 +298,10 @@ impl OnBackend for Job {
         }
         let positives = |rows: &[usize]| rows.iter().filter(|&&i| labels[i]).count();
         println!(
-            "fine-tuning {} on {name}: {} regions of {} ({} train, {} positive; {} validation, {} positive; \
+            "fine-tuning {} on {name} in {}: {} regions of {} ({} train, {} positive; {} validation, {} positive; \
              {} test, {} positive), {} bp windows of {} rows from {}, {} epochs, lr {}{}",
             config.checkpoint.display(),
+            precision.name(),
             table.len(),
             config.labels.display(),
             train.len(),
@@ -319,7 +331,7 @@ impl OnBackend for Job {
             batcher: windows.batcher(),
         };
         let started = std::time::Instant::now();
-        let model = finetune::<B>(&config, backbone, data, &run, run_start, &device)?;
+        let model = finetune::<B>(&config, backbone, data, &run, run_start, &device, precision)?;
         println!("trained in {:.0} s", started.elapsed().as_secs_f64());
         let weights = classifier_path(&run.dir);
         model

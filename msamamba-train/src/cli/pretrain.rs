@@ -9,6 +9,7 @@ use msamamba_train::data::source::SourceConfig;
 use msamamba_train::plots::loss_curve::{read_losses, write_png};
 use msamamba_train::train::baseline::compare_with_baseline;
 use msamamba_train::train::config_file::load_config;
+use msamamba_train::train::precision::{PrecisionChoice, resolve};
 use msamamba_train::train::pretrain::{PretrainConfig, pretrain};
 use msamamba_train::train::run_dir::{RunDir, RunStart};
 
@@ -44,6 +45,11 @@ pub struct PretrainArgs {
     /// windows), `none` keeps them (fastest step). The gradients are the same; the CPU keeps all.
     #[arg(long, value_enum, default_value = "balanced")]
     checkpointing: Checkpointing,
+    /// The activations' type: `auto` is bf16 where the device computes it on tensor cores (CUDA
+    /// from compute capability 8.0) and fp32 elsewhere; parameters, optimizer state and
+    /// checkpoints are f32 either way, so a run may resume under the other.
+    #[arg(long, value_enum, default_value = "auto")]
+    precision: PrecisionChoice,
     // Default: the bundled 30-species mm9 alignment, target mm9.
     #[command(flatten)]
     source: SourceArgs,
@@ -216,6 +222,7 @@ pub fn run(args: PretrainArgs) -> Result<()> {
             config,
             run,
             start: RunStart::of(args.resume, args.overwrite),
+            precision: args.precision,
         },
     )
 }
@@ -224,6 +231,7 @@ struct Job {
     config: PretrainConfig,
     run: RunDir,
     start: RunStart,
+    precision: PrecisionChoice,
 }
 
 impl OnBackend for Job {
@@ -235,21 +243,28 @@ impl OnBackend for Job {
         B::InnerBackend: KernelBackend,
     {
         let device = devices[0].clone();
-        let Job { config, run, start } = self;
+        let Job {
+            config,
+            run,
+            start,
+            precision,
+        } = self;
+        let precision = resolve::<B>(precision, &device, name)?;
         let data = match (&config.source.maf, &config.source.target, &config.source.store) {
             (Some(maf), Some(target), _) => format!("{} (target {target})", maf.display()),
             (_, _, Some(store)) => store.display().to_string(),
             _ => "no alignment".into(),
         };
         println!(
-            "pretraining on {name}: {data}, {} steps of {} x {} bp, lr {}",
+            "pretraining on {name} in {}: {data}, {} steps of {} x {} bp, lr {}",
+            precision.name(),
             config.steps,
             config.batch_size * config.accumulate,
             config.window,
             config.lr
         );
         let started = std::time::Instant::now();
-        let outcome = pretrain::<B>(&config, &run, start, devices)?;
+        let outcome = pretrain::<B>(&config, &run, start, devices, precision)?;
         let seconds = started.elapsed().as_secs_f64();
         if let Some(step) = outcome.non_finite_at {
             let kept = run

@@ -18,8 +18,8 @@ use burn::train::metric::store::{Aggregate, Direction, Split};
 use burn::train::metric::{LearningRateMetric, LossMetric};
 use burn::train::{Interrupter, Learner, MetricEarlyStoppingStrategy, StoppingCondition, SupervisedTraining};
 use msamamba_kernels::KernelBackend;
-use msamamba_model::MsaMamba;
 use msamamba_model::pooler::{MsaMambaClassifier, MsaMambaClassifierConfig};
+use msamamba_model::{MsaMamba, Precision};
 use rand::seq::SliceRandom;
 use rand::{SeedableRng, rngs::StdRng};
 
@@ -249,6 +249,7 @@ pub fn finetune<B>(
     run: &RunDir,
     start: RunStart,
     device: &B::Device,
+    precision: Precision,
 ) -> Result<MsaMambaClassifier<B::InnerBackend>>
 where
     B: AutodiffBackend + KernelBackend,
@@ -275,6 +276,7 @@ where
         // Resumed: the checkpoint holds every weight.
         None => config.classifier.init(device),
     };
+    classifier.backbone = classifier.backbone.with_precision(precision);
     if config.freeze_backbone {
         classifier.backbone = classifier.backbone.no_grad();
     }

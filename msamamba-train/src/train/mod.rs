@@ -11,6 +11,7 @@ pub mod finetune;
 pub mod memory_estimate;
 pub mod metrics_log;
 pub mod mlm_step;
+pub mod precision;
 pub mod pretrain;
 pub mod run_dir;
 pub mod run_health;

@@ -15,9 +15,9 @@ use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, PerplexityMetric};
 use burn::train::{ExecutionStrategy, Interrupter, Learner, MultiDeviceOptim, SupervisedTraining, TrainingStrategy};
 use msamamba_kernels::KernelBackend;
-use msamamba_model::MsaMambaConfig;
 use msamamba_model::mlm_mask::MlmMaskConfig;
 use msamamba_model::tokens::MASK;
+use msamamba_model::{MsaMambaConfig, Precision};
 
 use crate::atomic_output::AtomicOutput;
 use crate::data::bed::read_bed;
@@ -192,6 +192,7 @@ pub fn pretrain<B>(
     run: &RunDir,
     start: RunStart,
     devices: Vec<B::Device>,
+    precision: Precision,
 ) -> Result<PretrainOutcome<B>>
 where
     B: AutodiffBackend + KernelBackend,
@@ -309,7 +310,7 @@ where
         .build(InMemDataset::new(valid_set.clone()));
 
     let model = MlmModel {
-        model: config.model.init::<B>(&device),
+        model: config.model.init::<B>(&device).with_precision(precision),
         accumulate: config.accumulate,
     };
     let optim = SelectiveAdamW::new(config.weight_decay, config.decay_all);
