@@ -8,12 +8,18 @@ use burn_cubecl::CubeRuntime;
 use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::ir::{ElemType, StorageType};
+use cubecl::prelude::ComputeClient;
 
 /// Whether `dtype` is an activation type the kernels take and `like`'s device computes with.
 pub fn activation<R: CubeRuntime>(like: &CubeTensor<R>, dtype: DType) -> bool {
+    activation_on(&like.client, dtype)
+}
+
+/// Whether `dtype` is an activation type the kernels take and `client`'s device computes with
+/// (where there is a device but no tensor yet).
+pub fn activation_on<R: CubeRuntime>(client: &ComputeClient<R>, dtype: DType) -> bool {
     matches!(dtype, DType::F32 | DType::F16 | DType::BF16)
-        && like
-            .client
+        && client
             .properties()
             .supports_type(StorageType::Scalar(ElemType::from(dtype)))
 }
