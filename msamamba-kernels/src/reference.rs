@@ -3,10 +3,29 @@
 //! Slow but obviously right: it is the scan on backends without a kernel and the oracle the
 //! kernels are tested against. The backward is written out by hand (a reverse scan) rather than
 //! left to autodiff, because differentiating L slices of a [b, d, l, n] tensor costs O(L^2).
+//!
+//! It computes in the parameters' element type (A's: f32 under mixed precision), the activations
+//! cast to it on entry, and hands y and each gradient back in its input's type. Where the types
+//! already agree the casts are no-ops.
 
-use burn::tensor::{Tensor, activation, backend::Backend};
+use burn::tensor::{DType, Tensor, activation, backend::Backend};
 
 use crate::{ScanGrads, SelectiveScanInput};
+
+/// The input with every tensor in A's element type, where the reference computes.
+fn in_parameter_type<B: Backend>(input: SelectiveScanInput<B>) -> SelectiveScanInput<B> {
+    let dtype = input.a.dtype();
+    SelectiveScanInput {
+        u: input.u.cast(dtype),
+        delta: input.delta.cast(dtype),
+        b: input.b.cast(dtype),
+        c: input.c.cast(dtype),
+        d: input.d.cast(dtype),
+        z: input.z.map(|z| z.cast(dtype)),
+        delta_bias: input.delta_bias.cast(dtype),
+        ..input
+    }
+}
 
 /// softplus(x) = log(1 + e^x), written to neither overflow nor lose precision for large |x|.
 fn softplus<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
@@ -81,18 +100,67 @@ fn unroll<B: Backend>(input: &SelectiveScanInput<B>, delta: Tensor<B, 3>) -> Unr
 
 /// The selective scan, forward: y [b, d, l].
 pub fn forward<B: Backend>(input: SelectiveScanInput<B>) -> Tensor<B, 3> {
+    let dtype = input.u.dtype();
+    let input = in_parameter_type(input);
     let [_, dim, _] = input.u.dims();
     let (delta, _) = effective_delta(&input);
     let unrolled = unroll(&input, delta);
     let y = Tensor::stack::<3>(unrolled.y, 2) + input.u.clone() * input.d.clone().reshape([1, dim, 1]);
-    match input.z {
+    let y = match input.z {
         Some(z) => y * activation::silu(z),
         None => y,
-    }
+    };
+    y.cast(dtype)
 }
 
 /// The selective scan, backward: gradients of `sum(y * dy)` for every input.
 pub fn backward<B: Backend>(input: SelectiveScanInput<B>, dy: Tensor<B, 3>) -> ScanGrads<B> {
+    let dtypes = Dtypes::of(&input);
+    let dy = dy.cast(input.a.dtype());
+    dtypes.restore(gradients(in_parameter_type(input), dy))
+}
+
+/// The element types of a scan's inputs, to hand each gradient back in its input's type.
+struct Dtypes {
+    u: DType,
+    delta: DType,
+    b: DType,
+    c: DType,
+    d: DType,
+    z: Option<DType>,
+    delta_bias: DType,
+}
+
+impl Dtypes {
+    fn of<B: Backend>(input: &SelectiveScanInput<B>) -> Self {
+        Dtypes {
+            u: input.u.dtype(),
+            delta: input.delta.dtype(),
+            b: input.b.dtype(),
+            c: input.c.dtype(),
+            d: input.d.dtype(),
+            z: input.z.as_ref().map(Tensor::dtype),
+            delta_bias: input.delta_bias.dtype(),
+        }
+    }
+
+    /// `grads`, each cast to its input's type (A's is A's already).
+    fn restore<B: Backend>(&self, grads: ScanGrads<B>) -> ScanGrads<B> {
+        ScanGrads {
+            u: grads.u.cast(self.u),
+            delta: grads.delta.cast(self.delta),
+            a: grads.a,
+            b: grads.b.cast(self.b),
+            c: grads.c.cast(self.c),
+            d: grads.d.cast(self.d),
+            z: grads.z.zip(self.z).map(|(z, dtype)| z.cast(dtype)),
+            delta_bias: grads.delta_bias.cast(self.delta_bias),
+        }
+    }
+}
+
+/// [`backward`] with every tensor of one element type.
+fn gradients<B: Backend>(input: SelectiveScanInput<B>, dy: Tensor<B, 3>) -> ScanGrads<B> {
     let [batch, dim, len] = input.u.dims();
     let [_, state] = input.a.dims();
     let device = input.u.device();

@@ -1,4 +1,4 @@
-use burn::tensor::{Tensor, backend::Backend};
+use burn::tensor::{DType, Tensor, backend::Backend};
 
 use crate::reference;
 
@@ -6,6 +6,11 @@ use crate::reference;
 ///
 /// # Shapes
 /// b batch (rows), d channels (E), n state size (N), l positions (L).
+///
+/// # Element types
+/// Under mixed precision the activations (u, delta, B, C, z) are f16 or bf16 and the parameters
+/// (A, D, delta_bias) f32, as PyTorch's autocast keeps them; y and each gradient come back in
+/// their input's type (see [`SelectiveScanInput::activation_dtype`]).
 #[derive(Debug, Clone)]
 pub struct SelectiveScanInput<B: Backend> {
     /// Input sequence: [b, d, l].
@@ -108,6 +113,17 @@ impl<B: Backend> SelectiveScanInput<B> {
         }
         Ok(())
     }
+
+    /// The activations' element type (u's) where delta, B, C and z share it and A, D and
+    /// delta_bias are f32: the mix the kernels take. `None` for any other mix.
+    pub fn activation_dtype(&self) -> Option<DType> {
+        let dtype = self.u.dtype();
+        let mut activations = [self.delta.dtype(), self.b.dtype(), self.c.dtype()]
+            .into_iter()
+            .chain(self.z.as_ref().map(Tensor::dtype));
+        let parameters = [self.a.dtype(), self.d.dtype(), self.delta_bias.dtype()];
+        (activations.all(|t| t == dtype) && parameters.iter().all(|&t| t == DType::F32)).then_some(dtype)
+    }
 }
 
 /// A backend that can run the selective scan.
@@ -129,10 +145,12 @@ pub trait SelectiveScanBackend: Backend {
         }
     }
 
-    /// The shapes of the checkpoints `selective_scan_saving` returns for an f32 input of `dims`
-    /// (b, d, n, l), `None` when it returns none: burn-fusion declares a queued operation's
-    /// outputs before running it.
-    fn scan_checkpoint_shapes(_dims: [usize; 4]) -> Option<[Vec<usize>; 2]> {
+    /// The shapes of the checkpoints `selective_scan_saving` returns on `device` for an input of
+    /// `dims` (b, d, n, l) whose activations are of `dtype` (see
+    /// [`SelectiveScanInput::activation_dtype`]), `None` when it returns none: burn-fusion
+    /// declares a queued operation's outputs before running it. Checkpoints are f32 whatever the
+    /// activations' type.
+    fn scan_checkpoint_shapes(_dims: [usize; 4], _dtype: DType, _device: &Self::Device) -> Option<[Vec<usize>; 2]> {
         None
     }
 

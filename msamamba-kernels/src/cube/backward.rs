@@ -48,7 +48,10 @@
 //! adjoint carry b·d·N floats and the scratch b·d·N·⌈chunk/tile⌉ floats, and the per-block dB/dC
 //! partials: O(b·d·l), never O(b·d·N·l).
 //!
-//! Only f32 arithmetic, `exp`, shared memory and barriers: nothing newer than sm_60 (Pascal).
+//! Element types as in `forward.rs`: the activations (u, delta, z, B, C, dy and their gradients)
+//! of the kernels' type `E` (f32, f16 or bf16), converted on load and store; everything else f32,
+//! delta' and the partial sums included. Only f32 arithmetic, conversions, `exp`, shared memory
+//! and barriers: nothing newer than sm_60 (Pascal).
 
 use cubecl::prelude::*;
 
@@ -138,12 +141,12 @@ fn plane_sums(
 /// written per thread.
 #[cube(launch, fast_math = FastMath::ReducedPrecision | FastMath::NotNaN | FastMath::NotInf)]
 #[allow(clippy::too_many_arguments)]
-pub fn scan_adjoint_kernel(
+pub fn scan_adjoint_kernel<E: Float>(
     dtp: &Tensor<f32>,
-    z: &Tensor<f32>,
+    z: &Tensor<E>,
     a: &Tensor<f32>,
-    cm: &Tensor<f32>,
-    dy: &Tensor<f32>,
+    cm: &Tensor<E>,
+    dy: &Tensor<E>,
     carry: &mut Tensor<f32>,
     dt_sum: &mut Tensor<f32>,
     dim: u32,
@@ -243,8 +246,8 @@ pub fn scan_adjoint_kernel(
     }
 }
 
-/// Backward scan: gradients of `sum(y * dy)`. Tensors as in the forward kernel plus dy and
-/// delta' `dtp` [b, d, l] and the chunk-start states `ckpt` [b, chunks, d, N]. Segment
+/// Backward scan: gradients of `sum(y * dy)`. Tensors as in the forward kernel plus dy (of type
+/// `E`), delta' `dtp` [b, d, l] and the chunk-start states `ckpt` [b, chunks, d, N] (f32). Segment
 /// `CUBE_POS_Z` covers `per_segment` chunks of `chunk` positions; its adjoint state starts from
 /// `adj` [b, segments, d, N] when `has_adj`, from zero otherwise. Outputs du, ddelta, dz
 /// [b, d, l] (any strides, like the inputs), db_part and dc_part [b, blocks, N, l] contiguous
@@ -253,23 +256,23 @@ pub fn scan_adjoint_kernel(
 /// on one cube).
 #[cube(launch, fast_math = FastMath::ReducedPrecision | FastMath::NotNaN | FastMath::NotInf)]
 #[allow(clippy::too_many_arguments)]
-pub fn scan_backward_kernel(
-    u: &Tensor<f32>,
-    delta: &Tensor<f32>,
-    z: &Tensor<f32>,
+pub fn scan_backward_kernel<E: Float>(
+    u: &Tensor<E>,
+    delta: &Tensor<E>,
+    z: &Tensor<E>,
     a: &Tensor<f32>,
-    bm: &Tensor<f32>,
-    cm: &Tensor<f32>,
+    bm: &Tensor<E>,
+    cm: &Tensor<E>,
     dskip: &Tensor<f32>,
     delta_bias: &Tensor<f32>,
-    dy: &Tensor<f32>,
+    dy: &Tensor<E>,
     dtp: &Tensor<f32>,
     ckpt: &Tensor<f32>,
     adj: &Tensor<f32>,
     scratch: &mut Tensor<f32>,
-    du: &mut Tensor<f32>,
-    ddelta: &mut Tensor<f32>,
-    dz: &mut Tensor<f32>,
+    du: &mut Tensor<E>,
+    ddelta: &mut Tensor<E>,
+    dz: &mut Tensor<E>,
     db_part: &mut Tensor<f32>,
     dc_part: &mut Tensor<f32>,
     da_part: &mut Tensor<f32>,

@@ -32,7 +32,9 @@
 //!   `forward_lanes.rs`). The adjoint carries and the dA sums are per-state arrays indexed at run
 //!   time.
 //!
-//! Only f32 arithmetic, `exp`, shared memory, barriers and plane shuffles: Pascal runs it.
+//! Element types as in `backward.rs` (activations and their gradients f32, f16 or bf16, f32
+//! inside). Only f32 arithmetic, conversions, `exp`, shared memory, barriers and plane shuffles:
+//! Pascal runs it.
 
 use cubecl::prelude::*;
 
@@ -40,27 +42,27 @@ use super::forward::sigmoid;
 use super::forward_lanes::{LANES, chain_runs, load_lane_rows, load_lane_states, run_slot, store_lane_rows};
 
 /// Backward scan, one plane per (channel, batch row), cubes of `channels` planes: gradients of
-/// `sum(y * dy)`. Tensors as in [`super::forward_lanes::scan_lanes_kernel`] plus dy, delta' `dtp`
-/// [b, d, l] and the checkpoints `ckpt` [b, chunks, d, N] of chunks of 32·`items` positions.
-/// Outputs du, ddelta, dz [b, d, l] (any strides), db_part and dc_part [b, blocks, N, l]
-/// contiguous, da_part [d, N, b], dd_part and dbias_part [d, b].
+/// `sum(y * dy)`. Tensors as in [`super::forward_lanes::scan_lanes_kernel`] plus dy (of type `E`),
+/// delta' `dtp` [b, d, l] and the checkpoints `ckpt` [b, chunks, d, N] of chunks of 32·`items`
+/// positions (f32). Outputs du, ddelta, dz [b, d, l] (any strides, type `E`), and f32 db_part and
+/// dc_part [b, blocks, N, l] contiguous, da_part [d, N, b], dd_part and dbias_part [d, b].
 #[cube(launch, fast_math = FastMath::ReducedPrecision | FastMath::NotNaN | FastMath::NotInf)]
 #[allow(clippy::too_many_arguments)]
-pub fn scan_backward_lanes_kernel(
-    u: &Tensor<f32>,
-    delta: &Tensor<f32>,
-    z: &Tensor<f32>,
+pub fn scan_backward_lanes_kernel<E: Float>(
+    u: &Tensor<E>,
+    delta: &Tensor<E>,
+    z: &Tensor<E>,
     a: &Tensor<f32>,
-    bm: &Tensor<f32>,
-    cm: &Tensor<f32>,
+    bm: &Tensor<E>,
+    cm: &Tensor<E>,
     dskip: &Tensor<f32>,
     delta_bias: &Tensor<f32>,
-    dy: &Tensor<f32>,
+    dy: &Tensor<E>,
     dtp: &Tensor<f32>,
     ckpt: &Tensor<f32>,
-    du: &mut Tensor<f32>,
-    ddelta: &mut Tensor<f32>,
-    dz: &mut Tensor<f32>,
+    du: &mut Tensor<E>,
+    ddelta: &mut Tensor<E>,
+    dz: &mut Tensor<E>,
     db_part: &mut Tensor<f32>,
     dc_part: &mut Tensor<f32>,
     da_part: &mut Tensor<f32>,

@@ -26,8 +26,11 @@
 //! forward again for (the first launch above, plus the chaining): delta' and the state entering
 //! every chunk, from the scan it runs anyway, so the backward skips three passes over the inputs.
 //!
-//! Only f32 arithmetic, `exp`, `log1p`, shared memory and barriers: nothing newer than sm_60
-//! (Pascal) on CUDA, and plain compute shaders on WGPU.
+//! The activations (u, delta, z, B, C, y) may be f32, f16 or bf16 in global memory (the kernel's
+//! type `E`); they are converted on load and store, and everything else is f32: registers,
+//! shared memory, the parameters and the checkpoints. Only f32 arithmetic, conversions, `exp`,
+//! `log1p`, shared memory and barriers: nothing newer than sm_60 (Pascal) on CUDA, and plain
+//! compute shaders on WGPU.
 //!
 //! The scan kernels run in fast-math modes that make `exp` the hardware's approximate
 //! exponential (`__expf` on CUDA, as mamba_ssm's `exp2f` under `--use_fast_math`): the accurate
@@ -61,7 +64,7 @@ pub fn sigmoid(x: f32) -> f32 {
 /// any strides: the model hands the scan views (its channels-last activations, slices of the x
 /// projection) rather than channels-first copies.
 #[cube]
-pub fn at(t: &Tensor<f32>, batch: usize, c: usize, pos: usize) -> usize {
+pub fn at<T: CubePrimitive>(t: &Tensor<T>, batch: usize, c: usize, pos: usize) -> usize {
     batch * t.stride(0) + c * t.stride(1) + pos * t.stride(2)
 }
 
@@ -98,12 +101,13 @@ pub fn slot_pos(
 }
 
 /// Loads `steps` (≤ `tile`) positions from `t0` of a [b, d, l] tensor into shared memory rows of
-/// `tile + 1`, one row per channel of the cube. The padding keeps both the loads (consecutive
-/// channels or positions) and the recurrence's per-channel reads on distinct banks.
+/// `tile + 1` (f32 whatever the tensor's type), one row per channel of the cube. The padding keeps
+/// both the loads (consecutive channels or positions) and the recurrence's per-channel reads on
+/// distinct banks.
 #[cube]
 #[allow(clippy::too_many_arguments)]
-pub fn load_rows(
-    src: &Tensor<f32>,
+pub fn load_rows<E: Float>(
+    src: &Tensor<E>,
     dst: &mut SharedMemory<f32>,
     batch: usize,
     first: usize,
@@ -123,19 +127,19 @@ pub fn load_rows(
         let gch = first + ch;
         let mut v = 0.0f32;
         if j < steps && gch < dim {
-            v = src[at(src, batch, gch, t0 + j)];
+            v = f32::cast_from(src[at(src, batch, gch, t0 + j)]);
         }
         dst[ch * (tile + 1) + j] = v;
     }
 }
 
 /// Stores shared memory rows of `tile + 1` back into `steps` positions from `t0` of a [b, d, l]
-/// tensor.
+/// tensor, rounded to its type.
 #[cube]
 #[allow(clippy::too_many_arguments)]
-pub fn store_rows(
+pub fn store_rows<E: Float>(
     src: &SharedMemory<f32>,
-    dst: &mut Tensor<f32>,
+    dst: &mut Tensor<E>,
     batch: usize,
     first: usize,
     dim: usize,
@@ -153,7 +157,7 @@ pub fn store_rows(
         let j = slot_pos(idx, block, tile, channels_last);
         let gch = first + ch;
         if j < steps && gch < dim {
-            dst[at(dst, batch, gch, t0 + j)] = src[ch * (tile + 1) + j];
+            dst[at(dst, batch, gch, t0 + j)] = E::cast_from(src[ch * (tile + 1) + j]);
         }
     }
 }
@@ -181,8 +185,8 @@ pub fn state_slot(
 /// puts a position's N values side by side, which lets the compiler fetch them four at a time.
 #[cube]
 #[allow(clippy::too_many_arguments)]
-pub fn load_states(
-    src: &Tensor<f32>,
+pub fn load_states<E: Float>(
+    src: &Tensor<E>,
     dst: &mut SharedMemory<f32>,
     batch: usize,
     t0: usize,
@@ -199,7 +203,7 @@ pub fn load_states(
         let j = slot_pos(idx, n_state, tile, channels_last);
         let mut v = 0.0f32;
         if j < steps {
-            v = src[at(src, batch, i, t0 + j)];
+            v = f32::cast_from(src[at(src, batch, i, t0 + j)]);
         }
         dst[state_slot(i, j, n_state, tile, position_major)] = v;
         idx += block;
@@ -216,20 +220,21 @@ pub fn load_states(
 /// u, delta, z, y, dtp [b, d, l] and bm, cm [b, N, l] may have any strides (see [`at`]);
 /// `channels_last` says which of positions or channels (states) are adjacent in memory, for
 /// coalesced loads. a [d, N], dskip, delta_bias [d] and the per-segment tensors are contiguous.
-/// Tensors a launch does not use may be any tensor (`z` without `has_z`, ...).
+/// The activations (u, delta, z, bm, cm and y) are of type `E`, the rest f32. Tensors a launch
+/// does not use may be any tensor of their type (`z` without `has_z`, ...).
 #[cube(launch, fast_math = FastMath::ReducedPrecision | FastMath::NotNaN | FastMath::NotInf)]
 #[allow(clippy::too_many_arguments)]
-pub fn scan_forward_kernel(
-    u: &Tensor<f32>,
-    delta: &Tensor<f32>,
-    z: &Tensor<f32>,
+pub fn scan_forward_kernel<E: Float>(
+    u: &Tensor<E>,
+    delta: &Tensor<E>,
+    z: &Tensor<E>,
     a: &Tensor<f32>,
-    bm: &Tensor<f32>,
-    cm: &Tensor<f32>,
+    bm: &Tensor<E>,
+    cm: &Tensor<E>,
     dskip: &Tensor<f32>,
     delta_bias: &Tensor<f32>,
     start: &Tensor<f32>,
-    y: &mut Tensor<f32>,
+    y: &mut Tensor<E>,
     end: &mut Tensor<f32>,
     dt_sum: &mut Tensor<f32>,
     dtp: &mut Tensor<f32>,
@@ -325,14 +330,14 @@ pub fn scan_forward_kernel(
             let mut vd = 0.0f32;
             let mut vz = 0.0f32;
             if j < steps && gch < dim {
-                vu = u[at(u, batch, gch, t0 + j)];
+                vu = f32::cast_from(u[at(u, batch, gch, t0 + j)]);
                 if has_start {
                     vd = dtp[at(dtp, batch, gch, t0 + j)];
                 } else {
-                    vd = delta[at(delta, batch, gch, t0 + j)];
+                    vd = f32::cast_from(delta[at(delta, batch, gch, t0 + j)]);
                 }
                 if read_z {
-                    vz = z[at(z, batch, gch, t0 + j)];
+                    vz = f32::cast_from(z[at(z, batch, gch, t0 + j)]);
                 }
             }
             su[ch * row + j] = vu;
@@ -350,9 +355,9 @@ pub fn scan_forward_kernel(
             let mut vb = 0.0f32;
             let mut vc = 0.0f32;
             if j < steps {
-                vb = bm[at(bm, batch, i, t0 + j)];
+                vb = f32::cast_from(bm[at(bm, batch, i, t0 + j)]);
                 if !to_end {
-                    vc = cm[at(cm, batch, i, t0 + j)];
+                    vc = f32::cast_from(cm[at(cm, batch, i, t0 + j)]);
                 }
             }
             let s = state_slot(i, j, n_state, tile, channels_last);

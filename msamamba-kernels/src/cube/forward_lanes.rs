@@ -30,7 +30,8 @@
 //!   instead of a parallel scan's eleven, as that driver compiles each barrier into a coroutine
 //!   suspension and the compile time grows with them.
 //!
-//! Only f32 arithmetic, `exp`, `log1p`, shared memory, barriers and plane shuffles (sm_30 on
+//! Element types as in `forward.rs` (activations f32, f16 or bf16, f32 inside). Only f32
+//! arithmetic, conversions, `exp`, `log1p`, shared memory, barriers and plane shuffles (sm_30 on
 //! CUDA): Pascal runs it. Fast-math modes as in `forward.rs`.
 
 use cubecl::prelude::*;
@@ -137,8 +138,8 @@ pub(super) fn chain_runs(
 /// zeros past L or past d: every load coalesced (see [`slot_row`]).
 #[cube]
 #[allow(clippy::too_many_arguments)]
-pub(super) fn load_lane_rows(
-    t: &Tensor<f32>,
+pub(super) fn load_lane_rows<E: Float>(
+    t: &Tensor<E>,
     rows: &mut SharedMemory<f32>,
     batch: usize,
     first: usize,
@@ -160,7 +161,7 @@ pub(super) fn load_lane_rows(
         let j = slot_pos(idx, channels, tile, channels_last);
         let mut v = 0.0f32;
         if j < steps && first + ch < dim {
-            v = t[at(t, batch, first + ch, t0 + j)];
+            v = f32::cast_from(t[at(t, batch, first + ch, t0 + j)]);
         }
         rows[ch * row + run_slot(j, items)] = v;
     }
@@ -169,8 +170,8 @@ pub(super) fn load_lane_rows(
 /// Loads one tile of B or C [b, N, l] into `rows` [N, row], as [`load_lane_rows`].
 #[cube]
 #[allow(clippy::too_many_arguments)]
-pub(super) fn load_lane_states(
-    t: &Tensor<f32>,
+pub(super) fn load_lane_states<E: Float>(
+    t: &Tensor<E>,
     rows: &mut SharedMemory<f32>,
     batch: usize,
     t0: usize,
@@ -189,20 +190,20 @@ pub(super) fn load_lane_states(
         let j = slot_pos(idx, n_state, tile, channels_last);
         let mut v = 0.0f32;
         if j < steps {
-            v = t[at(t, batch, i, t0 + j)];
+            v = f32::cast_from(t[at(t, batch, i, t0 + j)]);
         }
         rows[i * row + run_slot(j, items)] = v;
         idx += threads;
     }
 }
 
-/// Stores one tile of `rows` [channels, row] into a [b, d, l] tensor: [`load_lane_rows`] the
-/// other way.
+/// Stores one tile of `rows` [channels, row] into a [b, d, l] tensor, rounded to its type:
+/// [`load_lane_rows`] the other way.
 #[cube]
 #[allow(clippy::too_many_arguments)]
-pub(super) fn store_lane_rows(
+pub(super) fn store_lane_rows<E: Float>(
     rows: &SharedMemory<f32>,
-    t: &mut Tensor<f32>,
+    t: &mut Tensor<E>,
     batch: usize,
     first: usize,
     dim: usize,
@@ -222,7 +223,7 @@ pub(super) fn store_lane_rows(
         let ch = slot_row(idx, channels, tile, channels_last);
         let j = slot_pos(idx, channels, tile, channels_last);
         if j < steps && first + ch < dim {
-            t[at(t, batch, first + ch, t0 + j)] = rows[ch * row + run_slot(j, items)];
+            t[at(t, batch, first + ch, t0 + j)] = E::cast_from(rows[ch * row + run_slot(j, items)]);
         }
     }
 }
@@ -233,20 +234,21 @@ pub(super) fn store_lane_rows(
 ///
 /// u, delta, z, y [b, d, l] and bm, cm [b, N, l] may have any strides (see [`at`]);
 /// `channels_last` says which of positions or channels (states) are adjacent in memory, for
-/// coalesced loads. a [d, N], dskip and delta_bias [d] are contiguous. `z` without `has_z` may be
-/// any tensor, and so may `dtp` and `state` without `save`.
+/// coalesced loads. a [d, N], dskip and delta_bias [d] are contiguous. The activations (u, delta,
+/// z, bm, cm and y) are of type `E`, the rest f32. `z` without `has_z` may be any tensor of its
+/// type, and so may `dtp` and `state` without `save`.
 #[cube(launch, fast_math = FastMath::ReducedPrecision | FastMath::NotNaN | FastMath::NotInf)]
 #[allow(clippy::too_many_arguments)]
-pub fn scan_lanes_kernel(
-    u: &Tensor<f32>,
-    delta: &Tensor<f32>,
-    z: &Tensor<f32>,
+pub fn scan_lanes_kernel<E: Float>(
+    u: &Tensor<E>,
+    delta: &Tensor<E>,
+    z: &Tensor<E>,
     a: &Tensor<f32>,
-    bm: &Tensor<f32>,
-    cm: &Tensor<f32>,
+    bm: &Tensor<E>,
+    cm: &Tensor<E>,
     dskip: &Tensor<f32>,
     delta_bias: &Tensor<f32>,
-    y: &mut Tensor<f32>,
+    y: &mut Tensor<E>,
     dtp: &mut Tensor<f32>,
     state: &mut Tensor<f32>,
     dim: u32,

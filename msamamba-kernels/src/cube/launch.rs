@@ -1,4 +1,6 @@
-//! Launch glue: burn tensors in, kernel launches, burn tensors out.
+//! Launch glue: burn tensors in, kernel launches, burn tensors out. The kernels are launched for
+//! the activations' element type (u's: f32, f16 or bf16); the parameters, checkpoints and every
+//! buffer between launches are f32.
 
 use std::ops::Range;
 
@@ -16,6 +18,7 @@ use super::column_sums::row_sums;
 use super::combine::scan_combine_kernel;
 use super::forward::scan_forward_kernel;
 use super::forward_lanes::{LANES, scan_lanes_kernel};
+use super::precision::{self, empty_as, with_activation};
 use crate::scan::{ScanCheckpoints, ScanOutput};
 use crate::{ScanGrads, SelectiveScanInput};
 
@@ -225,6 +228,8 @@ struct Prepared<R: CubeRuntime> {
     d: CubeTensor<R>,
     delta_bias: CubeTensor<R>,
     softplus: bool,
+    /// The activations' element type (u's; the kernels' `E`).
+    dtype: DType,
     /// Whether u's channels, rather than its positions, are adjacent in memory (the model's
     /// [R, L, E] activations seen as [R, E, L]): the kernels then load along channels, and the
     /// sequence outputs are allocated the same way.
@@ -237,6 +242,7 @@ impl<R: CubeRuntime> Prepared<R> {
     fn new<F: FloatElement, I: IntElement, BT: BoolElement>(input: SelectiveScanInput<Cube<R, F, I, BT>>) -> Self {
         let [batch, dim, len] = input.u.dims();
         let [_, n_state] = input.a.dims();
+        let dtype = input.u.dtype();
         let u = view(input.u);
         let strides = u.meta.strides();
         let channels_last = strides[1] < strides[2];
@@ -252,24 +258,33 @@ impl<R: CubeRuntime> Prepared<R> {
             d: prim(input.d),
             delta_bias: prim(input.delta_bias),
             softplus: input.delta_softplus,
+            dtype,
             dims: [batch, dim, n_state, len],
         }
     }
 
-    /// A new [b, d, l] sequence tensor laid out as u is.
-    fn empty_sequence(&self) -> CubeTensor<R> {
+    /// A new [b, d, l] sequence tensor of `dtype` laid out as u is: of the activations' type for
+    /// y and the gradients, f32 for delta'.
+    fn empty_sequence(&self, dtype: DType) -> CubeTensor<R> {
         let [batch, dim, _, len] = self.dims;
         if self.channels_last {
-            let mut t = self.empty(vec![batch, len, dim]);
+            let mut t = empty_as(&self.u, vec![batch, len, dim], dtype);
             t.meta.swap(1, 2);
             t
         } else {
-            self.empty(vec![batch, dim, len])
+            empty_as(&self.u, vec![batch, dim, len], dtype)
         }
     }
 
+    /// A new f32 tensor (the kernels' internal buffers).
     fn empty(&self, shape: Vec<usize>) -> CubeTensor<R> {
         empty_like(&self.u, shape)
+    }
+
+    /// A one-element tensor of the activations' type, for an activation argument a launch does
+    /// not use.
+    fn unused_activation(&self) -> CubeTensor<R> {
+        empty_as(&self.u, vec![1], self.dtype)
     }
 
     /// The z argument: the gate, or any tensor when there is none (never read).
@@ -347,9 +362,10 @@ impl<R: CubeRuntime> Prepared<R> {
         saved: Option<(&CubeTensor<R>, &CubeTensor<R>)>,
     ) {
         let [batch, dim, n_state, len] = self.dims;
-        let (state, dtp) = saved.unwrap_or((y, y));
+        let unused = self.empty(vec![1]);
+        let (state, dtp) = saved.unwrap_or((&unused, &unused));
         let channels = config.lane_channels;
-        scan_lanes_kernel::launch::<R>(
+        with_activation!(self.dtype, E => scan_lanes_kernel::launch::<E, R>(
             &self.u.client,
             CubeCount::Static(dim.div_ceil(channels) as u32, batch as u32, 1),
             CubeDim::new_2d(LANES as u32, channels as u32),
@@ -374,7 +390,7 @@ impl<R: CubeRuntime> Prepared<R> {
             self.channels_last,
             self.plane_lanes(),
             saved.is_some(),
-        );
+        ));
     }
 
     /// Chunks per segment of the backward's main kernel: all of them, or when L is split, as
@@ -393,17 +409,18 @@ impl<R: CubeRuntime> Prepared<R> {
     fn launch_forward(&self, config: &KernelConfig, pass: Pass<'_, R>) {
         let [batch, dim, n_state, len] = self.dims;
         let unused = self.empty(vec![1]);
+        let no_y = self.unused_activation();
         let (seg, start, y, end, dt_sum, dtp) = match pass {
-            Pass::Whole { y } => (len.max(1), &self.u, y, &unused, &unused, &unused),
-            Pass::Saving { y, state, dtp } => (len.max(1), &self.u, y, state, &unused, dtp),
-            Pass::Ends { state, dt_sum, dtp } => (self.chunk(config), &self.u, &unused, state, dt_sum, dtp),
+            Pass::Whole { y } => (len.max(1), &unused, y, &unused, &unused, &unused),
+            Pass::Saving { y, state, dtp } => (len.max(1), &unused, y, state, &unused, dtp),
+            Pass::Ends { state, dt_sum, dtp } => (self.chunk(config), &unused, &no_y, state, dt_sum, dtp),
             Pass::FromStarts { start, dtp, y } => (self.chunk(config), start, y, &unused, &unused, dtp),
         };
         let has_start = matches!(pass, Pass::FromStarts { .. });
         let to_end = matches!(pass, Pass::Ends { .. });
         let save = matches!(pass, Pass::Saving { .. });
         let (blocks, _) = self.grid(config);
-        scan_forward_kernel::launch::<R>(
+        with_activation!(self.dtype, E => scan_forward_kernel::launch::<E, R>(
             &self.u.client,
             CubeCount::Static(blocks as u32, batch as u32, len.div_ceil(seg) as u32),
             CubeDim::new_1d(config.block as u32),
@@ -433,7 +450,7 @@ impl<R: CubeRuntime> Prepared<R> {
             to_end,
             save,
             self.channels_last,
-        );
+        ));
     }
 
     /// Chains per-segment scans in `state` [b, segments, d, N] (sums of delta' in `dt_sum`
@@ -469,7 +486,7 @@ impl<R: CubeRuntime> Prepared<R> {
         let (_, chunks) = self.grid(config);
         let state = self.empty_states(config);
         let dt_sum = self.empty(vec![batch, chunks, dim]);
-        let dtp = self.empty_sequence();
+        let dtp = self.empty_sequence(DType::F32);
         self.launch_forward(
             config,
             Pass::Ends {
@@ -516,14 +533,20 @@ enum Pass<'a, R: CubeRuntime> {
     },
 }
 
-/// Whether the kernels handle this input: f32 tensors and [`shape_supported`].
+/// Whether the kernels handle this input: activations of one type the device computes with
+/// (f32, f16 or bf16) and f32 parameters (see [`SelectiveScanInput::activation_dtype`]), and
+/// [`shape_supported`].
 pub fn supported<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
     input: &SelectiveScanInput<Cube<R, F, I, BT>>,
     config: &KernelConfig,
 ) -> bool {
     let [_, n_state] = input.a.dims();
     let [_, _, len] = input.u.dims();
-    input.u.dtype() == DType::F32 && shape_supported(n_state, len, config)
+    let client = input.u.clone().into_primitive().tensor().client;
+    input
+        .activation_dtype()
+        .is_some_and(|dtype| precision::activation_on(&client, dtype))
+        && shape_supported(n_state, len, config)
 }
 
 /// Whether the kernels handle `n_state` states and `len` positions: a state size the shared
@@ -595,13 +618,19 @@ pub fn forward<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement>(
     Tensor::cat(parts.collect(), 0)
 }
 
-/// The shapes of the checkpoints [`forward_saving`] returns for an f32 input of `dims`
-/// (b, d, N, l): the states [b, chunks, d, N] and delta' [b, d, l]; `None` where the kernels do
-/// not take the shape, or past one launch's batch rows.
-pub fn checkpoint_shapes(dims: [usize; 4], config: &KernelConfig) -> Option<[Vec<usize>; 2]> {
+/// The shapes of the checkpoints [`forward_saving`] returns on `client`'s device for an input of
+/// `dims` (b, d, N, l) with activations of `dtype`: the states [b, chunks, d, N] and delta'
+/// [b, d, l], both f32; `None` where the kernels do not take the type or the shape, or past one
+/// launch's batch rows.
+pub fn checkpoint_shapes<R: CubeRuntime>(
+    dims: [usize; 4],
+    dtype: DType,
+    client: &ComputeClient<R>,
+    config: &KernelConfig,
+) -> Option<[Vec<usize>; 2]> {
     let [batch, dim, n_state, len] = dims;
     let chunks = len.div_ceil(chunk_len(len, config));
-    (shape_supported(n_state, len, config) && batch <= MAX_GRID)
+    (precision::activation_on(client, dtype) && shape_supported(n_state, len, config) && batch <= MAX_GRID)
         .then(|| [vec![batch, chunks, dim, n_state], vec![batch, dim, len]])
 }
 
@@ -669,10 +698,10 @@ fn forward_launch<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElemen
     save: bool,
 ) -> ScanOutput<Cube<R, F, I, BT>> {
     let p = Prepared::new(input);
-    let y = p.empty_sequence();
+    let y = p.empty_sequence(p.dtype);
     let lane_saving = p.lane_saving_items(config).filter(|_| save);
     let saved = if let Some(items) = lane_saving {
-        let (state, dtp) = (p.empty_states(config), p.empty_sequence());
+        let (state, dtp) = (p.empty_states(config), p.empty_sequence(DType::F32));
         p.launch_lanes(config, items, &y, Some((&state, &dtp)));
         Some((state, dtp))
     } else if !save && p.lanes(config) {
@@ -690,7 +719,7 @@ fn forward_launch<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElemen
         );
         save.then_some((start, dtp))
     } else if save {
-        let (state, dtp) = (p.empty_states(config), p.empty_sequence());
+        let (state, dtp) = (p.empty_states(config), p.empty_sequence(DType::F32));
         p.launch_forward(
             config,
             Pass::Saving {
@@ -721,7 +750,8 @@ fn backward_launch<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolEleme
     config: &KernelConfig,
 ) -> ScanGrads<Cube<R, F, I, BT>> {
     let p = Prepared::new(input);
-    let dy = laid_out(view(dy), p.channels_last);
+    // dy comes as y went out, in the activations' type; any other converts once here.
+    let dy = laid_out(view(dy.cast(p.dtype)), p.channels_last);
     let (ckpt, dtp) = match checkpoints {
         Some(saved) => (prim(saved.states), view(saved.delta)),
         None => p.checkpoints(config),
@@ -750,18 +780,20 @@ struct BackwardParts<R: CubeRuntime> {
 }
 
 impl<R: CubeRuntime> BackwardParts<R> {
-    /// The gradients: dB and dC summed over channel blocks, the per-channel ones over their parts.
+    /// The gradients: dB and dC summed over channel blocks (in f32, then rounded to the
+    /// activations' type), the per-channel ones over their parts.
     fn summed<F: FloatElement, I: IntElement, BT: BoolElement>(self, p: &Prepared<R>) -> ScanGrads<Cube<R, F, I, BT>> {
         let [batch, dim, n_state, len] = p.dims;
         let parts = self.dd_part.meta.shape()[1];
         let summed = row_sums::<R, F, I, BT>;
         let over_blocks = |t: CubeTensor<R>| {
             let sum = tensor::<R, F, I, BT, 4>(t).sum_dim(1);
-            if self.parts_channels_last {
+            let sum = if self.parts_channels_last {
                 sum.reshape([batch, len, n_state]).swap_dims(1, 2)
             } else {
                 sum.reshape([batch, n_state, len])
-            }
+            };
+            sum.cast(p.dtype)
         };
         ScanGrads {
             u: tensor(self.du),
@@ -780,9 +812,9 @@ impl<R: CubeRuntime> Prepared<R> {
     /// z's gradient tensor, or a placeholder without z.
     fn empty_dz(&self) -> CubeTensor<R> {
         if self.z.is_some() {
-            self.empty_sequence()
+            self.empty_sequence(self.dtype)
         } else {
-            self.empty(vec![1])
+            self.unused_activation()
         }
     }
 
@@ -809,7 +841,7 @@ impl<R: CubeRuntime> Prepared<R> {
         let adj = (segments > 1).then(|| {
             let carry = self.empty(vec![batch, segments, dim, n_state]);
             let dt_sum = self.empty(vec![batch, segments, dim]);
-            scan_adjoint_kernel::launch::<R>(
+            with_activation!(self.dtype, E => scan_adjoint_kernel::launch::<E, R>(
                 &self.u.client,
                 CubeCount::Static(blocks as u32, batch as u32, segments as u32),
                 CubeDim::new_1d(block as u32),
@@ -828,7 +860,7 @@ impl<R: CubeRuntime> Prepared<R> {
                 config.forward_tile,
                 self.z.is_some(),
                 self.channels_last,
-            );
+            ));
             self.combine(&carry, &dt_sum, segments, true);
             carry
         });
@@ -841,8 +873,8 @@ impl<R: CubeRuntime> Prepared<R> {
         };
         let parts = batch * segments;
         let out = BackwardParts {
-            du: self.empty_sequence(),
-            ddelta: self.empty_sequence(),
+            du: self.empty_sequence(self.dtype),
+            ddelta: self.empty_sequence(self.dtype),
             dz: self.empty_dz(),
             db_part: self.empty(part_shape.clone()),
             dc_part: self.empty(part_shape),
@@ -851,7 +883,8 @@ impl<R: CubeRuntime> Prepared<R> {
             dd_part: self.empty(vec![dim, parts]),
             dbias_part: self.empty(vec![dim, parts]),
         };
-        scan_backward_kernel::launch::<R>(
+        let no_adj = self.empty(vec![1]);
+        with_activation!(self.dtype, E => scan_backward_kernel::launch::<E, R>(
             &self.u.client,
             CubeCount::Static(blocks as u32, batch as u32, segments as u32),
             CubeDim::new_1d(block as u32),
@@ -866,7 +899,7 @@ impl<R: CubeRuntime> Prepared<R> {
             dy.into_tensor_arg(),
             dtp.into_tensor_arg(),
             ckpt.into_tensor_arg(),
-            adj.as_ref().unwrap_or(&self.u).clone().into_tensor_arg(),
+            adj.as_ref().unwrap_or(&no_adj).clone().into_tensor_arg(),
             scratch.into_tensor_arg(),
             out.du.clone().into_tensor_arg(),
             out.ddelta.clone().into_tensor_arg(),
@@ -888,7 +921,7 @@ impl<R: CubeRuntime> Prepared<R> {
             adj.is_some(),
             self.channels_last,
             plane,
-        );
+        ));
         out
     }
 
@@ -905,8 +938,8 @@ impl<R: CubeRuntime> Prepared<R> {
         let channels = config.lane_channels;
         let blocks = dim.div_ceil(channels);
         let out = BackwardParts {
-            du: self.empty_sequence(),
-            ddelta: self.empty_sequence(),
+            du: self.empty_sequence(self.dtype),
+            ddelta: self.empty_sequence(self.dtype),
             dz: self.empty_dz(),
             db_part: self.empty(vec![batch, blocks, n_state, len]),
             dc_part: self.empty(vec![batch, blocks, n_state, len]),
@@ -915,7 +948,7 @@ impl<R: CubeRuntime> Prepared<R> {
             dd_part: self.empty(vec![dim, batch]),
             dbias_part: self.empty(vec![dim, batch]),
         };
-        scan_backward_lanes_kernel::launch::<R>(
+        with_activation!(self.dtype, E => scan_backward_lanes_kernel::launch::<E, R>(
             &self.u.client,
             CubeCount::Static(blocks as u32, batch as u32, 1),
             CubeDim::new_2d(LANES as u32, channels as u32),
@@ -947,7 +980,7 @@ impl<R: CubeRuntime> Prepared<R> {
             self.softplus,
             self.channels_last,
             self.plane_lanes(),
-        );
+        ));
         out
     }
 }

@@ -6,7 +6,8 @@
 //! split L). The row attention, the residual RMSNorm and the causal convolution:
 //! `row_attention.rs`, `residual_norm.rs` and `causal_conv.rs`, kernels and glue each. The kernels compute in f32
 //! with plain arithmetic, `exp`/`log1p`/`ln`, shared memory and cube barriers: nothing newer than
-//! sm_60 (Pascal) on CUDA. Other float types, and sizes the kernels do not cover, fall back to the
+//! sm_60 (Pascal) on CUDA. The scan's take f32, f16 or bf16 activations with f32 parameters
+//! (`precision.rs`); other float types, and sizes the kernels do not cover, fall back to the
 //! tensor-op references.
 
 pub mod adamw;
@@ -23,8 +24,8 @@ mod precision;
 pub mod residual_norm;
 pub mod row_attention;
 
-use burn::tensor::TensorPrimitive;
 use burn::tensor::ops::{FloatTensor, FloatTensorOps};
+use burn::tensor::{DType, TensorPrimitive};
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 
 pub use launch::{KernelConfig, LaneBackward, ScanPlan, backward, forward, forward_saving, plan, supported};
@@ -61,8 +62,8 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> SelectiveS
         }
     }
 
-    fn scan_checkpoint_shapes(dims: [usize; 4]) -> Option<[Vec<usize>; 2]> {
-        launch::checkpoint_shapes(dims, &KernelConfig::default())
+    fn scan_checkpoint_shapes(dims: [usize; 4], dtype: DType, device: &Self::Device) -> Option<[Vec<usize>; 2]> {
+        launch::checkpoint_shapes(dims, dtype, &R::client(device), &KernelConfig::default())
     }
 
     fn selective_scan_backward(

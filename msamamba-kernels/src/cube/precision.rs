@@ -8,6 +8,7 @@ use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeRuntime, FloatElement, IntElement};
 use cubecl::ir::{ElemType, StorageType};
+use cubecl::prelude::ComputeClient;
 
 use super::launch::Cube;
 
@@ -15,12 +16,14 @@ use super::launch::Cube;
 pub fn activation<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement, const D: usize>(
     t: &Tensor<Cube<R, F, I, BT>, D>,
 ) -> bool {
-    let dtype = t.dtype();
+    activation_on(&t.clone().into_primitive().tensor().client, t.dtype())
+}
+
+/// Whether `dtype` is an activation type the kernels take and `client`'s device computes with
+/// (where there is a device but no tensor yet).
+pub fn activation_on<R: CubeRuntime>(client: &ComputeClient<R>, dtype: DType) -> bool {
     matches!(dtype, DType::F32 | DType::F16 | DType::BF16)
-        && t.clone()
-            .into_primitive()
-            .tensor()
-            .client
+        && client
             .properties()
             .supports_type(StorageType::Scalar(ElemType::from(dtype)))
 }

@@ -125,9 +125,9 @@ impl<B: FusionBackend + SelectiveScanBackend> SelectiveScanBackend for Fusion<B>
     fn selective_scan_saving(input: SelectiveScanInput<Self>) -> ScanOutput<Self> {
         let [batch, dim, len] = input.u.dims();
         let n_state = input.a.dims()[1];
-        let shapes = (input.u.dtype() == DType::F32)
-            .then(|| B::scan_checkpoint_shapes([batch, dim, n_state, len]))
-            .flatten();
+        let shapes = input
+            .activation_dtype()
+            .and_then(|dtype| B::scan_checkpoint_shapes([batch, dim, n_state, len], dtype, &input.u.device()));
         let Some([states, delta]) = shapes else {
             return ScanOutput {
                 y: Self::selective_scan(input),

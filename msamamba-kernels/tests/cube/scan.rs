@@ -1,9 +1,11 @@
 //! The CubeCL kernels against the tensor-op reference (on NdArray): forward, every gradient, and
-//! the scan inside burn's autodiff; on WGPU (the `wgpu` feature) and on CUDA (`cuda`).
+//! the scan inside burn's autodiff; on WGPU (the `wgpu` feature) and on CUDA (`cuda`); with f32
+//! activations, and with f16 (and on CUDA bf16) activations and f32 parameters.
 
 use crate::common::rng;
 use burn::backend::{Autodiff, NdArray};
-use burn::tensor::{Tensor, TensorData, backend::Backend};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{DType, Element, Tensor, TensorData, bf16, f16};
 use msamamba_kernels::cube::{self, KernelConfig, LaneBackward};
 use msamamba_kernels::{ScanGrads, SelectiveScanInput, reference, selective_scan};
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -22,6 +24,9 @@ struct Problem {
     delta_bias: Vec<f32>,
     softplus: bool,
     dy: Vec<f32>,
+    /// The activations' (u, delta, B, C, z) and dy's element type where not the backend's
+    /// default float: f16 or bf16, the values above rounded to it.
+    half: Option<DType>,
 }
 
 impl Problem {
@@ -52,6 +57,56 @@ impl Problem {
             delta_bias,
             softplus,
             dy,
+            half: None,
+        }
+    }
+
+    /// The problem with f16 or bf16 activations and dy, their values rounded to `dtype` (so that
+    /// the reference sees what the kernels see), the parameters f32.
+    fn in_half(&self, dtype: DType) -> Self {
+        let round = |v: &Vec<f32>| -> Vec<f32> {
+            v.iter()
+                .map(|&x| match dtype {
+                    DType::F16 => f16::from_f32(x).to_f32(),
+                    DType::BF16 => bf16::from_f32(x).to_f32(),
+                    other => panic!("not a half-precision type: {other:?}"),
+                })
+                .collect()
+        };
+        Problem {
+            u: round(&self.u),
+            delta: round(&self.delta),
+            b: round(&self.b),
+            c: round(&self.c),
+            z: self.z.as_ref().map(round),
+            dy: round(&self.dy),
+            half: Some(dtype),
+            ..self.clone()
+        }
+    }
+
+    /// The activations' element type on a backend whose default float is `default`.
+    fn activation_dtype(&self, default: DType) -> DType {
+        self.half.unwrap_or(default)
+    }
+
+    /// Relative error the rounding of outputs to the activations' type adds: twice its unit
+    /// roundoff (each value is rounded once, from f32, after the kernels' f32 arithmetic).
+    fn output_rounding(&self) -> f64 {
+        match self.half {
+            Some(DType::F16) => 2.0 * 2f64.powi(-11),
+            Some(DType::BF16) => 2.0 * 2f64.powi(-8),
+            _ => 0.0,
+        }
+    }
+
+    /// [`Problem::output_rounding`] for the gradient `name` (of [`named`]): none for the
+    /// parameters', which stay f32.
+    fn rounding_of(&self, name: &str) -> f64 {
+        if ["dA", "dD", "d delta_bias"].contains(&name) {
+            0.0
+        } else {
+            self.output_rounding()
         }
     }
 
@@ -80,7 +135,7 @@ impl Problem {
 
     fn input<B: Backend>(&self, device: &B::Device) -> SelectiveScanInput<B> {
         let [bs, d, n, l] = self.dims;
-        let t3 = |v: &Vec<f32>, s: [usize; 3]| Tensor::<B, 3>::from_data(TensorData::new(v.clone(), s), device);
+        let t3 = |v: &Vec<f32>, s: [usize; 3]| activation::<B, 3>(TensorData::new(v.clone(), s), self.half, device);
         SelectiveScanInput {
             u: t3(&self.u, [bs, d, l]),
             delta: t3(&self.delta, [bs, d, l]),
@@ -96,7 +151,7 @@ impl Problem {
 
     fn dy<B: Backend>(&self, device: &B::Device) -> Tensor<B, 3> {
         let [bs, d, _, l] = self.dims;
-        Tensor::from_data(TensorData::new(self.dy.clone(), [bs, d, l]), device)
+        activation(TensorData::new(self.dy.clone(), [bs, d, l]), self.half, device)
     }
 
     /// The input as the model hands it over: u and delta channels-last ([b, l, d] seen as
@@ -105,15 +160,16 @@ impl Problem {
     fn input_views<B: Backend>(&self, device: &B::Device) -> SelectiveScanInput<B> {
         let [bs, d, n, l] = self.dims;
         let flat = self.input::<B>(device);
-        let bc = channels_last_slices(&[&self.b, &self.c], [bs, n, l], 3, 5, device);
+        let half = self.half;
+        let bc = channels_last_slices(&[&self.b, &self.c], [bs, n, l], 3, 5, half, device);
         SelectiveScanInput {
-            u: channels_last_slices(&[&self.u], [bs, d, l], 0, 0, device).remove(0),
-            delta: channels_last_slices(&[&self.delta], [bs, d, l], 0, 0, device).remove(0),
+            u: channels_last_slices(&[&self.u], [bs, d, l], 0, 0, half, device).remove(0),
+            delta: channels_last_slices(&[&self.delta], [bs, d, l], 0, 0, half, device).remove(0),
             b: bc[0].clone(),
             c: bc[1].clone(),
             z: self.z.as_ref().map(|z| {
                 let junk = vec![7.0; z.len()];
-                channels_last_slices(&[&junk, z], [bs, d, l], 0, 0, device).remove(1)
+                channels_last_slices(&[&junk, z], [bs, d, l], 0, 0, half, device).remove(1)
             }),
             ..flat
         }
@@ -121,18 +177,28 @@ impl Problem {
 
     fn dy_view<B: Backend>(&self, device: &B::Device) -> Tensor<B, 3> {
         let [bs, d, _, l] = self.dims;
-        channels_last_slices(&[&self.dy], [bs, d, l], 0, 0, device).remove(0)
+        channels_last_slices(&[&self.dy], [bs, d, l], 0, 0, self.half, device).remove(0)
+    }
+}
+
+/// An activation tensor of `data`: of the element type `half` where given, else of the backend's
+/// default float.
+fn activation<B: Backend, const D: usize>(data: TensorData, half: Option<DType>, device: &B::Device) -> Tensor<B, D> {
+    match half {
+        Some(dtype) => Tensor::from_data(data, (device, dtype)),
+        None => Tensor::from_data(data, device),
     }
 }
 
 /// `parts`, each [b, rows, l] channels-first, stored side by side in one channels-last
-/// [b, l, before + parts · rows + after] tensor (the columns around them hold junk), and returned
-/// as [b, rows, l] views of it.
+/// [b, l, before + parts · rows + after] tensor (the columns around them hold junk) of the
+/// activations' type `half`, and returned as [b, rows, l] views of it.
 fn channels_last_slices<B: Backend>(
     parts: &[&Vec<f32>],
     [bs, rows, l]: [usize; 3],
     before: usize,
     after: usize,
+    half: Option<DType>,
     device: &B::Device,
 ) -> Vec<Tensor<B, 3>> {
     let width = before + parts.len() * rows + after;
@@ -146,7 +212,7 @@ fn channels_last_slices<B: Backend>(
             }
         }
     }
-    let whole = Tensor::<B, 3>::from_data(TensorData::new(buffer, [bs, l, width]), device);
+    let whole = activation::<B, 3>(TensorData::new(buffer, [bs, l, width]), half, device);
     (0..parts.len())
         .map(|p| whole.clone().narrow(2, before + p * rows, rows).swap_dims(1, 2))
         .collect()
@@ -179,6 +245,24 @@ fn assert_within(what: &str, got: &[f64], want: &[f64], tolerance: f64) {
     );
 }
 
+/// Asserts that the gradients of the activations (u, delta, B, C, z) are of their type
+/// `activation` and those of the parameters (A, D, delta_bias) f32.
+fn assert_grad_dtypes<B: Backend>(what: &str, grads: &ScanGrads<B>, activation: DType) {
+    let mut got = vec![
+        ("du", grads.u.dtype(), activation),
+        ("ddelta", grads.delta.dtype(), activation),
+        ("dA", grads.a.dtype(), DType::F32),
+        ("dB", grads.b.dtype(), activation),
+        ("dC", grads.c.dtype(), activation),
+        ("dD", grads.d.dtype(), DType::F32),
+        ("d delta_bias", grads.delta_bias.dtype(), DType::F32),
+    ];
+    got.extend(grads.z.as_ref().map(|z| ("dz", z.dtype(), activation)));
+    for (name, dtype, want) in got {
+        assert_eq!(dtype, want, "{what}: {name}'s element type");
+    }
+}
+
 /// Every gradient of `grads` by name, dz last when there is one.
 fn named<B: Backend>(grads: ScanGrads<B>) -> Vec<(&'static str, Vec<f64>)> {
     let mut named = vec![
@@ -208,6 +292,11 @@ impl Oracle {
     fn new(problem: &Problem) -> Self {
         type F64 = NdArray<f64>;
         let cpu = Default::default();
+        // In float64 on the values the kernels see: a half-precision problem's are rounded already.
+        let problem = &Problem {
+            half: None,
+            ..problem.clone()
+        };
         let nudged = problem.perturbed(1e-6);
         let tolerance = |exact: &[f64], moved: &[f64]| (10.0 * relative_error(moved, exact)).max(1e-4);
         let forward = |p: &Problem| values(reference::forward(p.input::<F64>(&cpu)));
@@ -307,12 +396,14 @@ where
     type G<R, BT> = burn_cubecl::CubeBackend<R, f32, i32, BT>;
     let gpu = Default::default();
     let oracle = Oracle::new(problem);
+    let rounding = problem.output_rounding();
+    let dtype = problem.activation_dtype(DType::F32);
     for (i, &setting) in settings.iter().enumerate() {
         let (split_below, split_cubes, lane_channels, lane_items) = setting;
         let config = setting_config(chunk, setting);
         let label = format!(
-            "{:?} {layout:?} z={} softplus={} chunk={chunk} split_below={split_below} split_cubes={split_cubes} \
-             lanes={lane_channels}x{lane_items}",
+            "{:?} {dtype:?} {layout:?} z={} softplus={} chunk={chunk} split_below={split_below} \
+             split_cubes={split_cubes} lanes={lane_channels}x{lane_items}",
             problem.dims,
             problem.z.is_some(),
             problem.softplus
@@ -339,14 +430,32 @@ where
             );
             assert_eq!(plan.lane_saving, plan.lane_backward, "{label}: {plan:?}");
         }
+        assert!(cube::supported(&input, &config), "{label}: the kernels take it");
         let saved = cube::forward_saving(input.clone(), &config);
-        assert_within(&format!("y {label}"), &values(saved.y), &oracle.y.0, oracle.y.1);
-        assert!(saved.checkpoints.is_some(), "{label}: one launch saves its checkpoints");
+        assert_eq!(saved.y.dtype(), dtype, "{label}: y's element type");
+        assert_within(
+            &format!("y {label}"),
+            &values(saved.y),
+            &oracle.y.0,
+            oracle.y.1 + rounding,
+        );
+        let checkpoints = saved.checkpoints.as_ref().expect("one launch saves its checkpoints");
+        assert_eq!(
+            (checkpoints.states.dtype(), checkpoints.delta.dtype()),
+            (DType::F32, DType::F32),
+            "{label}: the checkpoints' element types"
+        );
         // Where L is not split or the lanes forward may run, also the forward that saves none (a
         // pass of its own).
         if split_below == 0 || lane_channels > 0 {
             let y = cube::forward(input.clone(), &config);
-            assert_within(&format!("y, not saving {label}"), &values(y), &oracle.y.0, oracle.y.1);
+            assert_eq!(y.dtype(), dtype, "{label}: y's element type, not saving");
+            assert_within(
+                &format!("y, not saving {label}"),
+                &values(y),
+                &oracle.y.0,
+                oracle.y.1 + rounding,
+            );
         }
         // The backward from the forward's checkpoints (training); under the first setting also
         // from checkpoints of its own (when L is split, those are the forward's).
@@ -355,16 +464,32 @@ where
             runs.push(("recomputed", None));
         }
         for (how, checkpoints) in runs {
-            let got = named(cube::backward(input.clone(), checkpoints, dy.clone(), &config));
+            let grads = cube::backward(input.clone(), checkpoints, dy.clone(), &config);
+            assert_grad_dtypes(&format!("{how} {label}"), &grads, dtype);
+            let got = named(grads);
             assert_eq!(got.len(), oracle.grads.len(), "{label}: dz present on one side only");
             for ((name, got), (_, want, tolerance)) in got.iter().zip(&oracle.grads) {
-                assert_within(&format!("{name} {how} {label}"), got, want, *tolerance);
+                let tolerance = tolerance + problem.rounding_of(name);
+                assert_within(&format!("{name} {how} {label}"), got, want, tolerance);
             }
         }
     }
 }
 
-/// Gradients of a weighted sum of the scan, through burn's autodiff, for every input.
+/// `t`'s gradient in `grads`, once its element type is checked against `dtype`.
+fn grad_of<B: AutodiffBackend, const D: usize>(
+    name: &'static str,
+    t: &Tensor<B, D>,
+    grads: &B::Gradients,
+    dtype: DType,
+) -> (&'static str, Vec<f64>) {
+    let grad = t.grad(grads).expect("gradient");
+    assert_eq!(grad.dtype(), dtype, "autodiff d{name}: element type");
+    (name, values(grad))
+}
+
+/// Gradients of a weighted sum of the scan, through burn's autodiff, for every input; each of
+/// its input's element type.
 fn autodiff_grads<B: msamamba_kernels::SelectiveScanBackend>(
     problem: &Problem,
     device: &B::Device,
@@ -384,18 +509,19 @@ fn autodiff_grads<B: msamamba_kernels::SelectiveScanBackend>(
     let keep = input.clone();
     let loss = (selective_scan(input) * problem.dy::<Autodiff<B>>(device)).sum();
     let grads = loss.backward();
-    let g3 = |t: &Tensor<Autodiff<B>, 3>| values(t.grad(&grads).expect("gradient"));
+    let activation = problem.activation_dtype(<B::FloatElem as Element>::dtype());
+    let g3 = |name, t: &Tensor<Autodiff<B>, 3>| grad_of(name, t, &grads, activation);
     let mut out = vec![
-        ("u", g3(&keep.u)),
-        ("delta", g3(&keep.delta)),
-        ("a", values(keep.a.grad(&grads).expect("gradient"))),
-        ("b", g3(&keep.b)),
-        ("c", g3(&keep.c)),
-        ("d", values(keep.d.grad(&grads).expect("gradient"))),
-        ("delta_bias", values(keep.delta_bias.grad(&grads).expect("gradient"))),
+        g3("u", &keep.u),
+        g3("delta", &keep.delta),
+        grad_of("a", &keep.a, &grads, DType::F32),
+        g3("b", &keep.b),
+        g3("c", &keep.c),
+        grad_of("d", &keep.d, &grads, DType::F32),
+        grad_of("delta_bias", &keep.delta_bias, &grads, DType::F32),
     ];
     if let Some(z) = &keep.z {
-        out.push(("z", g3(z)));
+        out.push(g3("z", z));
     }
     out
 }
@@ -615,7 +741,125 @@ macro_rules! gpu_tests {
     };
 }
 
+/// The tests on half-precision activations (of `$dtype`) and f32 parameters, instantiated per GPU
+/// backend and type: the kernels on the f32 tests' shapes and settings (the lanes kernels, L
+/// split or not), the model's views, autodiff through burn-fusion, and the reference where the
+/// kernels do not take the shape. The reference runs in float64 on the same rounded values, so
+/// the tolerances are the f32 kernels' plus the rounding of each output to `$dtype`.
+macro_rules! half_tests {
+    ($name:ident, $gpu:ty, $runtime:ty, $bool:ty, $dtype:expr) => {
+        mod $name {
+            use super::*;
+            type Gpu = $gpu;
+            type R = $runtime;
+            type BT = $bool;
+            const DTYPE: DType = $dtype;
+
+            #[test]
+            fn kernel_matches_reference() {
+                let mut rng = rng();
+                for (dims, chunk) in SHAPES {
+                    for (gated, softplus) in [(true, true), (false, false)] {
+                        let problem = Problem::random(&mut rng, dims, gated, softplus).in_half(DTYPE);
+                        check_problem::<R, BT>(&problem, chunk, &SETTINGS);
+                    }
+                }
+            }
+
+            #[test]
+            fn kernel_matches_reference_with_chunks_off_the_tiles() {
+                let mut rng = rng();
+                for (dims, chunk) in SPLIT_SHAPES {
+                    for (gated, softplus) in [(true, true), (false, false)] {
+                        let problem = Problem::random(&mut rng, dims, gated, softplus).in_half(DTYPE);
+                        check_problem::<R, BT>(&problem, chunk, &SETTINGS);
+                    }
+                }
+            }
+
+            #[test]
+            fn kernel_matches_reference_on_the_models_channels_last_views() {
+                let mut rng = rng();
+                let cases = [
+                    (SHAPES[0], true),
+                    (SPLIT_SHAPES[0], true),
+                    (SPLIT_SHAPES[3], false),
+                ];
+                for ((dims, chunk), gated_softplus) in cases {
+                    let problem = Problem::random(&mut rng, dims, gated_softplus, gated_softplus).in_half(DTYPE);
+                    check_problem_in::<R, BT>(&problem, chunk, &SETTINGS, Layout::ModelViews);
+                }
+            }
+
+            #[test]
+            fn autodiff_through_fusion_matches_reference() {
+                let mut rng = rng();
+                // As the f32 test: L = 200 crosses the default chunk, so few channels split L.
+                let problem = Problem::random(&mut rng, [2, 48, 16, 200], true, true).in_half(DTYPE);
+                check_through_fusion::<Gpu, R, BT>(&problem, true);
+            }
+
+            #[test]
+            fn reference_fallback_matches_reference() {
+                // 64 states do not fit the backward's shared memory: the cube backend runs the
+                // tensor-op reference, on f32 copies of the activations.
+                let mut rng = rng();
+                let problem = Problem::random(&mut rng, [2, 3, 64, 9], true, true).in_half(DTYPE);
+                check_through_fusion::<Gpu, R, BT>(&problem, false);
+            }
+        }
+    };
+}
+
+/// The scan of `problem` (of half-precision activations) on `Gpu`, burn's fused backend: forward,
+/// and every gradient through burn's autodiff, against the float64 reference; on the kernels or,
+/// where not `on_kernels`, on the reference.
+fn check_through_fusion<Gpu, R, BT>(problem: &Problem, on_kernels: bool)
+where
+    Gpu: msamamba_kernels::SelectiveScanBackend,
+    R: burn_cubecl::CubeRuntime,
+    BT: burn_cubecl::BoolElement,
+{
+    let dtype = problem.half.expect("a half-precision problem");
+    let input = problem.input::<burn_cubecl::CubeBackend<R, f32, i32, BT>>(&Default::default());
+    assert_eq!(
+        cube::supported(&input, &KernelConfig::default()),
+        on_kernels,
+        "the kernels take it"
+    );
+    let gpu = Default::default();
+    let oracle = Oracle::new(problem);
+    let y = selective_scan(problem.input::<Gpu>(&gpu));
+    assert_eq!(y.dtype(), dtype, "y's element type");
+    assert_within("y", &values(y), &oracle.y.0, oracle.y.1 + problem.output_rounding());
+    let got = autodiff_grads::<Gpu>(problem, &gpu);
+    assert_eq!(got.len(), oracle.grads.len());
+    for ((name, got), (oracle_name, want, tolerance)) in got.iter().zip(&oracle.grads) {
+        let tolerance = tolerance + problem.rounding_of(oracle_name);
+        assert_within(&format!("autodiff d{name}"), got, want, tolerance);
+    }
+}
+
 #[cfg(feature = "wgpu")]
 gpu_tests!(wgpu, burn::backend::Wgpu, cubecl::wgpu::WgpuRuntime, u32);
 #[cfg(feature = "cuda")]
 gpu_tests!(cuda, burn::backend::Cuda, cubecl::cuda::CudaRuntime, u8);
+// WGPU compiles no bf16 (WGSL has no such type): f16 only there.
+#[cfg(feature = "wgpu")]
+half_tests!(
+    wgpu_f16,
+    burn::backend::Wgpu,
+    cubecl::wgpu::WgpuRuntime,
+    u32,
+    DType::F16
+);
+#[cfg(feature = "cuda")]
+half_tests!(cuda_f16, burn::backend::Cuda, cubecl::cuda::CudaRuntime, u8, DType::F16);
+#[cfg(feature = "cuda")]
+half_tests!(
+    cuda_bf16,
+    burn::backend::Cuda,
+    cubecl::cuda::CudaRuntime,
+    u8,
+    DType::BF16
+);
