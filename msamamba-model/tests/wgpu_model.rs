@@ -102,12 +102,16 @@ fn check(precision: Precision, tolerance: f32) {
         max_abs_diff(&cpu_logits, &gpu_logits)
     );
     assert_eq!(cpu_grads.len(), gpu_grads.len());
+    // A gradient whose terms cancel (near 0 in f32) keeps the rounding of its terms: measured
+    // against the largest gradient of the model too, at a hundredth of the tolerance.
+    let largest = cpu_grads.iter().flatten().fold(0.0f32, |m, v| m.max(v.abs()));
+    let floor = (tolerance * 1e-2 * largest).max(1e-6);
     for (k, (c, g)) in cpu_grads.iter().zip(&gpu_grads).enumerate() {
         let scale = c.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
         let diff = max_abs_diff(c, g);
         assert!(
-            diff <= 10.0 * tolerance * scale + 1e-6,
-            "{precision:?}: parameter {k}: gradients differ by {diff} (scale {scale})"
+            diff <= 10.0 * tolerance * scale + floor,
+            "{precision:?}: parameter {k}: gradients differ by {diff} (scale {scale}, floor {floor})"
         );
     }
 }
