@@ -73,7 +73,8 @@ fn unroll<B: Backend>(input: &SelectiveScanInput<B>, delta: Tensor<B, 3>) -> Unr
     let u = steps(input.u.clone());
     let b = steps(input.b.clone());
     let c = steps(input.c.clone());
-    let mut x = Tensor::<B, 3>::zeros([batch, dim, state], &input.u.device());
+    // Of the computing type, which need not be the device's default float.
+    let mut x = Tensor::<B, 3>::zeros([batch, dim, state], (&input.u.device(), input.a.dtype()));
     let mut states = Vec::with_capacity(u.len());
     let mut y = Vec::with_capacity(u.len());
     for t in 0..u.len() {
@@ -164,6 +165,7 @@ fn gradients<B: Backend>(input: SelectiveScanInput<B>, dy: Tensor<B, 3>) -> Scan
     let [batch, dim, len] = input.u.dims();
     let [_, state] = input.a.dims();
     let device = input.u.device();
+    let zeros = (&device, input.a.dtype());
     let (delta_full, softplus_grad) = effective_delta(&input);
     let unrolled = unroll(&input, delta_full);
     let y_scan = Tensor::stack::<3>(unrolled.y.clone(), 2); // [b, d, l]
@@ -185,8 +187,8 @@ fn gradients<B: Backend>(input: SelectiveScanInput<B>, dy: Tensor<B, 3>) -> Scan
     // Reverse scan: h is the adjoint of the state x_t, carried from t+1 through exp(delta' a).
     let a = input.a.clone().unsqueeze_dim::<3>(0); // [1, d, n]
     let dy_steps = steps(dy);
-    let mut h = Tensor::<B, 3>::zeros([batch, dim, state], &device);
-    let mut da = Tensor::<B, 3>::zeros([1, dim, state], &device);
+    let mut h = Tensor::<B, 3>::zeros([batch, dim, state], zeros);
+    let mut da = Tensor::<B, 3>::zeros([1, dim, state], zeros);
     let (mut ddelta, mut du, mut db, mut dc) = (vec![None; len], vec![None; len], vec![None; len], vec![None; len]);
     for t in (0..len).rev() {
         let dt = unrolled.delta[t].clone().unsqueeze_dim::<3>(2); // [b, d, 1]
@@ -202,7 +204,7 @@ fn gradients<B: Backend>(input: SelectiveScanInput<B>, dy: Tensor<B, 3>) -> Scan
         h = h + ct * dyt;
         let decay = (dt.clone() * a.clone()).exp(); // [b, d, n]
         let previous = match t {
-            0 => Tensor::zeros([batch, dim, state], &device),
+            0 => Tensor::zeros([batch, dim, state], zeros),
             _ => unrolled.states[t - 1].clone(),
         };
         // Gradient with respect to delta'_t a, the exponent of the decay.

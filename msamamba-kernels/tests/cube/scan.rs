@@ -5,7 +5,7 @@
 use crate::common::rng;
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{DType, Element, Tensor, TensorData, bf16, f16};
+use burn::tensor::{DType, Tensor, TensorData, bf16, f16};
 use msamamba_kernels::cube::{self, KernelConfig, LaneBackward};
 use msamamba_kernels::{ScanGrads, SelectiveScanInput, reference, selective_scan};
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -83,11 +83,6 @@ impl Problem {
             half: Some(dtype),
             ..self.clone()
         }
-    }
-
-    /// The activations' element type on a backend whose default float is `default`.
-    fn activation_dtype(&self, default: DType) -> DType {
-        self.half.unwrap_or(default)
     }
 
     /// Relative error the rounding of outputs to the activations' type adds: twice its unit
@@ -299,8 +294,11 @@ impl Oracle {
         };
         let nudged = problem.perturbed(1e-6);
         let tolerance = |exact: &[f64], moved: &[f64]| (10.0 * relative_error(moved, exact)).max(1e-4);
-        let forward = |p: &Problem| values(reference::forward(p.input::<F64>(&cpu)));
-        let backward = |p: &Problem| named(reference::backward(p.input::<F64>(&cpu), p.dy::<F64>(&cpu)));
+        let forward = |p: &Problem| values(reference::forward(in_f64(p.input::<F64>(&cpu))));
+        let backward = |p: &Problem| {
+            let dy = p.dy::<F64>(&cpu).cast(DType::F64);
+            named(reference::backward(in_f64(p.input::<F64>(&cpu)), dy))
+        };
         let y = forward(problem);
         let y_tolerance = tolerance(&y, &forward(&nudged));
         let grads = backward(problem)
@@ -315,6 +313,22 @@ impl Oracle {
             y: (y, y_tolerance),
             grads,
         }
+    }
+}
+
+/// `input` with every tensor float64. NdArray's default float type is the device's, whichever
+/// NdArray first used it: after an `NdArray<f32>`, an `NdArray<f64>` makes f32 tensors too.
+fn in_f64<B: Backend>(input: SelectiveScanInput<B>) -> SelectiveScanInput<B> {
+    SelectiveScanInput {
+        u: input.u.cast(DType::F64),
+        delta: input.delta.cast(DType::F64),
+        a: input.a.cast(DType::F64),
+        b: input.b.cast(DType::F64),
+        c: input.c.cast(DType::F64),
+        d: input.d.cast(DType::F64),
+        z: input.z.map(|z| z.cast(DType::F64)),
+        delta_bias: input.delta_bias.cast(DType::F64),
+        ..input
     }
 }
 
@@ -397,7 +411,7 @@ where
     let gpu = Default::default();
     let oracle = Oracle::new(problem);
     let rounding = problem.output_rounding();
-    let dtype = problem.activation_dtype(DType::F32);
+    let dtype = problem.half.unwrap_or(DType::F32);
     for (i, &setting) in settings.iter().enumerate() {
         let (split_below, split_cubes, lane_channels, lane_items) = setting;
         let config = setting_config(chunk, setting);
@@ -476,15 +490,14 @@ where
     }
 }
 
-/// `t`'s gradient in `grads`, once its element type is checked against `dtype`.
+/// `t`'s gradient in `grads`, once checked to be of `t`'s element type.
 fn grad_of<B: AutodiffBackend, const D: usize>(
     name: &'static str,
     t: &Tensor<B, D>,
     grads: &B::Gradients,
-    dtype: DType,
 ) -> (&'static str, Vec<f64>) {
     let grad = t.grad(grads).expect("gradient");
-    assert_eq!(grad.dtype(), dtype, "autodiff d{name}: element type");
+    assert_eq!(grad.dtype(), t.dtype(), "autodiff d{name}: element type");
     (name, values(grad))
 }
 
@@ -509,19 +522,17 @@ fn autodiff_grads<B: msamamba_kernels::SelectiveScanBackend>(
     let keep = input.clone();
     let loss = (selective_scan(input) * problem.dy::<Autodiff<B>>(device)).sum();
     let grads = loss.backward();
-    let activation = problem.activation_dtype(<B::FloatElem as Element>::dtype());
-    let g3 = |name, t: &Tensor<Autodiff<B>, 3>| grad_of(name, t, &grads, activation);
     let mut out = vec![
-        g3("u", &keep.u),
-        g3("delta", &keep.delta),
-        grad_of("a", &keep.a, &grads, DType::F32),
-        g3("b", &keep.b),
-        g3("c", &keep.c),
-        grad_of("d", &keep.d, &grads, DType::F32),
-        grad_of("delta_bias", &keep.delta_bias, &grads, DType::F32),
+        grad_of("u", &keep.u, &grads),
+        grad_of("delta", &keep.delta, &grads),
+        grad_of("a", &keep.a, &grads),
+        grad_of("b", &keep.b, &grads),
+        grad_of("c", &keep.c, &grads),
+        grad_of("d", &keep.d, &grads),
+        grad_of("delta_bias", &keep.delta_bias, &grads),
     ];
     if let Some(z) = &keep.z {
-        out.push(g3("z", z));
+        out.push(grad_of("z", z, &grads));
     }
     out
 }
@@ -828,8 +839,14 @@ where
         "the kernels take it"
     );
     let gpu = Default::default();
+    let input = problem.input::<Gpu>(&gpu);
+    assert_eq!(
+        input.activation_dtype(),
+        Some(dtype),
+        "half activations, f32 parameters"
+    );
     let oracle = Oracle::new(problem);
-    let y = selective_scan(problem.input::<Gpu>(&gpu));
+    let y = selective_scan(input);
     assert_eq!(y.dtype(), dtype, "y's element type");
     assert_within("y", &values(y), &oracle.y.0, oracle.y.1 + problem.output_rounding());
     let got = autodiff_grads::<Gpu>(problem, &gpu);
