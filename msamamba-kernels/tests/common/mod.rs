@@ -35,11 +35,7 @@ impl Activations {
 
     /// `values` as this type holds them (f32's rounding is left to the tolerance, as before).
     pub fn round(self, values: &[f64]) -> Vec<f64> {
-        match self {
-            Activations::F32 => values.to_vec(),
-            Activations::F16 => values.iter().map(|&v| f16::from_f64(v).to_f64()).collect(),
-            Activations::Bf16 => values.iter().map(|&v| bf16::from_f64(v).to_f64()).collect(),
-        }
+        values.iter().map(|&v| rounded(self.dtype(), v)).collect()
     }
 
     /// The relative error allowed: `f32` for f32; for a half type, its unit roundoff (the
@@ -51,6 +47,15 @@ impl Activations {
             Activations::F16 => 8.0 * 2f64.powi(-11),
             Activations::Bf16 => 8.0 * 2f64.powi(-8),
         }
+    }
+}
+
+/// `v` as a value of `dtype` holds it: rounded to f16 or bf16, anything else as it is.
+pub fn rounded(dtype: DType, v: f64) -> f64 {
+    match dtype {
+        DType::F16 => f16::from_f64(v).to_f64(),
+        DType::BF16 => bf16::from_f64(v).to_f64(),
+        _ => v,
     }
 }
 

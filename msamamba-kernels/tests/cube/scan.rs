@@ -2,10 +2,10 @@
 //! the scan inside burn's autodiff; on WGPU (the `wgpu` feature) and on CUDA (`cuda`); with f32
 //! activations, and with f16 (and on CUDA bf16) activations and f32 parameters.
 
-use crate::common::rng;
+use crate::common::{rng, rounded};
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{DType, Tensor, TensorData, bf16, f16};
+use burn::tensor::{DType, Tensor, TensorData};
 use msamamba_kernels::cube::{self, KernelConfig, LaneBackward};
 use msamamba_kernels::{ScanGrads, SelectiveScanInput, reference, selective_scan};
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -64,15 +64,11 @@ impl Problem {
     /// The problem with f16 or bf16 activations and dy, their values rounded to `dtype` (so that
     /// the reference sees what the kernels see), the parameters f32.
     fn in_half(&self, dtype: DType) -> Self {
-        let round = |v: &Vec<f32>| -> Vec<f32> {
-            v.iter()
-                .map(|&x| match dtype {
-                    DType::F16 => f16::from_f32(x).to_f32(),
-                    DType::BF16 => bf16::from_f32(x).to_f32(),
-                    other => panic!("not a half-precision type: {other:?}"),
-                })
-                .collect()
-        };
+        assert!(
+            matches!(dtype, DType::F16 | DType::BF16),
+            "not a half-precision type: {dtype:?}"
+        );
+        let round = |v: &Vec<f32>| -> Vec<f32> { v.iter().map(|&x| rounded(dtype, x.into()) as f32).collect() };
         Problem {
             u: round(&self.u),
             delta: round(&self.delta),
