@@ -127,3 +127,59 @@ fn model_on_wgpu_matches_ndarray_forward_and_backward() {
 fn model_in_f16_on_wgpu_matches_f32_on_ndarray_within_half_precision() {
     check(Precision::F16, 1e-2);
 }
+
+/// Every float parameter's dtype and values, in visiting order.
+struct Weights(Vec<(DType, Vec<f32>)>);
+
+impl<B: Backend> ModuleVisitor<B> for Weights {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        let value = param.val();
+        self.0.push((value.dtype(), values(value)));
+    }
+}
+
+/// A model trained a step under one precision is saved f32 and trains on under the other, and
+/// back: the precision is a setting of the run, not part of the weights.
+#[test]
+fn weights_trained_under_one_precision_load_and_train_under_the_other() {
+    use burn::optim::{GradientsParams, Optimizer, SgdConfig};
+    type B = Autodiff<Wgpu>;
+    let mut rng = rng();
+    let device = Default::default();
+    let config = tiny_config();
+    let shape = [2, 4, 37];
+    let toks = random_tokens(&mut rng, shape);
+    let keep_rows = [true; 8];
+    let targets: Vec<i64> = (0..2 * 37)
+        .map(|i| if i % 3 == 0 { rng.random_range(1..5) } else { -100 })
+        .collect();
+    let recorder = BinBytesRecorder::<FullPrecisionSettings>::default();
+    let mut optim = SgdConfig::new().init::<B, MsaMamba<B>>();
+    let mut model = config.init::<B>(&device).with_precision(Precision::F16);
+    for next in [Precision::Fp32, Precision::F16] {
+        let logits = model.forward(tokens(&toks, shape, &device), keep(&keep_rows, [2, 4], &device), false);
+        let targets = Tensor::<B, 2, Int>::from_data(TensorData::new(targets.clone(), [2, 37]), &device);
+        let loss = mlm_loss(logits, targets).loss;
+        let value = values(loss.clone())[0];
+        assert!(value.is_finite(), "loss {value} in {:?}", model.precision);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(1e-2, model, grads);
+        let bytes = recorder
+            .record(model.clone().into_record(), ())
+            .expect("record the weights");
+        let reloaded = config
+            .init::<B>(&device)
+            .load_record(recorder.load(bytes, &device).expect("load the weights"))
+            .with_precision(next);
+        let (mut saved, mut loaded) = (Weights(vec![]), Weights(vec![]));
+        model.visit(&mut saved);
+        reloaded.visit(&mut loaded);
+        assert!(!saved.0.is_empty());
+        assert_eq!(saved.0, loaded.0, "the weights come back as they were saved");
+        assert!(
+            saved.0.iter().all(|(dtype, _)| *dtype == DType::F32),
+            "weights stay f32"
+        );
+        model = reloaded;
+    }
+}

@@ -7,8 +7,8 @@
 //! executable (its size and modification time), GPU model and driver version; a changed binary or
 //! card starts a fresh folder.
 //!
-//! Hand-written: cubecl reads the cache's place from its configuration, which must be set before
-//! the first device is opened, and knows nothing of the key above.
+//! Hand-written: cubecl reads the cache's place from its configuration, which knows nothing of the
+//! key above.
 
 use std::path::{Path, PathBuf};
 
@@ -68,29 +68,14 @@ fn nvidia_gpus(proc: &Path) -> Option<String> {
     Some(format!("{driver}-{}", models.join("+")))
 }
 
-/// Points cubecl's kernel cache at [`folder`], unless a cubecl.toml already names a place, before
-/// any device is opened (once per process; cubecl's configuration cannot change after its first
-/// read).
+/// Points cubecl's kernel cache in `config` at [`folder`], unless the configuration (a
+/// `cubecl.toml`) already names a place; [`crate::gpu_memory::configure`] sets it before any
+/// device is opened.
 #[cfg(feature = "cuda")]
-pub fn enable() {
-    use cubecl::config::{CubeClRuntimeConfig, RuntimeConfig, cache::CacheConfig};
-    use std::sync::Once;
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let Some(folder) = folder() else {
-            return;
-        };
-        let mut config = CubeClRuntimeConfig::from_current_dir().override_from_env();
-        if config.compilation.cache.is_some() {
-            return;
-        }
-        config.compilation.cache = Some(CacheConfig::File(folder));
-        // `set` panics once the configuration was read: then cubecl's own settings stay.
-        let hook = std::panic::take_hook();
-        std::panic::set_hook(Box::new(|_| {}));
-        let _ = std::panic::catch_unwind(|| CubeClRuntimeConfig::set(config));
-        std::panic::set_hook(hook);
-    });
+pub fn apply(config: &mut cubecl::config::CubeClRuntimeConfig) {
+    if config.compilation.cache.is_none() {
+        config.compilation.cache = folder().map(cubecl::config::cache::CacheConfig::File);
+    }
 }
 
 #[cfg(test)]

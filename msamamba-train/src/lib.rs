@@ -14,6 +14,7 @@
 pub mod atomic_output;
 pub mod bench;
 pub mod data;
+pub mod gpu_memory;
 pub mod infer;
 pub mod kernel_cache;
 pub mod plots;

@@ -200,6 +200,25 @@ fn short_pretraining_lowers_the_loss_and_follows_the_schedule() {
         "{}",
         stdout(&out)
     );
+    // Runs compared in one chart; a folder that holds no run is named.
+    let chart = dir.join("chart.png");
+    let run_dir = out_dir.to_str().unwrap();
+    let out = run(&["plot-losses", run_dir, run_dir, "--out", chart.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let svg = std::fs::read_to_string(chart.with_extension("svg")).unwrap();
+    assert!(svg.contains("run: validation"), "legend without the run's name");
+    let missing = dir.join("no-run");
+    let out = run(&[
+        "plot-losses",
+        missing.to_str().unwrap(),
+        "--out",
+        chart.to_str().unwrap(),
+    ]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("no-run"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

@@ -59,8 +59,7 @@ struct Args {
 
 fn main() -> Result<()> {
     msamamba_kernels::device_failure::watch();
-    #[cfg(feature = "cuda")]
-    msamamba_train::kernel_cache::enable();
+    msamamba_train::gpu_memory::configure(Default::default());
     let args = Args::parse();
     if let Some(n) = args.one {
         return one(&args, n);

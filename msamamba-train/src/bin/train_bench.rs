@@ -25,7 +25,8 @@ use msamamba_kernels::{KernelBackend, SelectiveScanInput, selective_scan};
 use msamamba_model::block::add_norm;
 use msamamba_model::mlm_loss::mlm_loss;
 use msamamba_model::{MsaMambaConfig, Precision};
-use msamamba_train::bench::{BenchBackend, device_memory, process_gpu_memory};
+use msamamba_train::bench::{BenchBackend, InUsePeak, device_memory, process_gpu_memory};
+use msamamba_train::gpu_memory::{self, GpuMemory};
 use msamamba_train::train::precision::{PrecisionChoice, resolve};
 use msamamba_train::train::weight_decay::SelectiveAdamW;
 use msamamba_train::windows::mlm_batch::{MsaBatch, MsaBatcher, MsaBatcherConfig};
@@ -86,6 +87,9 @@ struct Args {
     /// `msamamba pretrain` chooses.
     #[arg(long, value_enum, default_value_t = PrecisionChoice::Auto)]
     precision: PrecisionChoice,
+    /// How the GPU backends allocate memory, as `msamamba --gpu-memory`.
+    #[arg(long, value_enum, default_value_t = GpuMemory::Exact)]
+    gpu_memory: GpuMemory,
     /// Skip the per-module breakdown (it runs in fp32 only).
     #[arg(long)]
     no_breakdown: bool,
@@ -93,9 +97,8 @@ struct Args {
 
 fn main() -> Result<()> {
     device_failure::watch();
-    #[cfg(feature = "cuda")]
-    msamamba_train::kernel_cache::enable();
     let args = Args::parse();
+    gpu_memory::configure(args.gpu_memory);
     if args.runs < 1 || args.batch < 1 || args.rows < 1 || args.len.contains(&0) {
         bail!("--runs, --batch, --rows and every --len must be at least 1");
     }
@@ -144,7 +147,7 @@ fn elapsed<B: Backend>(device: &B::Device, start: Instant) -> Result<f64> {
 /// What to try when the device ran out of memory.
 fn hint(failure: &device_failure::DeviceFailure) -> &'static str {
     if failure.out_of_memory() {
-        "; to fit, try a smaller --batch or --len, --row-keep below 1, or --checkpointing balanced"
+        "; to fit, try a smaller --batch or --len, --row-keep below 1, --checkpointing balanced, or --precision bf16 (CUDA from compute capability 8.0)"
     } else {
         ""
     }
@@ -219,14 +222,23 @@ where
     // The optimizer `pretrain` steps with, at its default decay.
     let mut optim = SelectiveAdamW::<msamamba_model::MsaMamba<B>, B>::new(1e-3, false);
     let (mut forward, mut backward, mut update) = (vec![], vec![], vec![]);
-    // The allocator's most (in use, reserved) bytes; None where the backend has no readout.
+    // The allocator's most (in use, reserved) bytes; None where the backend has no readout. The
+    // warm-up steps' in use is sampled throughout, the timed steps' only between phases.
     let mut peak: Option<(u64, u64)> = None;
     let mut kept = 0;
+    // What the driver shows for the process, at its most.
+    let mut process: Option<u64> = None;
     let mut loss_value = f32::NAN;
     for i in 0..args.warmup + args.runs {
         let batch = batch::<B>(args, len, i as u64, device);
         kept = batch.row_keep.clone().int().sum().into_scalar().elem::<i64>();
         device_failure::check::<B>(device)?;
+        gpu_memory::release_unused::<B>(device);
+        let sampler = if i < args.warmup {
+            InUsePeak::start(device as &dyn Any)
+        } else {
+            None
+        };
         let start = Instant::now();
         let logits = model.forward(batch.tokens, batch.row_keep, batch.row_sparse);
         let loss = mlm_loss(logits, batch.targets).loss;
@@ -240,11 +252,15 @@ where
         let grads = GradientsParams::from_grads(grads, &model);
         model = optim.step(1e-4, model, grads);
         let update_ms = elapsed::<B>(device, start)?;
-        for (used, held) in [after_forward, after_backward].into_iter().flatten() {
+        let sampled = sampler.map(|s| (s.stop(), 0));
+        for (used, held) in [after_forward, after_backward, sampled].into_iter().flatten() {
             let (in_use, reserved) = peak.get_or_insert((0, 0));
             *in_use = (*in_use).max(used);
             *reserved = (*reserved).max(held);
         }
+        // Between steps, untimed: the driver's count still holds the step's buffers (exact
+        // allocations are returned only before the next step, the pool's pages never).
+        process = process.max(process_gpu_memory());
         if i >= args.warmup {
             forward.push(forward_ms);
             backward.push(backward_ms);
@@ -253,8 +269,6 @@ where
             loss_value = loss.into_scalar().elem::<f32>();
         }
     }
-    // The pool keeps its pages, so what the driver shows now is the process's peak.
-    let process = process_gpu_memory();
     // Every timed step's backward too: whether a process is slow throughout or now and then.
     let backward_runs = backward.clone();
     let (forward, backward, update) = (median(forward), median(backward), median(update));
@@ -262,6 +276,7 @@ where
         "bench": "train_step", "backend": backend, "batch": args.batch, "rows": args.rows, "len": len,
         "row_keep": args.row_keep, "kept_rows": kept, "bidirectional": args.bidirectional,
         "checkpointing": checkpointing, "precision": format!("{precision:?}").to_lowercase(),
+        "gpu_memory": format!("{:?}", args.gpu_memory).to_lowercase(),
         "d_model": args.d_model, "n_layers": args.n_layers, "d_state": args.d_state,
         "forward_ms": forward, "backward_ms": backward, "optimizer_ms": update,
         "step_ms": forward + backward + update, "runs": args.runs, "backward_runs_ms": backward_runs,

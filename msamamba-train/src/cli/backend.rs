@@ -116,8 +116,6 @@ pub fn dispatch_training<J: OnBackend>(
 )]
 fn dispatch_on<J: OnBackend, C: CheckpointStrategy>(choice: BackendChoice, ids: &[usize], job: J) -> Result<J::Output> {
     msamamba_kernels::device_failure::watch();
-    #[cfg(feature = "cuda")]
-    msamamba_train::kernel_cache::enable();
     let choice = match choice {
         BackendChoice::Auto => first_usable(),
         chosen => chosen,

@@ -6,6 +6,7 @@ mod evaluate;
 mod finetune;
 mod import_maf;
 mod logging;
+mod plot_losses;
 mod pretrain;
 mod score;
 mod source_args;
@@ -24,6 +25,11 @@ pub struct Cli {
     /// Fewer messages: warnings only, no progress bars (`-qq`: only the error line, if any).
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
     quiet: u8,
+    /// How the GPU backends allocate memory: `exact` gives each buffer its own allocation and
+    /// returns unused ones before each training step, so the card holds about what is in use;
+    /// `pool` is cubecl's pool of large pages, which it keeps.
+    #[arg(long, global = true, value_enum, default_value_t = msamamba_train::gpu_memory::GpuMemory::Exact)]
+    gpu_memory: msamamba_train::gpu_memory::GpuMemory,
     #[command(subcommand)]
     command: Command,
 }
@@ -46,11 +52,14 @@ enum Command {
     Finetune(Box<finetune::FinetuneArgs>),
     /// Evaluate a fine-tuned classifier on a table of labelled regions.
     Evaluate(evaluate::EvaluateArgs),
+    /// Draw the loss curves of several runs in one chart.
+    PlotLosses(plot_losses::PlotLossesArgs),
 }
 
 /// Runs the chosen subcommand.
 pub fn run(cli: Cli) -> Result<()> {
     logging::init(cli.verbose, cli.quiet);
+    msamamba_train::gpu_memory::configure(cli.gpu_memory);
     match cli.command {
         Command::Window(args) => window::run(args),
         Command::ImportMaf(args) => import_maf::run(args),
@@ -59,6 +68,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Embed(args) => embed::run(args),
         Command::Finetune(args) => finetune::run(*args),
         Command::Evaluate(args) => evaluate::run(args),
+        Command::PlotLosses(args) => plot_losses::run(args),
     }
 }
 

@@ -6,7 +6,7 @@ use clap::Args;
 use msamamba_kernels::KernelBackend;
 use msamamba_train::atomic_output::AtomicOutput;
 use msamamba_train::data::source::SourceConfig;
-use msamamba_train::plots::loss_curve::{read_losses, write_png};
+use msamamba_train::plots::loss_curve::{RunLosses, write_png};
 use msamamba_train::train::baseline::compare_with_baseline;
 use msamamba_train::train::config_file::load_config;
 use msamamba_train::train::precision::{PrecisionChoice, resolve};
@@ -276,11 +276,7 @@ impl OnBackend for Job {
             );
         }
         let curve = run.dir.join("loss_curve.png");
-        write_png(
-            &read_losses(&run.dir.join("train.tsv"))?,
-            &read_losses(&run.dir.join("valid.tsv"))?,
-            &curve,
-        )?;
+        write_png(&[RunLosses::read("", &run.dir)?], &curve)?;
         let comparison = compare_with_baseline(
             &outcome.model.model,
             &outcome.valid,

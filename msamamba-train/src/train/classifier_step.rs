@@ -57,6 +57,7 @@ impl<B: AutodiffBackend + KernelBackend> TrainStep for ClassifierTraining<B> {
     type Output = ClassifierOutput<B>;
 
     fn step(&self, batch: ClassifierBatch<B>) -> TrainOutput<ClassifierOutput<B>> {
+        crate::gpu_memory::release_unused::<B>(&batch.tokens.device());
         let output = self.forward(batch);
         let grads = output.loss.backward();
         TrainOutput::new(self, grads, output)

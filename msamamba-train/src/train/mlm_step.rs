@@ -39,6 +39,7 @@ impl<B: AutodiffBackend + KernelBackend> TrainStep for MlmModel<B> {
     type Output = SequenceOutput<B>;
 
     fn step(&self, batch: MsaBatch<B>) -> TrainOutput<SequenceOutput<B>> {
+        crate::gpu_memory::release_unused::<B>(&batch.tokens.device());
         let row_sparse = batch.row_sparse;
         let (loss, output) = self.forward(batch, row_sparse);
         let grads = (loss / self.accumulate.max(1) as f64).backward();

@@ -280,7 +280,7 @@ impl RunDir {
         // Checking a checkpoint loads it onto the device, which may be the one that failed.
         if let Some(failed) = end.device_failed {
             let hint = if failed.reason.starts_with("out of memory") {
-                "; to fit, try a smaller --batch-size or --window, --row-keep below 1, or --checkpointing balanced"
+                "; to fit, try a smaller --batch-size or --window, --row-keep below 1, --checkpointing balanced, or --precision bf16 (CUDA from compute capability 8.0)"
             } else {
                 ""
             };
