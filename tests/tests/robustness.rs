@@ -776,3 +776,87 @@ fn a_cpu_run_too_big_for_memory_is_refused_with_the_estimate_not_aborted() {
         assert!(!dir.join("run/model.mpk").exists());
     }
 }
+
+/// The files of the store directory `store` as a zip with stored (uncompressed) entries.
+fn zip_store(store: &Path, zip: &Path) {
+    use std::io::Write;
+    let mut writer = ::zip::ZipWriter::new(std::fs::File::create(zip).unwrap());
+    let options = ::zip::write::SimpleFileOptions::default().compression_method(::zip::CompressionMethod::Stored);
+    let mut folders = vec![store.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+                continue;
+            }
+            let name = path.strip_prefix(store).unwrap().to_str().unwrap().to_string();
+            writer.start_file(name, options).unwrap();
+            writer.write_all(&std::fs::read(&path).unwrap()).unwrap();
+        }
+    }
+    writer.finish().unwrap();
+}
+
+/// A store import-maf wrote records what it wrote: a damaged chunk (in a directory or a zip), a
+/// deleted one or one added later is an error naming the store and the chunk, never other bases
+/// or gaps; a store without the record still reads, with a note that it is unchecked.
+#[test]
+fn a_damaged_deleted_or_added_store_chunk_is_an_error_naming_the_store_and_chunk() {
+    let dir = scratch("store-damage");
+    let store = dir.join("mm9.zarr");
+    import_mm9(&store);
+    let window = |store: &Path, region: &str| run(&["window", "--store", store.to_str().unwrap(), "--region", region]);
+    let inside = "chr10:3134101-3140100";
+    let intact = window(&store, inside);
+    assert!(intact.status.success(), "{}", stderr(&intact));
+    assert!(!stderr(&intact).contains("no record"), "{}", stderr(&intact));
+
+    // One bit of the chunk's last byte, an LZ4 literal: blosc decodes it to another base.
+    let chunk = store.join("chr10/6125.0");
+    let bytes = std::fs::read(&chunk).unwrap();
+    let mut damaged = bytes.clone();
+    *damaged.last_mut().unwrap() ^= 1;
+    std::fs::write(&chunk, &damaged).unwrap();
+    let prefix = format!("{}: chromosome `chr10`: chunk `chr10/6125.0`", store.display());
+    assert_refused(&window(&store, inside), &format!("{prefix} is damaged"));
+
+    // Without the record (a store of an older import, or GPN-MSA's), the same store reads.
+    let attributes = store.join("chr10/.zattrs");
+    let record = std::fs::read(&attributes).unwrap();
+    std::fs::write(&attributes, "{}").unwrap();
+    let unchecked = window(&store, inside);
+    assert!(unchecked.status.success(), "{}", stderr(&unchecked));
+    assert!(
+        stderr(&unchecked).contains("no record of the chunks written"),
+        "{}",
+        stderr(&unchecked)
+    );
+    std::fs::write(&attributes, &record).unwrap();
+
+    std::fs::remove_file(&chunk).unwrap();
+    assert_refused(&window(&store, inside), &format!("{prefix} is missing"));
+    std::fs::write(&chunk, &bytes).unwrap();
+
+    // A chunk where the import wrote none (it would read as bases from elsewhere).
+    std::fs::write(store.join("chr10/0.0"), &bytes).unwrap();
+    assert_refused(
+        &window(&store, "chr10:1-100"),
+        "chunk `chr10/0.0` was not written by the import",
+    );
+    std::fs::remove_file(store.join("chr10/0.0")).unwrap();
+
+    // The same bit flipped inside the zip: its entries are read unchanged, so the record catches it.
+    let zip = dir.join("mm9.zarr.zip");
+    zip_store(&store, &zip);
+    let intact = window(&zip, inside);
+    assert!(intact.status.success(), "{}", stderr(&intact));
+    let mut archive = std::fs::read(&zip).unwrap();
+    let at = archive.windows(bytes.len()).position(|w| w == bytes).unwrap() + bytes.len() - 1;
+    archive[at] ^= 1;
+    std::fs::write(&zip, &archive).unwrap();
+    assert_refused(
+        &window(&zip, inside),
+        &format!("{}: chromosome `chr10`: chunk `chr10/6125.0` is damaged", zip.display()),
+    );
+}
