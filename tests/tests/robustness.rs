@@ -181,6 +181,39 @@ fn score_checks_its_flags_and_output_before_any_work() {
         "cpu",
     ]);
     assert_refused(&out, "/nonexistent.vcf:0: cannot read");
+
+    // Files that are no VCF are named and told apart (noodles says "empty input" of each).
+    let not_vcfs: [(&str, &[u8], &str); 3] = [
+        (
+            "empty.vcf",
+            b"",
+            ":1: the file is empty; a VCF starts with a header line `##fileformat=VCFv4.x`",
+        ),
+        (
+            "headless.vcf",
+            b"chr10\t3134250\trs1\tA\tG\t.\t.\t.\n",
+            ":1: not a VCF: no header (a VCF starts with a header line `##fileformat=VCFv4.x`; the first line is `chr10",
+        ),
+        (
+            "binary.vcf",
+            b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR",
+            ":1: not a VCF: binary data, not text",
+        ),
+    ];
+    for (name, bytes, expected) in not_vcfs {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let out = run(&[
+            "score",
+            "--vcf",
+            path.to_str().unwrap(),
+            "--checkpoint",
+            "no-such-run",
+            "--backend",
+            "cpu",
+        ]);
+        assert_refused(&out, &format!("{}{expected}", path.display()));
+    }
 }
 
 /// The error line of a failed run (after its warnings), which must not have panicked.
