@@ -893,3 +893,38 @@ fn a_damaged_deleted_or_added_store_chunk_is_an_error_naming_the_store_and_chunk
         &format!("{}: chromosome `chr10`: chunk `chr10/6125.0` is damaged", zip.display()),
     );
 }
+
+#[test]
+fn embed_names_the_part_of_a_region_the_alignment_lacks() {
+    let (dir, run_dir) = tiny_trained_run("embed-partly");
+    let maf = data(MM9);
+    let embed = |region: &str| {
+        let out = dir.join(format!("e{}", region.replace([':', '-'], "_")));
+        run(&[
+            "embed",
+            "--checkpoint",
+            run_dir.to_str().unwrap(),
+            "--maf",
+            &maf,
+            "--region",
+            region,
+            "--out",
+            out.to_str().unwrap(),
+            "--backend",
+            "cpu",
+        ])
+    };
+    // The alignment starts at 3134058 (1-based).
+    assert_refused(
+        &embed("chr10:3134001-3134100"),
+        "region chr10:3134001-3134100 is only partly in the alignment: chr10:3134058-3134100 is, chr10:3134001-3134057 is not",
+    );
+    assert_refused(
+        &embed("chr10:1-100"),
+        "region chr10:1-100 is outside the alignment, which covers chr10:3134058-",
+    );
+    assert_refused(
+        &embed("chr11:1-100"),
+        "region chr11:1-100: chromosome `chr11` is not in the alignment (it has chr10)",
+    );
+}
