@@ -928,3 +928,23 @@ fn embed_names_the_part_of_a_region_the_alignment_lacks() {
         "region chr11:1-100: chromosome `chr11` is not in the alignment (it has chr10)",
     );
 }
+
+/// A learning rate of 1e30 leaves weights after the first step that are finite in the file but
+/// overflow in the forward pass: that checkpoint is removed, never called the last good one.
+#[test]
+fn a_checkpoint_whose_forward_pass_is_not_finite_is_not_kept_as_last_good() {
+    let run_dir = scratch("exploding");
+    let maf = data(MM9);
+    let mut args = tiny_pretrain(&maf, run_dir.to_str().unwrap(), "4", "1");
+    let lr = args.iter().position(|&arg| arg == "--lr").unwrap() + 1;
+    args[lr] = "1e30";
+    let out = run(&args);
+    let err = stderr(&out);
+    assert!(
+        err.contains("checkpoint 1 removed")
+            && err.contains("model-1.mpk: its weights are finite, but on a validation batch its loss is NaN"),
+        "{err}"
+    );
+    assert!(error_line(&out).contains("last good checkpoint: none"), "{err}");
+    assert!(!run_dir.join("checkpoint/model-1.mpk").exists());
+}
