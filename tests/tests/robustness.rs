@@ -948,3 +948,42 @@ fn a_checkpoint_whose_forward_pass_is_not_finite_is_not_kept_as_last_good() {
     assert!(error_line(&out).contains("last good checkpoint: none"), "{err}");
     assert!(!run_dir.join("checkpoint/model-1.mpk").exists());
 }
+
+/// A BED file with no region is named by every command that takes one (score would otherwise
+/// score the whole VCF), and a pre-training run refused for it leaves no run in its --out.
+#[test]
+fn an_empty_bed_file_is_named_by_every_command_and_leaves_no_run() {
+    let (dir, run_dir) = tiny_trained_run("empty-bed");
+    let bed = dir.join("empty.bed");
+    std::fs::write(&bed, "# no regions\ntrack name=x\n\n").unwrap();
+    let (bed_arg, maf, vcf) = (bed.to_str().unwrap(), data(MM9), data(MM9_VCF));
+    let expected = format!("{bed_arg}: no regions");
+    let checkpoint = run_dir.to_str().unwrap();
+    let embed_out = dir.join("embedded");
+    let out = run(&[
+        "embed",
+        "--checkpoint",
+        checkpoint,
+        "--maf",
+        &maf,
+        "--bed",
+        bed_arg,
+        "--out",
+        embed_out.to_str().unwrap(),
+        "--backend",
+        "cpu",
+    ]);
+    assert_refused(&out, &expected);
+    let scored = dir.join("scored.vcf.gz");
+    let mut args = score_args(&vcf, checkpoint, ["--maf", &maf]);
+    args.extend(["--regions-file", bed_arg, "--out", scored.to_str().unwrap()]);
+    assert_refused(&run(&args), &expected);
+    assert!(!scored.exists());
+
+    let fresh = dir.join("fresh");
+    let out = tiny_run(&fresh, "2", "2", None, &["--regions", bed_arg]);
+    assert_refused(&out, &expected);
+    // The same --out, with the input fixed, is a fresh run, not one to --resume.
+    let out = tiny_run(&fresh, "2", "2", None, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

@@ -235,7 +235,6 @@ where
         rows: species[..rows].to_vec(),
         ..config.clone()
     };
-    AtomicOutput::write(&run.dir.join("config.json"), config_to_json(config))?;
     B::seed(&device, config.seed);
     let extents = source.extents();
     let regions = match &config.regions {
@@ -332,6 +331,9 @@ where
         .with_warmup_fraction(config.warmup_fraction)
         .with_accumulate(config.accumulate)
         .init();
+    // Written once every input is read and checked: a run refused for its input leaves no
+    // config.json that would make its --out a run.
+    AtomicOutput::write(&run.dir.join("config.json"), config_to_json(config))?;
     let (log, health) = MetricsLog::new(
         &run.dir,
         PRETRAIN_COLUMNS,
