@@ -32,6 +32,7 @@ pub(crate) mod layout;
 mod unsynced;
 mod verified_storage;
 mod writer;
+mod zip_directory;
 
 pub(crate) use writer::{ChunkSink, StoreWriter};
 
@@ -166,7 +167,7 @@ struct Chromosome {
     /// Positions per chunk.
     chunk_len: u64,
     /// What the import wrote, if the store records it.
-    record: Option<ChunkRecord>,
+    record: Option<Arc<ChunkRecord>>,
 }
 
 /// An open alignment store (directory or zip), ready for random-access window reads.
@@ -191,7 +192,11 @@ impl AlignmentStore {
     /// Opens the store at `path`: a directory, or a zip file of one. Every chromosome's
     /// metadata is read and checked now, so later reads fail only on corrupt chunks.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let storage = open_storage(path)?;
+        let (raw, zip_crcs) = open_storage(path)?;
+        let zip_crcs = Arc::new(zip_crcs);
+        // Metadata is read through the zip's check; chunks through the record's too, once read.
+        let storage: ReadableListableStorage =
+            Arc::new(VerifiedStorage::new(raw.clone(), zip_crcs.clone(), HashMap::new()));
         let storage_error = |err: StorageError| StoreError::Storage {
             path: path.to_path_buf(),
             reason: err.to_string(),
@@ -235,9 +240,9 @@ impl AlignmentStore {
             }
             let attributes = format!("{chrom}/.zattrs");
             let record = match get(&attributes)? {
-                Some(text) => {
-                    ChunkRecord::from_attributes(&text).map_err(|reason| metadata_error(&attributes, reason))?
-                }
+                Some(text) => ChunkRecord::from_attributes(&text)
+                    .map_err(|reason| metadata_error(&attributes, reason))?
+                    .map(Arc::new),
                 None => None,
             };
             arrays.push((chrom.to_string(), len, metadata, record));
@@ -248,21 +253,26 @@ impl AlignmentStore {
             .map(|(chrom, ..)| chrom.as_str())
             .collect();
         if !unrecorded.is_empty() {
+            let which = if unrecorded.len() == arrays.len() {
+                "any chromosome".to_string()
+            } else {
+                unrecorded.join(", ")
+            };
+            let unchecked = if zip_crcs.is_empty() {
+                "a damaged or deleted chunk there cannot be detected"
+            } else {
+                "only the zip's CRC32s check them, and a deleted chunk reads as gaps"
+            };
             tracing::info!(
-                "{}: no record of the chunks written for {} (a store not written by this version's import-maf): damaged chunks there cannot be detected",
-                path.display(),
-                if unrecorded.len() == arrays.len() {
-                    "any chromosome".to_string()
-                } else {
-                    unrecorded.join(", ")
-                }
+                "{}: no record of the chunks written for {which} (a store not written by this version's import-maf): {unchecked}",
+                path.display()
             );
         }
-        let records: HashMap<String, ChunkRecord> = arrays
+        let records: HashMap<String, Arc<ChunkRecord>> = arrays
             .iter()
             .filter_map(|(chrom, _, _, record)| Some((chrom.clone(), record.clone()?)))
             .collect();
-        let verified: ReadableListableStorage = Arc::new(VerifiedStorage::new(storage.clone(), records));
+        let verified: ReadableListableStorage = Arc::new(VerifiedStorage::new(raw, zip_crcs, records));
         let mut chromosomes = BTreeMap::new();
         for (chrom, len, metadata, record) in arrays {
             let chunk_len = metadata.chunks[0].get();
@@ -483,15 +493,16 @@ impl AlignmentStore {
     }
 }
 
-/// Opens a directory store, or a zip file through zarrs' zip adapter.
-fn open_storage(path: &Path) -> Result<ReadableListableStorage, StoreError> {
+/// Opens a directory store, or a zip file through zarrs' zip adapter; for a zip, also the CRC32
+/// its directory gives each file, by store key.
+fn open_storage(path: &Path) -> Result<(ReadableListableStorage, HashMap<String, u32>), StoreError> {
     let storage_error = |reason: String| StoreError::Storage {
         path: path.to_path_buf(),
         reason,
     };
     if path.is_dir() {
         let store = FilesystemStore::new(path).map_err(|err| storage_error(err.to_string()))?;
-        return Ok(Arc::new(store));
+        return Ok((Arc::new(store), HashMap::new()));
     }
     if !path.is_file() {
         return Err(StoreError::Missing {
@@ -511,6 +522,9 @@ fn open_storage(path: &Path) -> Result<ReadableListableStorage, StoreError> {
     let key = StoreKey::new(name).map_err(|err| storage_error(err.to_string()))?;
     let zip = ZipStorageAdapter::new(folder.clone(), key.clone())
         .map_err(|err| storage_error(format!("cannot read as zip: {err}")))?;
+    let crcs = |prefix: &str| {
+        zip_directory::entry_crcs(path, prefix).map_err(|err| storage_error(format!("cannot read as zip: {err}")))
+    };
     // `zip -r x.zip x.zarr` puts every entry under `x.zarr/`: look there when the root has no
     // group but exactly one folder.
     let root_group = StoreKey::new(".zgroup").map_err(|err| storage_error(err.to_string()))?;
@@ -525,8 +539,8 @@ fn open_storage(path: &Path) -> Result<ReadableListableStorage, StoreError> {
         if let ([folder_prefix], []) = (&listing.prefixes()[..], &listing.keys()[..]) {
             let inner = ZipStorageAdapter::new_with_path(folder, key, folder_prefix.as_str())
                 .map_err(|err| storage_error(format!("cannot read as zip: {err}")))?;
-            return Ok(Arc::new(inner));
+            return Ok((Arc::new(inner), crcs(folder_prefix.as_str())?));
         }
     }
-    Ok(Arc::new(zip))
+    Ok((Arc::new(zip), crcs("")?))
 }

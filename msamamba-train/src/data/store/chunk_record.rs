@@ -27,8 +27,8 @@ pub struct ChunkRecord {
 /// What a chunk's stored bytes say against the record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChunkCheck {
-    /// Written by the import, and unchanged.
-    Intact,
+    /// As the import left it: written and unchanged, or never written and absent.
+    AsWritten,
     /// Written by the import, and changed since: its CRC32 and the one recorded.
     Damaged { found: u32, recorded: u32 },
     /// Written by the import, and gone.
@@ -76,11 +76,11 @@ impl ChunkRecord {
     /// Checks chunk `index`, whose stored bytes are `bytes` (`None`: no such chunk).
     pub fn check(&self, index: u64, bytes: Option<&[u8]>) -> ChunkCheck {
         match (self.recorded(index), bytes) {
-            (None, None) => ChunkCheck::Intact,
+            (None, None) => ChunkCheck::AsWritten,
             (None, Some(_)) => ChunkCheck::Unrecorded,
             (Some(_), None) => ChunkCheck::Missing,
             (Some(recorded), Some(bytes)) => match Self::crc32(bytes) {
-                found if found == recorded => ChunkCheck::Intact,
+                found if found == recorded => ChunkCheck::AsWritten,
                 found => ChunkCheck::Damaged { found, recorded },
             },
         }
@@ -174,8 +174,8 @@ mod tests {
     fn damaged_missing_and_unrecorded_chunks_are_told_apart() {
         let bytes = b"chunk bytes".as_slice();
         let record = ChunkRecord::new(&[(3, ChunkRecord::crc32(bytes))].into());
-        assert_eq!(record.check(3, Some(bytes)), ChunkCheck::Intact);
-        assert_eq!(record.check(4, None), ChunkCheck::Intact);
+        assert_eq!(record.check(3, Some(bytes)), ChunkCheck::AsWritten);
+        assert_eq!(record.check(4, None), ChunkCheck::AsWritten);
         assert!(matches!(
             record.check(3, Some(b"chunk bytez")),
             ChunkCheck::Damaged { .. }

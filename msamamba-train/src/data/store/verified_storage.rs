@@ -1,9 +1,11 @@
 //! A store's storage that checks each chunk it hands zarrs against the import's record
-//! ([`ChunkRecord`]) of the chunk's array; arrays without a record, and metadata, pass through.
+//! ([`ChunkRecord`]) of the chunk's array, and, in a zip, each value against the CRC32 of the
+//! zip's directory; other values pass through.
 //!
-//! A recorded chunk is always read whole, even for a partial read: its CRC32 covers all of it.
+//! A checked value is always read whole, even for a partial read: its CRC32 covers all of it.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use zarrs::storage::byte_range::ByteRangeIterator;
 use zarrs::storage::{
@@ -13,21 +15,31 @@ use zarrs::storage::{
 
 use super::chunk_record::{ChunkCheck, ChunkRecord, chunk_of};
 
-/// The wrapped storage and, per chromosome array, its record.
+/// The wrapped storage, the CRC32 of each of its files when it is a zip (by store key), and per
+/// chromosome array, its record.
 pub(crate) struct VerifiedStorage {
     inner: ReadableListableStorage,
-    records: HashMap<String, ChunkRecord>,
+    zip_crcs: Arc<HashMap<String, u32>>,
+    records: HashMap<String, Arc<ChunkRecord>>,
 }
 
 impl VerifiedStorage {
-    pub(crate) fn new(inner: ReadableListableStorage, records: HashMap<String, ChunkRecord>) -> Self {
-        VerifiedStorage { inner, records }
+    pub(crate) fn new(
+        inner: ReadableListableStorage,
+        zip_crcs: Arc<HashMap<String, u32>>,
+        records: HashMap<String, Arc<ChunkRecord>>,
+    ) -> Self {
+        VerifiedStorage {
+            inner,
+            zip_crcs,
+            records,
+        }
     }
 
     /// The record and chunk index of `key`, if it names a chunk of a recorded array.
     fn recorded_chunk(&self, key: &StoreKey) -> Option<(&ChunkRecord, u64)> {
         let (array, index) = chunk_of(key.as_str())?;
-        Some((self.records.get(array)?, index))
+        Some((self.records.get(array)?.as_ref(), index))
     }
 }
 
@@ -37,12 +49,25 @@ impl ReadableStorageTraits for VerifiedStorage {
         key: &StoreKey,
         byte_ranges: ByteRangeIterator<'a>,
     ) -> Result<MaybeBytesIterator<'a>, StorageError> {
-        let Some((record, index)) = self.recorded_chunk(key) else {
+        let zip_crc = self.zip_crcs.get(key.as_str()).copied();
+        let recorded = self.recorded_chunk(key);
+        if zip_crc.is_none() && recorded.is_none() {
             return self.inner.get_partial_many(key, byte_ranges);
-        };
+        }
         let bytes = self.inner.get(key)?;
-        let failure = match record.check(index, bytes.as_deref()) {
-            ChunkCheck::Intact => None,
+        if let (Some(listed), Some(bytes)) = (zip_crc, &bytes) {
+            let found = ChunkRecord::crc32(bytes);
+            if found != listed {
+                return Err(StorageError::Other(format!(
+                    "`{key}` is damaged: its CRC32 is {found:08x}, the zip's directory says {listed:08x}"
+                )));
+            }
+        }
+        let check = recorded.map_or(ChunkCheck::AsWritten, |(record, index)| {
+            record.check(index, bytes.as_deref())
+        });
+        let failure = match check {
+            ChunkCheck::AsWritten => None,
             ChunkCheck::Damaged { found, recorded } => Some(format!(
                 "chunk `{key}` is damaged: its CRC32 is {found:08x}, the import recorded {recorded:08x}"
             )),
