@@ -401,8 +401,9 @@ fn steps_not_a_multiple_of_the_checkpoint_interval_are_trained_exactly() {
     assert_eq!(steps_in(&run_dir.join("train.tsv")), [1, 2, 3, 4, 5]);
 }
 
-/// Makes every weight of checkpoint `epoch` of `run_dir` NaN, as a diverging step leaves them.
-fn poison_checkpoint(run_dir: &std::path::Path, epoch: usize) {
+/// Multiplies the output head's weights of checkpoint `epoch` of `run_dir` by `factor`: NaN, as
+/// a diverging step leaves them, or a finite factor large enough for the logits to overflow.
+fn scale_checkpoint(run_dir: &std::path::Path, epoch: usize, factor: f32) {
     use burn::config::Config;
     use burn::module::Module;
     use msamamba_train::train::checkpoint_recorder::CheckpointRecorder;
@@ -414,7 +415,7 @@ fn poison_checkpoint(run_dir: &std::path::Path, epoch: usize) {
     let weights = run_dir.join(format!("checkpoint/model-{epoch}.mpk"));
     let mut model =
         msamamba_train::train::weights::load_mlm::<Cpu>(&config, &weights, &config_path, &Default::default()).unwrap();
-    model.model.lm_head.weight = model.model.lm_head.weight.map(|w| w.mul_scalar(f32::NAN));
+    model.model.lm_head.weight = model.model.lm_head.weight.map(|w| w.mul_scalar(factor));
     model.save_file(weights, &CheckpointRecorder::default()).unwrap();
 }
 
@@ -424,7 +425,7 @@ fn resume_passes_over_damaged_and_non_finite_checkpoints_with_a_warning() {
     let out = tiny_run(&run_dir, "6", "2", None, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     // The newest checkpoint holds NaN weights, the one before it was cut short on disk.
-    poison_checkpoint(&run_dir, 3);
+    scale_checkpoint(&run_dir, 3, f32::NAN);
     let damaged = run_dir.join("checkpoint/model-2.mpk");
     let bytes = std::fs::read(&damaged).unwrap();
     std::fs::write(&damaged, &bytes[..bytes.len() / 2]).unwrap();
@@ -991,4 +992,26 @@ fn an_empty_bed_file_is_named_by_every_command_and_leaves_no_run() {
     // The same --out, with the input fixed, is a fresh run, not one to --resume.
     let out = tiny_run(&fresh, "2", "2", None, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// Weights finite in the file whose forward pass overflows (a checkpoint an older version kept as
+/// the last good one): --resume passes over it to the one before, with the reason.
+#[test]
+fn resume_passes_over_a_checkpoint_whose_forward_pass_is_not_finite() {
+    let run_dir = scratch("resume-exploding");
+    let out = tiny_run(&run_dir, "6", "2", None, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    scale_checkpoint(&run_dir, 3, 3e38);
+    let out = resume(&run_dir);
+    let err = stderr(&out);
+    assert!(out.status.success() && !err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("checkpoint 3 passed over") && err.contains("its weights are finite, but on a validation batch"),
+        "{err}"
+    );
+    assert_eq!(
+        steps_in(&run_dir.join("train.tsv")).last(),
+        Some(&6),
+        "trained from checkpoint 2 to the end"
+    );
 }

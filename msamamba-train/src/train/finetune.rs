@@ -265,12 +265,18 @@ where
     }
     let _lock = run.lock()?;
     let config_path = run.dir.join("config.json");
-    let check = |epoch| {
+    // The batch that decides whether a checkpoint is good, made once.
+    let probe: ClassifierBatch<B::InnerBackend> = data
+        .batcher
+        .batch(data.valid.iter().take(config.batch_size).cloned().collect(), device);
+    let good = |epoch| {
         run.check_checkpoint::<B, ClassifierTraining<B>>(epoch, device, |weights| {
-            load_checkpoint::<B>(config, weights, &config_path, device).map(drop)
+            let model = load_checkpoint::<B>(config, weights, &config_path, device)?.valid();
+            let output = InferenceStep::step(&model, probe.clone());
+            check_forward(weights, output.loss, output.probabilities)
         })
     };
-    let start_epoch = run.start_epoch(start, check)?;
+    let start_epoch = run.start_epoch(start, good)?;
     // Written once the directory is locked and known to hold no other run's checkpoints: a
     // refused run leaves the config of the one it would have overwritten as it was.
     AtomicOutput::write(&config_path, config_to_json(config))?;
@@ -302,17 +308,6 @@ where
         interrupter.clone(),
     );
     let load_failure = loader_train.failure();
-    // The batch that decides whether a checkpoint is good, made once.
-    let probe: ClassifierBatch<B::InnerBackend> = data
-        .batcher
-        .batch(data.valid.iter().take(config.batch_size).cloned().collect(), device);
-    let good = |epoch| {
-        run.check_checkpoint::<B, ClassifierTraining<B>>(epoch, device, |weights| {
-            let model = load_checkpoint::<B>(config, weights, &config_path, device)?.valid();
-            let output = InferenceStep::step(&model, probe.clone());
-            check_forward(weights, output.loss, output.probabilities)
-        })
-    };
     let loader_valid = DataLoaderBuilder::<B::InnerBackend, _, _>::new(data.batcher)
         .batch_size(config.batch_size)
         .set_device(device.clone())

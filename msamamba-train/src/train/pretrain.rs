@@ -235,7 +235,6 @@ where
         rows: species[..rows].to_vec(),
         ..config.clone()
     };
-    B::seed(&device, config.seed);
     let extents = source.extents();
     let regions = match &config.regions {
         Some(path) => Some((path, read_bed(path)?)),
@@ -302,6 +301,7 @@ where
             check_forward(weights, output.loss, output.logits)
         })
     };
+    let start_epoch = run.confirm_start(start_epoch, good)?;
     let interrupter = Interrupter::new();
     let batches_per_epoch = config.checkpoint_every * config.accumulate;
     // Each device takes its share of an epoch: batches_per_epoch batches per device.
@@ -322,6 +322,9 @@ where
         .set_device(device.clone())
         .build(InMemDataset::new(valid_set.clone()));
 
+    // Seeded here, after every checkpoint check (loading one draws a fresh model's weights), so
+    // that a resumed run draws as the uninterrupted one did.
+    B::seed(&device, config.seed);
     let model = MlmModel {
         model: config.model.init::<B>(&device).with_precision(precision),
         accumulate: config.accumulate,
