@@ -19,15 +19,15 @@
 //! `0`, `1`, ... unless [`AlignmentStore::with_species`] names them.
 //!
 //! Stores written by the import also record, per chromosome array, the chunks written and each
-//! one's CRC32 (`written_chunks` in the array's `.zattrs`, see [`chunk_record`]); every chunk read
-//! is checked against it. Stores without a record (GPN-MSA's, or ours from before the record)
-//! read unchecked, with a note.
+//! one's CRC32 (`written_chunks` in the array's `.zattrs`); every chunk read is checked against
+//! it. Stores without a record (GPN-MSA's, or ours from before the record) read unchecked, with a
+//! note. Every value read from a zip is checked against the CRC32 of the zip's directory.
 //!
 //! A store is a directory or a zip of one (entries at the root, or under one top-level folder).
 //! Reading decodes only the chunks a window touches; bytes become tokens through
 //! [`msamamba_model::tokens::token_of`] (lower case reads as upper case).
 
-pub mod chunk_record;
+mod chunk_record;
 pub(crate) mod layout;
 mod unsynced;
 mod verified_storage;
