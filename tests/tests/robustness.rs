@@ -181,6 +181,39 @@ fn score_checks_its_flags_and_output_before_any_work() {
         "cpu",
     ]);
     assert_refused(&out, "/nonexistent.vcf:0: cannot read");
+
+    // Files that are no VCF are named and told apart (noodles says "empty input" of each).
+    let not_vcfs: [(&str, &[u8], &str); 3] = [
+        (
+            "empty.vcf",
+            b"",
+            ":1: the file is empty; a VCF starts with a header line `##fileformat=VCFv4.x`",
+        ),
+        (
+            "headless.vcf",
+            b"chr10\t3134250\trs1\tA\tG\t.\t.\t.\n",
+            ":1: not a VCF: no header (a VCF starts with a header line `##fileformat=VCFv4.x`; the first line is `chr10",
+        ),
+        (
+            "binary.vcf",
+            b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR",
+            ":1: not a VCF: binary data, not text",
+        ),
+    ];
+    for (name, bytes, expected) in not_vcfs {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let out = run(&[
+            "score",
+            "--vcf",
+            path.to_str().unwrap(),
+            "--checkpoint",
+            "no-such-run",
+            "--backend",
+            "cpu",
+        ]);
+        assert_refused(&out, &format!("{}{expected}", path.display()));
+    }
 }
 
 /// The error line of a failed run (after its warnings), which must not have panicked.
@@ -368,8 +401,9 @@ fn steps_not_a_multiple_of_the_checkpoint_interval_are_trained_exactly() {
     assert_eq!(steps_in(&run_dir.join("train.tsv")), [1, 2, 3, 4, 5]);
 }
 
-/// Makes every weight of checkpoint `epoch` of `run_dir` NaN, as a diverging step leaves them.
-fn poison_checkpoint(run_dir: &std::path::Path, epoch: usize) {
+/// Multiplies the output head's weights of checkpoint `epoch` of `run_dir` by `factor`: NaN, as
+/// a diverging step leaves them, or a finite factor large enough for the logits to overflow.
+fn scale_checkpoint(run_dir: &std::path::Path, epoch: usize, factor: f32) {
     use burn::config::Config;
     use burn::module::Module;
     use msamamba_train::train::checkpoint_recorder::CheckpointRecorder;
@@ -381,7 +415,7 @@ fn poison_checkpoint(run_dir: &std::path::Path, epoch: usize) {
     let weights = run_dir.join(format!("checkpoint/model-{epoch}.mpk"));
     let mut model =
         msamamba_train::train::weights::load_mlm::<Cpu>(&config, &weights, &config_path, &Default::default()).unwrap();
-    model.model.lm_head.weight = model.model.lm_head.weight.map(|w| w.mul_scalar(f32::NAN));
+    model.model.lm_head.weight = model.model.lm_head.weight.map(|w| w.mul_scalar(factor));
     model.save_file(weights, &CheckpointRecorder::default()).unwrap();
 }
 
@@ -391,7 +425,7 @@ fn resume_passes_over_damaged_and_non_finite_checkpoints_with_a_warning() {
     let out = tiny_run(&run_dir, "6", "2", None, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     // The newest checkpoint holds NaN weights, the one before it was cut short on disk.
-    poison_checkpoint(&run_dir, 3);
+    scale_checkpoint(&run_dir, 3, f32::NAN);
     let damaged = run_dir.join("checkpoint/model-2.mpk");
     let bytes = std::fs::read(&damaged).unwrap();
     std::fs::write(&damaged, &bytes[..bytes.len() / 2]).unwrap();
@@ -775,4 +809,209 @@ fn a_cpu_run_too_big_for_memory_is_refused_with_the_estimate_not_aborted() {
         );
         assert!(!dir.join("run/model.mpk").exists());
     }
+}
+
+/// The files of the store directory `store` as a zip with stored (uncompressed) entries.
+fn zip_store(store: &Path, zip: &Path) {
+    use std::io::Write;
+    let mut writer = ::zip::ZipWriter::new(std::fs::File::create(zip).unwrap());
+    let options = ::zip::write::SimpleFileOptions::default().compression_method(::zip::CompressionMethod::Stored);
+    let mut folders = vec![store.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+                continue;
+            }
+            let name = path.strip_prefix(store).unwrap().to_str().unwrap().to_string();
+            writer.start_file(name, options).unwrap();
+            writer.write_all(&std::fs::read(&path).unwrap()).unwrap();
+        }
+    }
+    writer.finish().unwrap();
+}
+
+/// A store import-maf wrote records what it wrote: a damaged chunk, a deleted one or one added
+/// later is an error naming the store and the chunk, never other bases or gaps; a store without
+/// the record still reads, with a note that it is unchecked, and in a zip its entries' CRC32s
+/// are checked.
+#[test]
+fn a_damaged_deleted_or_added_store_chunk_is_an_error_naming_the_store_and_chunk() {
+    let dir = scratch("store-damage");
+    let store = dir.join("mm9.zarr");
+    import_mm9(&store);
+    let window = |store: &Path, region: &str| run(&["window", "--store", store.to_str().unwrap(), "--region", region]);
+    let inside = "chr10:3134101-3140100";
+    let intact = window(&store, inside);
+    assert!(intact.status.success(), "{}", stderr(&intact));
+    assert!(!stderr(&intact).contains("no record"), "{}", stderr(&intact));
+
+    // One bit of the chunk's last byte, an LZ4 literal: blosc decodes it to another base.
+    let chunk = store.join("chr10/6125.0");
+    let bytes = std::fs::read(&chunk).unwrap();
+    let mut damaged = bytes.clone();
+    *damaged.last_mut().unwrap() ^= 1;
+    std::fs::write(&chunk, &damaged).unwrap();
+    let prefix = format!("{}: chromosome `chr10`: chunk `chr10/6125.0`", store.display());
+    assert_refused(&window(&store, inside), &format!("{prefix} is damaged"));
+
+    // Without the record (a store of an older import, or GPN-MSA's), the same store reads.
+    let attributes = store.join("chr10/.zattrs");
+    let record = std::fs::read(&attributes).unwrap();
+    std::fs::write(&attributes, "{}").unwrap();
+    let unchecked = window(&store, inside);
+    assert!(unchecked.status.success(), "{}", stderr(&unchecked));
+    assert!(
+        stderr(&unchecked).contains("no record of the chunks written"),
+        "{}",
+        stderr(&unchecked)
+    );
+    std::fs::write(&attributes, &record).unwrap();
+
+    std::fs::remove_file(&chunk).unwrap();
+    assert_refused(&window(&store, inside), &format!("{prefix} is missing"));
+    std::fs::write(&chunk, &bytes).unwrap();
+
+    // A chunk where the import wrote none (it would read as bases from elsewhere).
+    std::fs::write(store.join("chr10/0.0"), &bytes).unwrap();
+    assert_refused(
+        &window(&store, "chr10:1-100"),
+        "chunk `chr10/0.0` was not written by the import",
+    );
+    std::fs::remove_file(store.join("chr10/0.0")).unwrap();
+
+    // The same bit flipped inside a zip of the store without its record (as GPN-MSA's zips are):
+    // the zip's own CRC32 of the entry catches it.
+    std::fs::write(&attributes, "{}").unwrap();
+    let zip = dir.join("mm9.zarr.zip");
+    zip_store(&store, &zip);
+    let intact = window(&zip, inside);
+    assert!(intact.status.success(), "{}", stderr(&intact));
+    let mut archive = std::fs::read(&zip).unwrap();
+    let at = archive.windows(bytes.len()).position(|w| w == bytes).unwrap() + bytes.len() - 1;
+    archive[at] ^= 1;
+    std::fs::write(&zip, &archive).unwrap();
+    let error = error_line(&window(&zip, inside));
+    let expected = format!(
+        "{}: chromosome `chr10`: `chr10/6125.0` is damaged: its CRC32 is",
+        zip.display()
+    );
+    assert!(error.contains(&expected), "{error}");
+}
+
+#[test]
+fn embed_names_the_part_of_a_region_the_alignment_lacks() {
+    let (dir, run_dir) = tiny_trained_run("embed-partly");
+    let maf = data(MM9);
+    let embed = |region: &str| {
+        let out = dir.join(format!("e{}", region.replace([':', '-'], "_")));
+        run(&[
+            "embed",
+            "--checkpoint",
+            run_dir.to_str().unwrap(),
+            "--maf",
+            &maf,
+            "--region",
+            region,
+            "--out",
+            out.to_str().unwrap(),
+            "--backend",
+            "cpu",
+        ])
+    };
+    // The alignment starts at 3134058 (1-based).
+    assert_refused(
+        &embed("chr10:3134001-3134100"),
+        "region chr10:3134001-3134100 is only partly in the alignment: chr10:3134058-3134100 is, chr10:3134001-3134057 is not",
+    );
+    assert_refused(
+        &embed("chr10:1-100"),
+        "region chr10:1-100 is outside the alignment, which covers chr10:3134058-",
+    );
+    assert_refused(
+        &embed("chr11:1-100"),
+        "region chr11:1-100: chromosome `chr11` is not in the alignment (it has chr10)",
+    );
+}
+
+/// A learning rate of 1e30 leaves weights after the first step that are finite in the file but
+/// overflow in the forward pass: that checkpoint is removed, never called the last good one.
+#[test]
+fn a_checkpoint_whose_forward_pass_is_not_finite_is_not_kept_as_last_good() {
+    let run_dir = scratch("exploding");
+    let maf = data(MM9);
+    let mut args = tiny_pretrain(&maf, run_dir.to_str().unwrap(), "4", "1");
+    let lr = args.iter().position(|&arg| arg == "--lr").unwrap() + 1;
+    args[lr] = "1e30";
+    let out = run(&args);
+    let err = stderr(&out);
+    assert!(
+        err.contains("checkpoint 1 removed")
+            && err.contains("model-1.mpk: its weights are finite, but on a validation batch its loss is NaN"),
+        "{err}"
+    );
+    assert!(error_line(&out).contains("last good checkpoint: none"), "{err}");
+    assert!(!run_dir.join("checkpoint/model-1.mpk").exists());
+}
+
+/// A BED file with no region is named by every command that takes one (score would otherwise
+/// score the whole VCF), and a pre-training run refused for it leaves no run in its --out.
+#[test]
+fn an_empty_bed_file_is_named_by_every_command_and_leaves_no_run() {
+    let (dir, run_dir) = tiny_trained_run("empty-bed");
+    let bed = dir.join("empty.bed");
+    std::fs::write(&bed, "# no regions\ntrack name=x\n\n").unwrap();
+    let (bed_arg, maf, vcf) = (bed.to_str().unwrap(), data(MM9), data(MM9_VCF));
+    let expected = format!("{bed_arg}: no regions");
+    let checkpoint = run_dir.to_str().unwrap();
+    let embed_out = dir.join("embedded");
+    let out = run(&[
+        "embed",
+        "--checkpoint",
+        checkpoint,
+        "--maf",
+        &maf,
+        "--bed",
+        bed_arg,
+        "--out",
+        embed_out.to_str().unwrap(),
+        "--backend",
+        "cpu",
+    ]);
+    assert_refused(&out, &expected);
+    let scored = dir.join("scored.vcf.gz");
+    let mut args = score_args(&vcf, checkpoint, ["--maf", &maf]);
+    args.extend(["--regions-file", bed_arg, "--out", scored.to_str().unwrap()]);
+    assert_refused(&run(&args), &expected);
+    assert!(!scored.exists());
+
+    let fresh = dir.join("fresh");
+    let out = tiny_run(&fresh, "2", "2", None, &["--regions", bed_arg]);
+    assert_refused(&out, &expected);
+    // The same --out, with the input fixed, is a fresh run, not one to --resume.
+    let out = tiny_run(&fresh, "2", "2", None, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// Weights finite in the file whose forward pass overflows (a checkpoint an older version kept as
+/// the last good one): --resume passes over it to the one before, with the reason.
+#[test]
+fn resume_passes_over_a_checkpoint_whose_forward_pass_is_not_finite() {
+    let run_dir = scratch("resume-exploding");
+    let out = tiny_run(&run_dir, "6", "2", None, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    scale_checkpoint(&run_dir, 3, 3e38);
+    let out = resume(&run_dir);
+    let err = stderr(&out);
+    assert!(out.status.success() && !err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("checkpoint 3 passed over") && err.contains("its weights are finite, but on a validation batch"),
+        "{err}"
+    );
+    assert_eq!(
+        steps_in(&run_dir.join("train.tsv")).last(),
+        Some(&6),
+        "trained from checkpoint 2 to the end"
+    );
 }

@@ -1,5 +1,6 @@
 //! `cargo xtask bench data`: how fast alignments come in. MAF parsing (MB/s, one core), windows
-//! from a store imported from it, and MLM batches from the in-memory projection (windows/s).
+//! from a store imported from it (with and without checking each chunk's CRC32), and MLM batches
+//! from the in-memory projection (windows/s).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -52,9 +53,7 @@ fn main() -> Result<()> {
         .into_iter()
         .next()
         .context("mm9 has no aligned bases")?;
-    let store = AlignmentStore::open(&store_dir)?;
-    let mut rng = StdRng::seed_from_u64(7);
-    let mut random_region = || {
+    let region_at = |rng: &mut StdRng| {
         let start = rng.random_range(span.start..span.end - WINDOW);
         Region {
             chrom: span.chrom.clone(),
@@ -62,27 +61,39 @@ fn main() -> Result<()> {
             end: start + WINDOW,
         }
     };
-    let reads = 20_000;
-    let clock = Instant::now();
-    for _ in 0..reads {
-        store.window(&random_region(), None, Strand::Forward)?;
-    }
-    let rate = reads as f64 / clock.elapsed().as_secs_f64();
+    // The same windows with and without the check of each chunk against the import's CRC32s:
+    // the second time the store's record is removed, as in a store written without one.
+    let windows_per_s = || -> Result<(f64, usize)> {
+        let store = AlignmentStore::open(&store_dir)?;
+        let mut rng = StdRng::seed_from_u64(7);
+        let reads = 20_000;
+        let clock = Instant::now();
+        for _ in 0..reads {
+            store.window(&region_at(&mut rng), None, Strand::Forward)?;
+        }
+        Ok((reads as f64 / clock.elapsed().as_secs_f64(), store.species().len()))
+    };
+    let (checked, species) = windows_per_s()?;
+    std::fs::write(store_dir.join(&span.chrom).join(".zattrs"), "{}")?;
+    let (unchecked, _) = windows_per_s()?;
     println!(
-        "store windows: {rate:.0} windows/s ({WINDOW} bp x {} species, random positions)",
-        store.species().len()
+        "store windows: {checked:.0} windows/s with each chunk's CRC32 checked, {unchecked:.0} without ({WINDOW} bp x {species} species, random positions)"
     );
     std::fs::remove_dir_all(&store_dir).ok();
 
     let alignment = Alignment::from_maf(&maf, "mm9", None, None)?;
     let species = alignment.species().len();
     let batcher = MsaBatcher::new(MsaBatcherConfig::new(species));
+    let mut rng = StdRng::seed_from_u64(7);
     let batches = 200;
     let clock = Instant::now();
     for b in 0..batches {
         let items: Vec<MsaItem> = (0..16)
             .map(|i| MsaItem {
-                rows: alignment.window(&random_region()).map(|w| w.rows).unwrap_or_default(),
+                rows: alignment
+                    .window(&region_at(&mut rng))
+                    .map(|w| w.rows)
+                    .unwrap_or_default(),
                 seed: (b * 16 + i) as u64,
             })
             .collect();

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::backend::AutodiffBackend;
 use clap::{Args, ValueEnum};
 use msamamba_kernels::KernelBackend;
-use msamamba_train::data::bed::BedReader;
+use msamamba_train::data::bed::{BedReader, no_regions};
 use msamamba_train::data::maf::Strand;
 use msamamba_train::data::region::Region;
 use msamamba_train::infer::{Embedder, EmbeddingStore, RegionLabel};
@@ -108,8 +108,10 @@ impl EmbedArgs {
             }
             count += 1;
         }
-        if count == 0 {
-            bail!("no regions: give --region CHR:START-END or --bed FILE");
+        match (count, &self.bed) {
+            (0, Some(bed)) => return Err(no_regions(bed).into()),
+            (0, None) => bail!("no regions: give --region CHR:START-END or --bed FILE"),
+            _ => {}
         }
         Ok(count)
     }

@@ -9,7 +9,7 @@ use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use msamamba_kernels::KernelBackend;
 use msamamba_train::atomic_output::AtomicOutput;
-use msamamba_train::data::bed::BedReader;
+use msamamba_train::data::bed::{BedReader, no_regions};
 use msamamba_train::data::region::Region;
 use msamamba_train::data::vcf::VcfReader;
 use msamamba_train::data::vcf_index::index_of;
@@ -222,8 +222,13 @@ impl ScoreArgs {
             regions.push(region_of(text).with_context(|| format!("--regions {text}"))?);
         }
         if let Some(bed) = &self.regions_file {
+            let given = regions.len();
             for line in BedReader::open(bed)? {
                 regions.push(bounded(&line?.region));
+            }
+            // Scoring the whole VCF instead would not be what was asked for.
+            if regions.len() == given {
+                return Err(no_regions(bed).into());
             }
         }
         if regions.is_empty() {

@@ -13,11 +13,11 @@ use super::region::Region;
 
 /// A BED file that cannot be read.
 #[derive(Debug, Error)]
-#[error("{}:{line}: {reason}", path.display())]
+#[error("{}{}: {reason}", path.display(), if *line > 0 { format!(":{line}") } else { String::new() })]
 pub struct BedError {
     /// The file.
     pub path: PathBuf,
-    /// 1-based line (0 when the file cannot be opened or holds no region).
+    /// 1-based line (0, and not shown, when the error is of the whole file).
     pub line: u64,
     /// What is wrong.
     pub reason: String,
@@ -140,11 +140,16 @@ impl Iterator for BedReader {
 pub fn read_bed(path: &Path) -> Result<Vec<BedRegion>, BedError> {
     let regions = BedReader::open(path)?.collect::<Result<Vec<_>, _>>()?;
     if regions.is_empty() {
-        return Err(BedError {
-            path: path.to_path_buf(),
-            line: 0,
-            reason: "no regions".into(),
-        });
+        return Err(no_regions(path));
     }
     Ok(regions)
+}
+
+/// The error of a BED file that holds no region, for every command that needs one.
+pub fn no_regions(path: &Path) -> BedError {
+    BedError {
+        path: path.to_path_buf(),
+        line: 0,
+        reason: "no regions (only blank, comment, track or browser lines)".into(),
+    }
 }

@@ -148,7 +148,7 @@ impl AlignmentSource {
             Self::Maf { alignment, path } => {
                 let mut window = alignment
                     .window(region)
-                    .with_context(|| format!("{}: region {region} is outside the alignment", path.display()))?;
+                    .with_context(|| format!("{}: {}", path.display(), uncovered(region, &self.extents())))?;
                 if strand == Strand::Reverse {
                     window.rows.iter_mut().for_each(|row| reverse_complement(row));
                     window.strand = Strand::Reverse;
@@ -158,4 +158,47 @@ impl AlignmentSource {
             Self::Store { store, species } => Ok(store.window(region, species.as_deref(), strand)?),
         }
     }
+}
+
+/// Says which part of `region` the alignment, covering `extents`, lacks.
+fn uncovered(region: &Region, extents: &[Region]) -> String {
+    let on_chrom: Vec<&Region> = extents.iter().filter(|e| e.chrom == region.chrom).collect();
+    if on_chrom.is_empty() {
+        let names: Vec<&str> = extents.iter().map(|e| e.chrom.as_str()).collect();
+        return format!(
+            "region {region}: chromosome `{}` is not in the alignment (it has {})",
+            region.chrom,
+            names.join(", ")
+        );
+    }
+    let covered: Vec<String> = on_chrom.iter().map(|e| e.to_string()).collect();
+    let overlap = on_chrom
+        .iter()
+        .find(|e| e.start < region.end && region.start < e.end)
+        .map(|e| Region {
+            chrom: region.chrom.clone(),
+            start: e.start.max(region.start),
+            end: e.end.min(region.end),
+        });
+    let Some(overlap) = overlap else {
+        return format!(
+            "region {region} is outside the alignment, which covers {}",
+            covered.join(", ")
+        );
+    };
+    let part = |start, end| Region {
+        chrom: region.chrom.clone(),
+        start,
+        end,
+    };
+    let missing: Vec<String> = [part(region.start, overlap.start), part(overlap.end, region.end)]
+        .into_iter()
+        .filter(|r| r.start < r.end)
+        .map(|r| r.to_string())
+        .collect();
+    format!(
+        "region {region} is only partly in the alignment: {overlap} is, {} is not (the alignment covers {})",
+        missing.join(" and "),
+        covered.join(", ")
+    )
 }

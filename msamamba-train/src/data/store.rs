@@ -18,17 +18,25 @@
 //! "empty chunk" rule, for our fill value). Stores without the attribute name their columns
 //! `0`, `1`, ... unless [`AlignmentStore::with_species`] names them.
 //!
+//! Stores written by the import also record, per chromosome array, the chunks written and each
+//! one's CRC32 (`written_chunks` in the array's `.zattrs`); every chunk read is checked against
+//! it. Stores without a record (GPN-MSA's, or ours from before the record) read unchecked, with a
+//! note. Every value read from a zip is checked against the CRC32 of the zip's directory.
+//!
 //! A store is a directory or a zip of one (entries at the root, or under one top-level folder).
 //! Reading decodes only the chunks a window touches; bytes become tokens through
 //! [`msamamba_model::tokens::token_of`] (lower case reads as upper case).
 
+mod chunk_record;
 pub(crate) mod layout;
 mod unsynced;
+mod verified_storage;
 mod writer;
+mod zip_directory;
 
 pub(crate) use writer::{ChunkSink, StoreWriter};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -42,6 +50,8 @@ use zarrs::storage::{
 };
 use zarrs_zip::ZipStorageAdapter;
 
+use self::chunk_record::ChunkRecord;
+use self::verified_storage::VerifiedStorage;
 use super::maf::Strand;
 use super::projection::MsaWindow;
 use super::region::Region;
@@ -156,6 +166,8 @@ struct Chromosome {
     len: u64,
     /// Positions per chunk.
     chunk_len: u64,
+    /// What the import wrote, if the store records it.
+    record: Option<Arc<ChunkRecord>>,
 }
 
 /// An open alignment store (directory or zip), ready for random-access window reads.
@@ -180,7 +192,11 @@ impl AlignmentStore {
     /// Opens the store at `path`: a directory, or a zip file of one. Every chromosome's
     /// metadata is read and checked now, so later reads fail only on corrupt chunks.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let storage = open_storage(path)?;
+        let (raw, zip_crcs) = open_storage(path)?;
+        let zip_crcs = Arc::new(zip_crcs);
+        // Metadata is read through the zip's check; chunks through the record's too, once read.
+        let storage: ReadableListableStorage =
+            Arc::new(VerifiedStorage::new(raw.clone(), zip_crcs.clone(), HashMap::new()));
         let storage_error = |err: StorageError| StoreError::Storage {
             path: path.to_path_buf(),
             reason: err.to_string(),
@@ -206,7 +222,7 @@ impl AlignmentStore {
             }));
         }
         let listing = storage.list_dir(&StorePrefix::root()).map_err(storage_error)?;
-        let mut chromosomes = BTreeMap::new();
+        let mut arrays = Vec::new();
         let mut width = None;
         for prefix in listing.prefixes() {
             let chrom = prefix.as_str().trim_end_matches('/');
@@ -222,10 +238,55 @@ impl AlignmentStore {
                     format!("{columns} species columns, other chromosomes have {width:?}"),
                 ));
             }
+            let attributes = format!("{chrom}/.zattrs");
+            let record = match get(&attributes)? {
+                Some(text) => ChunkRecord::from_attributes(&text)
+                    .map_err(|reason| metadata_error(&attributes, reason))?
+                    .map(Arc::new),
+                None => None,
+            };
+            arrays.push((chrom.to_string(), len, metadata, record));
+        }
+        let unrecorded: Vec<&str> = arrays
+            .iter()
+            .filter(|(_, _, _, record)| record.is_none())
+            .map(|(chrom, ..)| chrom.as_str())
+            .collect();
+        if !unrecorded.is_empty() {
+            let which = if unrecorded.len() == arrays.len() {
+                "any chromosome".to_string()
+            } else {
+                unrecorded.join(", ")
+            };
+            let unchecked = if zip_crcs.is_empty() {
+                "a damaged or deleted chunk there cannot be detected"
+            } else {
+                "only the zip's CRC32s check them, and a deleted chunk reads as gaps"
+            };
+            tracing::info!(
+                "{}: no record of the chunks written for {which} (a store not written by this version's import-maf): {unchecked}",
+                path.display()
+            );
+        }
+        let records: HashMap<String, Arc<ChunkRecord>> = arrays
+            .iter()
+            .filter_map(|(chrom, _, _, record)| Some((chrom.clone(), record.clone()?)))
+            .collect();
+        let verified: ReadableListableStorage = Arc::new(VerifiedStorage::new(raw, zip_crcs, records));
+        let mut chromosomes = BTreeMap::new();
+        for (chrom, len, metadata, record) in arrays {
             let chunk_len = metadata.chunks[0].get();
-            let array = Array::new_with_metadata(storage.clone(), &format!("/{chrom}"), ArrayMetadata::V2(metadata))
-                .map_err(|err| metadata_error(&key, err.to_string()))?;
-            chromosomes.insert(chrom.to_string(), Chromosome { array, len, chunk_len });
+            let array = Array::new_with_metadata(verified.clone(), &format!("/{chrom}"), ArrayMetadata::V2(metadata))
+                .map_err(|err| metadata_error(&format!("{chrom}/.zarray"), err.to_string()))?;
+            chromosomes.insert(
+                chrom,
+                Chromosome {
+                    array,
+                    len,
+                    chunk_len,
+                    record,
+                },
+            );
         }
         let Some(width) = width else {
             return Err(not_a_store("no chromosome arrays"));
@@ -275,38 +336,23 @@ impl AlignmentStore {
         self.chromosomes.iter().map(|(name, chrom)| (name.as_str(), chrom.len))
     }
 
-    /// Per chromosome, the stretches its stored chunks cover, merged. A chunk never written
-    /// reads as gaps (the fill value), so no window outside them holds a base; listing the chunks
-    /// costs no read of them.
+    /// Per chromosome, the stretches its stored chunks cover, merged: the chunks the import
+    /// recorded, or else those listed. A chunk never written reads as gaps (the fill value), so
+    /// no window outside them holds a base; neither costs a read of the chunks.
     pub fn stored_stretches(&self) -> Result<Vec<Region>, StoreError> {
         let mut stretches: Vec<Region> = Vec::new();
         for (name, chrom) in &self.chromosomes {
-            let storage_error = |reason: String| StoreError::Storage {
-                path: self.path.clone(),
-                reason,
+            let chunks: Vec<(u64, u64)> = match &chrom.record {
+                Some(record) => record.written().collect(),
+                None => self
+                    .listed_chunks(name)?
+                    .into_iter()
+                    .map(|chunk| (chunk, chunk + 1))
+                    .collect(),
             };
-            let prefix = StorePrefix::new(format!("{name}/")).map_err(|err| storage_error(err.to_string()))?;
-            let keys = self
-                .storage
-                .list_prefix(&prefix)
-                .map_err(|err| storage_error(err.to_string()))?;
-            // Chunk keys are `i.0` (or `i/0`); `.zarray` and `.zattrs` parse as no chunk.
-            let mut chunks: Vec<u64> = keys
-                .iter()
-                .filter_map(|key| {
-                    key.as_str()
-                        .strip_prefix(prefix.as_str())?
-                        .split(['.', '/'])
-                        .next()?
-                        .parse()
-                        .ok()
-                })
-                .collect();
-            chunks.sort_unstable();
-            chunks.dedup();
-            for chunk in chunks {
-                let start = chunk * chrom.chunk_len;
-                let end = (start + chrom.chunk_len).min(chrom.len);
+            for (first, end) in chunks {
+                let start = first * chrom.chunk_len;
+                let end = (end * chrom.chunk_len).min(chrom.len);
                 match stretches.last_mut() {
                     Some(last) if last.chrom == *name && last.end == start => last.end = end,
                     _ => stretches.push(Region {
@@ -318,6 +364,34 @@ impl AlignmentStore {
             }
         }
         Ok(stretches)
+    }
+
+    /// The indices of the chunks stored for chromosome `name`, ascending.
+    fn listed_chunks(&self, name: &str) -> Result<Vec<u64>, StoreError> {
+        let storage_error = |reason: String| StoreError::Storage {
+            path: self.path.clone(),
+            reason,
+        };
+        let prefix = StorePrefix::new(format!("{name}/")).map_err(|err| storage_error(err.to_string()))?;
+        let keys = self
+            .storage
+            .list_prefix(&prefix)
+            .map_err(|err| storage_error(err.to_string()))?;
+        // Chunk keys are `i.0` (or `i/0`); `.zarray` and `.zattrs` parse as no chunk.
+        let mut chunks: Vec<u64> = keys
+            .iter()
+            .filter_map(|key| {
+                key.as_str()
+                    .strip_prefix(prefix.as_str())?
+                    .split(['.', '/'])
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        chunks.sort_unstable();
+        chunks.dedup();
+        Ok(chunks)
     }
 
     /// Column indices of a window's rows: the target (column 0) first, then `species` in order
@@ -419,15 +493,16 @@ impl AlignmentStore {
     }
 }
 
-/// Opens a directory store, or a zip file through zarrs' zip adapter.
-fn open_storage(path: &Path) -> Result<ReadableListableStorage, StoreError> {
+/// Opens a directory store, or a zip file through zarrs' zip adapter; for a zip, also the CRC32
+/// its directory gives each file, by store key.
+fn open_storage(path: &Path) -> Result<(ReadableListableStorage, HashMap<String, u32>), StoreError> {
     let storage_error = |reason: String| StoreError::Storage {
         path: path.to_path_buf(),
         reason,
     };
     if path.is_dir() {
         let store = FilesystemStore::new(path).map_err(|err| storage_error(err.to_string()))?;
-        return Ok(Arc::new(store));
+        return Ok((Arc::new(store), HashMap::new()));
     }
     if !path.is_file() {
         return Err(StoreError::Missing {
@@ -447,6 +522,9 @@ fn open_storage(path: &Path) -> Result<ReadableListableStorage, StoreError> {
     let key = StoreKey::new(name).map_err(|err| storage_error(err.to_string()))?;
     let zip = ZipStorageAdapter::new(folder.clone(), key.clone())
         .map_err(|err| storage_error(format!("cannot read as zip: {err}")))?;
+    let crcs = |prefix: &str| {
+        zip_directory::entry_crcs(path, prefix).map_err(|err| storage_error(format!("cannot read as zip: {err}")))
+    };
     // `zip -r x.zip x.zarr` puts every entry under `x.zarr/`: look there when the root has no
     // group but exactly one folder.
     let root_group = StoreKey::new(".zgroup").map_err(|err| storage_error(err.to_string()))?;
@@ -461,8 +539,8 @@ fn open_storage(path: &Path) -> Result<ReadableListableStorage, StoreError> {
         if let ([folder_prefix], []) = (&listing.prefixes()[..], &listing.keys()[..]) {
             let inner = ZipStorageAdapter::new_with_path(folder, key, folder_prefix.as_str())
                 .map_err(|err| storage_error(format!("cannot read as zip: {err}")))?;
-            return Ok(Arc::new(inner));
+            return Ok((Arc::new(inner), crcs(folder_prefix.as_str())?));
         }
     }
-    Ok(Arc::new(zip))
+    Ok((Arc::new(zip), crcs("")?))
 }

@@ -50,6 +50,33 @@ impl<R: BufRead> BufRead for LineCounter<R> {
     }
 }
 
+/// Why text starting with `start` is no VCF, if it is not: noodles says only "empty input"
+/// for anything before a `##fileformat` line.
+fn not_a_vcf(start: &[u8]) -> Option<String> {
+    const EXPECTED: &str = "a VCF starts with a header line `##fileformat=VCFv4.x`";
+    if start.is_empty() {
+        return Some(format!("the file is empty; {EXPECTED}"));
+    }
+    // What is buffered may end inside the first line (a pipe's first write can be short).
+    let header = b"##fileformat=".as_slice();
+    if start.starts_with(header) || header.starts_with(start) {
+        return None;
+    }
+    let line = start.split(|&b| b == b'\n').next().unwrap_or(start);
+    let binary = format!("not a VCF: binary data, not text ({EXPECTED})");
+    let text = match std::str::from_utf8(line) {
+        Ok(text) => text,
+        // A character cut at the end of what is buffered is still text.
+        Err(e) if e.error_len().is_none() => std::str::from_utf8(&line[..e.valid_up_to()]).unwrap_or_default(),
+        Err(_) => return Some(binary),
+    };
+    if text.contains('\0') {
+        return Some(binary);
+    }
+    let text: String = text.trim_end().chars().take(40).collect();
+    Some(format!("not a VCF: no header ({EXPECTED}; the first line is `{text}`)"))
+}
+
 /// Where records come from.
 enum Records {
     /// The whole file, line by line.
@@ -85,7 +112,19 @@ impl VcfReader {
     }
 
     /// Reads the header of the VCF text `inner` (decompressed), named `name` in messages.
-    pub fn new(name: PathBuf, inner: Box<dyn BufRead>) -> Result<Self, VcfError> {
+    pub fn new(name: PathBuf, mut inner: Box<dyn BufRead>) -> Result<Self, VcfError> {
+        let start = inner.fill_buf().map_err(|e| VcfError {
+            path: name.clone(),
+            line: 1,
+            reason: format!("cannot read: {e}"),
+        })?;
+        if let Some(reason) = not_a_vcf(start) {
+            return Err(VcfError {
+                path: name,
+                line: 1,
+                reason,
+            });
+        }
         let mut reader = vcf::io::Reader::new(LineCounter { inner, lines: 0 });
         match reader.read_header() {
             Ok(header) => Ok(Self {
@@ -163,5 +202,24 @@ impl VcfReader {
             line,
             reason,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_first_read_cut_inside_the_fileformat_line_is_not_taken_for_a_missing_header() {
+        assert_eq!(not_a_vcf(b"##file"), None);
+        assert_eq!(not_a_vcf(b"##fileformat=VCFv4.2\n#CHROM"), None);
+        assert!(not_a_vcf(b"#CHROM\tPOS\n").unwrap().contains("no header"));
+        assert!(not_a_vcf(b"\x1f\x8b\x08\0\0").unwrap().contains("binary"));
+        // A multi-byte character cut at the end of the buffer is still text.
+        assert!(
+            not_a_vcf("chr1 é".as_bytes().split_last().unwrap().1)
+                .unwrap()
+                .contains("no header")
+        );
     }
 }

@@ -8,15 +8,18 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use burn::config::{Config, config_to_json};
 use burn::data::dataloader::DataLoaderBuilder;
+use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::InMemDataset;
-use burn::module::Module;
+use burn::module::{AutodiffModule, Module};
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::metric::store::{Aggregate, Direction, Split};
 use burn::train::metric::{LearningRateMetric, LossMetric};
-use burn::train::{Interrupter, Learner, MetricEarlyStoppingStrategy, StoppingCondition, SupervisedTraining};
+use burn::train::{
+    InferenceStep, Interrupter, Learner, MetricEarlyStoppingStrategy, StoppingCondition, SupervisedTraining,
+};
 use msamamba_kernels::KernelBackend;
 use msamamba_model::pooler::{MsaMambaClassifier, MsaMambaClassifierConfig};
 use msamamba_model::{MsaMamba, Precision};
@@ -27,6 +30,7 @@ use crate::atomic_output::AtomicOutput;
 use crate::data::labels::LabelledRegion;
 use crate::data::source::SourceConfig;
 use crate::progress;
+use crate::train::checkpoint_probe::check_forward;
 use crate::train::checkpoint_recorder::CheckpointRecorder;
 use crate::train::classifier_step::{ClassifierTraining, Ranking, RankingMetric};
 use crate::train::config_file::{CONFIG_VERSION, SavedConfig};
@@ -35,7 +39,7 @@ use crate::train::run_dir::{RunDir, RunEnd, RunStart};
 use crate::train::schedule::WarmupCosineConfig;
 use crate::train::weight_decay::SelectiveAdamW;
 use crate::train::weights::load_weights;
-use crate::windows::classifier_batch::{ClassifierBatcher, ClassifierItem, LabelledWindows};
+use crate::windows::classifier_batch::{ClassifierBatch, ClassifierBatcher, ClassifierItem, LabelledWindows};
 use crate::windows::epoch_loader::EpochLoader;
 use crate::windows::row_order::RowOrder;
 
@@ -256,17 +260,23 @@ where
     B::InnerBackend: KernelBackend,
 {
     config.validate()?;
-    if data.train.is_empty() {
-        bail!("the training split is empty");
+    if data.train.is_empty() || data.valid.is_empty() {
+        bail!("the training or the validation split is empty");
     }
     let _lock = run.lock()?;
     let config_path = run.dir.join("config.json");
-    let check = |epoch| {
+    // The batch that decides whether a checkpoint is good, made once.
+    let probe: ClassifierBatch<B::InnerBackend> = data
+        .batcher
+        .batch(data.valid.iter().take(config.batch_size).cloned().collect(), device);
+    let good = |epoch| {
         run.check_checkpoint::<B, ClassifierTraining<B>>(epoch, device, |weights| {
-            load_checkpoint::<B>(config, weights, &config_path, device).map(drop)
+            let model = load_checkpoint::<B>(config, weights, &config_path, device)?.valid();
+            let output = InferenceStep::step(&model, probe.clone());
+            check_forward(weights, output.loss, output.probabilities)
         })
     };
-    let start_epoch = run.start_epoch(start, check)?;
+    let start_epoch = run.start_epoch(start, good)?;
     // Written once the directory is locked and known to hold no other run's checkpoints: a
     // refused run leaves the config of the one it would have overwritten as it was.
     AtomicOutput::write(&config_path, config_to_json(config))?;
@@ -361,7 +371,7 @@ where
         epochs,
         interrupter,
     };
-    run.settle(end, check)?;
+    run.settle(end, good)?;
     if let Some(step) = non_finite_at {
         bail!("the training loss became NaN or infinite at step {step}; stopped (try a lower --lr)");
     }

@@ -3,6 +3,7 @@
 
 pub mod adamw;
 pub mod baseline;
+pub mod checkpoint_probe;
 pub mod checkpoint_recorder;
 pub mod classification_metrics;
 pub mod classifier_step;

@@ -3,17 +3,21 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::train::checkpoint_probe::check_forward;
 use crate::train::checkpoint_recorder::CheckpointRecorder;
 use crate::train::config_file::{CONFIG_VERSION, SavedConfig};
 use anyhow::{Context, Result, bail};
 use burn::config::{Config, config_to_json};
 use burn::data::dataloader::DataLoaderBuilder;
+use burn::data::dataloader::batcher::Batcher;
 use burn::data::dataset::InMemDataset;
-use burn::module::Module;
+use burn::module::{AutodiffModule, Module};
 use burn::tensor::backend::AutodiffBackend;
 use burn::train::checkpoint::KeepLastNCheckpoints;
 use burn::train::metric::{AccuracyMetric, LearningRateMetric, LossMetric, PerplexityMetric};
-use burn::train::{ExecutionStrategy, Interrupter, Learner, MultiDeviceOptim, SupervisedTraining, TrainingStrategy};
+use burn::train::{
+    ExecutionStrategy, InferenceStep, Interrupter, Learner, MultiDeviceOptim, SupervisedTraining, TrainingStrategy,
+};
 use msamamba_kernels::KernelBackend;
 use msamamba_model::mlm_mask::MlmMaskConfig;
 use msamamba_model::tokens::MASK;
@@ -30,7 +34,7 @@ use crate::train::schedule::WarmupCosineConfig;
 use crate::train::weight_decay::SelectiveAdamW;
 use crate::train::weights::load_mlm;
 use crate::windows::epoch_loader::EpochLoader;
-use crate::windows::mlm_batch::{MsaBatcher, MsaBatcherConfig};
+use crate::windows::mlm_batch::{MsaBatch, MsaBatcher, MsaBatcherConfig};
 use crate::windows::tiling::{
     MsaItem, WindowDataset, WindowSet, hold_out, tile_alignment, tile_extents, windows_in_regions,
 };
@@ -231,8 +235,6 @@ where
         rows: species[..rows].to_vec(),
         ..config.clone()
     };
-    AtomicOutput::write(&run.dir.join("config.json"), config_to_json(config))?;
-    B::seed(&device, config.seed);
     let extents = source.extents();
     let regions = match &config.regions {
         Some(path) => Some((path, read_bed(path)?)),
@@ -289,6 +291,17 @@ where
             valid_windows
         );
     }
+    // The batch that decides whether a checkpoint is good, made once.
+    let probe: MsaBatch<B::InnerBackend> =
+        batcher(1.0).batch(valid_set.iter().take(config.batch_size).cloned().collect(), &device);
+    let good = |epoch| {
+        run.check_checkpoint::<B, MlmModel<B>>(epoch, &device, |weights| {
+            let model = load_mlm::<B>(config, weights, &run.dir.join("config.json"), &device)?.valid();
+            let output = InferenceStep::step(&model, probe.clone());
+            check_forward(weights, output.loss, output.logits)
+        })
+    };
+    let start_epoch = run.confirm_start(start_epoch, good)?;
     let interrupter = Interrupter::new();
     let batches_per_epoch = config.checkpoint_every * config.accumulate;
     // Each device takes its share of an epoch: batches_per_epoch batches per device.
@@ -309,6 +322,9 @@ where
         .set_device(device.clone())
         .build(InMemDataset::new(valid_set.clone()));
 
+    // Seeded here, after every checkpoint check (loading one draws a fresh model's weights), so
+    // that a resumed run draws as the uninterrupted one did.
+    B::seed(&device, config.seed);
     let model = MlmModel {
         model: config.model.init::<B>(&device).with_precision(precision),
         accumulate: config.accumulate,
@@ -318,6 +334,9 @@ where
         .with_warmup_fraction(config.warmup_fraction)
         .with_accumulate(config.accumulate)
         .init();
+    // Written once every input is read and checked: a run refused for its input leaves no
+    // config.json that would make its --out a run.
+    AtomicOutput::write(&run.dir.join("config.json"), config_to_json(config))?;
     let (log, health) = MetricsLog::new(
         &run.dir,
         PRETRAIN_COLUMNS,
@@ -365,7 +384,7 @@ where
         epochs: config.epochs(),
         interrupter,
     };
-    run.settle(end, check)?;
+    run.settle(end, good)?;
     let result = result.context("training stopped without a model")?;
     if non_finite_at.is_none() {
         crate::train::weights::check_finite(&result.model, &run.final_model())?;

@@ -241,17 +241,33 @@ impl RunDir {
     /// run's files, or for an overwriting run, which removes them.
     pub fn start_epoch(&self, start: RunStart, check: impl Fn(usize) -> Result<()>) -> Result<Option<usize>> {
         match start {
-            RunStart::Resume => {
-                let epoch = self.newest_usable_checkpoint(false, check)?.with_context(|| {
-                    format!(
-                        "--resume: no usable checkpoint in {} (to start the run again, pass --overwrite instead)",
-                        self.checkpoints().display()
-                    )
-                })?;
-                Ok(Some(epoch))
-            }
+            RunStart::Resume => self.resumed_epoch(check).map(Some),
             RunStart::Fresh => self.refuse_existing_run().map(|()| None),
             RunStart::Overwrite => self.remove_run_files().map(|()| None),
+        }
+    }
+
+    /// The checkpoint a resumed run continues from: the newest one `check` accepts.
+    fn resumed_epoch(&self, check: impl Fn(usize) -> Result<()>) -> Result<usize> {
+        self.newest_usable_checkpoint(false, check)?.with_context(|| {
+            format!(
+                "--resume: no usable checkpoint in {} (to start the run again, pass --overwrite instead)",
+                self.checkpoints().display()
+            )
+        })
+    }
+
+    /// For a run resumed from `start_epoch`, the checkpoint to continue from once `good` has
+    /// judged it too: a check that needs the run's data (a forward pass), so it comes after the
+    /// one [`RunDir::start_epoch`] makes. Checkpoints `good` refuses are passed over with a warning.
+    pub fn confirm_start(
+        &self,
+        start_epoch: Option<usize>,
+        good: impl Fn(usize) -> Result<()>,
+    ) -> Result<Option<usize>> {
+        match start_epoch {
+            Some(_) => self.resumed_epoch(good).map(Some),
+            None => Ok(None),
         }
     }
 

@@ -10,6 +10,7 @@ use zarrs::filesystem::FilesystemStore;
 use zarrs::storage::{Bytes, StoreKey, WritableStorageTraits};
 
 use super::StoreError;
+use super::chunk_record::RECORD_ATTR;
 use super::layout::{self, CHUNK_ROWS, FILL_BYTE};
 use super::unsynced::UnsyncedStore;
 
@@ -83,11 +84,14 @@ impl StoreWriter {
         Ok(())
     }
 
-    /// Writes the group, array and species metadata, making the store readable.
+    /// Writes the group, array and species metadata, and each array's record of its chunks,
+    /// making the store readable.
     pub(crate) fn finish(&self, chromosomes: &[(String, u64)], species: &[String]) -> Result<(), StoreError> {
         for (chrom, len) in chromosomes {
             let json = layout::array_json(*len, species.len());
             self.set_json(&format!("{chrom}/.zarray"), &json)?;
+            let record = self.storage.record(chrom);
+            self.set_json(&format!("{chrom}/.zattrs"), &json!({ RECORD_ATTR: record.to_json() }))?;
         }
         self.set_json(".zattrs", &json!({ layout::SPECIES_ATTR: species }))?;
         self.set_json(".zgroup", &json!({"zarr_format": 2}))
