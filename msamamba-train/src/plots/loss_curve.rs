@@ -153,7 +153,7 @@ mod tests {
             assert!(svg.contains(name), "{name} missing from the legend");
         }
         let err = write_png(
-            &vec![
+            &[
                 run("a", 1.0),
                 run("b", 1.0),
                 run("c", 1.0),
