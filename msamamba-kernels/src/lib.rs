@@ -18,8 +18,10 @@ mod autodiff;
 pub mod causal_conv;
 #[cfg(feature = "ndarray")]
 pub mod cpu;
-#[cfg(any(feature = "wgpu", feature = "cuda"))]
+#[cfg(any(feature = "wgpu", feature = "cuda", feature = "cuda-source"))]
 pub mod cube;
+#[cfg(feature = "cuda-source")]
+pub mod cuda_source;
 pub mod device_failure;
 #[cfg(feature = "fusion")]
 mod fusion;

@@ -23,7 +23,8 @@
 //! [`RecomputedLinearBackend`]; autodiff overrides the projections, the cube backends the sums
 //! and the products.
 
-use burn::tensor::{Shape, Tensor, TensorMetadata, TensorPrimitive, backend::Backend, ops::FloatTensor};
+use burn::tensor::backend::{Backend, DTypeUsage};
+use burn::tensor::{DType, Shape, Tensor, TensorMetadata, TensorPrimitive, ops::FloatTensor};
 
 /// A backend that can run a linear projection whose output may be recomputed in the backward.
 pub trait RecomputedLinearBackend: Backend {
@@ -57,6 +58,12 @@ pub trait RecomputedLinearBackend: Backend {
     /// The sums of t's rows; t: [rows, cols] -> \[cols\].
     fn column_sums(t: FloatTensor<Self>) -> FloatTensor<Self> {
         summed_rows::<Self>(t)
+    }
+
+    /// Whether [`Self::projection_matmul`] multiplies `dtype` operands on `device`'s tensor cores:
+    /// what makes computing in that type pay.
+    fn matmul_accelerates(dtype: DType, device: &Self::Device) -> bool {
+        Self::dtype_usage(device, dtype).contains(DTypeUsage::Accelerated)
     }
 }
 

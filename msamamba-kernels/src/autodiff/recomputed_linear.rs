@@ -134,6 +134,10 @@ fn linear<B: RecomputedLinearBackend, C: CheckpointStrategy>(
 }
 
 impl<B: RecomputedLinearBackend, C: CheckpointStrategy> RecomputedLinearBackend for Autodiff<B, C> {
+    fn matmul_accelerates(dtype: burn::tensor::DType, device: &Self::Device) -> bool {
+        B::matmul_accelerates(dtype, device)
+    }
+
     fn recomputed_linear(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,

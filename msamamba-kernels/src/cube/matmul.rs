@@ -9,11 +9,15 @@
 //! with `mma` over several rows, both well ahead of the default. The products therefore try those
 //! two in that order and keep burn's matmul as the last resort: a strategy the device or the
 //! layout cannot take (no TMA before Hopper, no `mma` before Ampere or on WGPU, strides TMA cannot
-//! describe) is refused at set-up, before anything is launched.
+//! describe) is refused before anything is launched: cubek refuses most at set-up, but checks the
+//! device for TMA only when it compiles the kernel, after the launch has been accepted, so that
+//! check is made here first.
 
 use burn::tensor::DType;
 use burn_cubecl::CubeRuntime;
 use burn_cubecl::tensor::CubeTensor;
+use cubecl::ir::{ElemType, FloatKind, SemanticType, StorageType};
+use cubecl::prelude::ComputeClient;
 use cubek::matmul::components::tile::TileMatmulKind;
 use cubek::matmul::definition::{MatmulElems, MatmulGlobalElems, MatmulSetupError};
 use cubek::matmul::launch::{Strategy, launch_ref};
@@ -71,6 +75,28 @@ pub fn matmul<R: CubeRuntime>(lhs: &CubeTensor<R>, rhs: &CubeTensor<R>) -> Optio
     let out = empty_as(lhs, shape, lhs.dtype);
     strategies()
         .iter()
-        .any(|strategy| launch(strategy, lhs, rhs, &out).is_ok())
+        .any(|strategy| device_takes(strategy, &lhs.client) && launch(strategy, lhs, rhs, &out).is_ok())
         .then_some(out)
+}
+
+/// Whether `client`'s device has what `strategy` needs beyond what cubek checks at set-up: the
+/// tensor memory accelerator for TMA loads.
+fn device_takes<R: CubeRuntime>(strategy: &Strategy, client: &ComputeClient<R>) -> bool {
+    !matches!(strategy, Strategy::SimpleTmaMma(_))
+        || client.properties().features.supports_type(SemanticType::TensorMap)
+}
+
+/// Whether the strategies multiply `dtype` operands on `client`'s device on tensor cores, with f32
+/// accumulation (warp-level `mma`). cubecl also lists bf16 among the `wmma` types of Volta and
+/// Turing, which have no bf16 tensor cores; `mma` is what the strategies use.
+pub fn accelerates<R: CubeRuntime>(client: &ComputeClient<R>, dtype: DType) -> bool {
+    let operand = StorageType::Scalar(ElemType::from(dtype));
+    let f32 = StorageType::Scalar(ElemType::Float(FloatKind::F32));
+    client
+        .properties()
+        .features
+        .matmul
+        .mma
+        .iter()
+        .any(|config| config.a_type == operand && config.b_type == operand && config.cd_type == f32)
 }

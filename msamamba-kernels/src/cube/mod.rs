@@ -163,6 +163,10 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> Recomputed
         matmul::matmul(&lhs, &rhs).unwrap_or_else(|| <Self as FloatTensorOps<Self>>::float_matmul(lhs, rhs))
     }
 
+    fn matmul_accelerates(dtype: DType, device: &Self::Device) -> bool {
+        matmul::accelerates(&R::client(device), dtype)
+    }
+
     fn column_sums(t: FloatTensor<Self>) -> FloatTensor<Self> {
         let t = burn::tensor::Tensor::<Self, 2>::from_primitive(TensorPrimitive::Float(t));
         if column_sums::supported(&t) {

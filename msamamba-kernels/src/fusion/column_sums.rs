@@ -41,6 +41,10 @@ impl<B: FusionBackend + RecomputedLinearBackend> Operation<B::FusionRuntime> for
 }
 
 impl<B: FusionBackend + RecomputedLinearBackend> RecomputedLinearBackend for Fusion<B> {
+    fn matmul_accelerates(dtype: burn::tensor::DType, device: &Self::Device) -> bool {
+        B::matmul_accelerates(dtype, device)
+    }
+
     fn projection_matmul(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
         let mut dims = lhs.shape().to_vec();
         let rank = dims.len();

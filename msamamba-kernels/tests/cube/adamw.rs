@@ -22,7 +22,12 @@ fn tensor<B: Backend>(values: &[f64], device: &B::Device) -> Tensor<B, 1> {
 
 /// Three steps from zero moments on backend B with gradients `grads`: the final parameter and
 /// moments.
-fn three_steps<B: AdamWBackend>(param: &[f64], grads: &[Vec<f64>], weight_decay: f64, kernel: bool) -> [Vec<f64>; 3] {
+pub(crate) fn three_steps<B: AdamWBackend>(
+    param: &[f64],
+    grads: &[Vec<f64>],
+    weight_decay: f64,
+    kernel: bool,
+) -> [Vec<f64>; 3] {
     let device = Default::default();
     let n = param.len();
     let mut state = AdamWTensors::<B> {

@@ -14,7 +14,7 @@ use msamamba_kernels::cube::causal_conv::{backward, forward, supported};
 /// (rows, positions, channels, taps): one position, fewer positions than taps, positions past one
 /// run of 64 and off it, channels off the cube's 64, one tap, two, mamba's four, eight; and rows
 /// x positions large enough (300 000) that the runs grow past 64 positions.
-const SHAPES: [[usize; 4]; 7] = [
+pub(crate) const SHAPES: [[usize; 4]; 7] = [
     [1, 1, 1, 4],
     [2, 3, 5, 4],
     [3, 200, 70, 4],
@@ -34,7 +34,7 @@ fn assert_close(what: &str, got: &[f64], want: &[f64]) {
 
 /// x as channels 2.. of a wider channels-last tensor of `dtype` (the model's x is the first half
 /// of the input projection's output).
-fn sliced<B: Backend>(p: &ConvProblem, dtype: DType, device: &B::Device) -> CausalConvInput<B> {
+pub(crate) fn sliced<B: Backend>(p: &ConvProblem, dtype: DType, device: &B::Device) -> CausalConvInput<B> {
     let [rows, len, channels, _] = p.dims;
     let width = channels + 5;
     let mut wide = vec![1e3; rows * len * width];
@@ -97,7 +97,10 @@ where
 }
 
 /// Gradients of sum(y * dy) for x, weight and bias through burn's autodiff.
-fn autodiff_grads<B: msamamba_kernels::CausalConvBackend>(problem: &ConvProblem, device: &B::Device) -> Vec<Vec<f64>> {
+pub(crate) fn autodiff_grads<B: msamamba_kernels::CausalConvBackend>(
+    problem: &ConvProblem,
+    device: &B::Device,
+) -> Vec<Vec<f64>> {
     let input = problem.input::<Autodiff<B>>(device);
     let (x, weight, bias) = (
         input.x.require_grad(),

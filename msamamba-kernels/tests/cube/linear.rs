@@ -14,7 +14,7 @@ use rand::rngs::StdRng;
 /// the chunks hold, partials that need a third launch, more columns than one grid row of cubes
 /// at 2048 cubes in all, the paper's bias gradient shape scaled down and its weight gradient's
 /// batch.
-const SHAPES: [[usize; 2]; 9] = [
+pub(crate) const SHAPES: [[usize; 2]; 9] = [
     [1, 1],
     [1, 33],
     [7, 1],
@@ -35,7 +35,7 @@ const TOLERANCE: f64 = 1e-4;
 #[cfg(feature = "cuda")]
 const TF32_TOLERANCE: f64 = 5e-3;
 
-fn random(rng: &mut StdRng, len: usize) -> Vec<f64> {
+pub(crate) fn random(rng: &mut StdRng, len: usize) -> Vec<f64> {
     (0..len).map(|_| rng.random_range(-1.0..1.0)).collect()
 }
 
@@ -51,7 +51,11 @@ fn loop_sums(t: &[f64], [rows, cols]: [usize; 2]) -> Vec<f64> {
 }
 
 /// B's column sums of `t` [rows, cols], laid out transposed in memory when `transposed`.
-fn column_sums<B: RecomputedLinearBackend>(t: &[f64], [rows, cols]: [usize; 2], transposed: bool) -> Vec<f64> {
+pub(crate) fn column_sums<B: RecomputedLinearBackend>(
+    t: &[f64],
+    [rows, cols]: [usize; 2],
+    transposed: bool,
+) -> Vec<f64> {
     let tensor = matrices::<B>(t, [1, rows, cols], transposed).squeeze_dim::<2>(0);
     let sums = B::column_sums(tensor.into_primitive().tensor());
     values(Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(sums)))
@@ -59,7 +63,7 @@ fn column_sums<B: RecomputedLinearBackend>(t: &[f64], [rows, cols]: [usize; 2], 
 
 /// (batch, m, k, n) of the products: one element, sizes off every tile and vector, the model's
 /// projections (tokens x 128 -> 512, -> 40, 8 -> 256), a batch of weight-gradient products.
-const PRODUCTS: [[usize; 4]; 6] = [
+pub(crate) const PRODUCTS: [[usize; 4]; 6] = [
     [1, 1, 1, 1],
     [1, 37, 5, 3],
     [1, 130, 33, 65],
@@ -100,7 +104,7 @@ fn matrices<B: RecomputedLinearBackend>(t: &[f64], [batch, rows, cols]: [usize; 
 
 /// B's product of `a` and `b`, either laid out transposed in memory (as the linears' gradients
 /// hand them: the weight transposed, the input transposed).
-fn product<B: RecomputedLinearBackend>(
+pub(crate) fn product<B: RecomputedLinearBackend>(
     a: &[f64],
     b: &[f64],
     [batch, m, k, n]: [usize; 4],
@@ -123,7 +127,7 @@ fn product<B: RecomputedLinearBackend>(
 }
 
 /// Gradients of sum(y · dy) through the kept or the recomputed linear, x [2, 3, 5, k].
-fn linear_grads<B: RecomputedLinearBackend>(
+pub(crate) fn linear_grads<B: RecomputedLinearBackend>(
     x: &[f64],
     w: &[f64],
     b: &[f64],

@@ -12,7 +12,7 @@ use msamamba_kernels::residual_norm::{reference_backward, reference_forward, res
 /// (rows, width): one row, one channel, widths off the warp size (a lane holding one, two or
 /// several channels, some lanes none), the paper's width, the widest the kernels take, and more
 /// rows than the cubes cover in one sweep (2048 cubes of 8 rows), rows off the cube's 8.
-const SHAPES: [[usize; 2]; 8] = [
+pub(crate) const SHAPES: [[usize; 2]; 8] = [
     [1, 1],
     [7, 5],
     [9, 33],
@@ -72,7 +72,7 @@ where
 }
 
 /// Gradients of sum(out * dout) for x, residual and gamma through burn's autodiff.
-fn autodiff_grads<B: msamamba_kernels::ResidualNormBackend>(
+pub(crate) fn autodiff_grads<B: msamamba_kernels::ResidualNormBackend>(
     problem: &NormProblem,
     device: &B::Device,
 ) -> Vec<Vec<f64>> {

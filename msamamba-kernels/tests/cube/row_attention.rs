@@ -13,7 +13,7 @@ use msamamba_kernels::row_attention::{reference_backward, reference_forward, row
 /// the paper model takes (128), one row, rows off the warp size and the tile, one position, heads
 /// of one and of 64 channels, more rows than the smallest WGPU cube limit (256), heads read in
 /// vectors of 2 (6 channels) and of 1 (5 channels).
-const SHAPES: [([usize; 4], usize); 10] = [
+pub(crate) const SHAPES: [([usize; 4], usize); 10] = [
     ([2, 90, 3, 128], 4),
     ([1, 128, 2, 64], 2),
     ([2, 1, 5, 16], 2),
@@ -96,7 +96,10 @@ where
 }
 
 /// The gradient of sum(out * dout) for qkv through burn's autodiff of the entry point.
-fn autodiff_grad<B: msamamba_kernels::RowAttentionBackend>(problem: &AttentionProblem, device: &B::Device) -> Vec<f64> {
+pub(crate) fn autodiff_grad<B: msamamba_kernels::RowAttentionBackend>(
+    problem: &AttentionProblem,
+    device: &B::Device,
+) -> Vec<f64> {
     let input = problem.input::<Autodiff<B>>(device);
     let qkv = input.qkv.require_grad();
     let out = row_attention(RowAttentionInput {

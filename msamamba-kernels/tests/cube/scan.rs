@@ -12,7 +12,7 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 
 /// One scan problem as flat f32 buffers, buildable on any backend.
 #[derive(Clone, Debug)]
-struct Problem {
+pub(crate) struct Problem {
     dims: [usize; 4], // b, d, n, l
     u: Vec<f32>,
     delta: Vec<f32>,
@@ -30,7 +30,7 @@ struct Problem {
 }
 
 impl Problem {
-    fn random(rng: &mut StdRng, [bs, d, n, l]: [usize; 4], gated: bool, softplus: bool) -> Self {
+    pub(crate) fn random(rng: &mut StdRng, [bs, d, n, l]: [usize; 4], gated: bool, softplus: bool) -> Self {
         let mut uniform = |k: usize, lo: f32, hi: f32| (0..k).map(|_| rng.random_range(lo..hi)).collect::<Vec<f32>>();
         let u = uniform(bs * d * l, -2.0, 2.0);
         let b = uniform(bs * n * l, -2.0, 2.0);
@@ -124,7 +124,7 @@ impl Problem {
         }
     }
 
-    fn input<B: Backend>(&self, device: &B::Device) -> SelectiveScanInput<B> {
+    pub(crate) fn input<B: Backend>(&self, device: &B::Device) -> SelectiveScanInput<B> {
         let [bs, d, n, l] = self.dims;
         let t3 = |v: &Vec<f32>, s: [usize; 3]| activation::<B, 3>(TensorData::new(v.clone(), s), self.half, device);
         SelectiveScanInput {
@@ -140,7 +140,7 @@ impl Problem {
         }
     }
 
-    fn dy<B: Backend>(&self, device: &B::Device) -> Tensor<B, 3> {
+    pub(crate) fn dy<B: Backend>(&self, device: &B::Device) -> Tensor<B, 3> {
         let [bs, d, _, l] = self.dims;
         activation(TensorData::new(self.dy.clone(), [bs, d, l]), self.half, device)
     }
@@ -148,7 +148,7 @@ impl Problem {
     /// The input as the model hands it over: u and delta channels-last ([b, l, d] seen as
     /// [b, d, l]), z the second half of a channels-last [b, l, 2d], B and C slices of one
     /// channels-last [b, l, 3 + 2n + 5] (as of the x projection), at offsets off any alignment.
-    fn input_views<B: Backend>(&self, device: &B::Device) -> SelectiveScanInput<B> {
+    pub(crate) fn input_views<B: Backend>(&self, device: &B::Device) -> SelectiveScanInput<B> {
         let [bs, d, n, l] = self.dims;
         let flat = self.input::<B>(device);
         let half = self.half;
@@ -166,7 +166,7 @@ impl Problem {
         }
     }
 
-    fn dy_view<B: Backend>(&self, device: &B::Device) -> Tensor<B, 3> {
+    pub(crate) fn dy_view<B: Backend>(&self, device: &B::Device) -> Tensor<B, 3> {
         let [bs, d, _, l] = self.dims;
         channels_last_slices(&[&self.dy], [bs, d, l], 0, 0, self.half, device).remove(0)
     }
@@ -330,7 +330,7 @@ fn in_f64<B: Backend>(input: SelectiveScanInput<B>) -> SelectiveScanInput<B> {
 
 /// (b, d, n, l, chunk): L past one chunk and not a multiple of any tile, channels not a multiple of
 /// the block, d_state 1 and 16, L = 1.
-const SHAPES: [([usize; 4], usize); 5] = [
+pub(crate) const SHAPES: [([usize; 4], usize); 5] = [
     ([2, 5, 16, 100], 32),
     ([1, 40, 1, 77], 32),
     ([3, 33, 16, 300], 128),
@@ -340,7 +340,7 @@ const SHAPES: [([usize; 4], usize); 5] = [
 
 /// (b, d, n, l, chunk): many chunks, L not a multiple of the chunk, and chunk boundaries off the
 /// forward (32) and backward (4 or 8) tiles, down to chunks shorter than a tile.
-const SPLIT_SHAPES: [([usize; 4], usize); 4] = [
+pub(crate) const SPLIT_SHAPES: [([usize; 4], usize); 4] = [
     ([2, 40, 16, 250], 36),
     ([1, 33, 4, 97], 20),
     ([3, 5, 16, 300], 70),
@@ -348,13 +348,13 @@ const SPLIT_SHAPES: [([usize; 4], usize); 4] = [
 ];
 
 /// Kernel settings under test: (`split_below`, `split_cubes`, `lane_channels`, `lane_items`).
-type Setting = (usize, usize, usize, usize);
+pub(crate) type Setting = (usize, usize, usize, usize);
 
 /// L never split, on the lanes kernels (4 channels of runs of 4: the CPU Vulkan driver's 32 KiB of
 /// shared memory do not hold the default 8) and on the one-thread-per-channel kernels; L always
 /// split (when it spans chunks), into one backward segment per chunk; and into backward segments
 /// of several chunks.
-const SETTINGS: [Setting; 4] = [
+pub(crate) const SETTINGS: [Setting; 4] = [
     (0, 4096, 4, 4),
     (0, 4096, 0, 4),
     (usize::MAX, usize::MAX, 4, 4),
@@ -362,7 +362,10 @@ const SETTINGS: [Setting; 4] = [
 ];
 
 /// The kernel config of a chunk length and a setting, the lanes backward on where it can run.
-fn setting_config(chunk: usize, (split_below, split_cubes, lane_channels, lane_items): Setting) -> KernelConfig {
+pub(crate) fn setting_config(
+    chunk: usize,
+    (split_below, split_cubes, lane_channels, lane_items): Setting,
+) -> KernelConfig {
     KernelConfig {
         chunk,
         split_below,
@@ -499,7 +502,7 @@ fn grad_of<B: AutodiffBackend, const D: usize>(
 
 /// Gradients of a weighted sum of the scan, through burn's autodiff, for every input; each of
 /// its input's element type.
-fn autodiff_grads<B: msamamba_kernels::SelectiveScanBackend>(
+pub(crate) fn autodiff_grads<B: msamamba_kernels::SelectiveScanBackend>(
     problem: &Problem,
     device: &B::Device,
 ) -> Vec<(&'static str, Vec<f64>)> {

@@ -3,8 +3,9 @@
 
 use anyhow::{Result, bail};
 use burn::tensor::DType;
-use burn::tensor::backend::{Backend, DTypeUsage};
+use burn::tensor::backend::DTypeUsage;
 use clap::ValueEnum;
+use msamamba_kernels::RecomputedLinearBackend;
 use msamamba_model::Precision;
 use serde::{Deserialize, Serialize};
 
@@ -23,15 +24,20 @@ pub enum PrecisionChoice {
     Bf16,
 }
 
-/// Whether `device` stores bf16, computes with it and multiplies it on tensor cores.
-pub fn has_bf16<B: Backend>(device: &B::Device) -> bool {
-    B::dtype_usage(device, DType::BF16)
-        .is_superset(DTypeUsage::Storage | DTypeUsage::Arithmetic | DTypeUsage::Accelerated)
+/// Whether `device` stores bf16, computes with it and multiplies it on tensor cores (the
+/// projections' products, where the time goes).
+pub fn has_bf16<B: RecomputedLinearBackend>(device: &B::Device) -> bool {
+    B::dtype_usage(device, DType::BF16).is_superset(DTypeUsage::Storage | DTypeUsage::Arithmetic)
+        && B::matmul_accelerates(DType::BF16, device)
 }
 
 /// The precision `choice` means on `device` of backend `backend`; bf16 where the device has
 /// none is an error naming the flag.
-pub fn resolve<B: Backend>(choice: PrecisionChoice, device: &B::Device, backend: &str) -> Result<Precision> {
+pub fn resolve<B: RecomputedLinearBackend>(
+    choice: PrecisionChoice,
+    device: &B::Device,
+    backend: &str,
+) -> Result<Precision> {
     Ok(match choice {
         PrecisionChoice::Fp32 => Precision::Fp32,
         PrecisionChoice::Auto if has_bf16::<B>(device) => Precision::Bf16,
