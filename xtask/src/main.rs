@@ -18,9 +18,17 @@ struct Cli {
 enum Task {
     /// What CI runs: formatting, the whole test suite on CPU, clippy (warnings are errors, the
     /// CUDA backend built in), the API docs (warnings are errors), and the kernels' and model's
-    /// tests on WGPU (software Vulkan where no GPU is present). Installs what the tests need
-    /// (bcftools, lavapipe) where it is missing and we may.
+    /// tests on WGPU (software Vulkan where no GPU is present) with those of `pascal`. Installs
+    /// what the tests need (bcftools, lavapipe, NVRTC) where it is missing and we may.
     Ci,
+    /// Proves the CUDA kernels compile for Pascal without a GPU: runs every kernel variant the
+    /// tests launch, and the model's training step, on a runtime that records the CUDA source
+    /// cubecl writes for a compute capability 6.0 card (msamamba-kernels' `cuda_source`), and
+    /// compiles each with NVRTC 12 for `compute_60`; fails listing each kernel and variant that
+    /// does not compile. Installs NVRTC 12.9 and the CUDA runtime headers from their Python wheels
+    /// into a cache folder where missing. CI runs these tests with the WGPU tests (the feature
+    /// `cuda-source` of msamamba-kernels and msamamba-model).
+    Pascal,
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -194,10 +202,80 @@ fn msamamba_bench(bin: &str, backend: BenchBackend, args: &[String]) -> Result<(
     cargo(&all)
 }
 
+/// The cargo that runs this xtask.
+fn cargo_program() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
 /// Runs cargo with `args`, failing when it fails.
 fn cargo(args: &[&str]) -> Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    run(&cargo, args)
+    run(&cargo_program(), args)
+}
+
+/// Runs `command`, failing when it fails.
+fn run_command(command: &mut Command) -> Result<()> {
+    eprintln!("+ {command:?}");
+    let status = command.status().with_context(|| format!("running {command:?}"))?;
+    if !status.success() {
+        bail!("{command:?} failed ({status})");
+    }
+    Ok(())
+}
+
+/// NVRTC 12.9 and the CUDA runtime's headers, from their Python wheels: the last NVRTC to target
+/// compute capability 6.x, and no CUDA toolkit needed.
+struct Nvrtc {
+    /// The folder of libnvrtc.so.12.
+    lib: PathBuf,
+    /// The folder of cuda_runtime.h.
+    include: PathBuf,
+}
+
+impl Nvrtc {
+    /// Lets `command` find them (see msamamba-kernels' `cuda_source::nvrtc`).
+    fn apply<'a>(&self, command: &'a mut Command) -> &'a mut Command {
+        let mut path = std::ffi::OsString::from(&self.lib);
+        if let Some(old) = std::env::var_os("LD_LIBRARY_PATH") {
+            path.push(":");
+            path.push(old);
+        }
+        command
+            .env("LD_LIBRARY_PATH", path)
+            .env("MSAMAMBA_CUDA_INCLUDE", &self.include)
+    }
+}
+
+/// Installs the NVRTC and CUDA runtime wheels with pip into the user's cache folder
+/// (`$XDG_CACHE_HOME` or ~/.cache, msamamba/nvrtc-12.9) unless they are there.
+fn ensure_nvrtc() -> Result<Nvrtc> {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
+        .context("no cache folder for NVRTC: set XDG_CACHE_HOME or HOME")?
+        .join("msamamba/nvrtc-12.9");
+    let nvrtc = Nvrtc {
+        lib: cache.join("nvidia/cuda_nvrtc/lib"),
+        include: cache.join("nvidia/cuda_runtime/include"),
+    };
+    if nvrtc.lib.join("libnvrtc.so.12").is_file() && nvrtc.include.join("cuda_runtime.h").is_file() {
+        return Ok(nvrtc);
+    }
+    let target = cache.to_string_lossy();
+    run(
+        "python3",
+        &[
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--target",
+            &target,
+            "nvidia-cuda-nvrtc-cu12==12.9.*",
+            "nvidia-cuda-runtime-cu12==12.9.*",
+        ],
+    )?;
+    Ok(nvrtc)
 }
 
 /// Makes sure a Vulkan driver is installed for the WGPU tests: lavapipe (Mesa's software Vulkan)
@@ -262,24 +340,48 @@ fn main() -> Result<()> {
                 "--workspace",
                 "--all-targets",
                 "--features",
-                "msamamba-train/cuda,msamamba-train/fusion",
+                "msamamba-train/cuda,msamamba-train/fusion,msamamba-kernels/cuda-source,msamamba-model/cuda-source",
                 "--",
                 "-D",
                 "warnings",
             ])?;
             doc()?;
             ensure_vulkan()?;
-            cargo(&[
+            let nvrtc = ensure_nvrtc()?;
+            // One build for the GPU tests and the Pascal ones: with fusion the model tests run
+            // burn's default `Wgpu`; the kernel tests launch on the unfused cube backend directly,
+            // so both paths are covered.
+            let mut test = Command::new(cargo_program());
+            test.args([
                 "test",
                 "-p",
                 "msamamba-kernels",
                 "-p",
                 "msamamba-model",
                 "--features",
-                // With fusion the model tests run burn's default `Wgpu`; the kernel tests launch
-                // on the unfused cube backend directly, so both paths are covered.
-                "msamamba-kernels/wgpu,msamamba-kernels/fusion,msamamba-model/wgpu",
-            ])
+                "msamamba-kernels/wgpu,msamamba-kernels/fusion,msamamba-model/wgpu,msamamba-kernels/cuda-source,msamamba-model/cuda-source",
+            ]);
+            run_command(nvrtc.apply(&mut test))
+        }
+        Task::Pascal => {
+            let nvrtc = ensure_nvrtc()?;
+            let mut test = Command::new(cargo_program());
+            test.args([
+                "test",
+                "-p",
+                "msamamba-kernels",
+                "-p",
+                "msamamba-model",
+                "--features",
+                "msamamba-kernels/cuda-source,msamamba-model/cuda-source",
+                "--test",
+                "cube",
+                "--test",
+                "cuda_source",
+                "--",
+                "--nocapture",
+            ]);
+            run_command(nvrtc.apply(&mut test))
         }
         Task::Fixtures => fixtures(),
         Task::Bench { bench: Bench::Data } => {
@@ -315,17 +417,11 @@ fn reference_bench(args: &[String]) -> Result<()> {
 
 /// The workspace's API docs, every rustdoc warning (a broken link, say) an error.
 fn doc() -> Result<()> {
-    eprintln!("+ RUSTDOCFLAGS=-D warnings cargo doc --workspace --no-deps");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(&cargo)
-        .args(["doc", "--workspace", "--no-deps"])
-        .env("RUSTDOCFLAGS", "-D warnings")
-        .status()
-        .context("running cargo doc")?;
-    if !status.success() {
-        bail!("cargo doc --workspace --no-deps failed ({status})");
-    }
-    Ok(())
+    run_command(
+        Command::new(cargo_program())
+            .args(["doc", "--workspace", "--no-deps"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
+    )
 }
 
 /// Runs one of msamamba-kernels' benchmarks on a GPU backend.

@@ -20,5 +20,7 @@ mod runtime;
 mod server;
 
 pub use capability::Capability;
-pub use runtime::{CudaSourceDevice, CudaSourceRuntime, recorded};
+#[cfg(feature = "fusion")]
+pub use runtime::FusedCudaSourceBackend;
+pub use runtime::{CudaSourceBackend, CudaSourceDevice, CudaSourceRuntime, recorded};
 pub use server::{CompileFailure, Recorded, RecordedKernel};

@@ -115,3 +115,10 @@ pub fn recorded(device: &CudaSourceDevice) -> Arc<Mutex<Recorded>> {
     let _ = client.flush();
     client.info().clone()
 }
+
+/// burn's cube backend on this runtime, as burn's `CubeBackend<CudaRuntime, ..>`.
+pub type CudaSourceBackend = burn_cubecl::CubeBackend<CudaSourceRuntime, f32, i32, u8>;
+
+/// The same with burn's kernel fusion, as burn's `Cuda`.
+#[cfg(feature = "fusion")]
+pub type FusedCudaSourceBackend = burn_fusion::Fusion<CudaSourceBackend>;

@@ -8,13 +8,10 @@ use crate::common::{AttentionProblem, ConvProblem, Mask, NormProblem, rng};
 use crate::{adamw, causal_conv, linear, residual_norm, row_attention, scan};
 use burn::tensor::DType;
 use burn::tensor::backend::Backend;
-use burn_cubecl::CubeBackend;
 use msamamba_kernels::cube::{self, KernelConfig, LaneBackward};
 use msamamba_kernels::cuda_source::nvrtc::{Nvrtc, compile_recorded};
-use msamamba_kernels::cuda_source::{Capability, CudaSourceDevice, CudaSourceRuntime, recorded};
+use msamamba_kernels::cuda_source::{Capability, CudaSourceBackend as Pascal, CudaSourceDevice, recorded};
 use msamamba_kernels::{CausalConvInput, RecomputedLinearBackend};
-
-type Pascal = CubeBackend<CudaSourceRuntime, f32, i32, u8>;
 
 /// Every scan kernel variant: the test shapes, gated or not, with softplus or not, under every
 /// test setting and the default config, on each layout the model and the tests hand over, the
