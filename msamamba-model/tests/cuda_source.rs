@@ -2,7 +2,7 @@
 //! 6.0, so f32), compiled without a GPU: forward, MLM loss and backward on the recording runtime
 //! of `msamamba_kernels::cuda_source`, unfused and with burn's kernel fusion, with and without
 //! activation checkpointing, row-sparse or not; then every kernel launched is compiled for
-//! `compute_60` with NVRTC 12.
+//! sm_60 with NVRTC 12.
 #![cfg(feature = "cuda-source")]
 
 mod common;

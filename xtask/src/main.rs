@@ -24,9 +24,10 @@ enum Task {
     /// Proves the CUDA kernels compile for Pascal without a GPU: runs every kernel variant the
     /// tests launch, and the model's training step, on a runtime that records the CUDA source
     /// cubecl writes for a compute capability 6.0 card (msamamba-kernels' `cuda_source`), and
-    /// compiles each with NVRTC 12 for `compute_60`; fails listing each kernel and variant that
-    /// does not compile. Installs NVRTC 12.9 and the CUDA runtime headers from their Python wheels
-    /// into a cache folder where missing. CI runs these tests with the WGPU tests (the feature
+    /// compiles each with NVRTC 12 to sm_60 machine code; fails listing each kernel and variant that
+    /// does not compile. Installs NVRTC 12.9 with the CUDA runtime's and libcu++'s headers from
+    /// their Python wheels into a cache folder where missing; `MSAMAMBA_CUDA_SOURCE_DIR=DIR`
+    /// also writes each source there. CI runs these tests with the WGPU tests (the feature
     /// `cuda-source` of msamamba-kernels and msamamba-model).
     Pascal,
     /// Benchmarks.
@@ -222,13 +223,13 @@ fn run_command(command: &mut Command) -> Result<()> {
     Ok(())
 }
 
-/// NVRTC 12.9 and the CUDA runtime's headers, from their Python wheels: the last NVRTC to target
-/// compute capability 6.x, and no CUDA toolkit needed.
+/// NVRTC 12.9 with the CUDA runtime's and libcu++'s headers, from their Python wheels: the last
+/// NVRTC to target compute capability 6.x, and no CUDA toolkit needed.
 struct Nvrtc {
     /// The folder of libnvrtc.so.12.
     lib: PathBuf,
-    /// The folder of cuda_runtime.h.
-    include: PathBuf,
+    /// The header folders: cuda_runtime.h's and libcu++'s.
+    include: [PathBuf; 2],
 }
 
 impl Nvrtc {
@@ -239,9 +240,11 @@ impl Nvrtc {
             path.push(":");
             path.push(old);
         }
+        // Folders of the user's cache: no ':' in them, which would split the list.
+        let include = std::env::join_paths(&self.include).unwrap_or_default();
         command
             .env("LD_LIBRARY_PATH", path)
-            .env("MSAMAMBA_CUDA_INCLUDE", &self.include)
+            .env("MSAMAMBA_CUDA_INCLUDE", include)
     }
 }
 
@@ -255,9 +258,15 @@ fn ensure_nvrtc() -> Result<Nvrtc> {
         .join("msamamba/nvrtc-12.9");
     let nvrtc = Nvrtc {
         lib: cache.join("nvidia/cuda_nvrtc/lib"),
-        include: cache.join("nvidia/cuda_runtime/include"),
+        include: [
+            cache.join("nvidia/cuda_runtime/include"),
+            cache.join("nvidia/cuda_cccl/include"),
+        ],
     };
-    if nvrtc.lib.join("libnvrtc.so.12").is_file() && nvrtc.include.join("cuda_runtime.h").is_file() {
+    let installed = nvrtc.lib.join("libnvrtc.so.12").is_file()
+        && nvrtc.include[0].join("cuda_runtime.h").is_file()
+        && nvrtc.include[1].join("cuda/barrier").is_file();
+    if installed {
         return Ok(nvrtc);
     }
     let target = cache.to_string_lossy();
@@ -269,10 +278,12 @@ fn ensure_nvrtc() -> Result<Nvrtc> {
             "install",
             "--quiet",
             "--disable-pip-version-check",
+            "--upgrade",
             "--target",
             &target,
             "nvidia-cuda-nvrtc-cu12==12.9.*",
             "nvidia-cuda-runtime-cu12==12.9.*",
+            "nvidia-cuda-cccl-cu12==12.9.*",
         ],
     )?;
     Ok(nvrtc)

@@ -2,9 +2,10 @@
 //!
 //! Through cudarc's bindings, loaded at run time: NVRTC 12.x is the last to target compute
 //! capability 6.x, and its library comes on its own (the `nvidia-cuda-nvrtc-cu12` wheel), without
-//! a CUDA toolkit. cubecl's sources include the CUDA runtime's headers, which come the same way
-//! (`nvidia-cuda-runtime-cu12`). `cargo xtask pascal` installs both, puts the library on the
-//! library path and names the headers' folder in `MSAMAMBA_CUDA_INCLUDE`.
+//! a CUDA toolkit. cubecl's sources include the CUDA runtime's headers and, for barriers and
+//! asynchronous copies, libcu++'s, which come the same way (`nvidia-cuda-runtime-cu12`,
+//! `nvidia-cuda-cccl-cu12`). `cargo xtask pascal` installs them all, puts the library on the
+//! library path and lists the headers' folders in `MSAMAMBA_CUDA_INCLUDE`.
 
 use std::ffi::{CStr, CString};
 use std::path::PathBuf;
@@ -18,25 +19,27 @@ use super::{Capability, CudaSourceDevice, RecordedKernel, recorded};
 pub struct Nvrtc {
     /// Its version, (major, minor).
     pub version: (i32, i32),
-    /// The folder of `cuda_runtime.h`.
-    pub include: PathBuf,
+    /// The header folders: `cuda_runtime.h`'s and libcu++'s.
+    pub include: Vec<PathBuf>,
 }
 
 impl Nvrtc {
-    /// Loads NVRTC from the library path, with the headers of `MSAMAMBA_CUDA_INCLUDE`, else of
-    /// the CUDA toolkit (`CUDA_PATH`, else /usr/local/cuda); an error says what was missing.
+    /// Loads NVRTC from the library path, with the header folders listed in
+    /// `MSAMAMBA_CUDA_INCLUDE`, else the CUDA toolkit's (`CUDA_PATH`, else /usr/local/cuda:
+    /// include and include/cccl, as cubecl's CUDA runtime takes them); an error says what was
+    /// missing.
     pub fn load() -> Result<Nvrtc, String> {
-        let include = std::env::var_os("MSAMAMBA_CUDA_INCLUDE")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
+        let include: Vec<PathBuf> = match std::env::var_os("MSAMAMBA_CUDA_INCLUDE") {
+            Some(list) => std::env::split_paths(&list).collect(),
+            None => {
                 let toolkit =
                     std::env::var_os("CUDA_PATH").map_or_else(|| PathBuf::from("/usr/local/cuda"), PathBuf::from);
-                toolkit.join("include")
-            });
-        if !include.join("cuda_runtime.h").is_file() {
+                vec![toolkit.join("include"), toolkit.join("include/cccl")]
+            }
+        };
+        if !include.iter().any(|dir| dir.join("cuda_runtime.h").is_file()) {
             return Err(format!(
-                "no cuda_runtime.h in {}: set MSAMAMBA_CUDA_INCLUDE (`cargo xtask pascal` installs the headers)",
-                include.display()
+                "no cuda_runtime.h in {include:?}: set MSAMAMBA_CUDA_INCLUDE (`cargo xtask pascal` installs the headers)"
             ));
         }
         // SAFETY: only tries to open the library by its usual names.
@@ -56,16 +59,19 @@ impl Nvrtc {
         })
     }
 
-    /// Compiles `source` to PTX for `capability`'s virtual architecture. Ok holds NVRTC's
+    /// Compiles `source` for `capability`'s real architecture (machine code, as cubecl's CUDA
+    /// runtime does: compiling only to PTX would leave inline PTX unchecked). Ok holds NVRTC's
     /// warnings, if any; Err its log.
     pub fn compile(&self, source: &str, capability: Capability) -> Result<String, String> {
         let source = CString::new(source).map_err(|_| "the source holds a NUL byte".to_string())?;
         let program =
             result::create_program(source.as_c_str(), None).map_err(|e| format!("nvrtcCreateProgram: {e:?}"))?;
-        let options = [
-            format!("--gpu-architecture=compute_{}", capability.0),
-            format!("--include-path={}", self.include.display()),
-        ];
+        let mut options = vec![format!("--gpu-architecture=sm_{}", capability.0)];
+        options.extend(
+            self.include
+                .iter()
+                .map(|dir| format!("--include-path={}", dir.display())),
+        );
         // SAFETY: `program` was just created and is destroyed once, below.
         let compiled = unsafe { result::compile_program(program, &options) };
         // SAFETY: as above.
@@ -90,10 +96,15 @@ impl Nvrtc {
 
 /// Compiles every kernel `device` has recorded for its capability, on all cores, after checking
 /// that cubecl compiled them all: the number of variants, or one entry per kernel that failed
-/// (its name, variant and NVRTC's or cubecl's log).
+/// (its name, variant and NVRTC's or cubecl's log). Where `MSAMAMBA_CUDA_SOURCE_DIR` names a
+/// folder, each source is also written there, as `<entry point>-<n>.cu`, for reading.
 pub fn compile_recorded(device: &CudaSourceDevice) -> Result<usize, String> {
     let record = recorded(device);
     let record = record.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(dir) = std::env::var_os("MSAMAMBA_CUDA_SOURCE_DIR").map(PathBuf::from) {
+        write_sources(&dir, record.kernels.values())
+            .map_err(|e| format!("writing sources to {}: {e}", dir.display()))?;
+    }
     let entry =
         |name: &str, variant: &str, log: &str| format!("{name}\n  variant: {variant}\n  {}", log.replace('\n', "\n  "));
     let mut failed: Vec<String> = record
@@ -142,4 +153,16 @@ pub fn compile_recorded(device: &CudaSourceDevice) -> Result<usize, String> {
             failed.join("\n")
         ))
     }
+}
+
+/// Writes each kernel's source into `dir`, numbered within its entry point.
+fn write_sources<'a>(dir: &std::path::Path, kernels: impl Iterator<Item = &'a RecordedKernel>) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut seen = std::collections::HashMap::<&str, usize>::new();
+    for kernel in kernels {
+        let n = seen.entry(kernel.entrypoint.as_str()).or_default();
+        std::fs::write(dir.join(format!("{}-{n}.cu", kernel.entrypoint)), &kernel.source)?;
+        *n += 1;
+    }
+    Ok(())
 }

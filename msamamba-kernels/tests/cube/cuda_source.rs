@@ -1,7 +1,7 @@
 //! Every kernel variant the tests launch, compiled for Pascal (compute capability 6.0) without a
 //! GPU: the operations run on `CudaSourceRuntime`, which records the CUDA source of each launch
 //! (see `msamamba_kernels::cuda_source`), over the shapes, settings and layouts of the other test
-//! modules; NVRTC 12 then compiles every source for `compute_60`. And which path each capability
+//! modules; NVRTC 12 then compiles every source to sm_60 machine code. And which path each capability
 //! gets: bf16, and the projections' matmul strategy.
 
 use crate::common::{AttentionProblem, ConvProblem, Mask, NormProblem, rng};
@@ -172,15 +172,28 @@ fn every_kernel_variant_compiles_for_pascal_with_nvrtc() {
 }
 
 #[test]
-fn nvrtc_refuses_an_sm_80_intrinsic_for_compute_60() {
-    // The check above is only as good as NVRTC's target: a warp reduction that Ampere introduced
-    // must not compile for Pascal.
+fn nvrtc_refuses_sm_80_instructions_for_sm_60() {
+    // The check above is only as good as NVRTC's target: what Ampere introduced must not compile
+    // for Pascal, whether an intrinsic (a warp reduction) or inline PTX (an asynchronous copy,
+    // which only the assembly to machine code checks).
     let nvrtc = Nvrtc::load().unwrap_or_else(|e| panic!("{e}"));
-    let source =
-        "extern \"C\" __global__ void k(unsigned* x) { x[0] = __reduce_add_sync(0xffffffffu, x[threadIdx.x]); }";
-    assert!(nvrtc.compile(source, Capability(80)).is_ok(), "compiles for compute_80");
-    let refused = nvrtc.compile(source, Capability::PASCAL);
-    assert!(refused.is_err(), "compiled for compute_60: {refused:?}");
+    let sources = [
+        r#"extern "C" __global__ void k(unsigned* x) { x[0] = __reduce_add_sync(0xffffffffu, x[threadIdx.x]); }"#,
+        r#"extern "C" __global__ void k(float* x) {
+            __shared__ float s[4];
+            unsigned d = static_cast<unsigned>(__cvta_generic_to_shared(s));
+            asm volatile("cp.async.ca.shared.global [%0], [%1], 4;" :: "r"(d), "l"(x) : "memory");
+            x[1] = s[0];
+        }"#,
+    ];
+    for source in sources {
+        assert!(
+            nvrtc.compile(source, Capability(80)).is_ok(),
+            "does not compile for sm_80: {source}"
+        );
+        let refused = nvrtc.compile(source, Capability::PASCAL);
+        assert!(refused.is_err(), "compiles for sm_60: {source}");
+    }
 }
 
 /// The kernels one projection product launches on a card of `capability`.
