@@ -270,22 +270,33 @@ fn ensure_nvrtc() -> Result<Nvrtc> {
         return Ok(nvrtc);
     }
     let target = cache.to_string_lossy();
-    run(
-        "python3",
-        &[
+    let pip = |extra: &[&str]| {
+        let mut args = vec![
             "-m",
             "pip",
             "install",
             "--quiet",
             "--disable-pip-version-check",
             "--upgrade",
-            "--target",
-            &target,
+        ];
+        args.extend(extra);
+        args.extend(["--target", &target]);
+        args.extend([
             "nvidia-cuda-nvrtc-cu12==12.9.*",
             "nvidia-cuda-runtime-cu12==12.9.*",
             "nvidia-cuda-cccl-cu12==12.9.*",
-        ],
-    )?;
+        ]);
+        run("python3", &args)
+    };
+    let has_pip = Command::new("python3")
+        .args(["-m", "pip", "--version"])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    ensure_package(has_pip, "python3-pip", "no pip (python3 -m pip) to install NVRTC with")?;
+    // A Debian python marks its site-packages as the system's; a --target folder of our own is
+    // not, but some pip versions refuse it all the same unless told.
+    pip(&[]).or_else(|_| pip(&["--break-system-packages"]))?;
     Ok(nvrtc)
 }
 
