@@ -4,6 +4,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use arrow_array::{Array as _, ArrayRef, Int64Array, RecordBatch, StringArray};
 use msamamba_tests::*;
 use noodles_vcf::{
     self as vcf,
@@ -12,6 +13,9 @@ use noodles_vcf::{
         record_buf::info::field::{Value, value::Array},
     },
 };
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use std::sync::Arc;
 
 #[test]
 fn window_prints_the_rows_read_by_hand_from_the_maf() {
@@ -381,6 +385,42 @@ fn info_array(record: &RecordBuf, key: &str) -> Option<Vec<String>> {
 }
 
 /// The arguments as `&str`s, for [`run`].
+/// The rows of record batches as text (an empty string for null), column by column cast as
+/// arrow's display does.
+fn table_rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    for batch in batches {
+        for i in 0..batch.num_rows() {
+            rows.push(
+                batch
+                    .columns()
+                    .iter()
+                    .map(|c| {
+                        if c.is_null(i) {
+                            String::new()
+                        } else {
+                            table_value(c.as_ref(), i)
+                        }
+                    })
+                    .collect(),
+            );
+        }
+    }
+    rows
+}
+
+/// One value of a string, integer or float column as text.
+fn table_value(column: &dyn arrow_array::Array, i: usize) -> String {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Float32Type, Int64Type};
+    match column.data_type() {
+        arrow_schema::DataType::Utf8 => column.as_string::<i32>().value(i).to_string(),
+        arrow_schema::DataType::Int64 => column.as_primitive::<Int64Type>().value(i).to_string(),
+        arrow_schema::DataType::Float32 => column.as_primitive::<Float32Type>().value(i).to_string(),
+        other => panic!("a {other} column"),
+    }
+}
+
 fn strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
@@ -516,6 +556,77 @@ fn score_keeps_every_vcf_record_in_every_format_and_embed_reads_the_same_run() {
     let tsv_reasons: Vec<&str> = rows.iter().map(|r| if r[6].is_empty() { "." } else { &r[6] }).collect();
     assert_eq!(tsv_scores, scores);
     assert_eq!(tsv_reasons, expected);
+
+    // The same variants as a CSV table with a column of its own, scored into Parquet: every row
+    // and column kept, the VCF's scores and reasons.
+    let table = dir.join("variants.csv");
+    let mut csv = String::from("chrom,pos,id,ref,alt,note\n");
+    for (k, r) in rows.iter().enumerate() {
+        csv.push_str(&format!("{},{},{},{},{},n{k}\n", r[0], r[1], r[2], r[3], r[4]));
+    }
+    std::fs::write(&table, csv).unwrap();
+    let parquet_out = dir.join("scored.parquet");
+    let mut args = score(&input, Some(&parquet_out), &[]);
+    args[1..3].clone_from_slice(&["--variants".to_string(), table.to_str().unwrap().to_string()]);
+    let out = run(&strs(&args));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let batches: Vec<RecordBatch> =
+        ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&parquet_out).unwrap())
+            .unwrap()
+            .build()
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+    let scored = table_rows(&batches);
+    assert_eq!(scored.len(), rows.len());
+    for (k, (got, want)) in scored.iter().zip(&rows).enumerate() {
+        assert_eq!(got[..5], want[..5], "row {k}");
+        assert_eq!(got[5], format!("n{k}"), "row {k}: the extra column");
+        assert_eq!(got[7], want[6], "row {k}: reason");
+        match (got[6].parse::<f32>(), want[5].parse::<f32>()) {
+            (Ok(g), Ok(w)) => assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "row {k}: {g} vs {w}"),
+            _ => assert_eq!((got[6].as_str(), want[5].as_str()), ("", ""), "row {k}"),
+        }
+    }
+    // A Parquet table in (pos as integers), a TSV out: the VCF's TSV columns and scores.
+    let parquet_in = dir.join("variants.parquet");
+    let column =
+        |k: usize| -> ArrayRef { Arc::new(StringArray::from(rows.iter().map(|r| r[k].clone()).collect::<Vec<_>>())) };
+    let positions: ArrayRef = Arc::new(Int64Array::from(
+        rows.iter().map(|r| r[1].parse::<i64>().unwrap()).collect::<Vec<_>>(),
+    ));
+    let batch = RecordBatch::try_from_iter([
+        ("CHROM", column(0)),
+        ("POS", positions),
+        ("ID", column(2)),
+        ("REF", column(3)),
+        ("ALT", column(4)),
+    ])
+    .unwrap();
+    let mut writer = ArrowWriter::try_new(std::fs::File::create(&parquet_in).unwrap(), batch.schema(), None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    let back = dir.join("from-parquet.tsv");
+    let mut args = score(&input, Some(&back), &[]);
+    args[1..3].clone_from_slice(&["--variants".to_string(), parquet_in.to_str().unwrap().to_string()]);
+    let out = run(&strs(&args));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let back = std::fs::read_to_string(&back).unwrap();
+    let back: Vec<Vec<&str>> = back.lines().skip(1).map(|l| l.split('\t').collect()).collect();
+    assert_eq!(back.len(), rows.len());
+    for (got, want) in back.iter().zip(&rows) {
+        assert_eq!(got[..5], want[..5]);
+        assert_eq!((got[5].is_empty(), got[6]), (want[5].is_empty(), want[6].as_str()));
+    }
+    // Flags that only a VCF takes are refused, naming them.
+    let mut args = score(&input, None, &["--index"]);
+    args[1..3].clone_from_slice(&["--variants".to_string(), table.to_str().unwrap().to_string()]);
+    let out = run(&strs(&args));
+    assert!(
+        !out.status.success() && stderr(&out).contains("--index works on a VCF"),
+        "{}",
+        stderr(&out)
+    );
 
     // Standard input, TSV on stdout: the same as the file.
     let vcf_bytes = std::fs::read(&input).unwrap();

@@ -78,6 +78,7 @@ fn every_readme_command_runs_on_the_bundled_data() {
         "scored.vcf.gz.tbi",
         "shard1.tsv",
         "scores.tsv",
+        "scores.parquet",
         "emb.zarr/pooled",
     ] {
         assert!(dir.join(file).exists(), "no {file}");

@@ -11,10 +11,12 @@ use msamamba_kernels::KernelBackend;
 use msamamba_train::atomic_output::AtomicOutput;
 use msamamba_train::data::bed::{BedReader, no_regions};
 use msamamba_train::data::region::Region;
+use msamamba_train::data::variant_table::{TableFormat, VariantTableReader, VariantTableWriter};
 use msamamba_train::data::vcf::VcfReader;
 use msamamba_train::data::vcf_index::index_of;
 use msamamba_train::infer::{
-    LabelSpec, OutputKind, Provenance, ScoreOptions, ScoreSummary, ScoreWriter, Skip, VariantScorer, score_vcf,
+    LabelSpec, OutputKind, Provenance, ScoreOptions, ScoreSummary, ScoreWriter, Skip, VariantScorer, score_table,
+    score_vcf,
 };
 use msamamba_train::train::classification_metrics::{auroc, average_precision};
 use noodles_core::Position;
@@ -27,8 +29,15 @@ pub struct ScoreArgs {
     /// Variants: a VCF, plain, gzip or bgzip; `-` reads standard input. Read one record at a
     /// time; each ALT that is a single-base substitution is scored. Its chromosomes match the
     /// alignment's with or without a `chr` prefix (`chr10` and `10`).
+    #[arg(long, required_unless_present = "variants", conflicts_with = "variants")]
+    vcf: Option<PathBuf>,
+    /// Variants as a table instead: Parquet (`.parquet`), CSV (`.csv`) or TSV (`.tsv`), plain
+    /// or gzip, with columns chrom, pos (1-based), ref and alt, one ALT per row; any other
+    /// columns are kept. Read a batch of rows at a time. The output (--out `.parquet`, `.csv`
+    /// or `.tsv`; default a TSV on stdout) is every input row and column, in order, plus `score`
+    /// and `reason` (why there is no score, as for a VCF).
     #[arg(long)]
-    vcf: PathBuf,
+    variants: Option<PathBuf>,
     /// Score only the records whose POS lies in these regions of a bgzipped VCF indexed by
     /// tabix (`x.vcf.gz.tbi` or `.csi` beside it): `CHR` or `CHR:START-END` (1-based,
     /// inclusive), comma-separated or repeated. Records come in the index's chromosome order;
@@ -85,6 +94,25 @@ pub fn run(args: ScoreArgs) -> Result<()> {
     {
         bail!("--window must be at least 2, got {window}");
     }
+    if args.variants.is_some() {
+        for (given, flag) in [
+            (args.index, "--index"),
+            (!args.regions.is_empty() || args.regions_file.is_some(), "--regions"),
+            (args.labels.is_some(), "--labels"),
+        ] {
+            if given {
+                bail!("{flag} works on a VCF (--vcf), not on a variant table (--variants)");
+            }
+        }
+        if let Some(out) = &args.out
+            && TableFormat::of(out).is_none_or(|_| out.extension().is_some_and(|e| e == "gz"))
+        {
+            bail!(
+                "--out {}: a table's scores are written as .parquet, .csv or .tsv",
+                out.display()
+            );
+        }
+    }
     if args.index
         && !args
             .out
@@ -93,7 +121,7 @@ pub fn run(args: ScoreArgs) -> Result<()> {
     {
         bail!("--index needs --out x.vcf.gz: tabix indexes bgzipped VCF");
     }
-    if (!args.regions.is_empty() || args.regions_file.is_some()) && args.vcf == Path::new("-") {
+    if (!args.regions.is_empty() || args.regions_file.is_some()) && args.vcf.as_deref() == Some(Path::new("-")) {
         bail!("--regions needs an indexed file, not standard input (--vcf -)");
     }
     if let Some(threads) = args.threads {
@@ -125,17 +153,14 @@ impl OnBackend for ScoreArgs {
         let output = self
             .out
             .as_ref()
-            .map(|path| AtomicOutput::create(path, &[&self.vcf]))
+            .map(|path| AtomicOutput::create(path, &[self.input()]))
             .transpose()?;
+        if let Some(table) = &self.variants {
+            return self.score_table::<B::InnerBackend>(table, output, &devices[0]);
+        }
         let mut reader = self.reader()?;
-        let scorer = VariantScorer::<B::InnerBackend>::load(
-            &self.checkpoint,
-            |config| self.source.open_for(config),
-            self.window,
-            &devices[0],
-        )?;
+        let scorer = self.scorer::<B::InnerBackend>(&devices[0])?;
         let context = format!("{}, window {}", scorer.context(), scorer.window());
-        tracing::info!("score: {context}");
         let command = std::env::args_os()
             .map(|arg| arg.to_string_lossy().into_owned())
             .collect::<Vec<_>>()
@@ -171,15 +196,7 @@ impl OnBackend for ScoreArgs {
             .with_context(|| format!("writing {}", options.out_name))?;
         let summary = score_vcf(&scorer, &mut reader, writer, &options)?;
         tracing::info!("{}", report(&summary));
-        if summary.scored == 0 {
-            if let Some(nan) = summary.skipped.get(&Skip::Nan) {
-                bail!(
-                    "{}: no finite score: the model gave NaN or infinite scores for all {nan} variant(s) it scored (its weights may have diverged; try an earlier checkpoint)",
-                    reader.path().display()
-                );
-            }
-            bail!("{}: no variant could be scored", reader.path().display());
-        }
+        some_scored(&summary, reader.path())?;
         if let Some(file) = output {
             let index = self
                 .index
@@ -215,8 +232,64 @@ impl OnBackend for ScoreArgs {
 const BGZIPPED_VCF: OutputKind = OutputKind { vcf: true, bgzip: true };
 
 impl ScoreArgs {
+    /// The variants' file, VCF or table.
+    fn input(&self) -> &Path {
+        self.vcf
+            .as_deref()
+            .or(self.variants.as_deref())
+            .unwrap_or(Path::new("-"))
+    }
+
+    /// The scorer of the checkpoint and alignment given, on `device`.
+    fn scorer<B: KernelBackend>(&self, device: &B::Device) -> Result<VariantScorer<B>> {
+        let scorer = VariantScorer::<B>::load(
+            &self.checkpoint,
+            |config| self.source.open_for(config),
+            self.window,
+            device,
+        )?;
+        tracing::info!("score: {}, window {}", scorer.context(), scorer.window());
+        Ok(scorer)
+    }
+
+    /// Scores the variant table `table` into `output` (stdout when `None`; a TSV unless its name
+    /// says Parquet or CSV).
+    fn score_table<B: KernelBackend>(
+        &self,
+        table: &Path,
+        output: Option<AtomicOutput>,
+        device: &B::Device,
+    ) -> Result<()> {
+        let mut reader = VariantTableReader::open(table)?;
+        let scorer = self.scorer::<B>(device)?;
+        let (sink, format, out_name): (Box<dyn io::Write + Send>, _, _) = match &output {
+            Some(file) => (
+                Box::new(io::BufWriter::new(file.reopen()?)),
+                TableFormat::of(file.path()).unwrap_or(TableFormat::Tsv),
+                file.path().display().to_string(),
+            ),
+            None => (
+                Box::new(io::BufWriter::new(io::stdout())),
+                TableFormat::Tsv,
+                "stdout".into(),
+            ),
+        };
+        let writer =
+            VariantTableWriter::new(sink, format, &reader.schema()).with_context(|| format!("writing {out_name}"))?;
+        let (summary, mut sink) = score_table(&scorer, &mut reader, writer, self.batch_size, &out_name)?;
+        sink.flush().with_context(|| format!("writing {out_name}"))?;
+        drop(sink);
+        tracing::info!("{}", report(&summary).replace("record(s)", "row(s)"));
+        some_scored(&summary, table)?;
+        if let Some(file) = output {
+            file.commit()?;
+        }
+        Ok(())
+    }
+
     /// The VCF, whole or the records of --regions / --regions-file.
     fn reader(&self) -> Result<VcfReader> {
+        let vcf = self.vcf.as_deref().unwrap_or(Path::new("-"));
         let mut regions = Vec::new();
         for text in &self.regions {
             regions.push(region_of(text).with_context(|| format!("--regions {text}"))?);
@@ -232,14 +305,14 @@ impl ScoreArgs {
             }
         }
         if regions.is_empty() {
-            return Ok(VcfReader::open(&self.vcf)?);
+            return Ok(VcfReader::open(vcf)?);
         }
-        let (reader, unknown) = VcfReader::open_regions(&self.vcf, &regions)?;
+        let (reader, unknown) = VcfReader::open_regions(vcf, &regions)?;
         if !unknown.is_empty() {
             let names: Vec<String> = unknown.iter().map(ToString::to_string).collect();
             tracing::warn!(
                 "{}: its index has no record on the chromosome of {}; nothing scored there",
-                self.vcf.display(),
+                vcf.display(),
                 names.join(", ")
             );
         }
@@ -263,6 +336,20 @@ fn bounded(region: &Region) -> noodles_core::Region {
     // A parsed region is never empty, so both ends are positions (>= 1).
     let position = |p: u64| Position::new(p as usize).unwrap_or(Position::MIN);
     noodles_core::Region::new(region.chrom.as_str(), position(region.start + 1)..=position(region.end))
+}
+
+/// An error when nothing of `input` was scored: why, when the model gave only NaN.
+fn some_scored(summary: &ScoreSummary, input: &Path) -> Result<()> {
+    if summary.scored > 0 {
+        return Ok(());
+    }
+    if let Some(nan) = summary.skipped.get(&Skip::Nan) {
+        bail!(
+            "{}: no finite score: the model gave NaN or infinite scores for all {nan} variant(s) it scored (its weights may have diverged; try an earlier checkpoint)",
+            input.display()
+        );
+    }
+    bail!("{}: no variant could be scored", input.display())
 }
 
 /// The summary line: what was scored, and what was skipped why.

@@ -1,4 +1,4 @@
-//! Alignment data in: MAF, FASTA, BED, VCF and label-table readers, the alignment store, and the
+//! Alignment data in: MAF, FASTA, BED, VCF, variant-table and label-table readers, the alignment store, and the
 //! projection of a MAF onto a target species' window (`projection`).
 
 pub mod alignment;
@@ -13,6 +13,7 @@ pub mod region;
 pub mod source;
 pub mod span;
 pub mod store;
+pub mod variant_table;
 pub mod vcf;
 pub mod vcf_index;
 pub mod vcf_regions;

@@ -1,5 +1,6 @@
 //! Inference as a library: a pre-trained model scores the variants of a VCF streamed through it
-//! ([`score_vcf`]), without the command line. [`VariantScorer`] loads a checkpoint and its
+//! ([`score_vcf`]), or of a Parquet, CSV or TSV variant table ([`score_table`]), without the
+//! command line. [`VariantScorer`] loads a checkpoint and its
 //! alignment once and scores batches of SNVs on both strands; [`Context`] says which bases
 //! around the site each strand sees (causal checkpoints: the window ends at the site);
 //! [`ScoreWriter`] writes the VCF (noodles, plain or bgzipped) or a TSV as the scores come.
@@ -41,6 +42,7 @@ mod score_writer;
 mod scorer;
 mod skip;
 mod stream;
+mod table_stream;
 
 pub use chrom_names::{ChromNames, Match};
 pub use context::{Context, Cut};
@@ -51,3 +53,4 @@ pub use score_writer::{OutputKind, Provenance, SCORE_KEY, SKIP_KEY, ScoreWriter,
 pub use scorer::{SiteWindows, StrandScores, Variant, VariantScorer, snv_base};
 pub use skip::{Outcome, Skip};
 pub use stream::{ScoreOptions, ScoreSummary, score_vcf};
+pub use table_stream::score_table;

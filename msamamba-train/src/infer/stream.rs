@@ -62,7 +62,8 @@ pub fn score_vcf<B: KernelBackend, W: Write>(
     options: &ScoreOptions,
 ) -> Result<ScoreSummary> {
     let batch_size = options.batch_size.max(1);
-    let mut names = ChromNames::new(scorer.chromosomes());
+    let input = reader.path().to_path_buf();
+    let mut chroms = ChromMatcher::new(scorer, &input);
     let mut batch = Batch {
         size: batch_size,
         pending: Vec::new(),
@@ -70,7 +71,7 @@ pub fn score_vcf<B: KernelBackend, W: Write>(
     };
     let mut summary = ScoreSummary::default();
     let progress = progress::counter("records");
-    let (mut warned, mut unmatched, mut matched, mut renamed) = (BTreeSet::new(), BTreeSet::new(), false, false);
+    let mut warned = BTreeSet::new();
     let mut order = SortOrder::default();
     loop {
         let mut record = RecordBuf::default();
@@ -84,25 +85,17 @@ pub fn score_vcf<B: KernelBackend, W: Write>(
             let position = record.variant_start().map_or(0, usize::from);
             order.check(&chrom, position).map_err(|why| reader.error(line, why))?;
         }
-        let found = match names.find(&chrom) {
-            Match::Same(name) => Some(name.to_string()),
-            Match::Renamed(name) => {
-                if !renamed {
-                    tracing::info!(
-                        "note: {} writes chromosomes as `{chrom}`, the alignment as `{name}`; `chr` prefixes are matched both ways",
-                        reader.path().display()
-                    );
-                    renamed = true;
-                }
-                Some(name.to_string())
-            }
-            Match::Missing => None,
-        };
-        matched |= found.is_some();
-        if found.is_none() && unmatched.len() < 5 {
-            unmatched.insert(chrom.clone());
-        }
-        let alleles = classify(scorer, &record, found.as_deref(), &mut batch.variants)?;
+        let found = chroms.find(&chrom);
+        let alts: Vec<&str> = record.alternate_bases().as_ref().iter().map(String::as_str).collect();
+        let position = record.variant_start().map(usize::from);
+        let alleles = classify(
+            scorer,
+            found.as_deref(),
+            position,
+            record.reference_bases(),
+            &alts,
+            &mut batch.variants,
+        )?;
         // Only scored records need a label: the others are not ranked.
         let label = match &options.labels {
             Some(spec) if alleles.iter().any(Result::is_ok) => {
@@ -117,7 +110,14 @@ pub fn score_vcf<B: KernelBackend, W: Write>(
                 let position = record.variant_start().map_or(0, usize::from);
                 tracing::warn!(
                     "{chrom}:{position} line {line}: {}; skipped as {skip} (the first; the rest are counted at the end)",
-                    describe(*skip, scorer, &record, found.as_deref())
+                    describe(
+                        *skip,
+                        scorer,
+                        found.as_deref(),
+                        record.variant_start().map(usize::from),
+                        record.reference_bases(),
+                        &alts
+                    )
                 );
             }
         }
@@ -133,15 +133,7 @@ pub fn score_vcf<B: KernelBackend, W: Write>(
         .and_then(|()| Ok(writer.finish()?))
         .with_context(|| format!("writing {}", options.out_name))?;
     progress.finish_and_clear();
-    if summary.records > 0 && !matched {
-        bail!(
-            "{}: none of its chromosomes ({}) is in the alignment {} (which has {})",
-            reader.path().display(),
-            unmatched.into_iter().collect::<Vec<_>>().join(", "),
-            scorer.source().describe(),
-            names.known().iter().take(5).cloned().collect::<Vec<_>>().join(", ")
-        );
-    }
+    chroms.check_any(summary.records, scorer)?;
     Ok(summary)
 }
 
@@ -180,29 +172,30 @@ impl SortOrder {
     }
 }
 
-/// Per ALT of `record` (whose chromosome is `chrom` in the alignment, if there), the index of
-/// its variant, pushed onto `variants`, or why it is not scored.
-fn classify<B: KernelBackend>(
+/// Per ALT of a variant at 1-based `position` (`None`: POS 0) on `chrom` (its name in the
+/// alignment, if there), the index of its variant, pushed onto `variants`, or why it is not
+/// scored.
+pub(super) fn classify<B: KernelBackend>(
     scorer: &VariantScorer<B>,
-    record: &RecordBuf,
     chrom: Option<&str>,
+    position: Option<usize>,
+    reference: &str,
+    alts: &[&str],
     variants: &mut Vec<Variant>,
 ) -> Result<Vec<Result<usize, Skip>>> {
-    let reference = snv_base(record.reference_bases());
-    let alts: Vec<Option<u8>> = record
-        .alternate_bases()
-        .as_ref()
+    let reference = snv_base(reference);
+    let alts: Vec<Option<u8>> = alts
         .iter()
         .map(|alt| snv_base(alt).filter(|&a| reference.is_some_and(|r| r != a)))
         .collect();
     let (Some(reference), true) = (reference, alts.iter().any(Option::is_some)) else {
         return Ok(vec![Err(Skip::NotSnv); alts.len()]);
     };
-    let windows = match (chrom, record.variant_start()) {
+    let windows = match (chrom, position) {
         (None, _) => Err(Skip::ChromNotInAlignment),
         // POS 0 (a telomere) has no base to score.
         (Some(_), None) => Err(Skip::OutsideAlignment),
-        (Some(chrom), Some(position)) => scorer.windows(chrom, usize::from(position) as u64 - 1)?.and_then(|w| {
+        (Some(chrom), Some(position)) => scorer.windows(chrom, position as u64 - 1)?.and_then(|w| {
             if w.target_token() == reference {
                 Ok(w)
             } else {
@@ -225,19 +218,18 @@ fn classify<B: KernelBackend>(
         .collect())
 }
 
-/// What was wrong with `record`, for the first warning of each reason.
-fn describe<B: KernelBackend>(
+/// What was wrong with a variant (as [`classify`] takes it), for the first warning of each
+/// reason.
+pub(super) fn describe<B: KernelBackend>(
     skip: Skip,
     scorer: &VariantScorer<B>,
-    record: &RecordBuf,
     chrom: Option<&str>,
+    position: Option<usize>,
+    reference: &str,
+    alts: &[&str],
 ) -> String {
     match skip {
-        Skip::NotSnv | Skip::NoAlt => format!(
-            "{} -> {} is not a single-base substitution",
-            record.reference_bases(),
-            record.alternate_bases().as_ref().join(",")
-        ),
+        Skip::NotSnv | Skip::NoAlt => format!("{reference} -> {} is not a single-base substitution", alts.join(",")),
         Skip::ChromNotInAlignment => "the chromosome is not in the alignment".into(),
         Skip::OutsideAlignment => format!(
             "the {}-base window ({}) reaches past what the alignment covers",
@@ -247,19 +239,81 @@ fn describe<B: KernelBackend>(
         Skip::Nan => "the model's score is NaN or infinite".into(),
         Skip::RefMismatch => {
             let found = chrom
-                .zip(record.variant_start())
-                .and_then(|(chrom, position)| scorer.windows(chrom, usize::from(position) as u64 - 1).ok()?.ok())
+                .zip(position)
+                .and_then(|(chrom, position)| scorer.windows(chrom, position as u64 - 1).ok()?.ok())
                 .map_or('?', |w| char_of(w.target_token()));
-            format!(
-                "REF {} but the alignment's target has {found}",
-                record.reference_bases()
-            )
+            format!("REF {reference} but the alignment's target has {found}")
         }
     }
 }
 
+/// Matches a stream's chromosome names to the alignment's, noting the first that matched only
+/// with a `chr` prefix added or removed, and keeping a few that did not match.
+pub(super) struct ChromMatcher<'a> {
+    names: ChromNames,
+    input: &'a std::path::Path,
+    matched: bool,
+    renamed: bool,
+    unmatched: BTreeSet<String>,
+}
+
+impl<'a> ChromMatcher<'a> {
+    pub(super) fn new<B: KernelBackend>(scorer: &VariantScorer<B>, input: &'a std::path::Path) -> Self {
+        ChromMatcher {
+            names: ChromNames::new(scorer.chromosomes()),
+            input,
+            matched: false,
+            renamed: false,
+            unmatched: BTreeSet::new(),
+        }
+    }
+
+    /// `chrom`'s name in the alignment, if there.
+    pub(super) fn find(&mut self, chrom: &str) -> Option<String> {
+        let found = match self.names.find(chrom) {
+            Match::Same(name) => Some(name.to_string()),
+            Match::Renamed(name) => {
+                if !self.renamed {
+                    tracing::info!(
+                        "note: {} writes chromosomes as `{chrom}`, the alignment as `{name}`; `chr` prefixes are matched both ways",
+                        self.input.display()
+                    );
+                    self.renamed = true;
+                }
+                Some(name.to_string())
+            }
+            Match::Missing => None,
+        };
+        self.matched |= found.is_some();
+        if found.is_none() && self.unmatched.len() < 5 {
+            self.unmatched.insert(chrom.to_string());
+        }
+        found
+    }
+
+    /// An error when `records` were read and none of their chromosomes is in the alignment.
+    pub(super) fn check_any<B: KernelBackend>(&self, records: u64, scorer: &VariantScorer<B>) -> Result<()> {
+        if records > 0 && !self.matched {
+            bail!(
+                "{}: none of its chromosomes ({}) is in the alignment {} (which has {})",
+                self.input.display(),
+                self.unmatched.iter().cloned().collect::<Vec<_>>().join(", "),
+                scorer.source().describe(),
+                self.names
+                    .known()
+                    .iter()
+                    .take(5)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        Ok(())
+    }
+}
+
 /// A score as written: a NaN or an infinity is no score, but the reason `nan`.
-fn finite(score: f32) -> Outcome {
+pub(super) fn finite(score: f32) -> Outcome {
     if score.is_finite() {
         Outcome::Scored(score)
     } else {
@@ -314,20 +368,25 @@ impl Batch {
             if waiting.alleles.is_empty() {
                 *summary.skipped.entry(Skip::NoAlt).or_default() += 1;
             }
-            for outcome in &outcomes {
-                match outcome {
-                    Outcome::Scored(score) => {
-                        summary.scored += 1;
-                        if let Some(label) = waiting.label {
-                            summary.labelled.push((*score, label));
-                        }
-                    }
-                    Outcome::Skipped(skip) => *summary.skipped.entry(*skip).or_default() += 1,
-                }
-            }
+            tally(summary, &outcomes, waiting.label);
             writer.write(&mut waiting.record, &outcomes)?;
         }
         Ok(())
+    }
+}
+
+/// Counts `outcomes` (one record's or row's) into `summary`, with their label where known.
+pub(super) fn tally(summary: &mut ScoreSummary, outcomes: &[Outcome], label: Option<bool>) {
+    for outcome in outcomes {
+        match outcome {
+            Outcome::Scored(score) => {
+                summary.scored += 1;
+                if let Some(label) = label {
+                    summary.labelled.push((*score, label));
+                }
+            }
+            Outcome::Skipped(skip) => *summary.skipped.entry(*skip).or_default() += 1,
+        }
     }
 }
 
