@@ -9,9 +9,11 @@
 //! - [`infer`]: variant scoring and embeddings from a trained run;
 //! - [`plots`]: loss and ROC curves.
 //!
+//! [`backend`] runs a job on the backend asked for (CPU, WGPU or CUDA, whichever are built in).
 //! The `msamamba` binary (`src/main.rs`, `src/cli/`) only parses flags and calls these.
 
 pub mod atomic_output;
+pub mod backend;
 pub mod bench;
 pub mod data;
 pub mod gpu_memory;

@@ -18,8 +18,9 @@ struct Cli {
 enum Task {
     /// What CI runs: formatting, the whole test suite on CPU, clippy (warnings are errors, the
     /// CUDA backend built in), the API docs (warnings are errors), and the kernels' and model's
-    /// tests on WGPU (software Vulkan where no GPU is present) with those of `pascal`. Installs
-    /// what the tests need (bcftools, lavapipe, NVRTC) where it is missing and we may.
+    /// tests on WGPU (software Vulkan where no GPU is present) with those of `pascal`, and the
+    /// Python wheel's (`python`). Installs what the tests need (bcftools, lavapipe, NVRTC,
+    /// a venv) where it is missing and we may.
     Ci,
     /// Proves the CUDA kernels compile for Pascal without a GPU: runs every kernel variant the
     /// tests launch, and the model's training step, on a runtime that records the CUDA source
@@ -30,6 +31,10 @@ enum Task {
     /// also writes each source there. CI runs these tests with the WGPU tests (the feature
     /// `cuda-source` of msamamba-kernels and msamamba-model).
     Pascal,
+    /// Builds the Python wheel (msamamba-py, with maturin, the dev profile) into
+    /// target/wheels, installs it in a venv (target/python) with pytest, pandas and pyarrow,
+    /// and runs its tests against the `msamamba` binary of the same build.
+    Python,
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -355,6 +360,8 @@ fn main() -> Result<()> {
             cargo(&["fmt", "--all", "--check"])?;
             ensure_bcftools()?;
             cargo(&["test", "--workspace"])?;
+            // The wheel's tests use the binary this build made.
+            python()?;
             // Lints with the CUDA backend built in, which CI can build but not run (it loads the
             // driver at run time): one pass covers the CPU and CUDA code of every crate.
             cargo(&[
@@ -405,6 +412,7 @@ fn main() -> Result<()> {
             ]);
             run_command(nvrtc.apply(&mut test))
         }
+        Task::Python => python(),
         Task::Fixtures => fixtures(),
         Task::Bench { bench: Bench::Data } => {
             cargo(&["run", "--release", "-p", "msamamba-train", "--bin", "data_bench"])
@@ -435,6 +443,79 @@ fn reference_bench(args: &[String]) -> Result<()> {
     let mut all = vec![script.as_ref()];
     all.extend(args.iter().map(String::as_str));
     run("python3", &all)
+}
+
+/// `cargo xtask python`: the wheel built, installed in a venv and tested.
+fn python() -> Result<()> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = root.join("target");
+    let venv = target.join("python");
+    if !venv.join("bin/python").exists() {
+        let make = || run("python3", &["-m", "venv", &venv.to_string_lossy()]);
+        if make().is_err() {
+            // Debian's python3 makes venvs only with python3-venv installed.
+            let _ = std::fs::remove_dir_all(&venv);
+            ensure_package(false, "python3-venv", "python3 cannot make a venv")?;
+            make()?;
+        }
+    }
+    let bin = |name: &str| venv.join("bin").join(name).to_string_lossy().into_owned();
+    run(
+        &bin("python"),
+        &[
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "maturin>=1.5,<2",
+            "pytest",
+            "pandas",
+            "pyarrow",
+            "numpy",
+        ],
+    )?;
+    cargo(&["build", "-p", "msamamba-train", "--bin", "msamamba"])?;
+    let wheels = target.join("wheels");
+    // Old wheels would be installed too.
+    let _ = std::fs::remove_dir_all(&wheels);
+    let manifest = root.join("msamamba-py/Cargo.toml");
+    run(
+        &bin("maturin"),
+        &[
+            "build",
+            "--profile",
+            "dev",
+            "--manifest-path",
+            &manifest.to_string_lossy(),
+            "--interpreter",
+            &bin("python"),
+            "--out",
+            &wheels.to_string_lossy(),
+        ],
+    )?;
+    let wheel = std::fs::read_dir(&wheels)?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "whl"))
+        .context("maturin wrote no wheel")?;
+    run(
+        &bin("python"),
+        &[
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--force-reinstall",
+            "--no-deps",
+            &wheel.to_string_lossy(),
+        ],
+    )?;
+    run_command(
+        Command::new(bin("python"))
+            .args(["-m", "pytest", "-q", &root.join("msamamba-py/tests").to_string_lossy()])
+            .env("MSAMAMBA_BIN", target.join("debug/msamamba")),
+    )
 }
 
 /// The workspace's API docs, every rustdoc warning (a broken link, say) an error.

@@ -14,8 +14,8 @@ use msamamba_train::data::region::Region;
 use msamamba_train::infer::{Embedder, EmbeddingStore, RegionLabel};
 use msamamba_train::progress;
 
-use super::backend::{BackendChoice, OnBackend, dispatch};
 use super::source_args::SourceArgs;
+use msamamba_train::backend::{BackendChoice, OnBackend, dispatch};
 
 #[derive(Args, Debug)]
 pub struct EmbedArgs {

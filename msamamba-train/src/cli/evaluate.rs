@@ -11,8 +11,8 @@ use msamamba_train::train::classification_metrics::{ClassificationReport, check_
 use msamamba_train::train::finetune::predict;
 use msamamba_train::train::weights::load_classifier;
 
-use super::backend::{BackendChoice, OnBackend, dispatch};
 use super::source_args::SourceArgs;
+use msamamba_train::backend::{BackendChoice, OnBackend, dispatch};
 
 #[derive(Args, Debug)]
 pub struct EvaluateArgs {

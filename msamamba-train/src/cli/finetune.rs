@@ -15,10 +15,10 @@ use msamamba_train::train::weights::{classifier_path, load_backbone, load_finetu
 use msamamba_train::windows::classifier_batch::LabelledWindows;
 use msamamba_train::windows::row_order::RowOrder;
 
-use super::backend::{BackendChoice, OnBackend, dispatch};
 use super::evaluate::report;
 use super::refuse_changes;
 use super::source_args::SourceArgs;
+use msamamba_train::backend::{BackendChoice, OnBackend, dispatch};
 use msamamba_train::train::precision::{PrecisionChoice, resolve};
 
 #[derive(Args, Debug)]

@@ -1,6 +1,5 @@
 //! Subcommands, as users of samtools and bcftools expect them.
 
-mod backend;
 mod embed;
 mod evaluate;
 mod finetune;

@@ -13,9 +13,9 @@ use msamamba_train::train::precision::{PrecisionChoice, resolve};
 use msamamba_train::train::pretrain::{PretrainConfig, pretrain};
 use msamamba_train::train::run_dir::{RunDir, RunStart};
 
-use super::backend::{BackendChoice, Checkpointing, OnBackend, dispatch_training};
 use super::refuse_changes;
 use super::source_args::SourceArgs;
+use msamamba_train::backend::{BackendChoice, Checkpointing, OnBackend, dispatch_training};
 
 /// The bundled 30-species UCSC mm9 alignment (see data/maf/README.md for its source).
 const BUNDLED_MAF: &[u8] = include_bytes!("../../../data/maf/ucsc_mm9_chr10_big.maf");

@@ -21,8 +21,8 @@ use msamamba_train::infer::{
 use msamamba_train::train::classification_metrics::{auroc, average_precision};
 use noodles_core::Position;
 
-use super::backend::{BackendChoice, OnBackend, dispatch};
 use super::source_args::SourceArgs;
+use msamamba_train::backend::{BackendChoice, OnBackend, dispatch};
 
 #[derive(Args, Debug)]
 pub struct ScoreArgs {
@@ -276,7 +276,7 @@ impl ScoreArgs {
         };
         let writer =
             VariantTableWriter::new(sink, format, &reader.schema()).with_context(|| format!("writing {out_name}"))?;
-        let (summary, mut sink) = score_table(&scorer, &mut reader, writer, self.batch_size, &out_name)?;
+        let (summary, mut sink) = score_table(&scorer, &mut reader, writer, self.batch_size, &out_name, &mut |_| {})?;
         sink.flush().with_context(|| format!("writing {out_name}"))?;
         drop(sink);
         tracing::info!("{}", report(&summary).replace("record(s)", "row(s)"));

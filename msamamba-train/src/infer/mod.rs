@@ -33,6 +33,7 @@
 //! # }
 //! ```
 
+mod alignment;
 mod chrom_names;
 mod context;
 mod embedder;
@@ -44,6 +45,7 @@ mod skip;
 mod stream;
 mod table_stream;
 
+pub use alignment::AlignmentChoice;
 pub use chrom_names::{ChromNames, Match};
 pub use context::{Context, Cut};
 pub use embedder::Embedder;

@@ -15,14 +15,16 @@ use crate::data::variant_table::{VariantTableReader, VariantTableWriter};
 use crate::progress;
 
 /// Scores every row of `reader` with `scorer`, `batch_size` variants per forward pass, and
-/// writes each to `writer` in order; ends the output and hands back its stream. A table none of
-/// whose chromosomes is in the alignment is an error naming it.
+/// writes each to `writer` in order, telling `on_rows` how many rows each batch wrote; ends the
+/// output and hands back its stream. A table none of whose chromosomes is in the alignment is an
+/// error naming it.
 pub fn score_table<B: KernelBackend, W: Write + Send>(
     scorer: &VariantScorer<B>,
     reader: &mut VariantTableReader,
     mut writer: VariantTableWriter<W>,
     batch_size: usize,
     out_name: &str,
+    on_rows: &mut dyn FnMut(u64),
 ) -> Result<(ScoreSummary, W)> {
     let input = reader.path().to_path_buf();
     let mut chroms = ChromMatcher::new(scorer, &input);
@@ -80,6 +82,7 @@ pub fn score_table<B: KernelBackend, W: Write + Send>(
         writer
             .write(&batch.rows, score, reason)
             .with_context(|| format!("writing {out_name}"))?;
+        on_rows(outcomes.len() as u64);
     }
     progress.finish_and_clear();
     chroms.check_any(summary.records, scorer)?;
