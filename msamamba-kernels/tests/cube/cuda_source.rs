@@ -7,7 +7,6 @@
 use crate::common::{AttentionProblem, ConvProblem, Mask, NormProblem, rng};
 use crate::{adamw, causal_conv, linear, residual_norm, row_attention, scan};
 use burn::tensor::DType;
-use burn::tensor::backend::Backend;
 use msamamba_kernels::cube::{self, KernelConfig, LaneBackward};
 use msamamba_kernels::cuda_source::nvrtc::{Nvrtc, compile_recorded};
 use msamamba_kernels::cuda_source::{Capability, CudaSourceBackend as Pascal, CudaSourceDevice, recorded};
