@@ -93,3 +93,12 @@ def test_errors_are_python_exceptions_with_the_clis_message(workdir, tmp_path):
     bad.write_text("chrom,pos,ref\nchr10,5,A\n")
     with pytest.raises(msamamba.MsamambaError, match="no `alt` column"):
         model.score(bad, alignment=MAF)
+
+
+def test_long_calls_report_progress_to_python(workdir, tmp_path):
+    model = msamamba.load(workdir / "run", backend="cpu")
+    rows, regions = [], []
+    model._inner.score_file(str(VARIANTS), str(MAF), str(tmp_path / "out.parquet"), progress=rows.append)
+    assert sum(rows) == pq.read_table(tmp_path / "out.parquet").num_rows > 0
+    model._inner.embed_regions(["chr10:3134200-3134231"] * 3, str(MAF), progress=regions.append)
+    assert regions == [1, 1, 1]

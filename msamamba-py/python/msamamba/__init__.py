@@ -28,16 +28,25 @@ __all__ = ["load", "Model", "MsamambaError"]
 PathLike = Union[str, os.PathLike]
 
 
-def _progress(total: Optional[int], unit: str, show: bool) -> Optional[Callable[[int], None]]:
-    """A callback advancing a tqdm bar (the notebook one in notebooks), or None without tqdm."""
-    if not show:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    bar = tqdm(total=total, unit=unit)
-    return bar.update
+class _Progress:
+    """A tqdm bar (the notebook one in notebooks) that the extension advances through its
+    callback, or nothing where tqdm is not installed or progress is off."""
+
+    def __init__(self, total: Optional[int], unit: str, show: bool):
+        self.bar = None
+        if show:
+            try:
+                from tqdm.auto import tqdm
+            except ImportError:
+                return
+            self.bar = tqdm(total=total, unit=unit)
+
+    def __enter__(self) -> Optional[Callable[[int], None]]:
+        return self.bar.update if self.bar is not None else None
+
+    def __exit__(self, *_):
+        if self.bar is not None:
+            self.bar.close()
 
 
 class Model:
@@ -85,9 +94,9 @@ class Model:
                 pq.write_table(table, path)
                 total = table.num_rows
             out = os.path.join(scratch, "scored.parquet")
-            self._inner.score_file(path, os.fspath(alignment), out, target=target,
-                                   batch_size=batch_size,
-                                   progress=_progress(total, "variants", progress))
+            with _Progress(total, "variants", progress) as advance:
+                self._inner.score_file(path, os.fspath(alignment), out, target=target,
+                                       batch_size=batch_size, progress=advance)
             scored = pq.read_table(out)
         return scored.to_pandas() if pandas_in else scored
 
@@ -102,8 +111,9 @@ class Model:
         if pool not in (None, "mean"):
             raise ValueError(f"pool={pool!r}: None or \"mean\"")
         regions = [regions] if isinstance(regions, str) else list(regions)
-        width, flat = self._inner.embed_regions(regions, os.fspath(alignment), target=target,
-                                                progress=_progress(len(regions), "regions", progress))
+        with _Progress(len(regions), "regions", progress) as advance:
+            width, flat = self._inner.embed_regions(regions, os.fspath(alignment), target=target,
+                                                    progress=advance)
         arrays = [np.asarray(values, dtype=np.float32).reshape(-1, width) for values in flat]
         if pool == "mean":
             return np.stack([a.mean(axis=0) for a in arrays]) if arrays else np.zeros((0, width), np.float32)

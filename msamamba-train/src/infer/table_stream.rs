@@ -89,3 +89,57 @@ pub fn score_table<B: KernelBackend, W: Write + Send>(
     let out = writer.finish().with_context(|| format!("writing {out_name}"))?;
     Ok((summary, out))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::data::variant_table::{BATCH_ROWS, TableFormat};
+    use crate::infer::scorer::tests::{model, random_rows, scorer};
+
+    /// Counts the bytes written through it.
+    struct Counting(Arc<AtomicUsize>);
+
+    impl Write for Counting {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.fetch_add(buf.len(), Ordering::SeqCst);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn each_batch_of_rows_is_written_before_the_next_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        // Rows on a chromosome the alignment lacks: every row is read and written, none scored
+        // (the model is not what is under test), so three full batches go fast.
+        let rows = 3 * BATCH_ROWS + 5;
+        let mut text = String::from("chrom\tpos\tref\talt\n");
+        for k in 0..rows {
+            text.push_str(&format!("chr9\t{}\tA\tG\n", k + 1));
+        }
+        let path = dir.path().join("v.tsv");
+        std::fs::write(&path, text).unwrap();
+        let alignment = random_rows(5, 3, 60);
+        let scorer = scorer(&model(false), &alignment, 8);
+        let mut reader = VariantTableReader::open(&path).unwrap();
+        let written = Arc::new(AtomicUsize::new(0));
+        let writer = VariantTableWriter::new(Counting(written.clone()), TableFormat::Tsv, &reader.schema()).unwrap();
+        let mut seen = Vec::new();
+        let result = score_table(&scorer, &mut reader, writer, 4, "memory", &mut |n| {
+            seen.push((n, written.load(Ordering::SeqCst)))
+        });
+        // None of its chromosomes is in the alignment: an error, after every row was written.
+        let error = result.err().unwrap().to_string();
+        assert!(error.contains("none of its chromosomes (chr9)"), "{error}");
+        let batches: Vec<u64> = seen.iter().map(|&(n, _)| n).collect();
+        assert_eq!(batches, [BATCH_ROWS as u64, BATCH_ROWS as u64, BATCH_ROWS as u64, 5]);
+        // Each batch's rows were out before the next batch was read.
+        assert!(seen.windows(2).all(|w| w[0].1 > 0 && w[1].1 > w[0].1), "{seen:?}");
+    }
+}
